@@ -1,0 +1,96 @@
+// CNI error codes and the typed errors that carry them. Every failure that reaches a runtime goes
+// through toCniError() exactly once, at the edge (skel), so the mapping lives in one place.
+
+export const CniCode = {
+  IncompatibleVersion: 1,
+  UnsupportedField: 2,
+  UnknownContainer: 3,
+  InvalidEnv: 4,
+  IoFailure: 5,
+  DecodeFailure: 6,
+  InvalidConfig: 7,
+  TryAgainLater: 11,
+  PluginNotAvailable: 50,
+  PluginNotAvailableLimited: 51,
+  // Plugin-specific codes (≥ 100).
+  AddressExhausted: 100,
+  QuotaExceeded: 101,
+  CloudRejected: 102,
+  PermissionDenied: 103,
+  KernelFailure: 110,
+  DeviceNotFound: 111,
+  Internal: 999,
+} as const;
+export type CniCodeValue = (typeof CniCode)[keyof typeof CniCode];
+
+const DEFAULT_MSG: Record<number, string> = {
+  1: "Incompatible CNI version",
+  2: "Unsupported field",
+  3: "Container unknown or does not exist",
+  4: "Invalid environment variables",
+  5: "I/O failure",
+  6: "Failed to decode content",
+  7: "Invalid network config",
+  11: "Try again later",
+  50: "Plugin not available",
+  51: "Plugin not available, existing containers may have limited connectivity",
+  100: "No addresses available",
+  101: "Quota exceeded",
+  102: "Cloud rejected the request",
+  103: "Permission denied by the cloud",
+  110: "Kernel operation failed",
+  111: "Device not found",
+  999: "Internal error",
+};
+
+/** A failure with a CNI error code. `msg` is the short class of error, `details` the specific cause. */
+export class CniError extends Error {
+  readonly code: number;
+  readonly details: string;
+  constructor(code: number, details: string, options?: { cause?: unknown; msg?: string }) {
+    super(details, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "CniError";
+    this.code = code;
+    this.details = details;
+    this.msgText = options?.msg ?? DEFAULT_MSG[code] ?? "Plugin error";
+  }
+  readonly msgText: string;
+  toJSON(cniVersion?: string): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    if (cniVersion !== undefined) out["cniVersion"] = cniVersion;
+    out["code"] = this.code;
+    out["msg"] = this.msgText;
+    out["details"] = this.details;
+    return out;
+  }
+}
+
+export const invalidConfig = (details: string, cause?: unknown): CniError =>
+  new CniError(CniCode.InvalidConfig, details, { cause });
+export const invalidEnv = (details: string): CniError => new CniError(CniCode.InvalidEnv, details);
+export const decodeFailure = (details: string, cause?: unknown): CniError =>
+  new CniError(CniCode.DecodeFailure, details, { cause });
+export const incompatibleVersion = (details: string): CniError =>
+  new CniError(CniCode.IncompatibleVersion, details);
+export const tryAgainLater = (details: string, cause?: unknown): CniError =>
+  new CniError(CniCode.TryAgainLater, details, { cause });
+
+/**
+ * Errors from adapters implement this to choose their own CNI code; toCniError() asks them.
+ * (OpenStackError and KernelError do; see their modules.)
+ */
+export interface HasCniCode {
+  cniCode(): number;
+}
+
+function hasCniCode(e: unknown): e is Error & HasCniCode {
+  return e instanceof Error && typeof (e as Partial<HasCniCode>).cniCode === "function";
+}
+
+/** Map any thrown value to a CniError; a CniError passes through unchanged. */
+export function toCniError(e: unknown): CniError {
+  if (e instanceof CniError) return e;
+  if (hasCniCode(e)) return new CniError(e.cniCode(), e.message, { cause: e });
+  if (e instanceof Error) return new CniError(CniCode.Internal, e.message, { cause: e });
+  return new CniError(CniCode.Internal, String(e));
+}
