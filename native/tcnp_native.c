@@ -20,17 +20,8 @@
 #include <unistd.h>
 
 static const char *errno_name(int e) {
-  switch (e) {
-    case EPERM: return "EPERM";
-    case EINVAL: return "EINVAL";
-    case EBADF: return "EBADF";
-    case ENOENT: return "ENOENT";
-    case ENODEV: return "ENODEV";
-    case ENXIO: return "ENXIO";
-    case EACCES: return "EACCES";
-    case ENETDOWN: return "ENETDOWN";
-    default: return "EIO";
-  }
+  const char *n = strerrorname_np(e);
+  return n != NULL ? n : "EIO";
 }
 
 static napi_value throw_errno(napi_env env, const char *what, int e) {
