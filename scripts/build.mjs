@@ -77,6 +77,16 @@ const netlinkBindingPlugin = {
   },
 };
 
+function version() {
+  const pkg = JSON.parse(fs.readFileSync(rel("package.json"), "utf8")).version;
+  try {
+    const rev = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    return `${pkg}+${rev}`;
+  } catch {
+    return pkg;
+  }
+}
+
 async function bundle() {
   fs.mkdirSync(rel("dist/native"), { recursive: true });
   await esbuild.build({
@@ -90,7 +100,7 @@ async function bundle() {
     minifyWhitespace: true,
     keepNames: true,
     legalComments: "none",
-    define: { "import.meta.url": "__tcnp_import_meta_url" },
+    define: { "import.meta.url": "__tcnp_import_meta_url", __TCNP_VERSION__: JSON.stringify(version()) },
     banner: { js: "var __tcnp_import_meta_url = require('url').pathToFileURL(__filename).href;" },
     plugins: [netlinkBindingPlugin],
     logLevel: "warning",
@@ -108,11 +118,11 @@ function sea() {
     assets: { "tcnp.node": rel("build/native/tcnp.node"), "netlink.node": rel("build/native/netlink.node") },
   };
   fs.writeFileSync(rel("build/sea-config.json"), JSON.stringify(cfg, null, 2));
-  execFileSync(process.execPath, ["--experimental-sea-config", rel("build/sea-config.json")], { stdio: ["ignore", "ignore", "inherit"] });
+  execFileSync(process.execPath, ["--experimental-sea-config", rel("build/sea-config.json")], { stdio: ["ignore", "ignore", "pipe"] });
   const tmp = rel("dist/tcnp.tmp");
   fs.copyFileSync(process.execPath, tmp);
   // Strip before injecting: stripping an injected binary corrupts it (research/toolchain.md §3).
-  execFileSync("strip", ["--strip-all", tmp]);
+  execFileSync("strip", ["--strip-all", tmp], { stdio: ["ignore", "ignore", "ignore"] });
   execFileSync(process.execPath, [rel("node_modules/postject/dist/cli.js"), tmp, "NODE_SEA_BLOB", cfg.output,
     "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"], { stdio: ["ignore", "ignore", "inherit"] });
   fs.chmodSync(tmp, 0o755);

@@ -1,0 +1,43 @@
+// The `tcnp` admin CLI: subcommands parse their own flags; each returns an exit code.
+import * as path from "node:path";
+import * as sea from "node:sea";
+import { parseArgs } from "node:util";
+import { install } from "../cli/install.js";
+import { VERSION } from "../version.js";
+
+const USAGE = `usage: tcnp <command> [options]
+
+commands:
+  version                      print the version
+  install --bin-dir DIR        install the executable and its plugin links into DIR (e.g. /opt/cni/bin)
+`;
+
+function selfExecutable(): string {
+  // Inside the single executable it is us; from the bundle, the executable built beside it.
+  return sea.isSea() ? process.execPath : path.join(path.dirname(process.argv[1] ?? "."), "tcnp");
+}
+
+export async function adminCli(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case "version":
+    case "--version":
+      process.stdout.write(`tcnp ${VERSION}\n`);
+      return 0;
+    case "install": {
+      const { values } = parseArgs({ args: rest, options: { "bin-dir": { type: "string", default: "/opt/cni/bin" } } });
+      const r = install({ source: selfExecutable(), binDir: values["bin-dir"] ?? "/opt/cni/bin" });
+      process.stdout.write(`installed ${r.binary}\n${r.links.map((l) => `  ${l} -> tcnp`).join("\n")}\n`);
+      for (const b of r.backedUp) process.stdout.write(`kept the previous file as ${b}\n`);
+      return 0;
+    }
+    case undefined:
+    case "help":
+    case "--help":
+      process.stdout.write(USAGE);
+      return cmd === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`tcnp: unknown command "${cmd}"\n${USAGE}`);
+      return 2;
+  }
+}

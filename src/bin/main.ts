@@ -1,0 +1,27 @@
+// The one executable. It becomes the program it was invoked as (see cli/names.ts); everything a
+// program needs is imported on demand, so a CNI VERSION call loads almost nothing.
+import { invokedAs, isCniPlugin } from "../cli/names.js";
+
+async function main(): Promise<number> {
+  const name = invokedAs(process.argv0, process.argv);
+  if (isCniPlugin(name)) {
+    const { cniProcess } = await import("./cni-process.js");
+    return cniProcess(name);
+  }
+  if (name === "vrouter-route-controller") {
+    process.stderr.write("vrouter-route-controller: not available in this build\n");
+    return 1;
+  }
+  const { adminCli } = await import("./admin.js");
+  return adminCli(process.argv.slice(2));
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    process.stderr.write(`tcnp: ${e instanceof Error ? e.message : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);
