@@ -1,0 +1,56 @@
+#!/bin/bash
+# The whole test suite, on a fresh Debian 12 machine of this kind: installs its dependencies,
+# builds, starts a real Keystone + Neutron + Nova (fake driver) on loopback, and runs every layer
+# the machine supports (unit, emulator, contract, netns, e2e, realcloud). Root is needed for the
+# netns/e2e layers and the real cloud; without root those layers are skipped with a reason.
+#   scripts/test.sh [--no-realcloud]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$(date +%s)
+say() { echo "[test $(( $(date +%s) - t0 ))s] $*"; }
+
+realcloud=1
+[ "${1:-}" = "--no-realcloud" ] && realcloud=0
+[ "$(id -u)" = 0 ] || realcloud=0
+
+if [ "$(id -u)" = 0 ]; then
+  if [ $realcloud = 1 ]; then scripts/setup-deps.sh; else scripts/setup-deps.sh --no-cloud; fi
+else
+  [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error
+fi
+
+rc_pid=""
+cleanup() {
+  if [ -n "$rc_pid" ]; then kill "$rc_pid" 2>/dev/null || true; fi
+  if [ $realcloud = 1 ]; then scripts/realcloud/teardown.sh >/dev/null 2>&1 || true; fi
+}
+trap cleanup EXIT
+
+if [ $realcloud = 1 ]; then
+  say "starting the real cloud in the background (log: .tmp/realcloud-setup.log)"
+  mkdir -p .tmp
+  scripts/realcloud/setup.sh > .tmp/realcloud-setup.log 2>&1 &
+  rc_pid=$!
+fi
+
+say "building"
+npm run --silent build
+scripts/build-cnicaller.sh >/dev/null
+say "type-checking"
+npx tsc --noEmit -p .
+
+say "unit, emulator, contract, netns and e2e layers"
+node --test build/src build/test/contract build/test/netns build/test/e2e build/test/emulator
+
+if [ $realcloud = 1 ]; then
+  say "waiting for the real cloud"
+  if ! wait "$rc_pid"; then rc_pid=""; tail -30 .tmp/realcloud-setup.log; echo "real cloud failed to start"; exit 1; fi
+  rc_pid=""
+  say "realcloud layer"
+  # shellcheck disable=SC1091
+  . scripts/realcloud/env.sh
+  node --test build/test/realcloud
+else
+  say "realcloud layer skipped (needs root)"
+fi
+say "all layers passed"

@@ -1,0 +1,62 @@
+// The emulator's data-path hooks on a real (or fake) kernel, for the lab: a Nova attach plugs a NIC
+// with the port's MAC into the VM's namespace, wired to the network's bridge; a detach unplugs it;
+// router route changes become kernel routes in the router's namespace.
+import type { Kernel } from "../kernel/types.js";
+import type { Logger } from "../log/logger.js";
+import type { Port, Router } from "../openstack/types.js";
+import type { DataPathHooks, Emulator } from "./emulator.js";
+import type { DataPathMap } from "./seed.js";
+import type { ServerRec } from "./world.js";
+
+const nsPath = (name: string): string => (name.startsWith("/") ? name : `/var/run/netns/${name}`);
+export const tapName = (portId: string): string => `tap${portId.replace(/-/g, "").slice(0, 11)}`;
+
+function lookup<T>(map: Record<string, T> | undefined, id: string, name: string): T | undefined {
+  return map?.[id] ?? map?.[name];
+}
+
+/** The name a hot-plugged NIC gets in the guest: the first free ensN (N ≥ 4, like udev on a q35 VM). */
+async function guestName(kernel: Kernel, ns: string): Promise<string> {
+  const names = new Set((await kernel.listLinks(ns)).map((l) => l.name));
+  for (let n = 4; ; n++) if (!names.has(`ens${n}`)) return `ens${n}`;
+}
+
+export function kernelDataPath(em: Emulator, kernel: Kernel, map: DataPathMap, log?: Logger): DataPathHooks {
+  return {
+    async attach(server: ServerRec, port: Port): Promise<void> {
+      const vm = lookup(map.servers, server.id, server.name);
+      const net = em.world.networks[port.network_id];
+      const wire = net === undefined ? undefined : lookup(map.networks, net.id, net.name);
+      if (vm === undefined || wire === undefined) return;
+      const tap = tapName(port.id);
+      const mtu = net?.mtu ?? 1500;
+      const name = await guestName(kernel, nsPath(vm.netns));
+      await kernel.createVeth(nsPath(wire.netns), { name: tap, mtu, peer: { name, netns: nsPath(vm.netns), mac: port.mac_address, mtu } });
+      await kernel.setLink(nsPath(wire.netns), tap, { master: wire.bridge, up: true });
+      log?.info("hot-plugged a NIC", { server: server.name, port: port.id, guestName: name, mac: port.mac_address });
+    },
+    async detach(server: ServerRec, port: Port): Promise<void> {
+      const net = em.world.networks[port.network_id];
+      const wire = net === undefined ? undefined : lookup(map.networks, net.id, net.name);
+      if (wire === undefined) return;
+      const gone = await kernel.deleteLink(nsPath(wire.netns), tapName(port.id));
+      log?.info("unplugged a NIC", { server: server.name, port: port.id, existed: gone });
+    },
+    async routes(router: Router): Promise<void> {
+      const r = lookup(map.routers, router.id, router.name);
+      if (r === undefined) return;
+      const ns = nsPath(r.netns);
+      const want = new Map(router.routes.map((x) => [x.destination, x.nexthop]));
+      const have = (await kernel.listRoutes(ns)).filter((x) => x.gw !== undefined && x.dst !== "0.0.0.0/0" && x.proto !== "kernel");
+      for (const h of have) if (want.get(h.dst) !== h.gw) await kernel.deleteRoute(ns, { dst: h.dst, gw: h.gw! });
+      for (const [dst, gw] of want) {
+        if (have.some((h) => h.dst === dst && h.gw === gw)) continue;
+        try {
+          await kernel.replaceRoute(ns, { dst, gw });
+        } catch (e) {
+          log?.warn("cannot apply a router route in the data plane", { router: router.name, dst, gw, error: e });
+        }
+      }
+    },
+  };
+}
