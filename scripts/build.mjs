@@ -124,7 +124,7 @@ function sea() {
   // Strip before injecting: stripping an injected binary corrupts it (research/toolchain.md §3).
   execFileSync("strip", ["--strip-all", tmp], { stdio: ["ignore", "ignore", "ignore"] });
   execFileSync(process.execPath, [rel("node_modules/postject/dist/cli.js"), tmp, "NODE_SEA_BLOB", cfg.output,
-    "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"], { stdio: ["ignore", "ignore", "inherit"] });
+    "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"], { stdio: ["ignore", "ignore", "pipe"] });
   fs.chmodSync(tmp, 0o755);
   fs.renameSync(tmp, rel("dist/tcnp"));
   say(`wrote dist/tcnp (${(fs.statSync(rel("dist/tcnp")).size / 1e6).toFixed(1)} MB)`);

@@ -2,7 +2,10 @@
 import * as path from "node:path";
 import * as sea from "node:sea";
 import { parseArgs } from "node:util";
+import { cloudCli } from "../cli/cloud.js";
 import { install } from "../cli/install.js";
+import type { Io } from "../cli/io.js";
+import type { Kernel } from "../kernel/types.js";
 import { VERSION } from "../version.js";
 
 const USAGE = `usage: tcnp <command> [options]
@@ -10,7 +13,30 @@ const USAGE = `usage: tcnp <command> [options]
 commands:
   version                      print the version
   install --bin-dir DIR        install the executable and its plugin links into DIR (e.g. /opt/cni/bin)
+  cloud ...                    the embedded OpenStack (tcnp cloud help)
 `;
+
+const io: Io = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t), env: process.env };
+
+async function kernel(): Promise<Kernel> {
+  const { NetlinkKernel } = await import("../kernel/netlink-kernel.js");
+  return NetlinkKernel.create();
+}
+
+/** Keep a long-running command alive until SIGTERM/SIGINT, then run its stop and exit 0. */
+function runUntilSignalled(stop: () => Promise<void>): void {
+  let stopping = false;
+  const onSignal = (): void => {
+    if (stopping) return;
+    stopping = true;
+    stop().then(() => process.exit(0), (e: unknown) => {
+      process.stderr.write(`tcnp: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(1);
+    });
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+}
 
 function selfExecutable(): string {
   // Inside the single executable it is us; from the bundle, the executable built beside it.
@@ -30,6 +56,10 @@ export async function adminCli(argv: string[]): Promise<number> {
       process.stdout.write(`installed ${r.binary}\n${r.links.map((l) => `  ${l} -> tcnp`).join("\n")}\n`);
       for (const b of r.backedUp) process.stdout.write(`kept the previous file as ${b}\n`);
       return 0;
+    }
+    case "cloud": {
+      const code = await cloudCli(rest, io, { kernel, onStop: runUntilSignalled });
+      return code < 0 ? new Promise<number>(() => {}) : code;
     }
     case undefined:
     case "help":
