@@ -6,8 +6,8 @@ import type { CniPluginName } from "../cli/names.js";
 import type { Kernel } from "../kernel/types.js";
 import { fileSink } from "../log/file-sink.js";
 import { createLogger, type Level } from "../log/logger.js";
-import { systemClock } from "../plugins/deps.js";
 import { loadPlugin } from "../plugins/registry.js";
+import { productionDeps } from "../plugins/wiring.js";
 import { VERSION } from "../version.js";
 
 function readStdin(): string {
@@ -44,7 +44,8 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
     plugin: name, pid: process.pid, command: env["CNI_COMMAND"], containerId: env["CNI_CONTAINERID"], ifname: env["CNI_IFNAME"],
   });
   let kernel: Kernel | undefined;
-  const deps = {
+  const deps = productionDeps({
+    env, log,
     kernel: async (): Promise<Kernel> => {
       if (kernel === undefined) {
         const { NetlinkKernel } = await import("../kernel/netlink-kernel.js");
@@ -52,10 +53,7 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
       }
       return kernel;
     },
-    log,
-    clock: systemClock,
-    env,
-  };
+  });
   const outcome = await runCni({
     add: async (ctx) => (await loadPlugin(name, deps)).add(ctx),
     del: async (ctx) => (await loadPlugin(name, deps)).del(ctx),

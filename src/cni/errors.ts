@@ -17,8 +17,10 @@ export const CniCode = {
   QuotaExceeded: 101,
   CloudRejected: 102,
   PermissionDenied: 103,
+  AllocationMissing: 104,
   KernelFailure: 110,
   DeviceNotFound: 111,
+  CheckFailed: 112,
   Internal: 999,
 } as const;
 export type CniCodeValue = (typeof CniCode)[keyof typeof CniCode];
@@ -38,8 +40,10 @@ const DEFAULT_MSG: Record<number, string> = {
   101: "Quota exceeded",
   102: "Cloud rejected the request",
   103: "Permission denied by the cloud",
+  104: "Allocation missing",
   110: "Kernel operation failed",
   111: "Device not found",
+  112: "Network state differs from what was set up",
   999: "Internal error",
 };
 

@@ -55,7 +55,7 @@ export class Neutron {
   }
   /** PUT a port; with `revision`, only if it is still at that revision (412 otherwise). */
   async updatePort(id: string, body: Record<string, unknown>, revision?: number): Promise<Port> {
-    return (await this.#s.request<{ port: Port }>("network", "PUT", `/v2.0/ports/${id}`, { body: { port: body }, headers: ifMatch(revision), retry: revision !== undefined })).body.port;
+    return (await this.#s.request<{ port: Port }>("network", "PUT", `/v2.0/ports/${id}`, { body: { port: body }, headers: ifMatch(revision) })).body.port;
   }
   async updateFixedIps(id: string, fixedIps: ReadonlyArray<Partial<FixedIp>>, revision?: number): Promise<Port> {
     return this.updatePort(id, { fixed_ips: fixedIps }, revision);
@@ -93,7 +93,7 @@ export class Neutron {
     await this.#s.request("network", "DELETE", `/v2.0/routers/${id}`, { retry: true });
   }
   async setRoutes(id: string, routes: RouterRoute[], revision?: number): Promise<Router> {
-    return (await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}`, { body: { router: { routes } }, headers: ifMatch(revision), retry: revision !== undefined })).body.router;
+    return (await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}`, { body: { router: { routes } }, headers: ifMatch(revision) })).body.router;
   }
   async updateRouter(id: string, body: Record<string, unknown>): Promise<Router> {
     return (await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}`, { body: { router: body } })).body.router;

@@ -2,6 +2,7 @@
 // the same plugin code runs in a one-shot CNI process, in tests with fakes, and (later) inside a
 // long-running node agent.
 import type { Env } from "../cni/env.js";
+import type { CniPlugin } from "../cni/skel.js";
 import type { Kernel } from "../kernel/types.js";
 import type { Logger } from "../log/logger.js";
 
@@ -22,4 +23,6 @@ export interface PluginDeps {
   clock: Clock;
   /** The process environment (OS_* variables, overrides for state paths). */
   env: Env;
+  /** The IPAM plugin of this `type`: tcnp-ipam in process, any other by exec from CNI_PATH. */
+  ipam(type: string): CniPlugin;
 }

@@ -1,14 +1,16 @@
 // Name → plugin factory. Each plugin is imported on demand so a process loads only its own code.
 import type { CniPlugin } from "../cni/skel.js";
 import type { CniPluginName } from "../cli/names.js";
-import type { PluginDeps } from "./deps.js";
+import type { IpamDeps } from "../ipam/plugin.js";
 
-export async function loadPlugin(name: CniPluginName, _deps: PluginDeps): Promise<CniPlugin> {
+export async function loadPlugin(name: CniPluginName, deps: IpamDeps): Promise<CniPlugin> {
   switch (name) {
     case "tcnp-ipam":
+      return (await import("../ipam/plugin.js")).createIpam(deps);
+    case "veth-route":
+      return (await import("./veth-route/plugin.js")).createVethRoute(deps);
     case "host-device":
     case "veth-host":
-    case "veth-route":
       throw new Error(`Plugin "${name}" is not available in this build`);
   }
 }

@@ -1,0 +1,79 @@
+// Per-node address blocks (mix mode, `nodeBlockPrefix`): each VM reserves an aligned block of a pod
+// subnet and takes its pod addresses from it, so the router needs one route per node instead of one
+// per pod. The reservation is a Neutron port holding the block's first usable address, named and
+// tagged for the node: Neutron's own address uniqueness makes two nodes' claims on one block
+// impossible (the loser gets 409 IpAddressAlreadyAllocated and moves to the next block).
+import type { Logger } from "../log/logger.js";
+import { addToIp, formatCidr, formatIp, networkOf, parseCidr, parseIp, broadcastOf, type Cidr } from "../net/ip.js";
+import { isOpenStackError } from "../openstack/errors.js";
+import type { Neutron } from "../openstack/neutron.js";
+import type { FixedIp, Port, Subnet } from "../openstack/types.js";
+import type { IpamConfig } from "./config.js";
+import type { VmPort } from "./vm-port.js";
+
+export const BLOCK_TAG = "tcnp-block";
+export const blockTag = (cidr: string): string => `tcnp-block=${cidr}`;
+export const blockNodeTag = (serverId: string): string => `tcnp-node=${serverId}`;
+
+/** The CIDR a reservation port stands for, from its tags. */
+export const blockOf = (p: Port): string | undefined => p.tags.find((t) => t.startsWith("tcnp-block="))?.slice("tcnp-block=".length);
+
+function usable(subnet: Subnet, block: Cidr): bigint[] {
+  const net = parseCidr(subnet.cidr);
+  const lo = networkOf(block).ip.value;
+  const hi = broadcastOf(block).value;
+  const out: bigint[] = [];
+  for (let v = lo; v <= hi; v++) {
+    if (v === networkOf(net).ip.value || v === broadcastOf(net).value) continue;
+    if (subnet.gateway_ip !== null && parseIp(subnet.gateway_ip).value === v) continue;
+    out.push(v);
+  }
+  return out;
+}
+
+/** All aligned blocks of `prefix` inside the subnet, in address order. */
+function blocksOf(subnet: Subnet, prefix: number): Cidr[] {
+  const net = networkOf(parseCidr(subnet.cidr));
+  if (prefix < net.prefix) return [];
+  const size = 1n << BigInt(32 - prefix);
+  const count = 1n << BigInt(prefix - net.prefix);
+  return Array.from({ length: Number(count) }, (_, i) => ({ ip: addToIp(net.ip, size * BigInt(i)), prefix }));
+}
+
+export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
+  return async (vm: VmPort, subnet: Subnet): Promise<Partial<FixedIp> | undefined> => {
+    const prefix = cfg.nodeBlockPrefix!;
+    const serverId = vm.port.device_id;
+    const reservations = await neutron.listPorts({ network_id: subnet.network_id, tags: BLOCK_TAG });
+    const taken = new Set<string>();
+    for (const p of await neutron.listPorts({ network_id: subnet.network_id })) for (const f of p.fixed_ips) if (f.subnet_id === subnet.id) taken.add(f.ip_address);
+    const mine = reservations.filter((r) => r.tags.includes(blockNodeTag(serverId))).map(blockOf).filter((b): b is string => b !== undefined).map(parseCidr);
+    const tokens = new Set(reservations.flatMap((r) => r.fixed_ips.map((f) => f.ip_address)));
+    // A free address in one of my blocks (never a reservation address).
+    for (const b of mine) {
+      for (const v of usable(subnet, b)) {
+        const ip = formatIp({ family: 4, value: v });
+        if (!taken.has(ip) && !tokens.has(ip)) return { subnet_id: subnet.id, ip_address: ip };
+      }
+    }
+    // Reserve the next block nobody holds and whose addresses are all free.
+    const claimed = new Set(reservations.map(blockOf));
+    for (const b of blocksOf(subnet, prefix)) {
+      const cidr = formatCidr(b);
+      if (claimed.has(cidr)) continue;
+      const addrs = usable(subnet, b);
+      if (addrs.length < 2 || addrs.some((v) => taken.has(formatIp({ family: 4, value: v })))) continue;
+      const token = formatIp({ family: 4, value: addrs[0]! });
+      try {
+        const r = await neutron.createPort({ network_id: subnet.network_id, name: `tcnp-block-${cidr}`, description: `tcnp: ${cidr} reserved for the pods of server ${serverId}`, fixed_ips: [{ subnet_id: subnet.id, ip_address: token }] });
+        await neutron.setTags("ports", r.id, [BLOCK_TAG, blockTag(cidr), blockNodeTag(serverId)]);
+        log.info("reserved a per-node block", { block: cidr, server: serverId, reservationPort: r.id });
+        return { subnet_id: subnet.id, ip_address: formatIp({ family: 4, value: addrs[1]! }) };
+      } catch (e) {
+        if (isOpenStackError(e, "IpAddressAlreadyAllocated")) continue;
+        throw e;
+      }
+    }
+    return undefined;
+  };
+}

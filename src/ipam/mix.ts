@@ -1,0 +1,177 @@
+// mix mode: a pod address is one more fixed IP of the VM's own port. Add = the whole current list
+// plus one {subnet_id} (or one chosen address), guarded by If-Match, retried with jitter on 412, the
+// new address found as the set difference and confirmed by reading the port back. Real Neutron's
+// If-Match is not a true compare-and-swap under concurrency (research/realcloud.md §6.3), so the
+// caller holds the node-wide lock: one writer per port, with If-Match guarding against others.
+import { CniError, CniCode, tryAgainLater } from "../cni/errors.js";
+import { parseCidr } from "../net/ip.js";
+import { isOpenStackError, OpenStackError } from "../openstack/errors.js";
+import { NetworkError } from "../openstack/http.js";
+import type { Neutron } from "../openstack/neutron.js";
+import type { FixedIp, Port, Subnet } from "../openstack/types.js";
+import type { Logger } from "../log/logger.js";
+import type { Clock } from "../plugins/deps.js";
+import type { IpamConfig } from "./config.js";
+import type { Allocation, AllocationStore } from "./store.js";
+import type { VmPort } from "./vm-port.js";
+
+export interface MixDeps {
+  cfg: IpamConfig;
+  neutron: Neutron;
+  store: AllocationStore;
+  clock: Clock;
+  log: Logger;
+  /** Choose the fixed_ips entry to request on a subnet (per-node blocks pick an address). */
+  chooseEntry?(vm: VmPort, subnet: Subnet, port: Port): Promise<Partial<FixedIp> | undefined>;
+}
+
+/** The tag that marks a VM port whose extra fixed IPs are tcnp pods, and the node address tag. */
+export const MIX_TAG = "tcnp-mix";
+export const nodeIpTag = (ip: string): string => `tcnp-node-ip=${ip}`;
+
+const transient = (e: unknown): boolean =>
+  e instanceof NetworkError || (e instanceof OpenStackError && (e.status >= 500 || e.status === 429));
+
+const jitter = (attempt: number): number => Math.min(500, 10 * 2 ** attempt) * (0.5 + Math.random());
+
+const entries = (ips: readonly FixedIp[]): FixedIp[] => ips.map((f) => ({ subnet_id: f.subnet_id, ip_address: f.ip_address }));
+
+/** The IPv4 subnets to allocate from on a network: configured `subnets` (in their order) or all. */
+export async function candidateSubnets(neutron: Neutron, cfg: IpamConfig, networkId: string): Promise<Subnet[]> {
+  const all = (await neutron.listSubnets({ network_id: networkId })).filter((s) => s.ip_version === 4);
+  if (cfg.subnets.length === 0) return all;
+  return cfg.subnets.map((id) => all.find((s) => s.id === id)).filter((s): s is Subnet => s !== undefined);
+}
+
+async function markPort(d: MixDeps, vm: VmPort, port: Port): Promise<void> {
+  for (const tag of [MIX_TAG, nodeIpTag(vm.nodeIp)]) {
+    if (!port.tags.includes(tag)) await d.neutron.addTag("ports", port.id, tag);
+  }
+}
+
+/** Add one address on `subnet` to the VM's port. Returns the address, or undefined if exhausted. */
+async function addOne(d: MixDeps, vm: VmPort, subnet: Subnet, base: Omit<Allocation, "state" | "createdAt" | "updatedAt">): Promise<string | undefined> {
+  for (let attempt = 0; attempt < d.cfg.conflictAttempts; attempt++) {
+    const port = await d.neutron.getPort(vm.port.id);
+    if (attempt === 0) await markPort(d, vm, port);
+    const entry = (await d.chooseEntry?.(vm, subnet, port)) ?? { subnet_id: subnet.id };
+    const before = new Set(port.fixed_ips.map((f) => f.ip_address));
+    const now = d.clock.now();
+    d.store.put({ ...base, state: "adding", before: [...before], createdAt: now, updatedAt: now });
+    let after: Port;
+    try {
+      after = await d.neutron.updateFixedIps(port.id, [...entries(port.fixed_ips), entry], port.revision_number);
+    } catch (e) {
+      if (isOpenStackError(e, "RevisionNumberConstraintFailed")) {
+        d.log.debug("lost a revision race, retrying", { port: port.id, attempt });
+        await d.clock.sleep(jitter(attempt));
+        continue;
+      }
+      if (isOpenStackError(e, "IpAddressGenerationFailure") || isOpenStackError(e, "IpAddressAlreadyAllocated")) {
+        d.store.delete(base.containerId, base.ifname);
+        if (isOpenStackError(e, "IpAddressAlreadyAllocated")) continue;
+        return undefined;
+      }
+      if (transient(e)) await undoUncertainAdd(d, vm.port.id, before, base);
+      else d.store.delete(base.containerId, base.ifname);
+      throw e;
+    }
+    const added = after.fixed_ips.filter((f) => !before.has(f.ip_address) && f.subnet_id === subnet.id).map((f) => f.ip_address);
+    if (added.length === 0) continue;
+    // Read back: with several writers, real Neutron may have merged or undone our change.
+    const check = await d.neutron.getPort(port.id);
+    const ip = added.find((a) => check.fixed_ips.some((f) => f.ip_address === a));
+    if (ip === undefined) {
+      d.log.warn("our address vanished from the port after the update (a concurrent writer?), retrying", { port: port.id, added });
+      continue;
+    }
+    return ip;
+  }
+  d.store.delete(base.containerId, base.ifname);
+  throw tryAgainLater(`Cannot add an address to port ${vm.port.id}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${vm.port.id}, 412 RevisionNumberConstraintFailed)`);
+}
+
+// The update failed in a way that may or may not have committed (a 5xx, a dropped connection). Read
+// the port back and take away anything that appeared; if even that fails, the intent record stays
+// and a later DEL or GC finishes the job.
+async function undoUncertainAdd(d: MixDeps, portId: string, before: Set<string>, base: { containerId: string; ifname: string }): Promise<void> {
+  try {
+    await removeAddresses(d, portId, (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address));
+    d.store.delete(base.containerId, base.ifname);
+  } catch (e) {
+    d.log.warn("cannot tell whether a failed update added an address; leaving it for a later DEL/GC", { port: portId, error: e });
+  }
+}
+
+const knownAddress = (store: AllocationStore, ip: string): boolean => store.list().some((a) => a.ip === ip && a.state === "active");
+
+/** Remove every fixed IP matching `drop` from a port (If-Match, retried on 412). Missing port: done. */
+export async function removeAddresses(d: Pick<MixDeps, "neutron" | "cfg" | "clock" | "log">, portId: string, drop: (f: FixedIp) => boolean): Promise<string[]> {
+  for (let attempt = 0; attempt < d.cfg.conflictAttempts; attempt++) {
+    let port: Port;
+    try {
+      port = await d.neutron.getPort(portId);
+    } catch (e) {
+      if (isOpenStackError(e, "PortNotFound")) return [];
+      throw e;
+    }
+    const gone = port.fixed_ips.filter(drop);
+    if (gone.length === 0) return [];
+    try {
+      await d.neutron.updateFixedIps(portId, entries(port.fixed_ips.filter((f) => !drop(f))), port.revision_number);
+    } catch (e) {
+      if (isOpenStackError(e, "RevisionNumberConstraintFailed")) {
+        await d.clock.sleep(jitter(attempt));
+        continue;
+      }
+      if (isOpenStackError(e, "PortNotFound")) return [];
+      throw e;
+    }
+    const check = await d.neutron.getPort(portId);
+    if (!check.fixed_ips.some(drop)) return gone.map((f) => f.ip_address);
+  }
+  throw tryAgainLater(`Cannot remove addresses from port ${portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${portId}, 412 RevisionNumberConstraintFailed)`);
+}
+
+/** Allocate an address for (containerId, ifname): first VM port / subnet with room, in config order. */
+export async function mixAdd(d: MixDeps, who: { containerId: string; ifname: string; serverId: string }, vms: VmPort[]): Promise<Allocation> {
+  for (const vm of vms) {
+    for (const subnet of await candidateSubnets(d.neutron, d.cfg, vm.networkId)) {
+      const base = { containerId: who.containerId, ifname: who.ifname, mode: "mix" as const, serverId: who.serverId, networkId: vm.networkId, portId: vm.port.id, subnetId: subnet.id, mac: vm.port.mac_address, hostIfname: vm.hostIf };
+      const ip = await addOne(d, vm, subnet, base);
+      if (ip === undefined) {
+        d.log.info("subnet exhausted, trying the next", { subnet: subnet.id, network: vm.networkId });
+        continue;
+      }
+      const now = d.clock.now();
+      const a: Allocation = {
+        ...base, state: "active", ip, prefix: parseCidr(subnet.cidr).prefix, createdAt: now, updatedAt: now,
+        ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
+        ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
+      };
+      d.store.put(a);
+      return a;
+    }
+  }
+  throw new CniError(CniCode.AddressExhausted, `No addresses left for pods: every subnet of ipam.neutronConf.networks [${d.cfg.networks.join(", ")}] on this VM's ports is exhausted (409 IpAddressGenerationFailure)`);
+}
+
+/** Release what a record holds: remove its address from the port, then forget it. Pending on failure. */
+export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
+  try {
+    if (a.portId !== undefined) {
+      if (a.state === "adding") {
+        // Crashed or failed between the cloud write and the record: drop what appeared, if ours.
+        const before = new Set(a.before ?? []);
+        await removeAddresses(d, a.portId, (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address) && f.subnet_id === a.subnetId);
+      } else if (a.ip !== undefined) {
+        await removeAddresses(d, a.portId, (f) => f.ip_address === a.ip);
+      }
+    }
+    d.store.delete(a.containerId, a.ifname);
+  } catch (e) {
+    if (!transient(e) && !(e instanceof CniError && e.code === CniCode.TryAgainLater)) throw e;
+    d.store.put({ ...a, state: a.state === "adding" ? "adding" : "releasing", error: (e as Error).message, updatedAt: d.clock.now() });
+    throw tryAgainLater(`Cannot release ${a.ip ?? "the address"} of ${a.containerId}/${a.ifname} now (recorded as pending; a later DEL or GC completes it): ${(e as Error).message}`, e);
+  }
+}

@@ -1,0 +1,102 @@
+// The local allocation store: one record per (container, interface), written before and after
+// every cloud change, so DEL, CHECK and GC need no guesswork and a crash between the cloud write
+// and the record leaves an intent that the next DEL or GC resolves. Records are small JSON files
+// under <stateDir>/allocations, written atomically; callers hold the node lock.
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export type AllocationState = "adding" | "active" | "releasing";
+
+export interface Allocation {
+  containerId: string;
+  ifname: string;
+  mode: "mix" | "eni";
+  state: AllocationState;
+  serverId: string;
+  networkId: string;
+  /** mix: the VM's port; eni: the pod's own port. */
+  portId?: string;
+  ip?: string;
+  prefix?: number;
+  gateway?: string;
+  subnetId?: string;
+  dns?: string[];
+  /** eni: the pod port's MAC; mix: the VM port's MAC. */
+  mac?: string;
+  /** mix: the VM's uplink; eni: the NIC's name in the VM when it appeared. */
+  hostIfname?: string;
+  /** mix, while adding: the port's addresses before our write (to find what we added after a crash). */
+  before?: string[];
+  /** Why the last release attempt failed (pending releases). */
+  error?: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface AllocationStore {
+  get(containerId: string, ifname: string): Allocation | undefined;
+  put(a: Allocation): void;
+  delete(containerId: string, ifname: string): void;
+  list(): Allocation[];
+}
+
+const fileName = (containerId: string, ifname: string): string => `${containerId}__${ifname}.json`;
+
+export class FileAllocationStore implements AllocationStore {
+  readonly #dir: string;
+  constructor(dir: string) {
+    this.#dir = dir;
+  }
+  get(containerId: string, ifname: string): Allocation | undefined {
+    try {
+      return JSON.parse(fs.readFileSync(path.join(this.#dir, fileName(containerId, ifname)), "utf8")) as Allocation;
+    } catch {
+      return undefined;
+    }
+  }
+  put(a: Allocation): void {
+    fs.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    const file = path.join(this.#dir, fileName(a.containerId, a.ifname));
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(a), { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  }
+  delete(containerId: string, ifname: string): void {
+    fs.rmSync(path.join(this.#dir, fileName(containerId, ifname)), { force: true });
+  }
+  list(): Allocation[] {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.#dir);
+    } catch {
+      return [];
+    }
+    const out: Allocation[] = [];
+    for (const n of names) {
+      if (!n.endsWith(".json")) continue;
+      try {
+        out.push(JSON.parse(fs.readFileSync(path.join(this.#dir, n), "utf8")) as Allocation);
+      } catch {
+        // a torn write cannot happen (rename); an unreadable file is skipped, not fatal
+      }
+    }
+    return out;
+  }
+}
+
+export class MemoryAllocationStore implements AllocationStore {
+  readonly #m = new Map<string, Allocation>();
+  get(c: string, i: string): Allocation | undefined {
+    const a = this.#m.get(fileName(c, i));
+    return a === undefined ? undefined : { ...a };
+  }
+  put(a: Allocation): void {
+    this.#m.set(fileName(a.containerId, a.ifname), { ...a });
+  }
+  delete(c: string, i: string): void {
+    this.#m.delete(fileName(c, i));
+  }
+  list(): Allocation[] {
+    return [...this.#m.values()].map((a) => ({ ...a }));
+  }
+}

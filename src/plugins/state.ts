@@ -1,0 +1,48 @@
+// Small per-attachment records that plugins keep so DEL works when the pod's namespace (and with
+// it the kernel state it could have read) is already gone. <stateDir>/<plugin>/<container>__<ifname>.json
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { isObject, type NetConf } from "../cni/netconf.js";
+import type { Env } from "../cni/env.js";
+
+/** The state directory: the plugin's `stateDir`, else its ipam block's, else TCNP_STATE_DIR, else /var/lib/tcnp. */
+export function stateDirOf(conf: NetConf, env: Env): string {
+  const own = conf.raw["stateDir"];
+  if (typeof own === "string") return own;
+  const ipam = conf.raw["ipam"];
+  if (isObject(ipam) && typeof ipam["stateDir"] === "string") return ipam["stateDir"];
+  return env["TCNP_STATE_DIR"] ?? "/var/lib/tcnp";
+}
+
+export class AttachmentRecords<T> {
+  readonly #dir: string;
+  constructor(stateDir: string, plugin: string) {
+    this.#dir = path.join(stateDir, plugin);
+  }
+  #file(containerId: string, ifname: string): string {
+    return path.join(this.#dir, `${containerId}__${ifname}.json`);
+  }
+  get(containerId: string, ifname: string): T | undefined {
+    try {
+      return JSON.parse(fs.readFileSync(this.#file(containerId, ifname), "utf8")) as T;
+    } catch {
+      return undefined;
+    }
+  }
+  put(containerId: string, ifname: string, rec: T): void {
+    fs.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
+    const f = this.#file(containerId, ifname);
+    fs.writeFileSync(`${f}.tmp`, JSON.stringify(rec), { mode: 0o600 });
+    fs.renameSync(`${f}.tmp`, f);
+  }
+  delete(containerId: string, ifname: string): void {
+    fs.rmSync(this.#file(containerId, ifname), { force: true });
+  }
+  list(): T[] {
+    try {
+      return fs.readdirSync(this.#dir).filter((n) => n.endsWith(".json")).map((n) => JSON.parse(fs.readFileSync(path.join(this.#dir, n), "utf8")) as T);
+    } catch {
+      return [];
+    }
+  }
+}

@@ -1,0 +1,52 @@
+// Production dependencies for plugins and tcnp-ipam: node:http, files, flock, the kernel on demand.
+import * as fs from "node:fs";
+import type { Env } from "../cni/env.js";
+import type { CniPlugin } from "../cni/skel.js";
+import type { IpamDeps } from "../ipam/plugin.js";
+import { FileAllocationStore } from "../ipam/store.js";
+import type { Kernel } from "../kernel/types.js";
+import type { Logger } from "../log/logger.js";
+import { fileSources } from "../openstack/credentials.js";
+import { nodeFetch } from "../openstack/node-fetch.js";
+import { FileLock } from "../state/lock.js";
+import { systemClock } from "./deps.js";
+import { execIpam } from "./exec-ipam.js";
+
+export function productionDeps(opts: { env: Env; log: Logger; kernel: () => Promise<Kernel> }): IpamDeps {
+  let ipam: CniPlugin | undefined;
+  const deps: IpamDeps = {
+    kernel: opts.kernel,
+    log: opts.log,
+    clock: systemClock,
+    env: opts.env,
+    httpFetch: nodeFetch,
+    sources: fileSources(opts.env),
+    readFile: (f) => {
+      try {
+        return fs.readFileSync(f, "utf8");
+      } catch {
+        return undefined;
+      }
+    },
+    lockFor: (dir) => new FileLock(dir, systemClock),
+    storeFor: (dir) => new FileAllocationStore(dir),
+    ipam: (type) => {
+      if (type !== "tcnp-ipam") return execIpam(type, opts.env);
+      // tcnp-ipam is this executable: run it in process instead of paying a second start-up.
+      ipam ??= lazyIpam(deps);
+      return ipam;
+    },
+  };
+  return deps;
+}
+
+function lazyIpam(deps: IpamDeps): CniPlugin {
+  const load = async (): Promise<CniPlugin> => (await import("../ipam/plugin.js")).createIpam(deps);
+  return {
+    add: async (c) => (await load()).add(c),
+    del: async (c) => (await load()).del(c),
+    check: async (c) => (await load()).check(c),
+    gc: async (c) => (await load()).gc?.(c),
+    status: async (c) => (await load()).status?.(c),
+  };
+}

@@ -1,0 +1,163 @@
+// mix mode logic against the emulator and the fake kernel: tcnp-ipam + veth-route through the CNI
+// dispatcher, as a runtime would drive them, without root.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { runCni } from "../../src/cni/skel.js";
+import { FakeKernel } from "../../src/kernel/fake-kernel.js";
+import { HOST } from "../../src/kernel/types.js";
+import { createVethRoute } from "../../src/plugins/veth-route/plugin.js";
+import { cniEnv, fakeNode, mixConf, VM1, VM1_MAC } from "../helpers/fake-node.js";
+
+const vmPortIps = (n: Awaited<ReturnType<typeof fakeNode>>): string[] =>
+  Object.values(n.em.world.ports).find((p) => p.device_id === VM1 && p.network_id.startsWith("b953"))!.fixed_ips.map((f) => f.ip_address).sort();
+
+describe("mix mode (emulator + fake kernel)", () => {
+  it("ADD gives the pod an extra fixed IP of the VM's port, behind 169.254.1.1; DEL puts everything back", async () => {
+    const n = await fakeNode();
+    try {
+      const pod = await n.kernel.createNetns("pod1");
+      const plugin = createVethRoute(n.deps);
+      const before = { ips: vmPortIps(n), links: await n.kernel.listLinks(HOST), routes: await n.kernel.listRoutes(HOST), proxies: await n.kernel.listNeighbours(HOST, { proxy: true }) };
+      const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee01", pod), stdin: JSON.stringify(mixConf()) });
+      assert.equal(add.exitCode, 0, add.stdout);
+      const r = JSON.parse(add.stdout);
+      assert.equal(r.cniVersion, "0.3.1");
+      const ip = r.ips[0].address.split("/")[0] as string;
+      assert.deepEqual(r.ips[0], { version: "4", interface: 1, address: `${ip}/32`, gateway: "169.254.1.1" });
+      assert.deepEqual(vmPortIps(n), [...before.ips, ip].sort());
+      // pod side
+      assert.deepEqual((await n.kernel.listAddresses(pod, "eth0")).map((a) => a.cidr), [`${ip}/32`]);
+      const podRoutes = (await n.kernel.listRoutes(pod)).map((x) => `${x.dst} ${x.gw ?? ""} ${x.scope}`).sort();
+      assert.deepEqual(podRoutes, ["0.0.0.0/0 169.254.1.1 global", "169.254.1.1/32  link"]);
+      assert.equal((await n.kernel.listNeighbours(pod))[0]?.permanent, true);
+      // host side
+      const hostVeth = r.interfaces[0].name as string;
+      assert.ok((await n.kernel.listRoutes(HOST)).some((x) => x.dst === `${ip}/32` && x.dev === hostVeth && x.scope === "global"));
+      assert.deepEqual(await n.kernel.listNeighbours(HOST, { proxy: true }), [{ dev: "eth0", ip, proxy: true }]);
+      assert.equal(n.kernel.readSysctl(HOST, `net/ipv4/conf/${hostVeth}/proxy_arp`), "1", "no dummy in this kernel: proxy ARP");
+      const check = await runCni(plugin, { env: cniEnv("CHECK", "c0ffee01", pod), stdin: JSON.stringify({ ...mixConf({ cniVersion: "0.4.0" }), prevResult: r }) });
+      assert.equal(check.exitCode, 0, check.stdout);
+      const del = await runCni(plugin, { env: cniEnv("DEL", "c0ffee01", pod), stdin: JSON.stringify({ ...mixConf(), prevResult: r }) });
+      assert.equal(del.exitCode, 0, del.stdout);
+      assert.deepEqual(vmPortIps(n), before.ips);
+      assert.deepEqual(await n.kernel.listLinks(HOST), before.links);
+      assert.deepEqual(await n.kernel.listRoutes(HOST), before.routes);
+      assert.deepEqual(await n.kernel.listNeighbours(HOST, { proxy: true }), before.proxies);
+      const again = await runCni(plugin, { env: cniEnv("DEL", "c0ffee01", pod), stdin: JSON.stringify({ ...mixConf(), prevResult: r }) });
+      assert.equal(again.exitCode, 0, "DEL is repeatable");
+    } finally {
+      n.cleanup();
+    }
+  });
+
+  it("uses dummy0 for the gateway where the kernel has dummy links", async () => {
+    const n = await fakeNode();
+    try {
+      const k2 = new FakeKernel({ dummy: true });
+      k2.addDevice(HOST, { name: "eth0", mac: VM1_MAC, mtu: 1450 });
+      await k2.setLink(HOST, "eth0", { up: true });
+      await k2.addAddress(HOST, { cidr: "10.10.10.11/24", dev: "eth0" });
+      const pod = await k2.createNetns("pod1");
+      const plugin = createVethRoute({ ...n.deps, kernel: async () => k2 });
+      const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee02", pod), stdin: JSON.stringify(mixConf()) });
+      assert.equal(add.exitCode, 0, add.stdout);
+      assert.deepEqual((await k2.listAddresses(HOST, "dummy0")).map((a) => a.cidr), ["169.254.1.1/32"]);
+      const hostVeth = JSON.parse(add.stdout).interfaces[0].name as string;
+      assert.equal(k2.readSysctl(HOST, `net/ipv4/conf/${hostVeth}/proxy_arp`), "0", "the dummy answers for the gateway, not proxy ARP");
+    } finally {
+      n.cleanup();
+    }
+  });
+
+  it("a cloud failure during ADD (500, dropped connection) fails with code 11 and leaves nothing", async () => {
+    for (const kind of ["error", "drop", "drop-after-commit"] as const) {
+      const n = await fakeNode();
+      try {
+        const pod = await n.kernel.createNetns("pod1");
+        const before = vmPortIps(n);
+        n.em.addFault({ kind, service: "network", method: "PUT", path: "^/v2.0/ports/[^/]+$", status: 500, remaining: 1 });
+        const add = await runCni(createVethRoute(n.deps), { env: cniEnv("ADD", "c0ffee03", pod), stdin: JSON.stringify(mixConf()) });
+        assert.equal(add.exitCode, 1, `${kind}: ${add.stdout}`);
+        assert.equal(JSON.parse(add.stdout).code, 11, `${kind}: ${add.stdout}`);
+        assert.deepEqual(vmPortIps(n), before, `${kind}: the port is as before`);
+        assert.deepEqual((await n.kernel.listLinks(pod)).map((l) => l.name), ["lo"], `${kind}: no interface left in the pod`);
+        assert.deepEqual((await n.kernel.listLinks(HOST)).map((l) => l.name), ["lo", "eth0", "eth1"], `${kind}: no veth left`);
+      } finally {
+        n.cleanup();
+      }
+    }
+  });
+
+  it("converges through a 412 storm", async () => {
+    const n = await fakeNode();
+    try {
+      const pod = await n.kernel.createNetns("pod1");
+      n.em.addFault({ kind: "stale-revision", service: "network", method: "PUT", remaining: 6 });
+      const add = await runCni(createVethRoute(n.deps), { env: cniEnv("ADD", "c0ffee04", pod), stdin: JSON.stringify(mixConf()) });
+      assert.equal(add.exitCode, 0, add.stdout);
+      assert.equal(n.em.faults[0]!.remaining, 0, "all six 412s were met and retried");
+    } finally {
+      n.cleanup();
+    }
+  });
+
+  it("renews an expired token", async () => {
+    const n = await fakeNode();
+    try {
+      const pod = await n.kernel.createNetns("pod1");
+      const plugin = createVethRoute(n.deps);
+      assert.equal((await runCni(plugin, { env: cniEnv("ADD", "c0ffee05", pod), stdin: JSON.stringify(mixConf()) })).exitCode, 0);
+      n.em.expireTokens();
+      const pod2 = await n.kernel.createNetns("pod2");
+      const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee06", pod2), stdin: JSON.stringify(mixConf()) });
+      assert.equal(add.exitCode, 0, add.stdout);
+    } finally {
+      n.cleanup();
+    }
+  });
+
+  it("records a pending release when Neutron is down during DEL; a later DEL or GC completes it", async () => {
+    for (const finisher of ["DEL", "GC"] as const) {
+      const n = await fakeNode();
+      try {
+        const pod = await n.kernel.createNetns("pod1");
+        const plugin = createVethRoute(n.deps);
+        const before = vmPortIps(n);
+        const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee07", pod), stdin: JSON.stringify(mixConf({ cniVersion: "1.1.0" })) });
+        assert.equal(add.exitCode, 0);
+        n.em.addFault({ kind: "error", service: "network", status: 503 });
+        const del = await runCni(plugin, { env: cniEnv("DEL", "c0ffee07", pod), stdin: JSON.stringify(mixConf({ cniVersion: "1.1.0" })) });
+        assert.equal(JSON.parse(del.stdout).code, 11, del.stdout);
+        assert.notDeepEqual(vmPortIps(n), before);
+        n.em.clearFaults();
+        const conf = mixConf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [] });
+        const fin = finisher === "DEL"
+          ? await runCni(plugin, { env: cniEnv("DEL", "c0ffee07", pod), stdin: JSON.stringify(conf) })
+          : await runCni(plugin, { env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, stdin: JSON.stringify(conf) });
+        assert.equal(fin.exitCode, 0, fin.stdout);
+        assert.deepEqual(vmPortIps(n), before, `${finisher} completed the release`);
+      } finally {
+        n.cleanup();
+      }
+    }
+  });
+
+  it("50 simultaneous ADDs on one VM get 50 distinct addresses; 50 DELs leave the port as before", async () => {
+    const n = await fakeNode();
+    try {
+      const plugin = createVethRoute(n.deps);
+      const before = vmPortIps(n);
+      const pods = await Promise.all(Array.from({ length: 50 }, (_, i) => n.kernel.createNetns(`p${i}`)));
+      const adds = await Promise.all(pods.map((p, i) => runCni(plugin, { env: cniEnv("ADD", `c${String(i).padStart(7, "0")}`, p), stdin: JSON.stringify(mixConf()) })));
+      for (const a of adds) assert.equal(a.exitCode, 0, a.stdout);
+      const ips = adds.map((a) => JSON.parse(a.stdout).ips[0].address as string);
+      assert.equal(new Set(ips).size, 50);
+      assert.equal(vmPortIps(n).length, before.length + 50);
+      const dels = await Promise.all(pods.map((p, i) => runCni(plugin, { env: cniEnv("DEL", `c${String(i).padStart(7, "0")}`, p), stdin: JSON.stringify(mixConf()) })));
+      for (const d of dels) assert.equal(d.exitCode, 0, d.stdout);
+      assert.deepEqual(vmPortIps(n), before);
+    } finally {
+      n.cleanup();
+    }
+  });
+});
