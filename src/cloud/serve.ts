@@ -2,12 +2,26 @@
 // ("unix:/run/tcnp/cloud.sock"). A "drop" fault closes the connection without an answer.
 import * as fs from "node:fs";
 import * as http from "node:http";
+import { withNetns } from "../kernel/netns.js";
 import { NetworkError } from "../openstack/http.js";
 import type { Emulator } from "./emulator.js";
 
 export interface Served {
   addresses: string[];
   close(): Promise<void>;
+}
+
+// net.Server#listen binds on a later tick, after the thread has left the namespace, so bind a TCP
+// handle synchronously inside it and hand that to listen(). tcp_wrap is Node's own binding (it is
+// what net uses); only test and lab tooling calls this, never the plugin path.
+function boundInNetns(ns: string, host: string, port: number): unknown {
+  const binding = (process as unknown as { binding(name: string): { TCP: new (type: number) => { bind(h: string, p: number): number; bind6(h: string, p: number, f: number): number }; constants: { SERVER: number } } }).binding("tcp_wrap");
+  return withNetns(ns, () => {
+    const h = new binding.TCP(binding.constants.SERVER);
+    const rc = host.includes(":") ? h.bind6(host, port, 0) : h.bind(host, port);
+    if (rc !== 0) throw new Error(`Cannot bind ${host}:${port} in ${ns}: error ${rc}`);
+    return h;
+  });
 }
 
 function parseListen(a: string): { path: string } | { host: string; port: number } {
@@ -17,7 +31,11 @@ function parseListen(a: string): { path: string } | { host: string; port: number
   return { host: m[1]!, port: Number(m[2]) };
 }
 
-export async function serve(em: Emulator, listens: string[]): Promise<Served> {
+/**
+ * Serve on each address. With `netns`, TCP listeners are created inside that namespace (the socket
+ * belongs to the namespace of the thread that creates it); the emulator itself stays in this process.
+ */
+export async function serve(em: Emulator, listens: string[], opts: { netns?: string } = {}): Promise<Served> {
   const servers: http.Server[] = [];
   const addresses: string[] = [];
   for (const l of listens) {
@@ -51,6 +69,8 @@ export async function serve(em: Emulator, listens: string[]): Promise<Served> {
       if ("path" in target) {
         fs.rmSync(target.path, { force: true });
         srv.listen(target.path, () => resolve());
+      } else if (opts.netns !== undefined) {
+        srv.listen(boundInNetns(opts.netns, target.host, target.port), () => resolve());
       } else {
         srv.listen(target.port, target.host, () => resolve());
       }
