@@ -14,7 +14,7 @@ export interface Served {
 // net.Server#listen binds on a later tick, after the thread has left the namespace, so bind a TCP
 // handle synchronously inside it and hand that to listen(). tcp_wrap is Node's own binding (it is
 // what net uses); only test and lab tooling calls this, never the plugin path.
-function boundInNetns(ns: string, host: string, port: number): unknown {
+export function boundInNetns(ns: string, host: string, port: number): unknown {
   const binding = (process as unknown as { binding(name: string): { TCP: new (type: number) => { bind(h: string, p: number): number; bind6(h: string, p: number, f: number): number }; constants: { SERVER: number } } }).binding("tcp_wrap");
   return withNetns(ns, () => {
     const h = new binding.TCP(binding.constants.SERVER);
