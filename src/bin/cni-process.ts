@@ -9,6 +9,7 @@ import { createLogger, type Level } from "../log/logger.js";
 import { loadPlugin } from "../plugins/registry.js";
 import { productionDeps } from "../plugins/wiring.js";
 import { VERSION } from "../version.js";
+import { newTimings, timedFetch, timedKernel } from "./timing.js";
 
 function readStdin(): string {
   try {
@@ -44,16 +45,21 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
     plugin: name, pid: process.pid, command: env["CNI_COMMAND"], containerId: env["CNI_CONTAINERID"], ifname: env["CNI_IFNAME"],
   });
   let kernel: Kernel | undefined;
+  let timedK: Kernel | undefined;
+  const timings = newTimings();
   const deps = productionDeps({
     env, log,
     kernel: async (): Promise<Kernel> => {
       if (kernel === undefined) {
         const { NetlinkKernel } = await import("../kernel/netlink-kernel.js");
         kernel = await NetlinkKernel.create();
+        timedK = timedKernel(kernel, timings);
       }
-      return kernel;
+      return timedK!;
     },
   });
+  const httpFetch = deps.httpFetch;
+  deps.httpFetch = (o) => timedFetch(httpFetch(o), timings);
   const outcome = await runCni({
     add: async (ctx) => (await loadPlugin(name, deps)).add(ctx),
     del: async (ctx) => (await loadPlugin(name, deps)).del(ctx),
@@ -64,7 +70,10 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
   kernel?.close();
   process.stdout.write(outcome.stdout);
   if (outcome.stderr !== "") process.stderr.write(outcome.stderr);
-  const fields = { netns: env["CNI_NETNS"], exitCode: outcome.exitCode, durationMs: Math.round(performance.now() - t0) };
+  const fields = {
+    netns: env["CNI_NETNS"], exitCode: outcome.exitCode, durationMs: +(performance.now() - t0).toFixed(2), uptimeMs: +(process.uptime() * 1000).toFixed(2),
+    cloudMs: +timings.cloudMs.toFixed(2), cloudCalls: timings.cloudCalls, kernelMs: +timings.kernelMs.toFixed(2), kernelCalls: timings.kernelCalls,
+  };
   if (outcome.error !== undefined) log.error("CNI command failed", { ...fields, code: outcome.error.code, details: outcome.error.details });
   else if (env["CNI_COMMAND"] !== "VERSION") log.info("CNI command done", fields);
   return outcome.exitCode;
