@@ -2,12 +2,15 @@
 //   setns(fd, nstype)          switch the calling (main) thread's namespace
 //   flock(fd, op)              advisory lock; returns 0, or the errno (EWOULDBLOCK with LOCK_NB)
 //   sendGarp(ifindex, mac, ip) broadcast one gratuitous ARP request from an interface of the
-//                              calling thread's current netns (AF_PACKET)
+//                              calling thread's current netns (AF_PACKET). Closing a packet
+//                              socket waits for an RCU grace period (~15 ms), so the send and the
+//                              close happen in a detached grandchild that holds none of our fds.
 // Every function runs synchronously on the calling thread, which is what makes setns safe to use
 // from Node: the caller switches, does synchronous work, and switches back before yielding.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if_arp.h>
@@ -17,6 +20,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static const char *errno_name(int e) {
@@ -81,8 +85,6 @@ static napi_value SendGarp(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "sendGarp(ifindex: number, mac: Buffer(6), ip: Buffer(4))");
     return NULL;
   }
-  int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
-  if (s < 0) return throw_errno(env, "socket(AF_PACKET)", errno);
   // ARP request, sender = target = our address: the form Linux's arp_notify and arping -U send.
   unsigned char pkt[28];
   struct arphdr *h = (struct arphdr *)pkt;
@@ -102,10 +104,20 @@ static napi_value SendGarp(napi_env env, napi_callback_info info) {
   to.sll_ifindex = ifindex;
   to.sll_halen = 6;
   memset(to.sll_addr, 0xff, 6);
-  ssize_t n = sendto(s, pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to);
-  int e = errno;
-  close(s);
-  if (n < 0) return throw_errno(env, "sendto(gratuitous ARP)", e);
+  // Everything the grandchild does is async-signal-safe (fork in a threaded process).
+  pid_t child = fork();
+  if (child < 0) return throw_errno(env, "fork", errno);
+  if (child == 0) {
+    if (fork() != 0) _exit(0);
+    // The grandchild: let go of stdio at once so the runtime reading our stdout is not held up.
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) { dup2(devnull, 0); dup2(devnull, 1); dup2(devnull, 2); }
+    int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0) sendto(s, pkt, sizeof pkt, 0, (struct sockaddr *)&to, sizeof to);
+    _exit(0);
+  }
+  int status;
+  while (waitpid(child, &status, 0) < 0 && errno == EINTR) {}
   return NULL;
 }
 

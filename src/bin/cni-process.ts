@@ -53,7 +53,7 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
       if (kernel === undefined) {
         const { NetlinkKernel } = await import("../kernel/netlink-kernel.js");
         kernel = await NetlinkKernel.create();
-        timedK = timedKernel(kernel, timings);
+        timedK = timedKernel(kernel, timings, settings.level === "debug" ? (op, ms) => log.debug("kernel call", { op, ms: +ms.toFixed(2) }) : undefined);
       }
       return timedK!;
     },

@@ -25,7 +25,7 @@ export function timedFetch(f: HttpFetch, t: Timings): HttpFetch {
   };
 }
 
-export function timedKernel(k: Kernel, t: Timings): Kernel {
+export function timedKernel(k: Kernel, t: Timings, onCall?: (op: string, ms: number) => void): Kernel {
   return new Proxy(k, {
     get(target, prop, receiver) {
       const v = Reflect.get(target, prop, receiver) as unknown;
@@ -34,8 +34,10 @@ export function timedKernel(k: Kernel, t: Timings): Kernel {
         const t0 = performance.now();
         const out = (v as (...a: unknown[]) => unknown).apply(target, args);
         const done = (): void => {
-          t.kernelMs += performance.now() - t0;
+          const d = performance.now() - t0;
+          t.kernelMs += d;
           t.kernelCalls++;
+          onCall?.(String(prop), d);
         };
         if (out instanceof Promise) return out.finally(done);
         done();

@@ -43,7 +43,7 @@ function blocksOf(subnet: Subnet, prefix: number): Cidr[] {
 export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
   return async (vm: VmPort, subnet: Subnet): Promise<Partial<FixedIp> | undefined> => {
     const prefix = cfg.nodeBlockPrefix!;
-    const serverId = vm.port.device_id;
+    const serverId = vm.serverId;
     const reservations = await neutron.listPorts({ network_id: subnet.network_id, tags: BLOCK_TAG });
     const taken = new Set<string>();
     for (const p of await neutron.listPorts({ network_id: subnet.network_id })) for (const f of p.fixed_ips) if (f.subnet_id === subnet.id) taken.add(f.ip_address);

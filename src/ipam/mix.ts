@@ -13,6 +13,7 @@ import type { Logger } from "../log/logger.js";
 import type { Clock } from "../plugins/deps.js";
 import type { IpamConfig } from "./config.js";
 import type { Allocation, AllocationStore } from "./store.js";
+import type { NodeCache } from "./node-cache.js";
 import type { VmPort } from "./vm-port.js";
 
 export interface MixDeps {
@@ -21,6 +22,7 @@ export interface MixDeps {
   store: AllocationStore;
   clock: Clock;
   log: Logger;
+  cache?: NodeCache;
   /** Choose the fixed_ips entry to request on a subnet (per-node blocks pick an address). */
   chooseEntry?(vm: VmPort, subnet: Subnet, port: Port): Promise<Partial<FixedIp> | undefined>;
 }
@@ -37,8 +39,12 @@ const jitter = (attempt: number): number => Math.min(500, 10 * 2 ** attempt) * (
 const entries = (ips: readonly FixedIp[]): FixedIp[] => ips.map((f) => ({ subnet_id: f.subnet_id, ip_address: f.ip_address }));
 
 /** The IPv4 subnets to allocate from on a network: configured `subnets` (in their order) or all. */
-export async function candidateSubnets(neutron: Neutron, cfg: IpamConfig, networkId: string): Promise<Subnet[]> {
-  const all = (await neutron.listSubnets({ network_id: networkId })).filter((s) => s.ip_version === 4);
+export async function candidateSubnets(neutron: Neutron, cfg: IpamConfig, networkId: string, cache?: NodeCache, now = Date.now()): Promise<Subnet[]> {
+  let all = cache?.subnets(networkId, now);
+  if (all === undefined) {
+    all = (await neutron.listSubnets({ network_id: networkId })).filter((s) => s.ip_version === 4);
+    cache?.setSubnets(networkId, all, now);
+  }
   if (cfg.subnets.length === 0) return all;
   return cfg.subnets.map((id) => all.find((s) => s.id === id)).filter((s): s is Subnet => s !== undefined);
 }
@@ -52,7 +58,7 @@ async function markPort(d: MixDeps, vm: VmPort, port: Port): Promise<void> {
 /** Add one address on `subnet` to the VM's port. Returns the address, or undefined if exhausted. */
 async function addOne(d: MixDeps, vm: VmPort, subnet: Subnet, base: Omit<Allocation, "state" | "createdAt" | "updatedAt">): Promise<string | undefined> {
   for (let attempt = 0; attempt < d.cfg.conflictAttempts; attempt++) {
-    const port = await d.neutron.getPort(vm.port.id);
+    const port = await d.neutron.getPort(vm.portId);
     if (attempt === 0) await markPort(d, vm, port);
     const entry = (await d.chooseEntry?.(vm, subnet, port)) ?? { subnet_id: subnet.id };
     const before = new Set(port.fixed_ips.map((f) => f.ip_address));
@@ -72,8 +78,10 @@ async function addOne(d: MixDeps, vm: VmPort, subnet: Subnet, base: Omit<Allocat
         if (isOpenStackError(e, "IpAddressAlreadyAllocated")) continue;
         return undefined;
       }
-      if (transient(e)) await undoUncertainAdd(d, vm.port.id, before, base);
+      if (transient(e)) await undoUncertainAdd(d, vm.portId, before, base);
       else d.store.delete(base.containerId, base.ifname);
+      // A cached subnet that no longer exists: forget the cache, the next ADD looks again.
+      if (isOpenStackError(e, "SubnetNotFound")) d.cache?.setSubnets(vm.networkId, undefined, d.clock.now());
       throw e;
     }
     const added = after.fixed_ips.filter((f) => !before.has(f.ip_address) && f.subnet_id === subnet.id).map((f) => f.ip_address);
@@ -88,7 +96,7 @@ async function addOne(d: MixDeps, vm: VmPort, subnet: Subnet, base: Omit<Allocat
     return ip;
   }
   d.store.delete(base.containerId, base.ifname);
-  throw tryAgainLater(`Cannot add an address to port ${vm.port.id}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${vm.port.id}, 412 RevisionNumberConstraintFailed)`);
+  throw tryAgainLater(`Cannot add an address to port ${vm.portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${vm.portId}, 412 RevisionNumberConstraintFailed)`);
 }
 
 // The update failed in a way that may or may not have committed (a 5xx, a dropped connection). Read
@@ -136,8 +144,8 @@ export async function removeAddresses(d: Pick<MixDeps, "neutron" | "cfg" | "cloc
 /** Allocate an address for (containerId, ifname): first VM port / subnet with room, in config order. */
 export async function mixAdd(d: MixDeps, who: { containerId: string; ifname: string; serverId: string }, vms: VmPort[]): Promise<Allocation> {
   for (const vm of vms) {
-    for (const subnet of await candidateSubnets(d.neutron, d.cfg, vm.networkId)) {
-      const base = { containerId: who.containerId, ifname: who.ifname, mode: "mix" as const, serverId: who.serverId, networkId: vm.networkId, portId: vm.port.id, subnetId: subnet.id, mac: vm.port.mac_address, hostIfname: vm.hostIf };
+    for (const subnet of await candidateSubnets(d.neutron, d.cfg, vm.networkId, d.cache, d.clock.now())) {
+      const base = { containerId: who.containerId, ifname: who.ifname, mode: "mix" as const, serverId: who.serverId, networkId: vm.networkId, portId: vm.portId, subnetId: subnet.id, mac: vm.mac, hostIfname: vm.hostIf };
       const ip = await addOne(d, vm, subnet, base);
       if (ip === undefined) {
         d.log.info("subnet exhausted, trying the next", { subnet: subnet.id, network: vm.networkId });

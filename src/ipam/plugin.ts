@@ -17,6 +17,7 @@ import { eniAdd, eniRelease, type EniDeps } from "./eni.js";
 import { forgetIdentity, resolveIdentity } from "./identity.js";
 import { mixAdd, mixRelease, removeAddresses, type MixDeps } from "./mix.js";
 import { blockChooser } from "./blocks.js";
+import { NodeCache } from "./node-cache.js";
 import type { Allocation, AllocationStore } from "./store.js";
 import { findVmPorts } from "./vm-port.js";
 
@@ -29,6 +30,7 @@ export interface IpamDeps extends PluginDeps {
 }
 
 interface Session {
+  cache: NodeCache;
   cfg: IpamConfig;
   clients: Clients;
   fetch: HttpFetch;
@@ -49,7 +51,7 @@ function setup(deps: IpamDeps, conf: NetConf): Session {
     auth: cfg.credentials.auth, fetch, clock: deps.clock, log: deps.log, timeoutMs: cfg.timeouts.apiMs,
     tokens: new FileTokenStore(`${cfg.stateDir}/tokens`), lock,
   });
-  return { cfg, clients, fetch, lock, store: deps.storeFor(`${cfg.stateDir}/allocations`) };
+  return { cfg, clients, fetch, lock, store: deps.storeFor(`${cfg.stateDir}/allocations`), cache: new NodeCache(cfg.stateDir) };
 }
 
 export function allocationResult(a: Allocation, cfg: IpamConfig): CniResult {
@@ -64,7 +66,7 @@ export function allocationResult(a: Allocation, cfg: IpamConfig): CniResult {
 
 export function createIpam(deps: IpamDeps): CniPlugin {
   const mixDeps = (s: Session): MixDeps => {
-    const d: MixDeps = { cfg: s.cfg, neutron: s.clients.neutron, store: s.store, clock: deps.clock, log: deps.log };
+    const d: MixDeps = { cfg: s.cfg, neutron: s.clients.neutron, store: s.store, clock: deps.clock, log: deps.log, cache: s.cache };
     if (s.cfg.nodeBlockPrefix !== undefined) d.chooseEntry = blockChooser(s.cfg, s.clients.neutron, deps.log);
     return d;
   };
@@ -121,7 +123,7 @@ export function createIpam(deps: IpamDeps): CniPlugin {
         let a: Allocation;
         try {
           a = s.cfg.mode === "mix"
-            ? await mixAdd(mixDeps(s), { containerId, ifname, serverId }, await findVmPorts(s.clients.neutron, await deps.kernel(), serverId, s.cfg.networks))
+            ? await mixAdd(mixDeps(s), { containerId, ifname, serverId }, await findVmPorts(s.clients.neutron, await deps.kernel(), serverId, s.cfg.networks, s.cache))
             : await eniAdd(await eniDeps(s), { containerId, ifname, serverId, pod: ctx.args.args });
         } catch (e) {
           // A cached identity for a server that no longer exists: look again next time.
@@ -201,11 +203,11 @@ export function createIpam(deps: IpamDeps): CniPlugin {
     const mine = ips.filter((ip) => !owned.has(ip));
     if (mine.length === 0) return;
     const serverId = await identity(s);
-    const vms = await findVmPorts(s.clients.neutron, await deps.kernel(), serverId, s.cfg.networks);
+    const vms = await findVmPorts(s.clients.neutron, await deps.kernel(), serverId, s.cfg.networks, s.cache);
     const md = mixDeps(s);
     for (const vm of vms) {
-      const removed = await removeAddresses(md, vm.port.id, (f) => mine.includes(f.ip_address) && f.ip_address !== vm.nodeIp);
-      if (removed.length > 0) deps.log.info("released from prevResult (no local record)", { ips: removed, port: vm.port.id });
+      const removed = await removeAddresses(md, vm.portId, (f) => mine.includes(f.ip_address) && f.ip_address !== vm.nodeIp);
+      if (removed.length > 0) deps.log.info("released from prevResult (no local record)", { ips: removed, port: vm.portId });
     }
   }
 }

@@ -34,6 +34,25 @@ function errnoOf(e: unknown): string {
   return (e as NodeJS.ErrnoException)?.code ?? "EIO";
 }
 
+type LinkMessage = Awaited<ReturnType<RtNetlinkSocket["getLinks"]>>[number];
+
+function toLink(m: LinkMessage): Link {
+  const a = m.attrs;
+  const l: Link = {
+    index: m.data.index ?? 0,
+    name: a.ifname ?? "",
+    mac: formatMac(a.address),
+    mtu: a.mtu ?? 0,
+    up: m.data.flags?.up === true,
+    kind: linkKind(a.linkinfo) ?? "device",
+  };
+  if (a.ifalias !== undefined && a.ifalias !== "") l.alias = a.ifalias;
+  if (a.master !== undefined && a.master !== 0) l.master = a.master;
+  if (a.link !== undefined && a.link.length >= 4 && l.kind === "veth") l.peerIndex = a.link.readUInt32LE(0);
+  if (a.linkNetnsid !== undefined) l.peerInOtherNetns = true;
+  return l;
+}
+
 export class NetlinkKernel implements Kernel {
   #nl: NetlinkModule;
   #sockets = new Map<Netns, RtNetlinkSocket>();
@@ -123,26 +142,18 @@ export class NetlinkKernel implements Kernel {
 
   async listLinks(ns: Netns): Promise<Link[]> {
     const msgs = await this.#call("list links", ns, (s) => s.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }));
-    return msgs.map((m) => {
-      const a = m.attrs;
-      const l: Link = {
-        index: m.data.index ?? 0,
-        name: a.ifname ?? "",
-        mac: formatMac(a.address),
-        mtu: a.mtu ?? 0,
-        up: m.data.flags?.up === true,
-        kind: linkKind(a.linkinfo) ?? "device",
-      };
-      if (a.ifalias !== undefined && a.ifalias !== "") l.alias = a.ifalias;
-      if (a.master !== undefined && a.master !== 0) l.master = a.master;
-      if (a.link !== undefined && a.link.length >= 4 && l.kind === "veth") l.peerIndex = a.link.readUInt32LE(0);
-      if (a.linkNetnsid !== undefined) l.peerInOtherNetns = true;
-      return l;
-    });
+    return msgs.map(toLink);
   }
 
+  /** One RTM_GETLINK by name, not a dump. */
   async getLink(ns: Netns, name: string): Promise<Link | undefined> {
-    return (await this.listLinks(ns)).find((l) => l.name === name);
+    try {
+      const msgs = await this.#call(`find link "${name}"`, ns, (s) => s.getLink({}, { ifname: name }, { timeout: TIMEOUT_MS }));
+      return msgs[0] === undefined ? undefined : toLink(msgs[0]);
+    } catch (e) {
+      if (e instanceof KernelError && (e.errno === "ENODEV" || e.errno === "ENOENT")) return undefined;
+      throw e;
+    }
   }
 
   async #index(ns: Netns, name: string, op: string): Promise<number> {

@@ -2,7 +2,7 @@
 // or insecure mode, and unix-socket URLs ("http+unix://%2Frun%2Fx.sock/path") for local clouds.
 import * as fs from "node:fs";
 import * as http from "node:http";
-import * as https from "node:https";
+import type * as Https from "node:https";
 import { NetworkError, type HttpFetch, type HttpRequest, type HttpResponse } from "./http.js";
 
 export interface NodeFetchOptions {
@@ -14,10 +14,19 @@ export interface NodeFetchOptions {
 
 export function nodeFetch(opts: NodeFetchOptions = {}): HttpFetch {
   const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 16 });
-  const tls: https.AgentOptions = { keepAlive: true, maxSockets: 16 };
-  if (opts.caCert !== undefined) tls.ca = fs.readFileSync(opts.caCert);
-  if (opts.insecure === true) tls.rejectUnauthorized = false;
-  const httpsAgent = new https.Agent(tls);
+  // TLS is loaded only for an https endpoint: most plugin runs never pay for it.
+  let tlsAgent: Https.Agent | undefined;
+  let httpsModule: typeof Https | undefined;
+  const httpsAgent = (): Https.Agent => {
+    if (tlsAgent === undefined) {
+      httpsModule = process.getBuiltinModule("node:https");
+      const tls: Https.AgentOptions = { keepAlive: true, maxSockets: 16 };
+      if (opts.caCert !== undefined) tls.ca = fs.readFileSync(opts.caCert);
+      if (opts.insecure === true) tls.rejectUnauthorized = false;
+      tlsAgent = new httpsModule.Agent(tls);
+    }
+    return tlsAgent;
+  };
   return (req: HttpRequest, call?: { timeoutMs?: number }): Promise<HttpResponse> =>
     new Promise((resolve, reject) => {
       const timeout = call?.timeoutMs ?? opts.timeoutMs ?? 30_000;
@@ -39,12 +48,12 @@ export function nodeFetch(opts: NodeFetchOptions = {}): HttpFetch {
       const isHttps = url.protocol === "https:";
       const headers: Record<string, string | number> = { ...req.headers };
       if (req.body !== undefined) headers["content-length"] = Buffer.byteLength(req.body);
-      const options: https.RequestOptions = {
+      const options: Https.RequestOptions = {
         method: req.method, hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers,
-        agent: socketPath !== undefined ? undefined : isHttps ? httpsAgent : httpAgent,
+        agent: socketPath !== undefined ? undefined : isHttps ? httpsAgent() : httpAgent,
       };
       if (socketPath !== undefined) options.socketPath = socketPath;
-      const r = (isHttps ? https : http).request(options, (res) => {
+      const r = (isHttps ? httpsModule! : http).request(options, (res) => {
         const chunks: Buffer[] = [];
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
