@@ -498,6 +498,13 @@ export class FakeKernel implements Kernel {
     return new Map([...(t ?? new Map<string, string[]>())].map(([c, r]) => [c, [...r]]));
   }
 
+  /** sysfs device directory → interface names (test setup). */
+  readonly sysfs = new Map<string, string[]>();
+
+  netDevicesAt(sysfsDir: string): string[] {
+    return this.sysfs.get(sysfsDir) ?? [];
+  }
+
   async announce(ns: Netns, dev: string, ip: string): Promise<void> {
     this.#need(ns, dev, `announce ${ip}`);
     this.announcements.push(`${ns} ${dev} ${ip}`);

@@ -509,6 +509,20 @@ export class NetlinkKernel implements Kernel {
     return this.#save(ns, [table]).get(table) ?? new Map();
   }
 
+  netDevicesAt(sysfsDir: string): string[] {
+    const names = (d: string): string[] => {
+      try {
+        return fs.readdirSync(d);
+      } catch {
+        return [];
+      }
+    };
+    const direct = names(`${sysfsDir}/net`);
+    if (direct.length > 0) return direct;
+    // virtio-net NICs in VMs hang their net/ under a virtioN child of the PCI device.
+    return names(sysfsDir).filter((n) => n.startsWith("virtio")).flatMap((v) => names(`${sysfsDir}/${v}/net`));
+  }
+
   // ---- announcements ----------------------------------------------------------------------------
 
   async announce(ns: Netns, dev: string, ip: string): Promise<void> {

@@ -163,6 +163,12 @@ export interface Kernel {
   deleteIptables(ns: Netns, set: IptablesRuleSet): Promise<void>;
   listIptables(ns: Netns, table: IptablesTable): Promise<IptablesDump>;
 
+  /**
+   * Network interface names under a sysfs device directory (its `net/` entries, or those of a
+   * virtio child, as the reference host-device looks them up for `kernelpath` and `pciBusID`).
+   */
+  netDevicesAt(sysfsDir: string): string[];
+
   /** Send a gratuitous ARP for `ip` from `dev`. */
   announce(ns: Netns, dev: string, ip: string): Promise<void>;
 

@@ -10,7 +10,8 @@ export async function loadPlugin(name: CniPluginName, deps: IpamDeps): Promise<C
     case "veth-route":
       return (await import("./veth-route/plugin.js")).createVethRoute(deps);
     case "host-device":
+      return (await import("./host-device/plugin.js")).createHostDevice(deps);
     case "veth-host":
-      throw new Error(`Plugin "${name}" is not available in this build`);
+      return (await import("./veth-host/plugin.js")).createVethHost(deps);
   }
 }

@@ -166,12 +166,13 @@ export class World {
 
   /** A fresh pod namespace (as a runtime creates it). */
   async newPod(tag = "p"): Promise<{ name: string; path: string; id: string }> {
-    const name = `${this.prefix}-${tag}${++this.#seq}`;
+    const seq = ++this.#seq;
+    const name = `${this.prefix}-${tag}${seq}`;
     trackNetns(name);
     const p = await this.kernel.createNetns(name);
     await this.kernel.setLink(p, "lo", { up: true });
     this.#pods.add(name);
-    return { name, path: p, id: `c${process.pid}x${String(this.#seq).padStart(5, "0")}` };
+    return { name, path: p, id: `c${process.pid}x${String(seq).padStart(5, "0")}` };
   }
 
   async removePodNetns(name: string): Promise<void> {
