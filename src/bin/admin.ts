@@ -14,6 +14,7 @@ commands:
   version                      print the version
   install --bin-dir DIR        install the executable and its plugin links into DIR (e.g. /opt/cni/bin)
   cloud ...                    the embedded OpenStack (tcnp cloud help)
+  route-controller ...         the same as running vrouter-route-controller
 `;
 
 const io: Io = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t), env: process.env };
@@ -43,6 +44,12 @@ function selfExecutable(): string {
   return sea.isSea() ? process.execPath : path.join(path.dirname(process.argv[1] ?? "."), "tcnp");
 }
 
+export async function runController(argv: string[]): Promise<number> {
+  const { controllerCli } = await import("../controller/run.js");
+  const code = await controllerCli(argv, io, runUntilSignalled);
+  return code < 0 ? new Promise<number>(() => {}) : code;
+}
+
 export async function adminCli(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
@@ -57,6 +64,8 @@ export async function adminCli(argv: string[]): Promise<number> {
       for (const b of r.backedUp) process.stdout.write(`kept the previous file as ${b}\n`);
       return 0;
     }
+    case "route-controller":
+      return runController(rest);
     case "cloud": {
       const code = await cloudCli(rest, io, { kernel, onStop: runUntilSignalled });
       return code < 0 ? new Promise<number>(() => {}) : code;

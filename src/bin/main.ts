@@ -8,11 +8,8 @@ async function main(): Promise<number> {
     const { cniProcess } = await import("./cni-process.js");
     return cniProcess(name);
   }
-  if (name === "vrouter-route-controller") {
-    process.stderr.write("vrouter-route-controller: not available in this build\n");
-    return 1;
-  }
-  const { adminCli } = await import("./admin.js");
+  const { adminCli, runController } = await import("./admin.js");
+  if (name === "vrouter-route-controller") return runController(process.argv.slice(2));
   return adminCli(process.argv.slice(2));
 }
 

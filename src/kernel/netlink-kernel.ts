@@ -56,6 +56,9 @@ function toLink(m: LinkMessage): Link {
 export class NetlinkKernel implements Kernel {
   #nl: NetlinkModule;
   #sockets = new Map<Netns, RtNetlinkSocket>();
+  // The netlink package assembles multipart (dump) replies in one buffer per socket, so two
+  // requests in flight on one socket can corrupt each other: one at a time per socket.
+  #queues = new Map<Netns, Promise<unknown>>();
 
   private constructor(nl: NetlinkModule) {
     this.#nl = nl;
@@ -79,11 +82,16 @@ export class NetlinkKernel implements Kernel {
 
   async #call<T>(op: string, ns: Netns, fn: (s: RtNetlinkSocket) => Promise<T>): Promise<T> {
     const sock = this.#sock(ns);
+    const prev = this.#queues.get(ns) ?? Promise.resolve();
+    const run = prev.catch(() => {}).then(() => fn(sock));
+    this.#queues.set(ns, run);
     try {
-      return await fn(sock);
+      return await run;
     } catch (e) {
       if (e instanceof KernelError) throw e;
       throw new KernelError(op, ns, errnoOf(e), { cause: e });
+    } finally {
+      if (this.#queues.get(ns) === run) this.#queues.delete(ns);
     }
   }
 

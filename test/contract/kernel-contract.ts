@@ -208,6 +208,15 @@ export function kernelContract(adapter: string, make: () => Promise<KernelHarnes
       }
     });
 
+    it("answers many concurrent requests on one namespace consistently", async () => {
+      const { host } = await pair();
+      const dumps = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? k.listLinks(host) : k.listRoutes(host, "all"))));
+      const links = dumps.filter((_, i) => i % 2 === 0).map((d) => JSON.stringify(d));
+      assert.equal(new Set(links).size, 1);
+      await Promise.all(Array.from({ length: 10 }, (_, i) => k.setNeighbour(host, { dev: "vh", ip: `10.5.0.${i + 1}`, proxy: true })));
+      assert.equal((await k.listNeighbours(host, { proxy: true })).length, 10);
+    });
+
     it("tells namespaces apart by identity", async () => {
       const a = await h.netns("a");
       const b = await h.netns("b");

@@ -18,7 +18,9 @@ export const MIX_NET = "b9535039-d935-4a33-a7cb-2cc1c58ab904";
 export const ENI_NET = "73fe8ad8-eda8-4ee0-9d10-ffca11752362";
 const MIX_SUBNET = "2a000000-0000-4000-8000-000000000001";
 const ENI_SUBNET = "2a000000-0000-4000-8000-000000000002";
-const ROUTER = "3a000000-0000-4000-8000-000000000001";
+export const ROUTER = "3a000000-0000-4000-8000-000000000001";
+/** A dedicated pod subnet on the mix network, not attached to the router (routes make it reachable). */
+export const POD_SUBNET = "2a000000-0000-4000-8000-000000000003";
 export const serverId = (i: number): string => `1a000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
 
 export interface WorldOptions {
@@ -26,8 +28,10 @@ export interface WorldOptions {
   /** Which network the VMs' eth0 is on. */
   home: "mix" | "eni";
   config?: Partial<EmulatorConfig>;
-  /** Extra subnets, e.g. a dedicated pod subnet on the mix network. */
+  /** Extra networks for the seed. */
   extraSeed?: Partial<Seed>;
+  /** Add POD_SUBNET (10.10.30.0/24) to the mix network. */
+  podSubnet?: boolean;
 }
 
 export interface VmHandle {
@@ -83,7 +87,10 @@ export class World {
     const home = o.home === "mix" ? "mix" : "eni";
     const seed: Seed = {
       networks: [
-        { id: MIX_NET, name: "mix", mtu: 1450, subnets: [{ id: MIX_SUBNET, name: "mix-v4", cidr: "10.10.10.0/24", allocation_pools: [{ start: "10.10.10.10", end: "10.10.10.250" }] }] },
+        { id: MIX_NET, name: "mix", mtu: 1450, subnets: [
+          { id: MIX_SUBNET, name: "mix-v4", cidr: "10.10.10.0/24", allocation_pools: [{ start: "10.10.10.10", end: "10.10.10.250" }] },
+          ...(o.podSubnet === true ? [{ id: POD_SUBNET, name: "mix-pods", cidr: "10.10.30.0/24", enable_dhcp: false }] : []),
+        ] },
         { id: ENI_NET, name: "eni", mtu: 1450, subnets: [{ id: ENI_SUBNET, name: "eni-v4", cidr: "10.10.20.0/24", allocation_pools: [{ start: "10.10.20.10", end: "10.10.20.250" }] }] },
         ...(o.extraSeed?.networks ?? []),
       ],
@@ -101,7 +108,7 @@ export class World {
     this.topo = await buildTopology(this.kernel, {
       prefix: this.prefix,
       networks: [MIX_NET, ENI_NET].map((id) => {
-        const sub = Object.values(this.em.world.subnets).find((s) => s.network_id === id)!;
+        const sub = Object.values(this.em.world.subnets).find((s) => s.network_id === id && s.id !== POD_SUBNET)!;
         return { id, cidr: sub.cidr, gateway: sub.gateway_ip!, mtu: 1450, routerMac: routerPorts.find((p) => p.network_id === id)!.mac_address };
       }),
       vms, serviceCidr: "198.18.0.0/30", externalCidr: "203.0.113.0/24",

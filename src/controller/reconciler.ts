@@ -1,0 +1,217 @@
+// One reconcile: read Neutron (the tagged VM ports, block reservations, the router) in a constant
+// number of calls, plan the difference within the route limit, and write only the difference —
+// add/remove_extraroutes where the extension is advertised, else one PUT guarded by If-Match.
+import type { Logger } from "../log/logger.js";
+import { isOpenStackError } from "../openstack/errors.js";
+import type { Neutron } from "../openstack/neutron.js";
+import type { OpenStackSession } from "../openstack/session.js";
+import type { Router } from "../openstack/types.js";
+import type { Clock } from "../plugins/deps.js";
+import type { ControllerConfig } from "./config.js";
+import { BLOCK_TAG, desiredRoutes, MIX_TAG, type DesiredRoute } from "./desired.js";
+import type { Metrics } from "./metrics.js";
+import { planRoutes, type RoutePlan } from "./plan.js";
+
+export interface PodLocator {
+  /** Tell Kubernetes (if any) that these pod addresses have no route. */
+  reportMissing(missing: Array<{ ip: string; serverId: string }>, why: string): Promise<void>;
+}
+
+export interface ReconcileResult {
+  desired: number;
+  installed: number;
+  added: number;
+  removed: number;
+  /** Pod addresses left without a route. */
+  missing: string[];
+  apiCalls: number;
+  durationMs: number;
+  mode: "atomic" | "put";
+  limit?: number;
+}
+
+export interface ReconcilerDeps {
+  cfg: ControllerConfig;
+  neutron: Neutron;
+  session: OpenStackSession;
+  log: Logger;
+  clock: Clock;
+  metrics: Metrics;
+  pods?: PodLocator;
+}
+
+const M = {
+  desired: ["tcnp_router_routes_desired", "Routes the router should hold for mix-mode pods"],
+  installed: ["tcnp_router_routes_installed", "Routes of ours the router holds"],
+  missing: ["tcnp_pods_without_route", "Pod addresses left without a router route (route limit)"],
+  limit: ["tcnp_router_route_limit", "The router's route limit, configured or learnt"],
+  calls: ["tcnp_neutron_api_calls_total", "Neutron API requests made"],
+  errors: ["tcnp_reconcile_errors_total", "Reconciles that failed"],
+  reconciles: ["tcnp_reconciles_total", "Reconciles run"],
+  duration: ["tcnp_reconcile_duration_seconds", "Duration of the last reconcile"],
+  changes: ["tcnp_router_route_changes_total", "Routes added or removed"],
+} as const;
+
+/** "…exceeds the maximum 30." → 30 */
+const limitFrom = (detail: string): number | undefined => {
+  const m = /maximum (\d+)/.exec(detail);
+  return m === null ? undefined : Number(m[1]);
+};
+
+export class Reconciler {
+  readonly #d: ReconcilerDeps;
+  #mode: "atomic" | "put" | undefined;
+  #podCidrs: string[] = [];
+  #nodeCidrs: string[] = [];
+  #limit: number | undefined;
+  #lastMissing = "";
+
+  constructor(d: ReconcilerDeps) {
+    this.#d = d;
+    this.#limit = d.cfg.routeLimit;
+  }
+
+  get limit(): number | undefined {
+    return this.#limit;
+  }
+
+  /** Learn the extension and the CIDRs once (they do not change while we run). */
+  async #init(): Promise<void> {
+    if (this.#mode !== undefined) return;
+    const { cfg, neutron } = this.#d;
+    const atomic = cfg.apply === "atomic" || (cfg.apply === "auto" && (await neutron.extensions()).has("extraroute-atomic"));
+    const subnets = (await Promise.all(cfg.networks.map((n) => neutron.listSubnets({ network_id: n })))).flat().filter((s) => s.ip_version === 4).map((s) => s.cidr);
+    this.#podCidrs = cfg.podCidrs ?? subnets;
+    this.#nodeCidrs = cfg.nodeCidrs ?? subnets;
+    this.#mode = atomic ? "atomic" : "put";
+    this.#d.log.info("route controller ready", { mode: this.#mode, podCidrs: this.#podCidrs, nodeCidrs: this.#nodeCidrs, limit: this.#limit });
+  }
+
+  async #read(): Promise<{ router: Router; desired: DesiredRoute[] }> {
+    const { cfg, neutron } = this.#d;
+    const [vmPorts, blockPorts, router] = await Promise.all([
+      neutron.listPorts({ tags: MIX_TAG }),
+      neutron.listPorts({ tags: BLOCK_TAG }),
+      neutron.getRouter(cfg.routerId),
+    ]);
+    const desired = desiredRoutes({
+      vmPorts: vmPorts.filter((p) => cfg.networks.includes(p.network_id)), blockPorts: blockPorts.filter((p) => cfg.networks.includes(p.network_id)),
+      podCidrs: this.#podCidrs, aggregate: cfg.aggregate,
+    });
+    return { router, desired };
+  }
+
+  #plan(router: Router, desired: DesiredRoute[]): RoutePlan {
+    return planRoutes(router.routes, desired, { podCidrs: this.#podCidrs, nodeCidrs: this.#nodeCidrs, ...(this.#limit === undefined ? {} : { limit: this.#limit }) });
+  }
+
+  // "ok", or "full" when the router refused for its route limit (the limit is then known, when the
+  // error says it), or "full-unknown" (OverQuota does not say how many routes fit).
+  async #apply(router: Router, plan: RoutePlan): Promise<"ok" | "full" | "full-unknown"> {
+    const { neutron } = this.#d;
+    try {
+      if (this.#mode === "atomic") {
+        if (plan.remove.length > 0) await neutron.removeExtraRoutes(router.id, plan.remove);
+        if (plan.add.length > 0) await neutron.addExtraRoutes(router.id, plan.add);
+      } else {
+        const drop = new Set(plan.remove.map((r) => `${r.destination} ${r.nexthop}`));
+        const next = [...router.routes.filter((r) => !drop.has(`${r.destination} ${r.nexthop}`)), ...plan.add];
+        await neutron.setRoutes(router.id, next.map((r) => ({ destination: r.destination, nexthop: r.nexthop })), router.revision_number);
+      }
+      return "ok";
+    } catch (e) {
+      if (isOpenStackError(e, "RoutesExhausted") || isOpenStackError(e, "OverQuota")) {
+        const learnt = limitFrom(e.detail);
+        if (learnt === undefined) return "full-unknown";
+        this.#limit = learnt;
+        this.#d.log.warn("the router refused more routes: route limit learnt", { limit: learnt, error: e.type });
+        return "full";
+      }
+      throw e;
+    }
+  }
+
+  async reconcile(): Promise<ReconcileResult> {
+    const { log, metrics, session, clock } = this.#d;
+    const t0 = clock.now();
+    const calls0 = session.calls.network;
+    try {
+      await this.#init();
+      let { router, desired } = await this.#read();
+      let plan = this.#plan(router, desired);
+      let added = 0;
+      let removed = 0;
+      // When the router refuses without saying its limit, add in halving batches: the first single
+      // route it refuses marks the limit (a few calls, once).
+      let batch = Infinity;
+      for (let attempt = 0; attempt < 24 && (plan.add.length > 0 || plan.remove.length > 0); attempt++) {
+        const step = plan.add.length > batch ? { ...plan, add: plan.add.slice(0, batch) } : plan;
+        let outcome: "ok" | "full" | "full-unknown" | "stale";
+        try {
+          outcome = await this.#apply(router, step);
+        } catch (e) {
+          if (!isOpenStackError(e, "RevisionNumberConstraintFailed")) throw e;
+          log.info("the router changed under us (412): re-reading");
+          outcome = "stale";
+        }
+        if (outcome === "ok") {
+          added += step.add.length;
+          removed += step.remove.length;
+          log.info("router routes changed", { added: step.add.map((r) => r.destination), removed: step.remove.map((r) => r.destination) });
+        } else if (outcome === "full-unknown") {
+          if (step.add.length <= 1) {
+            this.#limit = router.routes.length - step.remove.length;
+            log.warn("the router refused one more route (OverQuota): route limit learnt", { limit: this.#limit });
+          } else {
+            batch = Math.ceil(step.add.length / 2);
+          }
+        }
+        if (outcome === "ok" && step === plan) {
+          plan = { ...plan, add: [], remove: [] };
+          break;
+        }
+        ({ router, desired } = await this.#read());
+        plan = this.#plan(router, desired);
+      }
+      const missing = plan.unfit.flatMap((u) => u.pods);
+      const result: ReconcileResult = {
+        desired: desired.length, installed: plan.installed.length, added, removed, missing, apiCalls: session.calls.network - calls0,
+        durationMs: clock.now() - t0, mode: this.#mode!, ...(this.#limit === undefined ? {} : { limit: this.#limit }),
+      };
+      await this.#report(plan);
+      metrics.set(M.desired[0], M.desired[1], result.desired);
+      metrics.set(M.installed[0], M.installed[1], result.installed);
+      metrics.set(M.missing[0], M.missing[1], missing.length);
+      if (this.#limit !== undefined) metrics.set(M.limit[0], M.limit[1], this.#limit);
+      metrics.inc(M.changes[0], M.changes[1], { action: "add" }, added);
+      metrics.inc(M.changes[0], M.changes[1], { action: "remove" }, removed);
+      return result;
+    } catch (e) {
+      metrics.inc(M.errors[0], M.errors[1]);
+      throw e;
+    } finally {
+      metrics.inc(M.reconciles[0], M.reconciles[1]);
+      metrics.inc(M.calls[0], M.calls[1], {}, session.calls.network - calls0);
+      metrics.set(M.duration[0], M.duration[1], (clock.now() - t0) / 1000);
+    }
+  }
+
+  // Pods without a route are logged (when the set changes), counted, and told to Kubernetes.
+  async #report(plan: RoutePlan): Promise<void> {
+    const missing = plan.unfit.flatMap((u) => u.pods.map((ip) => ({ ip, serverId: u.serverId })));
+    const key = missing.map((m) => m.ip).join(",");
+    if (key === this.#lastMissing) return;
+    this.#lastMissing = key;
+    if (missing.length === 0) {
+      this.#d.log.info("every pod has a router route again");
+      return;
+    }
+    const why = `the router ${this.#d.cfg.routerId} holds at most ${this.#limit ?? "?"} routes (${plan.foreign} not ours)`;
+    this.#d.log.warn("pods without a router route", { count: missing.length, pods: missing.map((m) => m.ip), reason: why });
+    try {
+      await this.#d.pods?.reportMissing(missing, why);
+    } catch (e) {
+      this.#d.log.warn("cannot post Kubernetes events", { error: e });
+    }
+  }
+}

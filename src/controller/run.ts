@@ -1,0 +1,144 @@
+// vrouter-route-controller: reconcile in a loop (as leader, when several replicas run in
+// Kubernetes), serve /healthz and /metrics, stop cleanly on SIGTERM.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import { parseArgs } from "node:util";
+import type { Io } from "../cli/io.js";
+import { fileSink } from "../log/file-sink.js";
+import { createLogger, type Logger } from "../log/logger.js";
+import { createClients } from "../openstack/clients.js";
+import { fileSources } from "../openstack/credentials.js";
+import type { HttpFetch } from "../openstack/http.js";
+import { nodeFetch } from "../openstack/node-fetch.js";
+import { systemClock, type Clock } from "../plugins/deps.js";
+import { ConfigError, parseControllerConfig, type ControllerConfig } from "./config.js";
+import { serveControllerHttp } from "./http.js";
+import { Kube, kubeAccess } from "./kube.js";
+import { LeaderElector } from "./leader.js";
+import { Metrics } from "./metrics.js";
+import { Reconciler, type PodLocator, type ReconcileResult } from "./reconciler.js";
+
+export const CONTROLLER_USAGE = `usage: vrouter-route-controller --config FILE [--once]
+  Keeps the Neutron router's routes to mix-mode pods in sync. --once: one reconcile, print it, exit.
+`;
+
+export interface Controller {
+  reconciler: Reconciler;
+  metrics: Metrics;
+  /** One leader-checked reconcile. */
+  step(): Promise<ReconcileResult | undefined>;
+  stop(): Promise<void>;
+  last?: { at: number; ok: boolean; result?: ReconcileResult; error?: string };
+  httpAddress?: string;
+}
+
+function podLocator(kube: Kube, log: Logger, clock: Clock): PodLocator {
+  return {
+    async reportMissing(missing, why) {
+      const byIp = new Map((await kube.listPods()).filter((p) => p.ip !== undefined).map((p) => [p.ip!, p]));
+      for (const m of missing) {
+        const pod = byIp.get(m.ip);
+        if (pod === undefined) continue;
+        await kube.createEvent(pod, "NoRouterRoute", `No Neutron router route to ${m.ip}: ${why}. Traffic from outside its subnet cannot reach this pod.`, "vrouter-route-controller", new Date(clock.now()));
+        log.info("posted a Kubernetes event", { pod: `${pod.namespace}/${pod.name}`, ip: m.ip });
+      }
+    },
+  };
+}
+
+export async function startController(cfg: ControllerConfig, opts: { env: Readonly<Record<string, string | undefined>>; log: Logger; clock?: Clock; loop?: boolean; fetch?: HttpFetch }): Promise<Controller> {
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log;
+  const fetchOpts = { timeoutMs: 30_000, ...(cfg.credentials.caCert === undefined ? {} : { caCert: cfg.credentials.caCert }), ...(cfg.credentials.insecure === undefined ? {} : { insecure: cfg.credentials.insecure }) };
+  const clients = createClients({ auth: cfg.credentials.auth, fetch: opts.fetch ?? nodeFetch(fetchOpts), clock, log, timeoutMs: 30_000 });
+  const metrics = new Metrics();
+  const access = cfg.kubernetes.enabled === false ? undefined : kubeAccess(opts.env, cfg.kubernetes);
+  if (cfg.kubernetes.enabled === true && access === undefined) throw new ConfigError(`"kubernetes.enabled" is true but there is no in-cluster service account and no kubernetes.apiUrl`);
+  const kube = access === undefined ? undefined : new Kube(nodeFetch({ timeoutMs: 10_000, ...(cfg.kubernetes.caCert === undefined ? {} : { caCert: cfg.kubernetes.caCert }) }), access);
+  const reconciler = new Reconciler({ cfg, neutron: clients.neutron, session: clients.session, log, clock, metrics, ...(kube !== undefined && cfg.kubernetes.events ? { pods: podLocator(kube, log, clock) } : {}) });
+  const elector = kube === undefined ? undefined : new LeaderElector({
+    kube, namespace: cfg.kubernetes.leaseNamespace, name: cfg.kubernetes.leaseName, identity: cfg.kubernetes.identity ?? `${os.hostname()}_${process.pid}`,
+    durationMs: cfg.kubernetes.leaseDurationMs, clock, log,
+  });
+  const timers: NodeJS.Timeout[] = [];
+  const c: Controller = {
+    reconciler, metrics,
+    async step() {
+      if (elector !== undefined && !elector.isLeader && !(await elector.tick())) return undefined;
+      try {
+        const result = await reconciler.reconcile();
+        c.last = { at: clock.now(), ok: true, result };
+        return result;
+      } catch (e) {
+        c.last = { at: clock.now(), ok: false, error: (e as Error).message };
+        log.error("reconcile failed", { error: e });
+        throw e;
+      }
+    },
+    async stop() {
+      for (const t of timers) clearInterval(t);
+      await http?.close();
+    },
+  };
+  let http: Awaited<ReturnType<typeof serveControllerHttp>> | undefined;
+  if (cfg.listen !== undefined) {
+    http = await serveControllerHttp(cfg.listen, metrics, {
+      healthy: () => {
+        if (c.last === undefined) return { ok: true, detail: "starting" };
+        if (!c.last.ok) return { ok: false, detail: `last reconcile failed: ${c.last.error ?? ""}` };
+        if (clock.now() - c.last.at > 3 * cfg.intervalMs + 30_000) return { ok: false, detail: "no reconcile for too long" };
+        return { ok: true, detail: "ok" };
+      },
+    });
+    c.httpAddress = http.address;
+    log.info("serving /healthz and /metrics", { address: http.address });
+  }
+  if (opts.loop !== false) {
+    let running = false;
+    const tick = (): void => {
+      if (running) return;
+      running = true;
+      c.step().catch(() => {}).finally(() => (running = false));
+    };
+    timers.push(setInterval(tick, cfg.intervalMs));
+    if (elector !== undefined) timers.push(setInterval(() => void elector.tick(), cfg.kubernetes.renewMs));
+    tick();
+  }
+  return c;
+}
+
+export async function controllerCli(argv: string[], io: Io, onStop: (stop: () => Promise<void>) => void): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { config: { type: "string" }, once: { type: "boolean" }, help: { type: "boolean" } } });
+  if (values.help === true) {
+    io.out(CONTROLLER_USAGE);
+    return 0;
+  }
+  if (values.config === undefined) {
+    io.err(`vrouter-route-controller: --config is required\n${CONTROLLER_USAGE}`);
+    return 2;
+  }
+  let cfg: ControllerConfig;
+  try {
+    cfg = parseControllerConfig(fs.readFileSync(values.config, "utf8"), values.config, fileSources(io.env));
+  } catch (e) {
+    io.err(`vrouter-route-controller: ${(e as Error).message}\n`);
+    return 2;
+  }
+  const log = createLogger(cfg.logFile === undefined ? { write: (l) => io.err(l) } : fileSink(cfg.logFile)).child({ program: "vrouter-route-controller" });
+  if (values.once === true) {
+    const c = await startController({ ...cfg, kubernetes: { ...cfg.kubernetes, enabled: false } }, { env: io.env, log, loop: false });
+    try {
+      const r = await c.reconciler.reconcile();
+      io.out(`${JSON.stringify(r)}\n`);
+      return 0;
+    } catch (e) {
+      io.err(`vrouter-route-controller: ${(e as Error).message}\n`);
+      return 1;
+    } finally {
+      await c.stop();
+    }
+  }
+  const c = await startController(cfg, { env: io.env, log });
+  onStop(() => c.stop());
+  return -1;
+}
