@@ -15,6 +15,8 @@ commands:
   install --bin-dir DIR        install the executable and its plugin links into DIR (e.g. /opt/cni/bin)
   cloud ...                    the embedded OpenStack (tcnp cloud help)
   route-controller ...         the same as running vrouter-route-controller
+  lab up|status|doctor|down    a whole small cloud on this machine (tcnp lab help)
+  doctor --pod NS/NAME ...     diagnose a pod's network on this node (tcnp doctor --help)
 `;
 
 const io: Io = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t), env: process.env };
@@ -37,6 +39,11 @@ function runUntilSignalled(stop: () => Promise<void>): void {
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
+}
+
+/** How to run ourselves again: the executable, or node with the bundle. */
+function selfCommand(): string[] {
+  return sea.isSea() ? [process.execPath] : [process.execPath, process.argv[1] ?? ""];
 }
 
 function selfExecutable(): string {
@@ -66,6 +73,18 @@ export async function adminCli(argv: string[]): Promise<number> {
     }
     case "route-controller":
       return runController(rest);
+    case "lab": {
+      const { labCli } = await import("../cli/lab.js");
+      return labCli(rest, io, { kernel, self: selfCommand(), selfFile: selfExecutable() });
+    }
+    case "doctor": {
+      const { doctorCli, DOCTOR_USAGE } = await import("../cli/doctor.js");
+      if (rest.includes("--help")) {
+        io.out(DOCTOR_USAGE);
+        return 0;
+      }
+      return doctorCli(rest, io, kernel);
+    }
     case "cloud": {
       const code = await cloudCli(rest, io, { kernel, onStop: runUntilSignalled });
       return code < 0 ? new Promise<number>(() => {}) : code;

@@ -106,7 +106,8 @@ export class Emulator {
     this.world = opts.world ?? emptyWorld();
     this.hooks = opts.hooks ?? {};
     this.now = opts.now ?? Date.now;
-    this.random = rng(this.config.seed);
+    // A world loaded from a state file continues with a different sequence (no repeated MACs).
+    this.random = rng(opts.world === undefined ? this.config.seed : this.config.seed + Object.keys(this.world.ports).length * 7919 + (Date.now() % 100_000));
     this.#stateFile = opts.stateFile;
     this.#routes = {
       identity: keystoneRoutes(this), network: neutronRoutes(this), compute: novaRoutes(this), metadata: metadataRoutes(this), admin: adminRoutes(this),

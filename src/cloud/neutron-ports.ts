@@ -120,6 +120,16 @@ export function reconcileFixedIps(em: Emulator, networkId: string, current: Fixe
 
 const macSuffix = (em: Emulator): string => [0, 0, 0].map(() => Math.floor(em.random() * 256).toString(16).padStart(2, "0")).join(":");
 
+// Like Neutron's base_mac generation: random, retried (mac_generation_retries = 16) until unused.
+function freshMac(em: Emulator, networkId: string): string {
+  const used = new Set(Object.values(em.world.ports).filter((p) => p.network_id === networkId).map((p) => p.mac_address));
+  for (let i = 0; i < 16; i++) {
+    const mac = `fa:16:3e:${macSuffix(em)}`;
+    if (!used.has(mac)) return mac;
+  }
+  throw new ApiError(409, "MacAddressGenerationFailure", `Unable to generate unique mac on network ${networkId}.`);
+}
+
 function ownerOfNetwork(em: Emulator, t: TokenRec, networkId: string): boolean {
   return isAdmin(t) || em.world.networks[networkId]?.project_id === t.project_id;
 }
@@ -149,7 +159,7 @@ export function createPort(em: Emulator, t: TokenRec, b: J): Port {
   const port: Port & J = {
     id: randomUUID(), name: typeof b["name"] === "string" ? b["name"] : "", description: typeof b["description"] === "string" ? b["description"] : "",
     network_id: netId, project_id: project, tenant_id: project,
-    mac_address: typeof b["mac_address"] === "string" ? b["mac_address"].toLowerCase() : `fa:16:3e:${macSuffix(em)}`,
+    mac_address: typeof b["mac_address"] === "string" ? b["mac_address"].toLowerCase() : freshMac(em, netId),
     admin_state_up: b["admin_state_up"] !== false, status: "DOWN",
     device_id: typeof b["device_id"] === "string" ? b["device_id"] : "", device_owner: typeof b["device_owner"] === "string" ? b["device_owner"] : "",
     fixed_ips: fixed, allowed_address_pairs: [], security_groups: sgs, port_security_enabled: net.port_security_enabled !== false,

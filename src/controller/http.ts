@@ -1,4 +1,5 @@
 // /healthz and /metrics for the controller.
+import * as fs from "node:fs";
 import * as http from "node:http";
 import type { Metrics } from "./metrics.js";
 
@@ -7,8 +8,9 @@ export interface Health {
 }
 
 export async function serveControllerHttp(listen: string, metrics: Metrics, health: Health): Promise<{ address: string; close(): Promise<void> }> {
+  const unix = listen.startsWith("unix:") ? listen.slice(5) : undefined;
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(listen);
-  if (m === null) throw new Error(`Cannot listen on "${listen}": expected HOST:PORT`);
+  if (unix === undefined && m === null) throw new Error(`Cannot listen on "${listen}": expected HOST:PORT or unix:PATH`);
   const srv = http.createServer((req, res) => {
     if (req.url === "/metrics") {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
@@ -24,11 +26,16 @@ export async function serveControllerHttp(listen: string, metrics: Metrics, heal
   });
   await new Promise<void>((resolve, reject) => {
     srv.once("error", reject);
-    srv.listen(Number(m[2]), m[1], () => resolve());
+    if (unix !== undefined) {
+      fs.rmSync(unix, { force: true });
+      srv.listen(unix, () => resolve());
+    } else {
+      srv.listen(Number(m![2]), m![1], () => resolve());
+    }
   });
   const a = srv.address();
   return {
-    address: typeof a === "object" && a !== null ? `${a.address}:${a.port}` : listen,
+    address: typeof a === "object" && a !== null ? `${a.address}:${a.port}` : typeof a === "string" ? `unix:${a}` : listen,
     close: () => new Promise((r) => srv.close(() => r())),
   };
 }

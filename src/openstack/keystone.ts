@@ -42,6 +42,7 @@ export interface Token {
   expiresAt: number;
   projectId: string;
   userId: string;
+  roles: string[];
   catalog: CatalogEntry[];
 }
 
@@ -109,6 +110,7 @@ export async function authenticate(fetch: HttpFetch, c: AuthConfig, opts: { time
     expiresAt: Date.parse(String(tok["expires_at"])),
     projectId: String((tok["project"] as Record<string, unknown> | undefined)?.["id"] ?? ""),
     userId: String((tok["user"] as Record<string, unknown> | undefined)?.["id"] ?? ""),
+    roles: ((tok["roles"] as Array<{ name?: unknown }> | undefined) ?? []).map((r) => String(r.name ?? "")),
     catalog: (tok["catalog"] as CatalogEntry[] | undefined) ?? [],
   };
 }

@@ -1,0 +1,80 @@
+// `tcnp doctor`: diagnose one pod's network on this node (run it where the plugins run).
+import { parseArgs } from "node:util";
+import { isObject } from "../cni/netconf.js";
+import { diagnose, modeOf, podIpOf } from "../doctor/findings.js";
+import { locate, ipamOf, snapshot, type Selector } from "../doctor/locate.js";
+import { neutronFacts } from "../doctor/neutron-facts.js";
+import { attachmentSummary, renderJson, renderText, type DoctorReport } from "../doctor/report.js";
+import { HOST, type Kernel } from "../kernel/types.js";
+import { hostVethName, podChainName } from "../net/names.js";
+import { createClients } from "../openstack/clients.js";
+import { fileSources, resolveCredentials } from "../openstack/credentials.js";
+import { nodeFetch } from "../openstack/node-fetch.js";
+import { FileTokenStore } from "../openstack/token-cache.js";
+import { systemClock } from "../plugins/deps.js";
+import { FileLock } from "../state/lock.js";
+import type { Io } from "./io.js";
+
+export const DOCTOR_USAGE = `usage: tcnp doctor (--netns PATH | --container ID | --pod NAMESPACE/NAME) [--json]
+                   [--cache-dir DIR] [--state-dir DIR] [--route-limit N] [--no-cloud]
+  Run on the node (inside the VM), where the CNI plugins run. Reads the runtime's CNI cache
+  (CNI_CACHEDIR or /var/lib/cni) to find the pod, then the kernel and Neutron. Exit status 1 when
+  something is wrong, 0 when healthy (warnings allowed), 2 when the pod cannot be found.
+`;
+
+export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Kernel>): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      netns: { type: "string" }, container: { type: "string" }, pod: { type: "string" }, json: { type: "boolean" },
+      "cache-dir": { type: "string" }, "state-dir": { type: "string" }, "route-limit": { type: "string" }, "no-cloud": { type: "boolean" },
+    },
+  });
+  const sel: Selector | undefined = values.netns !== undefined ? { netns: values.netns } : values.container !== undefined ? { container: values.container } : values.pod !== undefined ? { pod: values.pod } : undefined;
+  if (sel === undefined) {
+    io.err(DOCTOR_USAGE);
+    return 2;
+  }
+  const cacheDir = values["cache-dir"] ?? io.env["CNI_CACHEDIR"] ?? "/var/lib/cni";
+  const a = locate(cacheDir, sel);
+  if (a === undefined) {
+    io.err(`tcnp doctor: no CNI attachment for ${JSON.stringify(sel)} in ${cacheDir}/results (is this the node the pod runs on, and the runtime's cache dir?)\n`);
+    return 2;
+  }
+  const k = await kernel();
+  const mode = modeOf(a);
+  const ip = podIpOf(a);
+  const pod = await snapshot(k, a.netns);
+  const host = await snapshot(k, HOST);
+  // Only what concerns this pod, on the host side: its veths, routes, neighbours, chain.
+  const vh = a.plugins.find((p) => p["type"] === "veth-host");
+  const mine = new Set([hostVethName(a.containerId, a.ifname), ...(vh === undefined ? [] : [hostVethName(a.containerId, typeof vh["containerInterface"] === "string" ? vh["containerInterface"] : "veth0")])]);
+  host.links = host.links.filter((l) => mine.has(l.name));
+  if (host.nat !== undefined) host.nat = new Map([...host.nat].filter(([chain]) => chain === podChainName(a.network, a.containerId, typeof vh?.["containerInterface"] === "string" ? vh["containerInterface"] : "veth0")));
+  host.mangle = new Map();
+  host.routes = host.routes.filter((r) => ip !== undefined && r.dst === `${ip}/32`);
+  host.proxies = host.proxies.filter((n) => n.ip === ip);
+  host.neighbours = host.neighbours.filter((n) => n.ip === ip);
+  host.addresses = [];
+  host.rules = host.rules.filter((r) => r.priority !== 0 && r.priority < 32766);
+  let neutron: DoctorReport["neutron"];
+  const ipam = ipamOf(a);
+  if (values["no-cloud"] !== true && ip !== undefined && ipam !== undefined && isObject(ipam["openstackConf"])) {
+    try {
+      const creds = resolveCredentials(ipam["openstackConf"], fileSources(io.env));
+      const stateDir = values["state-dir"] ?? (typeof ipam["stateDir"] === "string" ? ipam["stateDir"] : io.env["TCNP_STATE_DIR"] ?? "/var/lib/tcnp");
+      const c = createClients({
+        auth: creds.auth, clock: systemClock, tokens: new FileTokenStore(`${stateDir}/tokens`), lock: new FileLock(`${stateDir}/locks`, systemClock),
+        fetch: nodeFetch({ timeoutMs: 10_000, ...(creds.caCert === undefined ? {} : { caCert: creds.caCert }), ...(creds.insecure === undefined ? {} : { insecure: creds.insecure }) }),
+      });
+      neutron = await neutronFacts(c, a, mode, ip, { stateDir, ...(values["route-limit"] === undefined ? {} : { routeLimit: Number(values["route-limit"]) }) });
+    } catch (e) {
+      neutron = { error: (e as Error).message };
+    }
+  }
+  const findings = diagnose(a, pod, host, neutron);
+  const report: DoctorReport = { pod: attachmentSummary(a, mode, ip), kernel: { pod, host }, ...(neutron === undefined ? {} : { neutron }), findings, healthy: !findings.some((f) => f.severity === "error") };
+  io.out(values.json === true ? renderJson(report) : renderText(report));
+  k.close();
+  return report.healthy ? 0 : 1;
+}

@@ -1,0 +1,79 @@
+// `tcnp lab up|down|status|doctor` and the small echo server the lab runs in pods.
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import type { Kernel } from "../kernel/types.js";
+import { labDown, labStatus } from "../lab/down.js";
+import { run } from "../lab/proc.js";
+import { DEFAULT_LAB_DIR, readLab } from "../lab/state.js";
+import { labUp } from "../lab/up.js";
+import type { Io } from "./io.js";
+
+export const LAB_USAGE = `usage:
+  tcnp lab up [--vms N] [--dir DIR]   build a whole small cloud on this machine (root) and show it working
+  tcnp lab status [--dir DIR]         what is up (exit 0 while a lab is up)
+  tcnp lab doctor POD [--json]        run tcnp doctor on a lab pod (e.g. vm1-mix-a)
+  tcnp lab down [--dir DIR]           remove every namespace, link, process and file of the lab
+`;
+
+export interface LabCliDeps {
+  kernel: () => Promise<Kernel>;
+  self: string[];
+  selfFile: string;
+}
+
+function cnicallerPath(env: Io["env"], selfFile: string): string {
+  const cands = [env["TCNP_CNICALLER"], path.join(path.dirname(selfFile), "cnicaller"), path.join(path.dirname(selfFile), "..", "build", "bin", "cnicaller")];
+  for (const c of cands) if (c !== undefined && fs.existsSync(c)) return c;
+  throw new Error(`Cannot find the CNI caller (cnicaller): build it with scripts/build-cnicaller.sh, or set TCNP_CNICALLER`);
+}
+
+function echoServer(port: number, text: string): Promise<number> {
+  const srv = net.createServer((s) => s.end(`${text}\n`));
+  srv.listen(port, "0.0.0.0");
+  return new Promise(() => {});
+}
+
+export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<number> {
+  const [sub, ...rest] = argv;
+  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { dir: { type: "string" }, vms: { type: "string" }, json: { type: "boolean" }, port: { type: "string" }, text: { type: "string" } } });
+  const dir = values.dir ?? DEFAULT_LAB_DIR;
+  switch (sub) {
+    case "up": {
+      if (process.getuid?.() !== 0) {
+        io.err("tcnp lab up needs root (it creates network namespaces)\n");
+        return 2;
+      }
+      const vms = Number(values.vms ?? "2");
+      if (!Number.isInteger(vms) || vms < 2 || vms > 8) {
+        io.err("--vms must be from 2 to 8\n");
+        return 2;
+      }
+      return labUp({ dir, vms, io, kernel: await deps.kernel(), self: deps.self, selfFile: deps.selfFile, cnicaller: cnicallerPath(io.env, deps.selfFile) });
+    }
+    case "down":
+      return labDown({ dir, io, kernel: await deps.kernel(), cnicaller: cnicallerPath(io.env, deps.selfFile) });
+    case "status":
+      return labStatus({ dir, io, kernel: await deps.kernel() });
+    case "doctor": {
+      const s = readLab(dir);
+      const pod = s?.pods.find((p) => p.podName === positionals[0]);
+      if (s === undefined || pod === undefined) {
+        io.err(`no lab pod "${positionals[0] ?? ""}"${s === undefined ? " (no lab is up)" : `; pods: ${s.pods.map((p) => p.podName).join(", ")}`}\n`);
+        return 2;
+      }
+      const vm = s.vms.find((v) => v.name === pod.vm)!;
+      const r = await run(["ip", "netns", "exec", vm.ns, ...deps.self, "doctor", "--pod", `default/${pod.podName}`, ...(values.json === true ? ["--json"] : [])],
+        { env: { CNI_CACHEDIR: path.join(vm.dir, "cache"), TCNP_STATE_DIR: path.join(vm.dir, "state") } });
+      io.out(r.stdout);
+      io.err(r.stderr);
+      return r.code;
+    }
+    case "echo-server":
+      return echoServer(Number(values.port ?? "8080"), values.text ?? "ok");
+    default:
+      io.err(LAB_USAGE);
+      return 2;
+  }
+}

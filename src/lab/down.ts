@@ -1,0 +1,59 @@
+// `tcnp lab down` and `tcnp lab status`: undo everything a lab recorded (also a half-built one),
+// and say whether one is up.
+import * as fs from "node:fs";
+import type { Io } from "../cli/io.js";
+import type { Kernel } from "../kernel/types.js";
+import { cni } from "./up.js";
+import { LAB } from "./spec.js";
+import { run } from "./proc.js";
+import { isOurs, readLab, type LabState } from "./state.js";
+import { stopProcess } from "./proc.js";
+
+async function strayNamespaces(): Promise<string[]> {
+  const r = await run(["ip", "netns", "list"]);
+  return r.stdout.split("\n").map((l) => l.split(" ")[0]!).filter((n) => n.startsWith(`${LAB.prefix}-`));
+}
+
+export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicaller: string }): Promise<number> {
+  const s = readLab(o.dir);
+  const say = (m: string): void => o.io.out(`[lab down] ${m}\n`);
+  if (s !== undefined) {
+    // Pods first, through the same CNI caller, while the cloud still answers (ports, addresses).
+    const cloudUp = s.processes.some((p) => p.name === "cloud" && isOurs(p));
+    for (const pod of [...s.pods].reverse()) {
+      const vm = s.vms.find((v) => v.name === pod.vm);
+      if (vm === undefined || !cloudUp) continue;
+      const r = await cni({ dir: s.dir, cnicaller: o.cnicaller }, vm, pod, "del");
+      say(`DEL ${pod.podName}: ${r.code === 0 ? "ok" : (r.stderr.trim() || r.stdout.trim()).split("\n").pop()}`);
+    }
+    for (const p of [...s.processes].reverse()) say(`${p.name} (pid ${p.pid}): ${await stopProcess(p)}`);
+  }
+  const names = new Set([...(s?.namespaces ?? []), ...(s?.pods.map((p) => p.ns) ?? []), ...(await strayNamespaces())]);
+  for (const n of names) await o.kernel.deleteNetns(n);
+  if (names.size > 0) say(`removed ${names.size} namespaces`);
+  fs.rmSync(o.dir, { recursive: true, force: true });
+  const left = await strayNamespaces();
+  if (left.length > 0) {
+    o.io.err(`namespaces still present: ${left.join(", ")}\n`);
+    return 1;
+  }
+  say(s === undefined ? "no lab was recorded; nothing left behind" : "done: no namespace, link, process or file of the lab is left");
+  return 0;
+}
+
+export async function labStatus(o: { dir: string; io: Io; kernel: Kernel }): Promise<number> {
+  const s: LabState | undefined = readLab(o.dir);
+  if (s === undefined) {
+    o.io.out("no lab is up\n");
+    return 1;
+  }
+  const missingNs = s.namespaces.filter((n) => !o.kernel.netnsExists(`/var/run/netns/${n}`));
+  const dead = s.processes.filter((p) => !isOurs(p));
+  o.io.out(`lab in ${s.dir}: ${s.status}${s.error === undefined ? "" : ` (${s.error})`}, since ${s.startedAt}\n`);
+  o.io.out(`cloud: ${s.authUrl ?? "-"}\n`);
+  for (const v of s.vms) o.io.out(`  ${v.name}  ${v.ip}  namespace ${v.ns}\n`);
+  for (const p of s.pods) o.io.out(`  pod default/${p.podName}  ${p.mode}  ${p.ip ?? "(no address)"}  on ${p.vm}\n`);
+  for (const p of s.processes) o.io.out(`  process ${p.name}: pid ${p.pid} ${isOurs(p) ? "running" : "NOT RUNNING"}\n`);
+  if (missingNs.length > 0) o.io.out(`  missing namespaces: ${missingNs.join(", ")}\n`);
+  return s.status === "up" && missingNs.length === 0 && dead.length === 0 ? 0 : 1;
+}

@@ -1,0 +1,229 @@
+// `tcnp lab up`: a whole small cloud on this kernel — the embedded OpenStack in a service namespace,
+// the networks as bridges, a router with an outside, VMs with the seed configurations installed —
+// then pods in both modes through a real CNI caller, the route controller, Service and NodePort
+// rules as kube-proxy makes them, and the connectivity matrix.
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Emulator } from "../cloud/emulator.js";
+import { applySeed } from "../cloud/seed.js";
+import { install } from "../cli/install.js";
+import type { Io } from "../cli/io.js";
+import type { Kernel } from "../kernel/types.js";
+import { nodeFetch } from "../openstack/node-fetch.js";
+import { buildTopology, describeTopology, topologyNamespaces, type TopologySpec } from "./topology.js";
+import { renderMatrix, runCheck, type Check, type CheckResult } from "./matrix.js";
+import { inNetns, run, startDaemon } from "./proc.js";
+import { eniConflist, LAB, labSeed, labServerId, mixConf } from "./spec.js";
+import { readLab, writeLab, type LabPod, type LabState } from "./state.js";
+
+export interface LabOptions {
+  dir: string;
+  vms: number;
+  io: Io;
+  kernel: Kernel;
+  /** How to run this executable (argv prefix). */
+  self: string[];
+  /** The executable file to install into the VMs' CNI bin dir. */
+  selfFile: string;
+  cnicaller: string;
+}
+
+const nsName = (p: string): string => p.slice("/var/run/netns/".length);
+
+export async function labUp(o: LabOptions): Promise<number> {
+  const t0 = performance.now();
+  const say = (m: string): void => o.io.out(`[lab ${((performance.now() - t0) / 1000).toFixed(1)}s] ${m}\n`);
+  const existing = readLab(o.dir);
+  if (existing !== undefined) {
+    o.io.err(`A lab is already recorded in ${o.dir} (status: ${existing.status}). Run "tcnp lab down" first.\n`);
+    return 2;
+  }
+  const s: LabState = { dir: o.dir, status: "building", startedAt: new Date().toISOString(), namespaces: [], processes: [], vms: [], pods: [] };
+  writeLab(s);
+  try {
+    await build(o, s, say);
+    s.status = "up";
+    writeLab(s);
+    const results = await matrix(s);
+    o.io.out(`\nconnectivity matrix\n${renderMatrix(results)}\n\n`);
+    const failed = results.filter((r) => !r.ok).length;
+    o.io.out(`${results.length - failed} of ${results.length} paths work. The lab stays up: "tcnp lab status", "tcnp lab doctor POD", "tcnp lab down".\n`);
+    return failed === 0 ? 0 : 1;
+  } catch (e) {
+    s.status = "failed";
+    s.error = (e as Error).message;
+    writeLab(s);
+    o.io.err(`\nlab up failed: ${(e as Error).message}\nRun "tcnp lab down" to remove what was made.\n`);
+    return 1;
+  }
+}
+
+async function build(o: LabOptions, s: LabState, say: (m: string) => void): Promise<void> {
+  const k = o.kernel;
+  // 1. The cloud's world, written where the cloud process will load it.
+  const authUrl = `http://${describeTopology({ prefix: LAB.prefix, networks: [], vms: [], serviceCidr: LAB.serviceCidr, externalCidr: LAB.externalCidr }).serviceIp}:${LAB.cloudPort}/v3`;
+  const em = new Emulator({ stateFile: path.join(o.dir, "cloud-state.json"), config: { publicUrl: authUrl.replace(/\/v3$/, ""), detachDelayMs: 200 } });
+  applySeed(em, labSeed(o.vms));
+  em.persist();
+  s.authUrl = authUrl;
+  // 2. The data plane, mirroring the world's ports.
+  const routerPort = (net: string): string => Object.values(em.world.ports).find((p) => p.device_owner === "network:router_interface" && p.network_id === net)!.mac_address;
+  const spec: TopologySpec = {
+    prefix: LAB.prefix, serviceCidr: LAB.serviceCidr, externalCidr: LAB.externalCidr,
+    networks: [
+      { id: LAB.mixNet, cidr: "10.10.10.0/24", gateway: "10.10.10.1", routerMac: routerPort(LAB.mixNet), mtu: 1450 },
+      { id: LAB.eniNet, cidr: "10.10.20.0/24", gateway: "10.10.20.1", routerMac: routerPort(LAB.eniNet), mtu: 1450 },
+    ],
+    vms: Array.from({ length: o.vms }, (_, i) => {
+      const port = Object.values(em.world.ports).find((p) => p.device_id === labServerId(i + 1))!;
+      return { name: `vm${i + 1}`, serverId: labServerId(i + 1), defaultVia: "eth0", nics: [{ name: "eth0", network: LAB.mixNet, mac: port.mac_address, ip: port.fixed_ips[0]!.ip_address }] };
+    }),
+  };
+  const topo = describeTopology(spec);
+  s.namespaces = topologyNamespaces(topo).map(nsName);
+  writeLab(s);
+  say("building the network: a bridge per Neutron network, the router, the cloud's service namespace, an outside client, the VMs");
+  await buildTopology(k, spec, (m) => say(`  ${m}`));
+  // 3. The embedded OpenStack, inside the service namespace, hot-plugging NICs into the VMs.
+  fs.writeFileSync(path.join(o.dir, "datapath.json"), JSON.stringify({
+    datapath: {
+      networks: { [LAB.mixNet]: { netns: topo.ns.net, bridge: topo.bridge(LAB.mixNet) }, [LAB.eniNet]: { netns: topo.ns.net, bridge: topo.bridge(LAB.eniNet) } },
+      servers: Object.fromEntries(spec.vms.map((v) => [v.serverId, { netns: topo.ns.vms[v.name]! }])),
+      routers: { [LAB.router]: { netns: topo.ns.router } },
+    },
+  }));
+  s.cloudSocket = path.join(o.dir, "cloud.sock");
+  s.processes.push(startDaemon("cloud", inNetns(nsName(topo.ns.svc), [...o.self, "cloud", "--listen", `${topo.serviceIp}:${LAB.cloudPort}`, "--listen", "169.254.169.254:80",
+    "--listen", `unix:${s.cloudSocket}`, "--state", path.join(o.dir, "cloud-state.json"), "--seed", path.join(o.dir, "datapath.json"),
+    "--public-url", authUrl.replace(/\/v3$/, ""), "--log-file", path.join(o.dir, "cloud.log")]), path.join(o.dir, "cloud.out"), "cloud"));
+  writeLab(s);
+  await waitFor("the cloud to answer", async () => (await nodeFetch({ timeoutMs: 1000 })({ method: "GET", url: `http+unix://${encodeURIComponent(s.cloudSocket!)}/v3`, headers: {} }).catch(() => ({ status: 0 }))).status === 200, 20_000);
+  say(`embedded OpenStack up at ${authUrl} (inside ${nsName(topo.ns.svc)}), metadata at 169.254.169.254; user admin / secret`);
+  // 4. Each VM gets the CNI bin dir and the seed configurations, authUrl pointed at the lab cloud.
+  const bin = path.join(o.dir, "bin");
+  install({ source: o.selfFile, binDir: bin });
+  for (const v of spec.vms) {
+    const dir = path.join(o.dir, v.name);
+    for (const d of ["net.d-eni", "net.d-mix", "state", "cache"]) fs.mkdirSync(path.join(dir, d), { recursive: true, mode: 0o700 });
+    fs.writeFileSync(path.join(dir, "net.d-eni", "10-cnichain.conflist"), JSON.stringify(eniConflist(authUrl), null, 2));
+    fs.writeFileSync(path.join(dir, "net.d-mix", "10-tcnp.conf"), JSON.stringify(mixConf(authUrl), null, 2));
+    s.vms.push({ name: v.name, serverId: v.serverId, ns: nsName(topo.ns.vms[v.name]!), ip: v.nics[0]!.ip, dir });
+  }
+  writeLab(s);
+  say(`seed configurations installed in ${spec.vms.map((v) => v.name).join(", ")}: ${path.join(o.dir, "vmN", "net.d-eni", "10-cnichain.conflist")} and net.d-mix/10-tcnp.conf`);
+  // 5. The route controller, in the service namespace next to the cloud.
+  s.controllerSocket = path.join(o.dir, "controller.sock");
+  fs.writeFileSync(path.join(o.dir, "controller.json"), JSON.stringify({
+    openstack: { authUrl, username: "admin", password: "secret", project: "admin", domain: "default" },
+    routerId: LAB.router, networks: [LAB.mixNet], intervalSeconds: 1, listen: `unix:${s.controllerSocket}`, kubernetes: { enabled: false }, logFile: path.join(o.dir, "controller.log"),
+  }, null, 2));
+  s.processes.push(startDaemon("route-controller", inNetns(nsName(topo.ns.svc), [...o.self, "route-controller", "--config", path.join(o.dir, "controller.json")]), path.join(o.dir, "controller.out"), "route-controller"));
+  writeLab(s);
+  say("vrouter-route-controller running (reconciling every 1 s)");
+  // 6. Pods through a real CNI caller (libcni), as a kubelet's runtime would.
+  for (const vm of s.vms) {
+    for (const [mode, tag] of [["mix", "mix-a"], ["mix", "mix-b"], ["eni", "eni-a"]] as const) {
+      const pod: LabPod = { vm: vm.name, mode, ns: `${LAB.prefix}-${vm.name}-${tag}`, containerId: `lab${vm.name}${tag.replace("-", "")}`, podName: `${vm.name}-${tag}` };
+      s.pods.push(pod);
+      writeLab(s);
+      await k.createNetns(pod.ns);
+      const r = await cni(o, vm, pod, "add");
+      if (r.code !== 0) throw new Error(`ADD of ${pod.podName} (${mode}) failed: ${r.stderr.trim() || r.stdout.trim()}`);
+      pod.ip = String((JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address).split("/")[0]!;
+      writeLab(s);
+      say(`pod default/${pod.podName} (${mode}) on ${vm.name}: ${pod.ip}  [ADD ${r.ms.toFixed(0)} ms]`);
+    }
+  }
+  await services(o, s, say);
+  await waitFor("the router routes to the mix pods", async () => (await controllerMetric(s, "tcnp_router_routes_installed")) >= s.pods.filter((p) => p.mode === "mix").length, 15_000);
+  say(`router routes installed by the controller: ${await controllerMetric(s, "tcnp_router_routes_installed")}`);
+}
+
+export function cni(o: Pick<LabOptions, "dir" | "cnicaller">, vm: { ns: string; dir: string }, pod: LabPod, verb: "add" | "del" | "check"): ReturnType<typeof run> {
+  return run(inNetns(vm.ns, [o.cnicaller, verb, "cni0", `/var/run/netns/${pod.ns}`, pod.containerId]), {
+    timeoutMs: 120_000,
+    env: {
+      NETCONFPATH: path.join(vm.dir, pod.mode === "mix" ? "net.d-mix" : "net.d-eni"), CNI_PATH: `${path.join(o.dir, "bin")}:/usr/lib/cni`, CNI_CACHEDIR: path.join(vm.dir, "cache"),
+      TCNP_STATE_DIR: path.join(vm.dir, "state"), TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log"), CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.podName}`,
+    },
+  });
+}
+
+// Echo servers in three pods, and the rules kube-proxy would make: a ClusterIP on every VM whose
+// backend is the eni pod on the second VM, and NodePorts on vm1 to its own mix and eni pods.
+async function services(o: LabOptions, s: LabState, say: (m: string) => void): Promise<void> {
+  const pod = (vm: string, tag: string): LabPod => s.pods.find((p) => p.podName === `${vm}-${tag}`)!;
+  const backend = pod(s.vms.length > 1 ? "vm2" : "vm1", "eni-a");
+  const targets = [backend, pod("vm1", "mix-a"), pod("vm1", "eni-a")];
+  for (const t of [...new Set(targets)]) {
+    s.processes.push(startDaemon(`echo ${t.podName}`, inNetns(t.ns, [...o.self, "lab", "echo-server", "--port", String(LAB.podPort), "--text", t.podName]), path.join(o.dir, `echo-${t.podName}.out`), `--text ${t.podName}`));
+  }
+  writeLab(s);
+  for (const vm of s.vms) {
+    const rules = [`-d ${LAB.clusterIp}/32 -p tcp -m tcp --dport 80 -j DNAT --to-destination ${backend.ip}:${LAB.podPort}`];
+    if (vm.name === "vm1") {
+      rules.push(`-d ${vm.ip}/32 -p tcp -m tcp --dport ${LAB.nodePort} -j DNAT --to-destination ${pod("vm1", "mix-a").ip}:${LAB.podPort}`);
+      rules.push(`-d ${vm.ip}/32 -p tcp -m tcp --dport ${LAB.nodePort + 1} -j DNAT --to-destination ${pod("vm1", "eni-a").ip}:${LAB.podPort}`);
+    }
+    await o.kernel.applyIptables(`/var/run/netns/${vm.ns}`, {
+      chains: [{ table: "nat", name: "LAB-KUBE-SERVICES", rules }],
+      jumps: [{ table: "nat", chain: "PREROUTING", rule: "-j LAB-KUBE-SERVICES" }, { table: "nat", chain: "OUTPUT", rule: "-j LAB-KUBE-SERVICES" }],
+    });
+  }
+  say(`Service ${LAB.clusterIp}:80 → ${backend.podName} (${backend.ip}:${LAB.podPort}) on every VM; NodePorts vm1:${LAB.nodePort} → vm1-mix-a, vm1:${LAB.nodePort + 1} → vm1-eni-a`);
+  await waitFor("the echo servers", async () => (await run(inNetns(backend.ns, ["nc", "-z", "-w", "1", backend.ip!, String(LAB.podPort)]))).code === 0, 10_000);
+}
+
+export async function controllerMetric(s: LabState, name: string): Promise<number> {
+  try {
+    const r = await nodeFetch({ timeoutMs: 2000 })({ method: "GET", url: `http+unix://${encodeURIComponent(s.controllerSocket ?? "")}/metrics`, headers: {} });
+    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(r.body);
+    return m === null ? -1 : Number(m[1]);
+  } catch {
+    return -1;
+  }
+}
+
+async function waitFor(what: string, f: () => Promise<boolean>, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!(await f())) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+export function labChecks(s: LabState): Check[] {
+  const pod = (vm: string, tag: string): LabPod | undefined => s.pods.find((p) => p.podName === `${vm}-${tag}`);
+  const vm1 = s.vms[0]!;
+  const vm2 = s.vms[1] ?? vm1;
+  const m1 = pod("vm1", "mix-a")!;
+  const m1b = pod("vm1", "mix-b")!;
+  const m2 = pod(vm2.name, "mix-a")!;
+  const e1 = pod("vm1", "eni-a")!;
+  const e2 = pod(vm2.name, "eni-a")!;
+  const ext = `${LAB.prefix}-ext`;
+  const p = (c: Omit<Check, "kind">, kind: Check["kind"] = "ping"): Check => ({ ...c, kind });
+  return [
+    p({ path: "pod → pod, same VM", from: m1.podName, to: m1b.podName, ns: m1.ns, target: m1b.ip! }),
+    p({ path: "pod → pod, other VM (mix)", from: m1.podName, to: m2.podName, ns: m1.ns, target: m2.ip! }),
+    p({ path: "pod → pod, other VM (eni)", from: e1.podName, to: e2.podName, ns: e1.ns, target: e2.ip! }),
+    p({ path: "pod → pod, other mode", from: m1.podName, to: e2.podName, ns: m1.ns, target: e2.ip! }),
+    p({ path: "pod → pod, other mode, same VM", from: e1.podName, to: m1.podName, ns: e1.ns, target: m1.ip! }),
+    p({ path: "pod → its VM (mix)", from: m1.podName, to: vm1.name, ns: m1.ns, target: vm1.ip }),
+    p({ path: "pod → its VM (eni, via veth0)", from: e1.podName, to: vm1.name, ns: e1.ns, target: vm1.ip }),
+    p({ path: "VM → its pod (mix)", from: vm1.name, to: m1.podName, ns: vm1.ns, target: m1.ip! }),
+    p({ path: "VM → its pod (eni)", from: vm1.name, to: e1.podName, ns: vm1.ns, target: e1.ip! }),
+    p({ path: "pod → Service (mix)", from: m1.podName, to: `${LAB.clusterIp}:80 → ${e2.podName}`, ns: m1.ns, target: LAB.clusterIp, port: 80, expect: e2.podName }, "tcp"),
+    p({ path: "pod → Service (eni)", from: e1.podName, to: `${LAB.clusterIp}:80 → ${e2.podName}`, ns: e1.ns, target: LAB.clusterIp, port: 80, expect: e2.podName }, "tcp"),
+    p({ path: "outside → pod via router (mix)", from: "outside", to: m2.podName, ns: ext, target: m2.ip! }),
+    p({ path: "outside → pod via router (eni)", from: "outside", to: e2.podName, ns: ext, target: e2.ip! }),
+    p({ path: "outside → NodePort → local pod (mix)", from: "outside", to: `${vm1.name}:${LAB.nodePort} → ${m1.podName}`, ns: ext, target: vm1.ip, port: LAB.nodePort, expect: m1.podName }, "tcp"),
+    p({ path: "outside → NodePort → local pod (eni)", from: "outside", to: `${vm1.name}:${LAB.nodePort + 1} → ${e1.podName}`, ns: ext, target: vm1.ip, port: LAB.nodePort + 1, expect: e1.podName }, "tcp"),
+  ];
+}
+
+export async function matrix(s: LabState): Promise<CheckResult[]> {
+  const out: CheckResult[] = [];
+  for (const c of labChecks(s)) out.push(await runCheck(c));
+  return out;
+}
