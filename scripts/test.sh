@@ -33,6 +33,9 @@ if [ $realcloud = 1 ]; then
   rc_pid=$!
 fi
 
+# As root every layer is required: a missing prerequisite fails the run instead of skipping.
+[ "$(id -u)" = 0 ] && export TCNP_TEST_REQUIRE_ALL=1
+
 say "building"
 npm run --silent build
 scripts/build-cnicaller.sh >/dev/null

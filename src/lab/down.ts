@@ -31,7 +31,8 @@ export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicalle
   const names = new Set([...(s?.namespaces ?? []), ...(s?.pods.map((p) => p.ns) ?? []), ...(await strayNamespaces())]);
   for (const n of names) await o.kernel.deleteNetns(n);
   if (names.size > 0) say(`removed ${names.size} namespaces`);
-  fs.rmSync(o.dir, { recursive: true, force: true });
+  // Only a directory that holds a lab record is ours to remove.
+  if (s !== undefined) fs.rmSync(o.dir, { recursive: true, force: true });
   const left = await strayNamespaces();
   if (left.length > 0) {
     o.io.err(`namespaces still present: ${left.join(", ")}\n`);

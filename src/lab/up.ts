@@ -38,6 +38,18 @@ export async function labUp(o: LabOptions): Promise<number> {
     o.io.err(`A lab is already recorded in ${o.dir} (status: ${existing.status}). Run "tcnp lab down" first.\n`);
     return 2;
   }
+  // "down" removes the lab's directory: never let that be a directory with someone else's files.
+  if (fs.existsSync(o.dir) && fs.readdirSync(o.dir).length > 0) {
+    o.io.err(`${o.dir} exists and is not empty: give "tcnp lab up --dir" a new or empty directory (tcnp lab down removes it).\n`);
+    return 2;
+  }
+  // Another lab (recorded elsewhere) or leftovers own the names: refuse rather than adopt them, so
+  // that "down" never removes what this "up" did not make.
+  const taken = fs.existsSync("/var/run/netns") ? fs.readdirSync("/var/run/netns").filter((n) => n.startsWith(`${LAB.prefix}-`)) : [];
+  if (taken.length > 0) {
+    o.io.err(`Network namespaces named ${LAB.prefix}-* already exist (${taken.join(", ")}): another lab is up, or one was not taken down. Run "tcnp lab down --dir DIR" for it, or remove them with "ip netns del".\n`);
+    return 2;
+  }
   const s: LabState = { dir: o.dir, status: "building", startedAt: new Date().toISOString(), namespaces: [], processes: [], vms: [], pods: [] };
   writeLab(s);
   try {

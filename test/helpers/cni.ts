@@ -4,6 +4,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { skipUnlessRequired } from "./root.js";
 
 export const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../../..");
 export const distBinary = path.join(repoRoot, "dist", "tcnp");
@@ -12,8 +13,8 @@ export const REFERENCE_CNI_DIR = "/usr/lib/cni";
 
 /** undefined when the built artefacts exist, else why the e2e layer cannot run. */
 export function e2eSkipReason(): string | undefined {
-  if (!fs.existsSync(distBinary)) return "dist/tcnp is not built (npm run build)";
-  if (!fs.existsSync(cnicallerBinary)) return "build/bin/cnicaller is not built (scripts/build-cnicaller.sh)";
+  if (!fs.existsSync(distBinary)) return skipUnlessRequired("dist/tcnp is not built (npm run build)");
+  if (!fs.existsSync(cnicallerBinary)) return skipUnlessRequired("build/bin/cnicaller is not built (scripts/build-cnicaller.sh)");
   return undefined;
 }
 

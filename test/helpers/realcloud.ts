@@ -2,6 +2,7 @@
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
 import type { AuthConfig } from "../../src/openstack/keystone.js";
 import type { HttpFetch } from "../../src/openstack/http.js";
+import { skipUnlessRequired } from "./root.js";
 
 export interface RealCloud {
   auth: AuthConfig;
@@ -12,7 +13,7 @@ export interface RealCloud {
 
 /** undefined when the real cloud's environment is present (scripts/realcloud/env.sh), else why not. */
 export function realCloudSkipReason(): string | undefined {
-  return process.env["TCNP_REAL_AUTH_URL"] === undefined ? "no real cloud: run scripts/realcloud/setup.sh and source scripts/realcloud/env.sh (scripts/test.sh does)" : undefined;
+  return process.env["TCNP_REAL_AUTH_URL"] !== undefined ? undefined : skipUnlessRequired("no real cloud: run scripts/realcloud/setup.sh and source scripts/realcloud/env.sh (scripts/test.sh does)");
 }
 
 export function realCloud(): RealCloud {
