@@ -6,7 +6,7 @@ import type { Kernel } from "../kernel/types.js";
 import { cni } from "./up.js";
 import { LAB } from "./spec.js";
 import { run } from "./proc.js";
-import { isOurs, readLab, type LabState } from "./state.js";
+import { DEFAULT_LAB_DIR, isOurs, readLab, type LabState } from "./state.js";
 import { stopProcess } from "./proc.js";
 
 async function strayNamespaces(): Promise<string[]> {
@@ -28,17 +28,27 @@ export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicalle
     }
     for (const p of [...s.processes].reverse()) say(`${p.name} (pid ${p.pid}): ${await stopProcess(p)}`);
   }
-  const names = new Set([...(s?.namespaces ?? []), ...(s?.pods.map((p) => p.ns) ?? []), ...(await strayNamespaces())]);
+  if (s === undefined) {
+    // Without a record here, namespaces with the lab's prefix belong to a lab recorded elsewhere.
+    const others = await strayNamespaces();
+    if (others.length > 0) {
+      o.io.err(`no lab is recorded in ${o.dir}, but namespaces ${others.join(", ")} exist: give "tcnp lab down" the --dir of the lab that made them (default ${DEFAULT_LAB_DIR})\n`);
+      return 1;
+    }
+    say("no lab was recorded; nothing left behind");
+    return 0;
+  }
+  // One lab at a time owns the prefix ("up" refuses taken names), so strays are a half-built one's.
+  const names = new Set([...s.namespaces, ...s.pods.map((p) => p.ns), ...(await strayNamespaces())]);
   for (const n of names) await o.kernel.deleteNetns(n);
   if (names.size > 0) say(`removed ${names.size} namespaces`);
-  // Only a directory that holds a lab record is ours to remove.
-  if (s !== undefined) fs.rmSync(o.dir, { recursive: true, force: true });
+  fs.rmSync(o.dir, { recursive: true, force: true });
   const left = await strayNamespaces();
   if (left.length > 0) {
     o.io.err(`namespaces still present: ${left.join(", ")}\n`);
     return 1;
   }
-  say(s === undefined ? "no lab was recorded; nothing left behind" : "done: no namespace, link, process or file of the lab is left");
+  say("done: no namespace, link, process or file of the lab is left");
   return 0;
 }
 

@@ -11,7 +11,7 @@ import { isOurs, type LabState } from "../../src/lab/state.js";
 import { hostVethName } from "../../src/net/names.js";
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
 import { GATEWAY } from "../../src/plugins/veth-route/plan.js";
-import { distBinary, e2eSkipReason } from "../helpers/cni.js";
+import { distBinary, e2eSkipReason, repoRoot } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
 
 const PREFIX = "tcnp-lab-";
@@ -77,8 +77,9 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     fs.rmSync(base, { recursive: true, force: true });
   });
 
-  it("lab up builds the cloud and every path of the matrix works", () => {
-    const r = tcnp(["lab", "up", "--dir", dir]);
+  it("the README's lab command (scripts/lab.sh) builds the cloud and every path of the matrix works", () => {
+    const run = spawnSync(path.join(repoRoot, "scripts", "lab.sh"), ["--dir", dir], { encoding: "utf8", timeout: 600_000 });
+    const r: Ran = { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
     assert.equal(r.code, 0, `lab up failed:\n${r.stdout}\n${r.stderr}`);
     lab = readState();
     assert.equal(lab.status, "up");
@@ -94,6 +95,12 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     const r = tcnp(["lab", "status", "--dir", dir]);
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /pod default\/vm2-eni-a\s+eni\s+10\.10\.20\./);
+    // Another directory holds no lab: down there touches nothing of this one.
+    const other = tcnp(["lab", "down", "--dir", path.join(base, "elsewhere")]);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /no lab is recorded/);
+    assert.equal(labNamespaces().length, 12);
+    assert.equal(tcnp(["lab", "status", "--dir", dir]).code, 0);
   });
 
   it("doctor reports healthy pods as healthy, found by --pod, --container and --netns", () => {
