@@ -7,11 +7,17 @@ import type { Kernel } from "../kernel/types.js";
 import { labDown, labStatus } from "../lab/down.js";
 import { run } from "../lab/proc.js";
 import { DEFAULT_LAB_DIR, readLab } from "../lab/state.js";
-import { labUp } from "../lab/up.js";
+import { labUp, type LabOptions } from "../lab/up.js";
+import { runAgent } from "../lab/real.js";
+import { fileSink } from "../log/file-sink.js";
+import { createLogger } from "../log/logger.js";
 import type { Io } from "./io.js";
 
 export const LAB_USAGE = `usage:
   tcnp lab up [--vms N] [--dir DIR]   build a whole small cloud on this machine (root) and show it working
+      [--cloud NAME [--clouds-yaml FILE] --image ID --flavor ID]
+                                      against a real OpenStack (a clouds.yaml entry) instead of the
+                                      embedded one: the lab makes its networks, router and servers there
   tcnp lab status [--dir DIR]         what is up (exit 0 while a lab is up)
   tcnp lab doctor POD [--json]        run tcnp doctor on a lab pod (e.g. vm1-mix-a)
   tcnp lab down [--dir DIR]           remove every namespace, link, process and file of the lab
@@ -30,14 +36,21 @@ function cnicallerPath(env: Io["env"], selfFile: string): string {
 }
 
 function echoServer(port: number, text: string): Promise<number> {
-  const srv = net.createServer((s) => s.end(`${text}\n`));
+  // A probe that connects and resets (nc -z) must not end the server.
+  const srv = net.createServer((s) => {
+    s.on("error", () => {});
+    s.end(`${text}\n`);
+  });
   srv.listen(port, "0.0.0.0");
   return new Promise(() => {});
 }
 
 export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { dir: { type: "string" }, vms: { type: "string" }, json: { type: "boolean" }, port: { type: "string" }, text: { type: "string" } } });
+  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: {
+    dir: { type: "string" }, vms: { type: "string" }, json: { type: "boolean" }, port: { type: "string" }, text: { type: "string" },
+    cloud: { type: "string" }, "clouds-yaml": { type: "string" }, image: { type: "string" }, flavor: { type: "string" },
+  } });
   const dir = values.dir ?? DEFAULT_LAB_DIR;
   switch (sub) {
     case "up": {
@@ -50,7 +63,24 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
         io.err("--vms must be from 2 to 8\n");
         return 2;
       }
-      return labUp({ dir, vms, io, kernel: await deps.kernel(), self: deps.self, selfFile: deps.selfFile, cnicaller: cnicallerPath(io.env, deps.selfFile) });
+      let cloud: LabOptions["cloud"];
+      if (values.cloud !== undefined) {
+        if (values.image === undefined || values.flavor === undefined) {
+          io.err("--cloud needs --image ID and --flavor ID (the lab boots its VMs' servers there)\n");
+          return 2;
+        }
+        // The plugins run with the runtime's small environment: give them the file itself.
+        const home = io.env["HOME"];
+        const candidates = values["clouds-yaml"] !== undefined ? [values["clouds-yaml"]] : io.env["OS_CLIENT_CONFIG_FILE"] !== undefined ? [io.env["OS_CLIENT_CONFIG_FILE"]]
+          : ["clouds.yaml", ...(home === undefined ? [] : [path.join(home, ".config/openstack/clouds.yaml")]), "/etc/openstack/clouds.yaml"];
+        const cloudsYaml = candidates.find((f) => fs.existsSync(f));
+        if (cloudsYaml === undefined) {
+          io.err(`--cloud ${values.cloud}: no clouds.yaml found (looked in ${candidates.join(", ")}); give --clouds-yaml FILE\n`);
+          return 2;
+        }
+        cloud = { name: values.cloud, image: values.image, flavor: values.flavor, cloudsYaml: path.resolve(cloudsYaml) };
+      }
+      return labUp({ dir, vms, io, kernel: await deps.kernel(), self: deps.self, selfFile: deps.selfFile, cnicaller: cnicallerPath(io.env, deps.selfFile), ...(cloud === undefined ? {} : { cloud }) });
     }
     case "down":
       return labDown({ dir, io, kernel: await deps.kernel(), cnicaller: cnicallerPath(io.env, deps.selfFile) });
@@ -69,6 +99,17 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
       io.out(r.stdout);
       io.err(r.stderr);
       return r.code;
+    }
+    case "agent": {
+      // Started by "lab up --cloud"; runs until "lab down" stops it.
+      const s = readLab(dir);
+      if (s?.cloud === undefined) {
+        io.err(`no lab on a real cloud is recorded in ${dir}\n`);
+        return 2;
+      }
+      const log = createLogger(fileSink(path.join(dir, "agent.log"))).child({ program: "tcnp-lab-agent" });
+      const kernel = await deps.kernel();
+      return runAgent(s, kernel, io.env, log, () => fs.writeFileSync(path.join(dir, "agent.ready"), `${process.pid}\n`));
     }
     case "echo-server":
       return echoServer(Number(values.port ?? "8080"), values.text ?? "ok");

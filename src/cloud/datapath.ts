@@ -21,6 +21,31 @@ async function guestName(kernel: Kernel, ns: string): Promise<string> {
   for (let n = 4; ; n++) if (!names.has(`ens${n}`)) return `ens${n}`;
 }
 
+/** Plug a NIC with the port's MAC into the VM's namespace, wired to the network's bridge. */
+export async function plugNic(kernel: Kernel, wire: { netns: string; bridge: string }, vmNetns: string, port: Pick<Port, "id" | "mac_address">, mtu: number): Promise<string> {
+  const tap = tapName(port.id);
+  const name = await guestName(kernel, nsPath(vmNetns));
+  await kernel.createVeth(nsPath(wire.netns), { name: tap, mtu, peer: { name, netns: nsPath(vmNetns), mac: port.mac_address, mtu } });
+  await kernel.setLink(nsPath(wire.netns), tap, { master: wire.bridge, up: true });
+  return name;
+}
+
+/** Make the router namespace's gateway routes exactly the router's static routes. */
+export async function syncRouterRoutes(kernel: Kernel, routerNetns: string, routes: Router["routes"], log?: Logger, routerName = ""): Promise<void> {
+  const ns = nsPath(routerNetns);
+  const want = new Map(routes.map((x) => [x.destination, x.nexthop]));
+  const have = (await kernel.listRoutes(ns)).filter((x) => x.gw !== undefined && x.dst !== "0.0.0.0/0" && x.proto !== "kernel");
+  for (const h of have) if (want.get(h.dst) !== h.gw) await kernel.deleteRoute(ns, { dst: h.dst, gw: h.gw! });
+  for (const [dst, gw] of want) {
+    if (have.some((h) => h.dst === dst && h.gw === gw)) continue;
+    try {
+      await kernel.replaceRoute(ns, { dst, gw });
+    } catch (e) {
+      log?.warn("cannot apply a router route in the data plane", { router: routerName, dst, gw, error: e });
+    }
+  }
+}
+
 export function kernelDataPath(em: Emulator, kernel: Kernel, map: DataPathMap, log?: Logger): DataPathHooks {
   return {
     async attach(server: ServerRec, port: Port): Promise<void> {
@@ -28,11 +53,7 @@ export function kernelDataPath(em: Emulator, kernel: Kernel, map: DataPathMap, l
       const net = em.world.networks[port.network_id];
       const wire = net === undefined ? undefined : lookup(map.networks, net.id, net.name);
       if (vm === undefined || wire === undefined) return;
-      const tap = tapName(port.id);
-      const mtu = net?.mtu ?? 1500;
-      const name = await guestName(kernel, nsPath(vm.netns));
-      await kernel.createVeth(nsPath(wire.netns), { name: tap, mtu, peer: { name, netns: nsPath(vm.netns), mac: port.mac_address, mtu } });
-      await kernel.setLink(nsPath(wire.netns), tap, { master: wire.bridge, up: true });
+      const name = await plugNic(kernel, wire, vm.netns, port, net?.mtu ?? 1500);
       log?.info("hot-plugged a NIC", { server: server.name, port: port.id, guestName: name, mac: port.mac_address });
     },
     async detach(server: ServerRec, port: Port): Promise<void> {
@@ -45,18 +66,7 @@ export function kernelDataPath(em: Emulator, kernel: Kernel, map: DataPathMap, l
     async routes(router: Router): Promise<void> {
       const r = lookup(map.routers, router.id, router.name);
       if (r === undefined) return;
-      const ns = nsPath(r.netns);
-      const want = new Map(router.routes.map((x) => [x.destination, x.nexthop]));
-      const have = (await kernel.listRoutes(ns)).filter((x) => x.gw !== undefined && x.dst !== "0.0.0.0/0" && x.proto !== "kernel");
-      for (const h of have) if (want.get(h.dst) !== h.gw) await kernel.deleteRoute(ns, { dst: h.dst, gw: h.gw! });
-      for (const [dst, gw] of want) {
-        if (have.some((h) => h.dst === dst && h.gw === gw)) continue;
-        try {
-          await kernel.replaceRoute(ns, { dst, gw });
-        } catch (e) {
-          log?.warn("cannot apply a router route in the data plane", { router: router.name, dst, gw, error: e });
-        }
-      }
+      await syncRouterRoutes(kernel, r.netns, router.routes, log, router.name);
     },
   };
 }

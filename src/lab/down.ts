@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import type { Io } from "../cli/io.js";
 import type { Kernel } from "../kernel/types.js";
 import { cni } from "./up.js";
+import { deprovision, realClients } from "./real.js";
 import { LAB } from "./spec.js";
 import { run } from "./proc.js";
 import { DEFAULT_LAB_DIR, isOurs, readLab, type LabState } from "./state.js";
@@ -16,10 +17,11 @@ async function strayNamespaces(): Promise<string[]> {
 
 export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicaller: string }): Promise<number> {
   const s = readLab(o.dir);
+  let cloudError: string | undefined;
   const say = (m: string): void => o.io.out(`[lab down] ${m}\n`);
   if (s !== undefined) {
     // Pods first, through the same CNI caller, while the cloud still answers (ports, addresses).
-    const cloudUp = s.processes.some((p) => p.name === "cloud" && isOurs(p));
+    const cloudUp = s.processes.some((p) => (p.name === "cloud" || p.name === "agent") && isOurs(p));
     for (const pod of [...s.pods].reverse()) {
       const vm = s.vms.find((v) => v.name === pod.vm);
       if (vm === undefined || !cloudUp) continue;
@@ -27,6 +29,13 @@ export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicalle
       say(`DEL ${pod.podName}: ${r.code === 0 ? "ok" : (r.stderr.trim() || r.stdout.trim()).split("\n").pop()}`);
     }
     for (const p of [...s.processes].reverse()) say(`${p.name} (pid ${p.pid}): ${await stopProcess(p)}`);
+    if (s.cloud !== undefined) {
+      try {
+        await deprovision(realClients(s.cloud, o.io.env), s.cloud, (m) => say(`cloud "${s.cloud!.name}": ${m}`));
+      } catch (e) {
+        cloudError = `Cannot remove what the lab made in cloud "${s.cloud.name}": ${(e as Error).message}`;
+      }
+    }
   }
   if (s === undefined) {
     // Without a record here, namespaces with the lab's prefix belong to a lab recorded elsewhere.
@@ -42,6 +51,11 @@ export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicalle
   const names = new Set([...s.namespaces, ...s.pods.map((p) => p.ns), ...(await strayNamespaces())]);
   for (const n of names) await o.kernel.deleteNetns(n);
   if (names.size > 0) say(`removed ${names.size} namespaces`);
+  if (cloudError !== undefined) {
+    // Keep the record: a later "down" tries the cloud again.
+    o.io.err(`${cloudError}\nThe lab's record stays in ${o.dir}; run "tcnp lab down" again once the cloud answers.\n`);
+    return 1;
+  }
   fs.rmSync(o.dir, { recursive: true, force: true });
   const left = await strayNamespaces();
   if (left.length > 0) {

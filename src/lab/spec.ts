@@ -32,16 +32,16 @@ export function labSeed(vms: number): Seed {
   };
 }
 
-/** The seed's eni conflist, exactly as written but for authUrl. */
-export const eniConflist = (authUrl: string): Record<string, unknown> => ({
+/** The seed's eni conflist, exactly as written but for the cloud (authUrl, or a clouds.yaml entry) and network. */
+export const eniConflist = (openstackConf: Record<string, unknown>, network: string = LAB.eniNet): Record<string, unknown> => ({
   name: "cni0", cniVersion: "0.3.1",
   plugins: [
     {
       type: "host-device",
       ipam: {
         type: "tcnp-ipam",
-        openstackConf: { username: "admin", password: "secret", project: "admin", domain: "default", authUrl },
-        neutronConf: { networks: [LAB.eniNet], mode: "eni" },
+        openstackConf,
+        neutronConf: { networks: [network], mode: "eni" },
         routes: [{ dst: "0.0.0.0/0" }],
       },
     },
@@ -49,13 +49,13 @@ export const eniConflist = (authUrl: string): Record<string, unknown> => ({
   ],
 });
 
-/** The seed's mix configuration, exactly as written but for authUrl. */
-export const mixConf = (authUrl: string): Record<string, unknown> => ({
+/** The seed's mix configuration, exactly as written but for the cloud and network. */
+export const mixConf = (openstackConf: Record<string, unknown>, network: string = LAB.mixNet): Record<string, unknown> => ({
   name: "cni0", cniVersion: "0.3.1", type: "veth-route",
   ipam: {
     type: "tcnp-ipam",
-    openstackConf: { username: "admin", password: "secret", project: "admin", domain: "default", authUrl },
-    neutronConf: { networks: [LAB.mixNet], mode: "mix" },
+    openstackConf,
+    neutronConf: { networks: [network], mode: "mix" },
     routes: [{ dst: "0.0.0.0/0" }],
   },
 });

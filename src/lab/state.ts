@@ -2,6 +2,7 @@
 // namespaces, processes (by PID, with a marker from their command line), pods, directories.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import type { RealCloudRecord } from "./real.js";
 
 export interface LabProcess {
   name: string;
@@ -31,6 +32,8 @@ export interface LabState {
   cloudSocket?: string;
   authUrl?: string;
   controllerSocket?: string;
+  /** With --cloud: what the lab made in the real OpenStack. */
+  cloud?: RealCloudRecord;
   error?: string;
 }
 

@@ -10,11 +10,12 @@ import { install } from "../cli/install.js";
 import type { Io } from "../cli/io.js";
 import type { Kernel } from "../kernel/types.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
-import { buildTopology, describeTopology, topologyNamespaces, type TopologySpec } from "./topology.js";
+import { buildTopology, describeTopology, topologyNamespaces, type Topology, type TopologySpec } from "./topology.js";
+import { provision, realClients } from "./real.js";
 import { renderMatrix, runCheck, type Check, type CheckResult } from "./matrix.js";
 import { inNetns, run, startDaemon } from "./proc.js";
 import { eniConflist, LAB, labSeed, labServerId, mixConf } from "./spec.js";
-import { readLab, writeLab, type LabPod, type LabState } from "./state.js";
+import { isOurs, readLab, writeLab, type LabPod, type LabState } from "./state.js";
 
 export interface LabOptions {
   dir: string;
@@ -26,6 +27,8 @@ export interface LabOptions {
   /** The executable file to install into the VMs' CNI bin dir. */
   selfFile: string;
   cnicaller: string;
+  /** A real OpenStack instead of the embedded one. */
+  cloud?: { name: string; cloudsYaml?: string; image: string; flavor: string };
 }
 
 const nsName = (p: string): string => p.slice("/var/run/netns/".length);
@@ -70,18 +73,33 @@ export async function labUp(o: LabOptions): Promise<number> {
   }
 }
 
-async function build(o: LabOptions, s: LabState, say: (m: string) => void): Promise<void> {
-  const k = o.kernel;
-  // 1. The cloud's world, written where the cloud process will load it.
-  const authUrl = `http://${describeTopology({ prefix: LAB.prefix, networks: [], vms: [], serviceCidr: LAB.serviceCidr, externalCidr: LAB.externalCidr }).serviceIp}:${LAB.cloudPort}/v3`;
+interface CloudSide {
+  authUrl: string;
+  spec: TopologySpec;
+  mixNet: string;
+  eniNet: string;
+  router: string;
+  /** The plugins' and the controller's `openstackConf`. */
+  openstackConf: Record<string, unknown>;
+  /** Where the route controller runs (the embedded cloud is only reachable inside the lab). */
+  controllerNs?: string;
+  /** Started once the VMs are recorded. */
+  afterVms?: () => Promise<void>;
+}
+
+const topoBase = { prefix: LAB.prefix, serviceCidr: LAB.serviceCidr, externalCidr: LAB.externalCidr };
+
+// The embedded OpenStack: its world written where the cloud process loads it, the data plane built
+// from that world, then the cloud started inside the service namespace with its data-path hooks.
+async function embeddedCloud(o: LabOptions, s: LabState, say: (m: string) => void): Promise<CloudSide> {
+  const authUrl = `http://${describeTopology({ ...topoBase, networks: [], vms: [] }).serviceIp}:${LAB.cloudPort}/v3`;
   const em = new Emulator({ stateFile: path.join(o.dir, "cloud-state.json"), config: { publicUrl: authUrl.replace(/\/v3$/, ""), detachDelayMs: 200 } });
   applySeed(em, labSeed(o.vms));
   em.persist();
   s.authUrl = authUrl;
-  // 2. The data plane, mirroring the world's ports.
   const routerPort = (net: string): string => Object.values(em.world.ports).find((p) => p.device_owner === "network:router_interface" && p.network_id === net)!.mac_address;
   const spec: TopologySpec = {
-    prefix: LAB.prefix, serviceCidr: LAB.serviceCidr, externalCidr: LAB.externalCidr,
+    ...topoBase,
     networks: [
       { id: LAB.mixNet, cidr: "10.10.10.0/24", gateway: "10.10.10.1", routerMac: routerPort(LAB.mixNet), mtu: 1450 },
       { id: LAB.eniNet, cidr: "10.10.20.0/24", gateway: "10.10.20.1", routerMac: routerPort(LAB.eniNet), mtu: 1450 },
@@ -91,12 +109,7 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
       return { name: `vm${i + 1}`, serverId: labServerId(i + 1), defaultVia: "eth0", nics: [{ name: "eth0", network: LAB.mixNet, mac: port.mac_address, ip: port.fixed_ips[0]!.ip_address }] };
     }),
   };
-  const topo = describeTopology(spec);
-  s.namespaces = topologyNamespaces(topo).map(nsName);
-  writeLab(s);
-  say("building the network: a bridge per Neutron network, the router, the cloud's service namespace, an outside client, the VMs");
-  await buildTopology(k, spec, (m) => say(`  ${m}`));
-  // 3. The embedded OpenStack, inside the service namespace, hot-plugging NICs into the VMs.
+  const topo = await network(o, s, spec, say);
   fs.writeFileSync(path.join(o.dir, "datapath.json"), JSON.stringify({
     datapath: {
       networks: { [LAB.mixNet]: { netns: topo.ns.net, bridge: topo.bridge(LAB.mixNet) }, [LAB.eniNet]: { netns: topo.ns.net, bridge: topo.bridge(LAB.eniNet) } },
@@ -111,25 +124,80 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
   writeLab(s);
   await waitFor("the cloud to answer", async () => (await nodeFetch({ timeoutMs: 1000 })({ method: "GET", url: `http+unix://${encodeURIComponent(s.cloudSocket!)}/v3`, headers: {} }).catch(() => ({ status: 0 }))).status === 200, 20_000);
   say(`embedded OpenStack up at ${authUrl} (inside ${nsName(topo.ns.svc)}), metadata at 169.254.169.254; user admin / secret`);
+  return {
+    authUrl, spec, mixNet: LAB.mixNet, eniNet: LAB.eniNet, router: LAB.router, controllerNs: nsName(topo.ns.svc),
+    openstackConf: { username: "admin", password: "secret", project: "admin", domain: "default", authUrl },
+  };
+}
+
+// A real OpenStack (a clouds.yaml entry): the lab's own networks, router and servers made there, the
+// data plane built from them, and the agent (hot-plug, router routes, metadata, endpoint relays).
+async function realCloud(o: LabOptions, s: LabState, say: (m: string) => void): Promise<CloudSide> {
+  const rc = o.cloud!;
+  s.cloud = { name: rc.name, ...(rc.cloudsYaml === undefined ? {} : { cloudsYaml: rc.cloudsYaml }), networks: [], subnets: [], routerSubnets: [], ports: [], servers: [] };
+  writeLab(s);
+  const c = realClients(s.cloud, o.io.env);
+  s.authUrl = c.authUrl;
+  say(`real OpenStack "${rc.name}" at ${c.authUrl}: making the lab's networks, router and servers there`);
+  const p = await provision(c, s.cloud, { vms: o.vms, image: rc.image, flavor: rc.flavor }, () => writeLab(s), (m) => say(`  ${m}`));
+  const spec: TopologySpec = {
+    ...topoBase,
+    networks: [
+      { id: p.mix.net, cidr: "10.10.10.0/24", gateway: "10.10.10.1", routerMac: p.mix.routerMac, mtu: p.mix.mtu },
+      { id: p.eni.net, cidr: "10.10.20.0/24", gateway: "10.10.20.1", routerMac: p.eni.routerMac, mtu: p.eni.mtu },
+    ],
+    vms: p.servers.map((v, i) => ({ name: `vm${i + 1}`, serverId: v.id, defaultVia: "eth0", nics: [{ name: "eth0", network: p.mix.net, mac: v.mac, ip: v.ip }] })),
+  };
+  await network(o, s, spec, say);
+  const afterVms = async (): Promise<void> => {
+    const agent = startDaemon("agent", [...o.self, "lab", "agent", "--dir", o.dir], path.join(o.dir, "agent.out"), `--dir ${o.dir}`);
+    s.processes.push(agent);
+    writeLab(s);
+    await waitFor("the lab agent", async () => {
+      if (fs.existsSync(path.join(o.dir, "agent.ready"))) return true;
+      if (!isOurs(agent)) throw new Error(`the lab agent exited: ${fs.readFileSync(path.join(o.dir, "agent.out"), "utf8").trim().split("\n").slice(-3).join(" ")}`);
+      return false;
+    }, 60_000);
+    say("lab agent running: NICs hot-plugged on Nova attach, router routes applied, metadata at 169.254.169.254, the cloud's endpoints relayed into the VMs");
+  };
+  const openstackConf = { cloud: rc.name, ...(rc.cloudsYaml === undefined ? {} : { cloudsYaml: rc.cloudsYaml }) };
+  return { authUrl: c.authUrl, spec, mixNet: p.mix.net, eniNet: p.eni.net, router: p.router, openstackConf, afterVms };
+}
+
+async function network(o: LabOptions, s: LabState, spec: TopologySpec, say: (m: string) => void): Promise<Topology> {
+  const topo = describeTopology(spec);
+  s.namespaces = topologyNamespaces(topo).map(nsName);
+  writeLab(s);
+  say("building the network: a bridge per Neutron network, the router, the cloud's service namespace, an outside client, the VMs");
+  await buildTopology(o.kernel, spec, (m) => say(`  ${m}`));
+  return topo;
+}
+
+async function build(o: LabOptions, s: LabState, say: (m: string) => void): Promise<void> {
+  const k = o.kernel;
+  const cs = o.cloud === undefined ? await embeddedCloud(o, s, say) : await realCloud(o, s, say);
+  const { spec } = cs;
   // 4. Each VM gets the CNI bin dir and the seed configurations, authUrl pointed at the lab cloud.
   const bin = path.join(o.dir, "bin");
   install({ source: o.selfFile, binDir: bin });
   for (const v of spec.vms) {
     const dir = path.join(o.dir, v.name);
     for (const d of ["net.d-eni", "net.d-mix", "state", "cache"]) fs.mkdirSync(path.join(dir, d), { recursive: true, mode: 0o700 });
-    fs.writeFileSync(path.join(dir, "net.d-eni", "10-cnichain.conflist"), JSON.stringify(eniConflist(authUrl), null, 2));
-    fs.writeFileSync(path.join(dir, "net.d-mix", "10-tcnp.conf"), JSON.stringify(mixConf(authUrl), null, 2));
-    s.vms.push({ name: v.name, serverId: v.serverId, ns: nsName(topo.ns.vms[v.name]!), ip: v.nics[0]!.ip, dir });
+    fs.writeFileSync(path.join(dir, "net.d-eni", "10-cnichain.conflist"), JSON.stringify(eniConflist(cs.openstackConf, cs.eniNet), null, 2), { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, "net.d-mix", "10-tcnp.conf"), JSON.stringify(mixConf(cs.openstackConf, cs.mixNet), null, 2), { mode: 0o600 });
+    s.vms.push({ name: v.name, serverId: v.serverId, ns: `${LAB.prefix}-${v.name}`, ip: v.nics[0]!.ip, dir });
   }
   writeLab(s);
+  await cs.afterVms?.();
   say(`seed configurations installed in ${spec.vms.map((v) => v.name).join(", ")}: ${path.join(o.dir, "vmN", "net.d-eni", "10-cnichain.conflist")} and net.d-mix/10-tcnp.conf`);
   // 5. The route controller, in the service namespace next to the cloud.
   s.controllerSocket = path.join(o.dir, "controller.sock");
   fs.writeFileSync(path.join(o.dir, "controller.json"), JSON.stringify({
-    openstack: { authUrl, username: "admin", password: "secret", project: "admin", domain: "default" },
-    routerId: LAB.router, networks: [LAB.mixNet], intervalSeconds: 1, listen: `unix:${s.controllerSocket}`, kubernetes: { enabled: false }, logFile: path.join(o.dir, "controller.log"),
-  }, null, 2));
-  s.processes.push(startDaemon("route-controller", inNetns(nsName(topo.ns.svc), [...o.self, "route-controller", "--config", path.join(o.dir, "controller.json")]), path.join(o.dir, "controller.out"), "route-controller"));
+    openstack: cs.openstackConf,
+    routerId: cs.router, networks: [cs.mixNet], intervalSeconds: 1, listen: `unix:${s.controllerSocket}`, kubernetes: { enabled: false }, logFile: path.join(o.dir, "controller.log"),
+  }, null, 2), { mode: 0o600 });
+  const controllerArgv = [...o.self, "route-controller", "--config", path.join(o.dir, "controller.json")];
+  s.processes.push(startDaemon("route-controller", cs.controllerNs === undefined ? controllerArgv : inNetns(cs.controllerNs, controllerArgv), path.join(o.dir, "controller.out"), "route-controller"));
   writeLab(s);
   say("vrouter-route-controller running (reconciling every 1 s)");
   // 6. Pods through a real CNI caller (libcni), as a kubelet's runtime would.
