@@ -17,6 +17,7 @@ commands:
   route-controller ...         the same as running vrouter-route-controller
   lab up|status|doctor|down    a whole small cloud on this machine (tcnp lab help)
   doctor --pod NS/NAME ...     diagnose a pod's network on this node (tcnp doctor --help)
+  gc [--dry-run] ...           release what pods that are gone still hold, for runtimes without CNI GC (tcnp gc --help)
 `;
 
 const io: Io = { out: (t) => void process.stdout.write(t), err: (t) => void process.stderr.write(t), env: process.env };
@@ -84,6 +85,10 @@ export async function adminCli(argv: string[]): Promise<number> {
         return 0;
       }
       return doctorCli(rest, io, kernel);
+    }
+    case "gc": {
+      const { gcCli } = await import("../cli/gc.js");
+      return gcCli(rest, io, selfExecutable());
     }
     case "cloud": {
       const code = await cloudCli(rest, io, { kernel, onStop: runUntilSignalled });

@@ -171,6 +171,8 @@ export function createIpam(deps: IpamDeps): CniPlugin {
       const errors: string[] = [];
       await s.lock.withLock("ipam", async () => {
         for (const a of s.store.list()) {
+          // Only this configuration's allocations: another network on the node has its own GC.
+          if (a.mode !== s.cfg.mode || !s.cfg.networks.includes(a.networkId)) continue;
           if (valid.has(`${a.containerId}/${a.ifname}`) && a.state === "active") continue;
           try {
             await release(s, a);

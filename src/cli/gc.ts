@@ -1,0 +1,140 @@
+// `tcnp gc`: release what tcnp holds for pods that are gone, on a node whose runtime does not send
+// CNI GC (containerd before 2.0, CRI-O before 1.30). The runtime's CNI result cache says which
+// attachments exist; every tcnp network configuration is then garbage-collected as the runtime
+// would do it (CNI 1.1 GC with cni.dev/valid-attachments, each plugin of the chain in order).
+// Allocations younger than --min-age count as valid: a pod being created right now has its
+// addresses before the runtime caches its result.
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseArgs } from "node:util";
+import { isObject, type Json } from "../cni/netconf.js";
+import { FileAllocationStore, type Allocation } from "../ipam/store.js";
+import type { Io } from "./io.js";
+
+export const GC_USAGE = `usage: tcnp gc [--conf-dir DIR] [--cache-dir DIR] [--state-dir DIR] [--min-age SECONDS] [--dry-run]
+  Release the Neutron addresses, ports and host links of pods that are gone, for runtimes that do not
+  send CNI GC. Valid attachments are those in the runtime's CNI cache (--cache-dir, default
+  CNI_CACHEDIR or /var/lib/cni), for each tcnp configuration in --conf-dir (default NETCONFPATH or
+  /etc/cni/net.d). Allocations younger than --min-age (default 300) are kept. Run it on the node.
+`;
+
+const OURS = new Set(["veth-route", "host-device", "veth-host"]);
+
+interface Network {
+  file: string;
+  name: string;
+  plugins: Json[];
+  stateDir: string;
+  mode: "mix" | "eni";
+  networks: string[];
+}
+
+function readNetworks(confDir: string, env: Io["env"]): Network[] {
+  const out: Network[] = [];
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(confDir).filter((f) => /\.(conf|conflist|json)$/.test(f)).sort();
+  } catch {
+    return out;
+  }
+  for (const f of files) {
+    let c: unknown;
+    try {
+      c = JSON.parse(fs.readFileSync(path.join(confDir, f), "utf8"));
+    } catch {
+      continue;
+    }
+    if (!isObject(c) || typeof c["name"] !== "string") continue;
+    const plugins = (Array.isArray(c["plugins"]) ? c["plugins"] : [c]).filter(isObject);
+    const ipam = plugins.map((p) => p["ipam"]).find((i) => isObject(i) && i["type"] === "tcnp-ipam") as Json | undefined;
+    if (ipam === undefined && !plugins.some((p) => p["type"] === "veth-host")) continue;
+    const nc = isObject(ipam?.["neutronConf"]) ? ipam["neutronConf"] : {};
+    const networks = Array.isArray(nc["networks"]) ? nc["networks"].map(String) : [];
+    const mode = nc["mode"] === "eni" ? "eni" : "mix";
+    const stateDir = typeof ipam?.["stateDir"] === "string" ? ipam["stateDir"] : (env["TCNP_STATE_DIR"] ?? "/var/lib/tcnp");
+    out.push({ file: path.join(confDir, f), name: c["name"], plugins, stateDir, mode, networks });
+  }
+  return out;
+}
+
+/** The attachments the runtime knows, per network name (libcni's results cache). */
+function cachedAttachments(cacheDir: string): Map<string, Array<{ containerID: string; ifname: string }>> {
+  const out = new Map<string, Array<{ containerID: string; ifname: string }>>();
+  const dir = path.join(cacheDir, "results");
+  let files: string[] = [];
+  try {
+    files = fs.readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const f of files) {
+    try {
+      const c = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as Json;
+      const net = String(c["networkName"]);
+      const list = out.get(net) ?? [];
+      list.push({ containerID: String(c["containerId"]), ifname: String(c["ifName"]) });
+      out.set(net, list);
+    } catch {
+      // a half-written entry: the runtime rewrites it
+    }
+  }
+  return out;
+}
+
+export function gcCli(argv: string[], io: Io, self: string): number {
+  const { values } = parseArgs({
+    args: argv,
+    options: { "conf-dir": { type: "string" }, "cache-dir": { type: "string" }, "state-dir": { type: "string" }, "min-age": { type: "string" }, "dry-run": { type: "boolean" }, help: { type: "boolean" } },
+  });
+  if (values.help === true) {
+    io.out(GC_USAGE);
+    return 0;
+  }
+  const minAge = Number(values["min-age"] ?? "300");
+  if (!Number.isFinite(minAge) || minAge < 0) {
+    io.err(`--min-age must be a number of seconds ≥ 0\n${GC_USAGE}`);
+    return 2;
+  }
+  const confDir = values["conf-dir"] ?? io.env["NETCONFPATH"] ?? "/etc/cni/net.d";
+  const cacheDir = values["cache-dir"] ?? io.env["CNI_CACHEDIR"] ?? "/var/lib/cni";
+  const env = values["state-dir"] === undefined ? io.env : { ...io.env, TCNP_STATE_DIR: values["state-dir"] };
+  const networks = readNetworks(confDir, env);
+  if (networks.length === 0) {
+    io.err(`tcnp gc: no tcnp network configuration in ${confDir}\n`);
+    return 2;
+  }
+  const cached = cachedAttachments(cacheDir);
+  let failed = 0;
+  for (const n of networks) {
+    const store = new FileAllocationStore(path.join(values["state-dir"] ?? n.stateDir, "allocations"));
+    const before = store.list().filter((a) => a.mode === n.mode && n.networks.includes(a.networkId));
+    const young = before.filter((a) => Date.now() - a.createdAt < minAge * 1000);
+    const valid = [...(cached.get(n.name) ?? []), ...young.map((a) => ({ containerID: a.containerId, ifname: a.ifname }))];
+    const isValid = (a: Allocation): boolean => valid.some((v) => v.containerID === a.containerId && v.ifname === a.ifname) && a.state === "active";
+    const stale = before.filter((a) => !isValid(a));
+    io.out(`network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}\n`);
+    if (values["dry-run"] === true) continue;
+    for (const p of n.plugins) {
+      const type = String(p["type"]);
+      if (!OURS.has(type)) continue;
+      const stdin = JSON.stringify({ ...p, cniVersion: "1.1.0", name: n.name, "cni.dev/valid-attachments": valid });
+      const r = spawnSync(self, [], { argv0: type, input: stdin, encoding: "utf8", env: { ...env, CNI_COMMAND: "GC", CNI_PATH: path.dirname(self) }, timeout: 600_000 });
+      if (r.status !== 0) {
+        failed++;
+        const msg = (() => {
+          try {
+            return String((JSON.parse(r.stdout) as Json)["msg"]);
+          } catch {
+            return (r.stderr || r.stdout || `exit ${r.status ?? r.signal}`).trim();
+          }
+        })();
+        io.err(`  ${type} GC failed: ${msg}\n`);
+      }
+    }
+    const left = new Set(store.list().map((a) => `${a.containerId}/${a.ifname}`));
+    const released = stale.filter((a) => !left.has(`${a.containerId}/${a.ifname}`));
+    io.out(`  released ${released.length} of ${stale.length}${released.map((a) => `\n  ✓ ${a.containerId}/${a.ifname} ${a.ip ?? ""}`).join("")}\n`);
+  }
+  return failed === 0 ? 0 : 1;
+}
