@@ -39,7 +39,8 @@ export async function neutronFacts(c: Clients, a: Attachment, mode: Mode, ip: st
   const out: NeutronFacts = {};
   try {
     const token = await c.session.token();
-    out.isAdmin = token.roles.includes("admin");
+    // Tokens cached by an older tcnp carry no roles: unknown, not "not admin".
+    if (Array.isArray(token.roles)) out.isAdmin = token.roles.includes("admin");
     const rec = record(opts.stateDir, a);
     const port = await portOf(c, a, mode, ip, rec);
     if (port === undefined) out.portError = rec?.portId === undefined ? `no port has ${ip}` : `port ${rec.portId} (recorded at ADD) does not exist`;
