@@ -17,6 +17,8 @@ export interface KubernetesConfig {
   renewMs: number;
   /** Emit Kubernetes events on pods left without a route. */
   events: boolean;
+  /** Reconcile early when a pod's address appears or goes (a pod watch). */
+  watchPods: boolean;
   identity?: string;
 }
 
@@ -85,7 +87,7 @@ export function parseControllerConfig(text: string, file: string, src: Credentia
   const kubernetes: KubernetesConfig = {
     enabled: kEnabled as boolean | "auto", leaseName: kstr("leaseName") ?? "vrouter-route-controller", leaseNamespace: kstr("leaseNamespace") ?? "kube-system",
     leaseDurationMs: (typeof k["leaseDurationSeconds"] === "number" ? k["leaseDurationSeconds"] : 15) * 1000,
-    renewMs: (typeof k["renewSeconds"] === "number" ? k["renewSeconds"] : 5) * 1000, events: k["events"] !== false,
+    renewMs: (typeof k["renewSeconds"] === "number" ? k["renewSeconds"] : 5) * 1000, events: k["events"] !== false, watchPods: k["watchPods"] !== false,
   };
   for (const key of ["apiUrl", "tokenFile", "caCert", "identity"] as const) {
     const v = kstr(key);

@@ -1,11 +1,16 @@
 // A thin Kubernetes client for the controller's three needs: Leases (leader election), Events
 // (pods left without a route), and listing pods (to name them). In-cluster credentials by default.
 import * as fs from "node:fs";
+import * as http from "node:http";
+import * as https from "node:https";
+import type { Logger } from "../log/logger.js";
 import type { HttpFetch } from "../openstack/http.js";
 
 export interface KubeAccess {
   apiUrl: string;
   token?: string;
+  /** The API server's CA (in-cluster: the service account's ca.crt). */
+  caCert?: string;
 }
 
 export interface Lease {
@@ -31,14 +36,16 @@ export class KubeError extends Error {
 const SA = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** In-cluster access, or an explicit apiUrl/tokenFile; undefined when neither is available. */
-export function kubeAccess(env: Readonly<Record<string, string | undefined>>, cfg: { apiUrl?: string; tokenFile?: string }): KubeAccess | undefined {
+export function kubeAccess(env: Readonly<Record<string, string | undefined>>, cfg: { apiUrl?: string; tokenFile?: string; caCert?: string }): KubeAccess | undefined {
   const tokenFile = cfg.tokenFile ?? (fs.existsSync(`${SA}/token`) ? `${SA}/token` : undefined);
   const token = tokenFile === undefined ? undefined : fs.readFileSync(tokenFile, "utf8").trim();
-  if (cfg.apiUrl !== undefined) return { apiUrl: cfg.apiUrl.replace(/\/+$/, ""), ...(token === undefined ? {} : { token }) };
+  const caCert = cfg.caCert ?? (fs.existsSync(`${SA}/ca.crt`) ? `${SA}/ca.crt` : undefined);
+  const extra = { ...(token === undefined ? {} : { token }), ...(caCert === undefined ? {} : { caCert }) };
+  if (cfg.apiUrl !== undefined) return { apiUrl: cfg.apiUrl.replace(/\/+$/, ""), ...extra };
   const host = env["KUBERNETES_SERVICE_HOST"];
   if (host === undefined) return undefined;
   const port = env["KUBERNETES_SERVICE_PORT"] ?? "443";
-  return { apiUrl: `https://${host.includes(":") ? `[${host}]` : host}:${port}`, ...(token === undefined ? {} : { token }) };
+  return { apiUrl: `https://${host.includes(":") ? `[${host}]` : host}:${port}`, ...extra };
 }
 
 export class Kube {
@@ -87,4 +94,89 @@ export class Kube {
       reason, message, type: "Warning", source: { component }, firstTimestamp: t, lastTimestamp: t, count: 1,
     });
   }
+}
+
+/**
+ * Watch pods in all namespaces and call `onChange` when a pod's address appears, changes or goes
+ * away (not on every status update). Reconnects after the stream ends or fails, with backoff; a
+ * 410 Gone (expired resourceVersion) starts over from a fresh watch.
+ */
+export function watchPods(access: KubeAccess, onChange: (why: string) => void, log: Logger, opts: { retryMs?: number } = {}): { stop(): void } {
+  const ips = new Map<string, string>();
+  let stopped = false;
+  let req: http.ClientRequest | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  const handle = (line: string): void => {
+    let ev: { type?: string; object?: { metadata?: { uid?: string; namespace?: string; name?: string }; status?: { podIP?: string }; code?: number } };
+    try {
+      ev = JSON.parse(line) as typeof ev;
+    } catch {
+      return;
+    }
+    if (ev.type === "ERROR") {
+      log.info("pod watch ended by the API server; starting over", { code: ev.object?.code });
+      req?.destroy();
+      return;
+    }
+    const uid = ev.object?.metadata?.uid;
+    if (uid === undefined) return;
+    const pod = `${ev.object?.metadata?.namespace ?? ""}/${ev.object?.metadata?.name ?? ""}`;
+    const ip = ev.object?.status?.podIP ?? "";
+    if (ev.type === "DELETED") {
+      if (ips.delete(uid) && ip !== "") onChange(`pod ${pod} deleted`);
+      return;
+    }
+    if ((ips.get(uid) ?? "") === ip) return;
+    ips.set(uid, ip);
+    if (ip !== "") onChange(`pod ${pod} has ${ip}`);
+  };
+  const connect = (): void => {
+    if (stopped) return;
+    const u = new URL(`${access.apiUrl}/api/v1/pods?watch=1`);
+    const headers: Record<string, string> = { accept: "application/json" };
+    if (access.token !== undefined) headers["authorization"] = `Bearer ${access.token}`;
+    const mod = u.protocol === "https:" ? https : http;
+    const o: https.RequestOptions = { method: "GET", headers, ...(access.caCert === undefined ? {} : { ca: fs.readFileSync(access.caCert) }) };
+    let buf = "";
+    req = mod.request(u, o, (res) => {
+      if (res.statusCode !== 200) {
+        log.warn("cannot watch pods", { status: res.statusCode });
+        res.resume();
+        return;
+      }
+      failures = 0;
+      res.setEncoding("utf8");
+      res.on("data", (d: string) => {
+        buf += d;
+        for (let i = buf.indexOf("\n"); i >= 0; i = buf.indexOf("\n")) {
+          handle(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+    });
+    const again = (): void => {
+      req = undefined;
+      if (stopped || timer !== undefined) return;
+      const delay = Math.min(30_000, (opts.retryMs ?? 1000) * 2 ** Math.min(failures++, 5));
+      timer = setTimeout(() => {
+        timer = undefined;
+        connect();
+      }, delay);
+    };
+    req.on("error", (e) => {
+      if (!stopped) log.warn("pod watch failed; reconnecting", { error: e });
+      again();
+    });
+    req.on("close", again);
+    req.end();
+  };
+  connect();
+  return {
+    stop() {
+      stopped = true;
+      if (timer !== undefined) clearTimeout(timer);
+      req?.destroy();
+    },
+  };
 }

@@ -13,7 +13,7 @@ import { nodeFetch } from "../openstack/node-fetch.js";
 import { systemClock, type Clock } from "../plugins/deps.js";
 import { ConfigError, parseControllerConfig, type ControllerConfig } from "./config.js";
 import { serveControllerHttp } from "./http.js";
-import { Kube, kubeAccess } from "./kube.js";
+import { Kube, kubeAccess, watchPods } from "./kube.js";
 import { LeaderElector } from "./leader.js";
 import { Metrics } from "./metrics.js";
 import { Reconciler, type PodLocator, type ReconcileResult } from "./reconciler.js";
@@ -54,13 +54,14 @@ export async function startController(cfg: ControllerConfig, opts: { env: Readon
   const metrics = new Metrics();
   const access = cfg.kubernetes.enabled === false ? undefined : kubeAccess(opts.env, cfg.kubernetes);
   if (cfg.kubernetes.enabled === true && access === undefined) throw new ConfigError(`"kubernetes.enabled" is true but there is no in-cluster service account and no kubernetes.apiUrl`);
-  const kube = access === undefined ? undefined : new Kube(nodeFetch({ timeoutMs: 10_000, ...(cfg.kubernetes.caCert === undefined ? {} : { caCert: cfg.kubernetes.caCert }) }), access);
+  const kube = access === undefined ? undefined : new Kube(nodeFetch({ timeoutMs: 10_000, ...(access.caCert === undefined ? {} : { caCert: access.caCert }) }), access);
   const reconciler = new Reconciler({ cfg, neutron: clients.neutron, session: clients.session, log, clock, metrics, ...(kube !== undefined && cfg.kubernetes.events ? { pods: podLocator(kube, log, clock) } : {}) });
   const elector = kube === undefined ? undefined : new LeaderElector({
     kube, namespace: cfg.kubernetes.leaseNamespace, name: cfg.kubernetes.leaseName, identity: cfg.kubernetes.identity ?? `${os.hostname()}_${process.pid}`,
     durationMs: cfg.kubernetes.leaseDurationMs, clock, log,
   });
   const timers: NodeJS.Timeout[] = [];
+  const stops: Array<() => void> = [];
   const c: Controller = {
     reconciler, metrics,
     async step() {
@@ -77,6 +78,7 @@ export async function startController(cfg: ControllerConfig, opts: { env: Readon
     },
     async stop() {
       for (const t of timers) clearInterval(t);
+      for (const f of stops) f();
       await http?.close();
     },
   };
@@ -95,13 +97,39 @@ export async function startController(cfg: ControllerConfig, opts: { env: Readon
   }
   if (opts.loop !== false) {
     let running = false;
+    let again = false;
     const tick = (): void => {
-      if (running) return;
+      if (running) {
+        again = true;
+        return;
+      }
       running = true;
-      c.step().catch(() => {}).finally(() => (running = false));
+      c.step().catch(() => {}).finally(() => {
+        running = false;
+        if (again) {
+          again = false;
+          tick();
+        }
+      });
     };
     timers.push(setInterval(tick, cfg.intervalMs));
     if (elector !== undefined) timers.push(setInterval(() => void elector.tick(), cfg.kubernetes.renewMs));
+    // Pod events wake the loop early (coalesced), so the interval can stay long.
+    if (access !== undefined && cfg.kubernetes.watchPods) {
+      let pending: NodeJS.Timeout | undefined;
+      const watch = watchPods(access, (why) => {
+        log.debug("woken by a pod event", { why });
+        pending ??= setTimeout(() => {
+          pending = undefined;
+          metrics.inc("tcnp_pod_event_wakeups_total", "Reconciles started early by a pod event.");
+          tick();
+        }, 200);
+      }, log);
+      stops.push(() => {
+        watch.stop();
+        if (pending !== undefined) clearTimeout(pending);
+      });
+    }
     tick();
   }
   return c;

@@ -70,7 +70,7 @@ export async function routeWorld(opts: { vms: number; cidr?: string; config?: Pa
       const metrics = new Metrics();
       const cfg: ControllerConfig = {
         credentials: { auth: ADMIN }, routerId: ROUTER, networks: [NET], intervalMs: 1000, aggregate: true, apply: "auto",
-        kubernetes: { enabled: false, leaseName: "l", leaseNamespace: "n", leaseDurationMs: 15000, renewMs: 5000, events: false }, ...over,
+        kubernetes: { enabled: false, leaseName: "l", leaseNamespace: "n", leaseDurationMs: 15000, renewMs: 5000, events: false, watchPods: false }, ...over,
       };
       const log = o.logLines === undefined ? nullLogger : createLogger({ write: (l) => void o.logLines!.push(l) });
       void memorySink;

@@ -47,7 +47,7 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
     const clients = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
     const cfg: ControllerConfig = {
       credentials: { auth: rc.auth }, routerId, networks: [netId], intervalMs: 1000, aggregate: false, apply,
-      kubernetes: { enabled: false, leaseName: "l", leaseNamespace: "n", leaseDurationMs: 15000, renewMs: 5000, events: false },
+      kubernetes: { enabled: false, leaseName: "l", leaseNamespace: "n", leaseDurationMs: 15000, renewMs: 5000, events: false, watchPods: false },
     };
     return new Reconciler({ cfg, neutron: clients.neutron, session: clients.session, log: nullLogger, clock: systemClock, metrics: new Metrics() });
   };
