@@ -8,7 +8,7 @@ import { labDown, labStatus } from "../lab/down.js";
 import { run } from "../lab/proc.js";
 import { DEFAULT_LAB_DIR, readLab } from "../lab/state.js";
 import { labUp, type LabOptions } from "../lab/up.js";
-import { runAgent } from "../lab/real.js";
+import { realClients, runAgent } from "../lab/real.js";
 import { fileSink } from "../log/file-sink.js";
 import { createLogger } from "../log/logger.js";
 import type { Io } from "./io.js";
@@ -79,6 +79,12 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
           return 2;
         }
         cloud = { name: values.cloud, image: values.image, flavor: values.flavor, cloudsYaml: path.resolve(cloudsYaml) };
+        try {
+          realClients(cloud, io.env);
+        } catch (e) {
+          io.err(`--cloud ${values.cloud}: ${(e as Error).message.replace(/^--cloud\.cloud "[^"]*" /, "")}\n`);
+          return 2;
+        }
       }
       return labUp({ dir, vms, io, kernel: await deps.kernel(), self: deps.self, selfFile: deps.selfFile, cnicaller: cnicallerPath(io.env, deps.selfFile), ...(cloud === undefined ? {} : { cloud }) });
     }

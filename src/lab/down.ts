@@ -29,7 +29,8 @@ export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicalle
       say(`DEL ${pod.podName}: ${r.code === 0 ? "ok" : (r.stderr.trim() || r.stdout.trim()).split("\n").pop()}`);
     }
     for (const p of [...s.processes].reverse()) say(`${p.name} (pid ${p.pid}): ${await stopProcess(p)}`);
-    if (s.cloud !== undefined) {
+    const made = s.cloud !== undefined && (s.cloud.networks.length + s.cloud.ports.length + s.cloud.servers.length > 0 || s.cloud.router !== undefined);
+    if (s.cloud !== undefined && made) {
       try {
         await deprovision(realClients(s.cloud, o.io.env), s.cloud, (m) => say(`cloud "${s.cloud!.name}": ${m}`));
       } catch (e) {

@@ -41,6 +41,23 @@ describe("tcnp lab on a real OpenStack (--cloud)", { skip: skip ?? false }, () =
     fs.rmSync(base, { recursive: true, force: true });
   });
 
+  it("lab up --cloud refuses an unknown cloud before making anything, and down cleans up after a failed up", async () => {
+    const rc = realCloud();
+    const bad = tcnp(["lab", "up", "--dir", dir, "--cloud", "no-such-cloud", "--image", rc.image, "--flavor", rc.flavor]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /no-such-cloud: is not a cloud in/);
+    assert.equal(fs.existsSync(dir), false);
+    const failed = tcnp(["lab", "up", "--dir", dir, "--cloud", "tcnp-real", "--image", "00000000-0000-4000-8000-000000000000", "--flavor", rc.flavor]);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /lab up failed: POST \/servers \(compute\) failed: 400/);
+    const down = tcnp(["lab", "down", "--dir", dir]);
+    assert.equal(down.code, 0, down.stdout + down.stderr);
+    const c = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
+    assert.deepEqual((await c.neutron.listNetworks()).filter((n) => n.name.startsWith("tcnp-lab-")).map((n) => n.id), []);
+    assert.deepEqual((await c.neutron.listRouters()).filter((x) => x.name.startsWith("tcnp-lab-")).map((x) => x.id), []);
+    assert.deepEqual(labNamespaces(), []);
+  });
+
   it("lab up --cloud: every path of the matrix works", () => {
     const rc = realCloud();
     const r = tcnp(["lab", "up", "--dir", dir, "--cloud", "tcnp-real", "--image", rc.image, "--flavor", rc.flavor]);
