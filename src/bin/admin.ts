@@ -59,6 +59,11 @@ export async function runController(argv: string[]): Promise<number> {
 }
 
 export async function adminCli(argv: string[]): Promise<number> {
+  // "tcnp lab status | head": a reader that goes away is not an error.
+  process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+    if (e.code === "EPIPE") process.exit(0);
+    throw e;
+  });
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case "version":

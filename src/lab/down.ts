@@ -76,7 +76,10 @@ export async function labStatus(o: { dir: string; io: Io; kernel: Kernel }): Pro
   const missingNs = s.namespaces.filter((n) => !o.kernel.netnsExists(`/var/run/netns/${n}`));
   const dead = s.processes.filter((p) => !isOurs(p));
   o.io.out(`lab in ${s.dir}: ${s.status}${s.error === undefined ? "" : ` (${s.error})`}, since ${s.startedAt}\n`);
-  o.io.out(`cloud: ${s.authUrl ?? "-"}\n`);
+  o.io.out(`cloud: ${s.cloud === undefined ? "embedded" : `"${s.cloud.name}" (real)`} at ${s.authUrl ?? "-"}\n`);
+  if (s.cloud !== undefined) {
+    o.io.out(`  made there: networks ${s.cloud.networks.map((n) => n.id).join(", ") || "-"}; router ${s.cloud.router ?? "-"}; servers ${s.cloud.servers.join(", ") || "-"}\n`);
+  }
   for (const v of s.vms) o.io.out(`  ${v.name}  ${v.ip}  namespace ${v.ns}\n`);
   for (const p of s.pods) o.io.out(`  pod default/${p.podName}  ${p.mode}  ${p.ip ?? "(no address)"}  on ${p.vm}\n`);
   for (const p of s.processes) o.io.out(`  process ${p.name}: pid ${p.pid} ${isOurs(p) ? "running" : "NOT RUNNING"}\n`);
