@@ -47,7 +47,9 @@ describe("containerd CRI (the kubelet path) with the seed configurations", { ski
 
   it("mix: RunPodSandbox gives the pod an extra fixed IP of the VM's port; StopPodSandbox gives it back", async () => {
     const before = w.vmPort(vm, MIX_NET).ips;
+    const t0 = performance.now();
     const id = await ctd!.cri.runPodSandbox("web-0", "default", "uid-web-0");
+    process.stdout.write(`# RunPodSandbox (pause container + CNI ADD, mix) took ${(performance.now() - t0).toFixed(0)} ms\n`);
     const st = await ctd!.cri.status(id);
     assert.equal(st.state, "SANDBOX_READY");
     const ip = st.network?.ip ?? "";
