@@ -123,7 +123,7 @@ async function embeddedCloud(o: LabOptions, s: LabState, say: (m: string) => voi
     "--public-url", authUrl.replace(/\/v3$/, ""), "--log-file", path.join(o.dir, "cloud.log")]), path.join(o.dir, "cloud.out"), "cloud"));
   writeLab(s);
   await waitFor("the cloud to answer", async () => (await nodeFetch({ timeoutMs: 1000 })({ method: "GET", url: `http+unix://${encodeURIComponent(s.cloudSocket!)}/v3`, headers: {} }).catch(() => ({ status: 0 }))).status === 200, 20_000);
-  say(`embedded OpenStack up at ${authUrl} (inside ${nsName(topo.ns.svc)}), metadata at 169.254.169.254; user admin / secret`);
+  say(`embedded OpenStack up at ${authUrl} (inside ${nsName(topo.ns.svc)}), metadata at 169.254.169.254; the documented admin user (see the VMs' CNI configurations)`);
   return {
     authUrl, spec, mixNet: LAB.mixNet, eniNet: LAB.eniNet, router: LAB.router, controllerNs: nsName(topo.ns.svc),
     openstackConf: { username: "admin", password: "secret", project: "admin", domain: "default", authUrl },

@@ -88,6 +88,7 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     assert.equal(rows.length, 15, `15 matrix rows:\n${r.stdout}`);
     assert.equal(rows.filter((l) => l.trim().startsWith("✗")).length, 0, `every path works:\n${r.stdout}`);
     assert.match(r.stdout, /15 of 15 paths work/);
+    assert.doesNotMatch(r.stdout + r.stderr, /\bsecret\b/, "the cloud's password is never printed");
     for (const path of ["pod → pod, other VM (mix)", "pod → Service (eni)", "outside → pod via router (mix)", "outside → NodePort → local pod (eni)"]) assert.ok(r.stdout.includes(path), path);
   });
 
