@@ -50,7 +50,7 @@ export function renderText(r: DoctorReport): string {
   lines.push("", "findings:");
   if (r.findings.length === 0) lines.push("  ✓ healthy: everything the plugins planned is in place");
   for (const f of r.findings) lines.push(`  ${f.severity === "error" ? "✗" : "!"} [${f.code}] ${f.message}`);
-  if (r.findings.length > 0 && r.healthy) lines.push("  ✓ no fault (only warnings)");
+  if (r.findings.length > 0 && r.healthy) lines.push("  ✓ healthy: no fault (only warnings)");
   return `${lines.join("\n")}\n`;
 }
 

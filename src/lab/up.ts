@@ -9,6 +9,7 @@ import { applySeed } from "../cloud/seed.js";
 import { install } from "../cli/install.js";
 import type { Io } from "../cli/io.js";
 import type { Kernel } from "../kernel/types.js";
+import { cidrContains, parseCidr, parseIp } from "../net/ip.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
 import { buildTopology, describeTopology, topologyNamespaces, type Topology, type TopologySpec } from "./topology.js";
 import { provision, realClients } from "./real.js";
@@ -215,8 +216,16 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
     }
   }
   await services(o, s, say);
-  await waitFor("the router routes to the mix pods", async () => (await controllerMetric(s, "tcnp_router_routes_installed")) >= s.pods.filter((p) => p.mode === "mix").length, 15_000);
-  say(`router routes installed by the controller: ${await controllerMetric(s, "tcnp_router_routes_installed")}`);
+  // Every mix pod covered by a route in the router's data plane (the controller may aggregate).
+  const rtr = `/var/run/netns/${LAB.prefix}-rtr`;
+  const gwRoutes = async (): Promise<Array<{ dst: string; gw: string }>> =>
+    (await k.listRoutes(rtr)).filter((r) => r.gw !== undefined && r.dst !== "0.0.0.0/0").map((r) => ({ dst: r.dst, gw: r.gw! }));
+  const mixIps = s.pods.filter((p) => p.mode === "mix").map((p) => parseIp(p.ip!));
+  await waitFor("the router routes to the mix pods", async () => {
+    const routes = await gwRoutes();
+    return mixIps.every((ip) => routes.some((r) => cidrContains(parseCidr(r.dst), ip)));
+  }, 15_000);
+  say(`router routes made by the controller: ${(await gwRoutes()).filter((r) => r.gw !== describeTopology({ ...topoBase, networks: [], vms: [] }).serviceIp).map((r) => `${r.dst} via ${r.gw}`).join(", ")}`);
 }
 
 export function cni(o: Pick<LabOptions, "dir" | "cnicaller">, vm: { ns: string; dir: string }, pod: LabPod, verb: "add" | "del" | "check"): ReturnType<typeof run> {
@@ -252,16 +261,6 @@ async function services(o: LabOptions, s: LabState, say: (m: string) => void): P
   }
   say(`Service ${LAB.clusterIp}:80 → ${backend.podName} (${backend.ip}:${LAB.podPort}) on every VM; NodePorts vm1:${LAB.nodePort} → vm1-mix-a, vm1:${LAB.nodePort + 1} → vm1-eni-a`);
   await waitFor("the echo servers", async () => (await run(inNetns(backend.ns, ["nc", "-z", "-w", "1", backend.ip!, String(LAB.podPort)]))).code === 0, 10_000);
-}
-
-export async function controllerMetric(s: LabState, name: string): Promise<number> {
-  try {
-    const r = await nodeFetch({ timeoutMs: 2000 })({ method: "GET", url: `http+unix://${encodeURIComponent(s.controllerSocket ?? "")}/metrics`, headers: {} });
-    const m = new RegExp(`^${name} (\\S+)$`, "m").exec(r.body);
-    return m === null ? -1 : Number(m[1]);
-  } catch {
-    return -1;
-  }
 }
 
 async function waitFor(what: string, f: () => Promise<boolean>, ms: number): Promise<void> {
