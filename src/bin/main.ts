@@ -6,7 +6,9 @@ async function main(): Promise<number> {
   const name = invokedAs(process.argv0, process.argv);
   if (isCniPlugin(name)) {
     const { cniProcess } = await import("./cni-process.js");
-    return cniProcess(name);
+    // Everything a plugin writes (stdout to the runtime's pipe, its log file) is written
+    // synchronously on Linux by now: leave without waiting for idle sockets and timers to wind down.
+    process.exit(await cniProcess(name));
   }
   const { adminCli, runController } = await import("./admin.js");
   if (name === "vrouter-route-controller") return runController(process.argv.slice(2));
