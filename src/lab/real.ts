@@ -6,6 +6,7 @@
 // static routes in the router namespace, answers the metadata service for the VMs, and relays the
 // cloud's endpoints into the VMs' namespaces.
 import * as http from "node:http";
+import type * as net from "node:net";
 import { isOpenStackError } from "../openstack/errors.js";
 import { createClients, type Clients } from "../openstack/clients.js";
 import { fileSources, resolveCredentials } from "../openstack/credentials.js";
@@ -53,8 +54,8 @@ export interface Provisioned {
 
 /** Make the lab's networks, router and servers in the real cloud. `save` persists `rec` after each step. */
 export async function provision(c: Clients, rec: RealCloudRecord, o: { vms: number; image: string; flavor: string }, save: () => void, say: (m: string) => void): Promise<Provisioned> {
-  const nets: Record<"mix" | "eni", { net: string; subnet: string; routerMac: string; mtu: number }> = {} as never;
-  for (const [role, cidr, bridge] of [["mix", "10.10.10", "br0"], ["eni", "10.10.20", "br1"]] as const) {
+  type Net = { net: string; subnet: string; routerMac: string; mtu: number };
+  const makeNet = async (role: "mix" | "eni", cidr: string, bridge: string): Promise<Net> => {
     const net = await c.neutron.createNetwork({ name: `${LAB.prefix}-${role}` });
     const mtu = net.mtu ?? 1500;
     rec.networks.push({ id: net.id, role, bridge, mtu });
@@ -65,9 +66,10 @@ export async function provision(c: Clients, rec: RealCloudRecord, o: { vms: numb
     });
     rec.subnets.push(sub.id);
     save();
-    nets[role] = { net: net.id, subnet: sub.id, routerMac: "", mtu };
     say(`network ${LAB.prefix}-${role} ${net.id}, subnet ${cidr}.0/24 (no DHCP)`);
-  }
+    return { net: net.id, subnet: sub.id, routerMac: "", mtu };
+  };
+  const nets: Record<"mix" | "eni", Net> = { mix: await makeNet("mix", "10.10.10", "br0"), eni: await makeNet("eni", "10.10.20", "br1") };
   const router = await c.neutron.createRouter({ name: `${LAB.prefix}-router` });
   rec.router = router.id;
   save();
@@ -164,7 +166,7 @@ export async function runAgent(s: LabState, kernel: Kernel, env: Env, log: Logge
     }
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ uuid: vm.serverId, name: `${LAB.prefix}-${vm.name}` }));
   });
-  await new Promise<void>((r) => md.listen(boundInNetns(nsOf(`${LAB.prefix}-svc`), "169.254.169.254", 80) as never, () => r()));
+  await new Promise<void>((r) => md.listen(boundInNetns(nsOf(`${LAB.prefix}-svc`), "169.254.169.254", 80) as net.Server, () => r()));
   const primary = new Set(rec.ports);
   const vmOf = new Map(s.vms.map((v) => [v.serverId, v]));
   const netNs = nsOf(`${LAB.prefix}-net`);
