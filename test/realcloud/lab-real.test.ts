@@ -81,6 +81,19 @@ describe("tcnp lab on a real OpenStack (--cloud)", { skip: skip ?? false }, () =
     }
   });
 
+  it("doctor names a pod address taken off the real Neutron port", async () => {
+    const rc = realCloud();
+    const c = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
+    const pod = lab!.pods.find((p) => p.podName === "vm2-mix-b")!;
+    const vm = lab!.vms.find((v) => v.name === pod.vm)!;
+    const port = (await c.neutron.listPorts({ device_id: vm.serverId })).find((p) => p.fixed_ips.some((f) => f.ip_address === pod.ip))!;
+    await c.neutron.updateFixedIps(port.id, port.fixed_ips.filter((f) => f.ip_address !== pod.ip));
+    const r = tcnp(["lab", "doctor", pod.podName, "--json", "--dir", dir]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const rep = JSON.parse(r.stdout) as { findings: Array<{ severity: string; code: string }> };
+    assert.ok(rep.findings.some((f) => f.severity === "error" && f.code === "address-not-on-port"), JSON.stringify(rep.findings));
+  });
+
   it("lab down removes the lab from the kernel and from the cloud", async () => {
     const r = tcnp(["lab", "down", "--dir", dir]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
