@@ -67,6 +67,36 @@ describe("eni mode (emulator + fake kernel)", () => {
     }
   });
 
+  it("concurrent DELs of pods whose NICs had the same original name (the VM reuses ens4) all succeed", async () => {
+    const n = await fakeNode();
+    // Each hot-plugged NIC takes the first free ensN, as udev names them: ens4 every time, once the
+    // previous one has moved into its pod.
+    n.em.hooks = {
+      attach: async (_s, port) => n.kernel.addDevice(HOST, { name: "ens4", mac: port.mac_address, mtu: 1450 }),
+      detach: async (_s, port) => {
+        const l = (await n.kernel.listLinks(HOST)).find((x) => x.mac === port.mac_address);
+        if (l !== undefined) await n.kernel.deleteLink(HOST, l.name);
+      },
+    };
+    try {
+      const ids = ["e00000a1", "e00000a2", "e00000a3"];
+      const adds = [];
+      for (const id of ids) {
+        const pod = await n.kernel.createNetns(`pod-${id}`);
+        const add = await runChain(plugins(n), eniConf(), cniEnv("ADD", id, pod));
+        assert.equal(add.exitCode, 0, add.stdout);
+        assert.equal((await n.kernel.getLink(pod, "eth0"))?.alias, "ens4");
+        adds.push({ id, pod, result: add.result });
+      }
+      const dels = await Promise.all(adds.map((a) => runChain(plugins(n), eniConf(), cniEnv("DEL", a.id, a.pod), a.result)));
+      for (const d of dels) assert.equal(d.exitCode, 0, d.stdout);
+      await n.em.settle();
+      assert.deepEqual(podPorts(n), [], "every pod's port is deleted");
+    } finally {
+      n.cleanup();
+    }
+  });
+
   it("an attach whose NIC never appears times out with a clear error and leaves no port", async () => {
     const n = await eniNode();
     try {

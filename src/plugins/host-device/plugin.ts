@@ -122,10 +122,13 @@ export function createHostDevice(deps: PluginDeps): CniPlugin {
         const want = rec?.device ?? (link.alias !== undefined && link.alias !== "" ? link.alias : undefined);
         let name = home;
         if (want !== undefined && want !== home) {
-          if ((await k.getLink(HOST, want)) === undefined) {
+          // The name may be taken, also by a concurrent DEL: the VM reuses the first free ensN for each
+          // hot-plug, so several pods' NICs can share an original name.
+          try {
             await k.setLink(HOST, home, { up: false, name: want });
             name = want;
-          } else {
+          } catch (e) {
+            if (!isKernelError(e, "EEXIST")) throw e;
             deps.log.warn("the NIC's original name is taken; it stays under a temporary name", { name: home, wanted: want });
           }
         }
@@ -164,10 +167,10 @@ export function createHostDevice(deps: PluginDeps): CniPlugin {
       if (iface === undefined) throw new CniError(CniCode.CheckFailed, `prevResult has no interface ${ctx.args.ifname} in the pod`);
       await expectLink(k, ctx.args.netns, ctx.args.ifname, { up: true, ...(iface.mac === undefined ? {} : { mac: iface.mac }) });
       for (const ip of prev.ips) await expectAddress(k, ctx.args.netns, ctx.args.ifname, ip.address);
+      const podRoutes = await k.listRoutes(ctx.args.netns);
       for (const r of prev.routes.filter((x) => !x.dst.includes(":"))) {
         // Routes a later plugin owns (veth-host's) are checked by it.
-        const mine = await k.listRoutes(ctx.args.netns);
-        if (mine.some((m) => m.dst === r.dst && m.dev !== ctx.args.ifname)) continue;
+        if (podRoutes.some((m) => m.dst === r.dst && m.dev !== ctx.args.ifname)) continue;
         await expectRoute(k, ctx.args.netns, { dst: r.dst, ...(r.gw === undefined ? {} : { gw: r.gw }), dev: ctx.args.ifname });
       }
       if (hasIpam(ctx.conf)) await deps.ipam(ipamType(ctx.conf)).check(ctx);
