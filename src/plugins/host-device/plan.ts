@@ -1,6 +1,6 @@
 // host-device's kernel work as values: move the Neutron NIC from the VM into the pod under a
 // temporary name (no collision window), remember its original name in the link alias, rename it,
-// configure it, and announce it; and the way back.
+// and configure it; the kernel announces its address when it comes up (arp_notify).
 import type { CniRoute } from "../../cni/result.js";
 import type { Step } from "../../kernel/plan.js";
 import { HOST, type Netns } from "../../kernel/types.js";
@@ -21,7 +21,7 @@ export function planMoveIn(i: MoveInInput): Step[] {
     { op: "setLink", ns: HOST, name: i.device, change: { up: false, alias: i.device } },
     { op: "moveLink", ns: HOST, name: i.device, target: i.podNetns, newName: i.tempName },
     { op: "setLink", ns: i.podNetns, name: i.tempName, change: { name: i.podIfname, ...(i.mtu === undefined ? {} : { mtu: i.mtu }) } },
-    // The kernel announces the address itself when the link comes up.
+    // The kernel announces the address itself when the link comes up: no gratuitous ARP of ours.
     { op: "writeSysctl", ns: i.podNetns, key: `net/ipv4/conf/${i.podIfname}/arp_notify`, value: "1" },
     ...i.ips.map((ip): Step => ({ op: "addAddress", ns: i.podNetns, addr: { cidr: ip.cidr, dev: i.podIfname } })),
     { op: "setLink", ns: i.podNetns, name: "lo", change: { up: true } },
@@ -33,6 +33,5 @@ export function planMoveIn(i: MoveInInput): Step[] {
     const gw = r.gw ?? v4gw;
     steps.push({ op: "addRoute", ns: i.podNetns, route: gw === undefined ? { dst: r.dst, dev: i.podIfname } : { dst: r.dst, gw, dev: i.podIfname } });
   }
-  for (const ip of i.ips) if (!ip.cidr.includes(":")) steps.push({ op: "announce", ns: i.podNetns, dev: i.podIfname, ip: ip.cidr.split("/")[0]! });
   return steps;
 }
