@@ -12,6 +12,7 @@ import { fileSources, resolveCredentials } from "../openstack/credentials.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
 import { FileTokenStore } from "../openstack/token-cache.js";
 import { systemClock } from "../plugins/deps.js";
+import { stateDirOf } from "../plugins/state.js";
 import { FileLock } from "../state/lock.js";
 import type { Io } from "./io.js";
 
@@ -62,7 +63,7 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
   if (values["no-cloud"] !== true && ip !== undefined && ipam !== undefined && isObject(ipam["openstackConf"])) {
     try {
       const creds = resolveCredentials(ipam["openstackConf"], fileSources(io.env));
-      const stateDir = values["state-dir"] ?? (typeof ipam["stateDir"] === "string" ? ipam["stateDir"] : io.env["TCNP_STATE_DIR"] ?? "/var/lib/tcnp");
+      const stateDir = values["state-dir"] ?? stateDirOf({ raw: ipam }, io.env);
       const c = createClients({
         auth: creds.auth, clock: systemClock, tokens: new FileTokenStore(`${stateDir}/tokens`), lock: new FileLock(`${stateDir}/locks`, systemClock),
         fetch: nodeFetch({ timeoutMs: 10_000, ...(creds.caCert === undefined ? {} : { caCert: creds.caCert }), ...(creds.insecure === undefined ? {} : { insecure: creds.insecure }) }),

@@ -3,11 +3,9 @@
 // nodeBlockPrefix) become one route each; other addresses are aggregated where one VM holds a whole
 // aligned block. Pure.
 import { aggregate, cidrContains, cidrCovers, formatCidr, parseCidr, parseIp, tryParseIp, type Cidr } from "../net/ip.js";
+import { blockOf, nodeIpOf, nodeOf } from "../ipam/tags.js";
 import type { Port, RouterRoute } from "../openstack/types.js";
 
-export const MIX_TAG = "tcnp-mix";
-export const NODE_IP_PREFIX = "tcnp-node-ip=";
-export const BLOCK_TAG = "tcnp-block";
 
 export interface DesiredRoute extends RouterRoute {
   /** Pod addresses this route serves. */
@@ -26,9 +24,6 @@ export interface DesiredInput {
   aggregate: boolean;
 }
 
-const nodeIpOf = (p: Port): string | undefined => p.tags.find((t) => t.startsWith(NODE_IP_PREFIX))?.slice(NODE_IP_PREFIX.length);
-const blockOf = (p: Port): string | undefined => p.tags.find((t) => t.startsWith("tcnp-block="))?.slice("tcnp-block=".length);
-const blockNode = (p: Port): string | undefined => p.tags.find((t) => t.startsWith("tcnp-node="))?.slice("tcnp-node=".length);
 
 export function desiredRoutes(i: DesiredInput): DesiredRoute[] {
   const pods = i.podCidrs.map(parseCidr);
@@ -41,7 +36,7 @@ export function desiredRoutes(i: DesiredInput): DesiredRoute[] {
     const nodeIp = nodeIpOf(vm);
     if (nodeIp === undefined) continue;
     const podIps = vm.fixed_ips.map((f) => f.ip_address).filter((ip) => ip !== nodeIp && inPods(ip));
-    const blocks: Cidr[] = i.blockPorts.filter((b) => blockNode(b) === vm.device_id).map(blockOf).filter((b): b is string => b !== undefined).map(parseCidr);
+    const blocks: Cidr[] = i.blockPorts.filter((b) => nodeOf(b) === vm.device_id).map(blockOf).filter((b): b is string => b !== undefined).map(parseCidr);
     const loose: string[] = [];
     for (const b of blocks) {
       const inside = podIps.filter((ip) => cidrContains(b, parseIp(ip)));

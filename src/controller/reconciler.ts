@@ -8,7 +8,8 @@ import type { OpenStackSession } from "../openstack/session.js";
 import type { Router } from "../openstack/types.js";
 import type { Clock } from "../plugins/deps.js";
 import type { ControllerConfig } from "./config.js";
-import { BLOCK_TAG, desiredRoutes, MIX_TAG, type DesiredRoute } from "./desired.js";
+import { BLOCK_TAG, MIX_TAG } from "../ipam/tags.js";
+import { desiredRoutes, type DesiredRoute } from "./desired.js";
 import type { Metrics } from "./metrics.js";
 import { planRoutes, type RoutePlan } from "./plan.js";
 

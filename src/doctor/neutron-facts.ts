@@ -1,24 +1,15 @@
 // What Neutron holds for a pod: the port that should carry its address, the VM's own address,
 // the subnet, the router with an interface on the pod's network, and whether policy allows us.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { cidrContains, parseCidr, parseIp } from "../net/ip.js";
 import type { Clients } from "../openstack/clients.js";
 import { isOpenStackError } from "../openstack/errors.js";
 import type { Port } from "../openstack/types.js";
-import type { Allocation } from "../ipam/store.js";
+import { allocationsDir, FileAllocationStore, type Allocation } from "../ipam/store.js";
+import { nodeIpOf } from "../ipam/tags.js";
 import type { Attachment } from "./locate.js";
 import type { Mode, NeutronFacts } from "./findings.js";
 
 export const DEFAULT_ROUTE_LIMIT = 30;
-
-function record(stateDir: string, a: Attachment): Allocation | undefined {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(stateDir, "allocations", `${a.containerId}__${a.ifname}.json`), "utf8")) as Allocation;
-  } catch {
-    return undefined;
-  }
-}
 
 async function portOf(c: Clients, a: Attachment, mode: Mode, ip: string, rec: Allocation | undefined): Promise<Port | undefined> {
   if (rec?.portId !== undefined) {
@@ -39,14 +30,14 @@ export async function neutronFacts(c: Clients, a: Attachment, mode: Mode, ip: st
   const out: NeutronFacts = {};
   try {
     const token = await c.session.token();
-    // Tokens cached by an older tcnp carry no roles: unknown, not "not admin".
-    if (Array.isArray(token.roles)) out.isAdmin = token.roles.includes("admin");
-    const rec = record(opts.stateDir, a);
+    // A token cached without roles: whether we are admin is unknown, not "no".
+    if (token.roles !== undefined) out.isAdmin = token.roles.includes("admin");
+    const rec = new FileAllocationStore(allocationsDir(opts.stateDir)).get(a.containerId, a.ifname);
     const port = await portOf(c, a, mode, ip, rec);
     if (port === undefined) out.portError = rec?.portId === undefined ? `no port has ${ip}` : `port ${rec.portId} (recorded at ADD) does not exist`;
     else out.port = { id: port.id, ips: port.fixed_ips.map((f) => f.ip_address), mac: port.mac_address };
     if (mode === "mix" && port !== undefined) {
-      const nodeIp = port.tags.find((t) => t.startsWith("tcnp-node-ip="))?.slice("tcnp-node-ip=".length);
+      const nodeIp = nodeIpOf(port);
       if (nodeIp !== undefined) out.nodeIp = nodeIp;
     }
     const networkId = port?.network_id ?? rec?.networkId;

@@ -7,16 +7,11 @@ import type { Logger } from "../log/logger.js";
 import { addToIp, formatCidr, formatIp, networkOf, parseCidr, parseIp, broadcastOf, type Cidr } from "../net/ip.js";
 import { isOpenStackError } from "../openstack/errors.js";
 import type { Neutron } from "../openstack/neutron.js";
-import type { FixedIp, Port, Subnet } from "../openstack/types.js";
+import type { FixedIp, Subnet } from "../openstack/types.js";
 import type { IpamConfig } from "./config.js";
+import { BLOCK_TAG, blockOf, blockTag, nodeTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
 
-export const BLOCK_TAG = "tcnp-block";
-export const blockTag = (cidr: string): string => `tcnp-block=${cidr}`;
-export const blockNodeTag = (serverId: string): string => `tcnp-node=${serverId}`;
-
-/** The CIDR a reservation port stands for, from its tags. */
-export const blockOf = (p: Port): string | undefined => p.tags.find((t) => t.startsWith("tcnp-block="))?.slice("tcnp-block=".length);
 
 function usable(subnet: Subnet, block: Cidr): bigint[] {
   const net = parseCidr(subnet.cidr);
@@ -47,7 +42,7 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
     const reservations = await neutron.listPorts({ network_id: subnet.network_id, tags: BLOCK_TAG });
     const taken = new Set<string>();
     for (const p of await neutron.listPorts({ network_id: subnet.network_id })) for (const f of p.fixed_ips) if (f.subnet_id === subnet.id) taken.add(f.ip_address);
-    const mine = reservations.filter((r) => r.tags.includes(blockNodeTag(serverId))).map(blockOf).filter((b): b is string => b !== undefined).map(parseCidr);
+    const mine = reservations.filter((r) => r.tags.includes(nodeTag(serverId))).map(blockOf).filter((b): b is string => b !== undefined).map(parseCidr);
     const tokens = new Set(reservations.flatMap((r) => r.fixed_ips.map((f) => f.ip_address)));
     // A free address in one of my blocks (never a reservation address).
     for (const b of mine) {
@@ -66,7 +61,7 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
       const token = formatIp({ family: 4, value: addrs[0]! });
       try {
         const r = await neutron.createPort({ network_id: subnet.network_id, name: `tcnp-block-${cidr}`, description: `tcnp: ${cidr} reserved for the pods of server ${serverId}`, fixed_ips: [{ subnet_id: subnet.id, ip_address: token }] });
-        await neutron.setTags("ports", r.id, [BLOCK_TAG, blockTag(cidr), blockNodeTag(serverId)]);
+        await neutron.setTags("ports", r.id, [BLOCK_TAG, blockTag(cidr), nodeTag(serverId)]);
         log.info("reserved a per-node block", { block: cidr, server: serverId, reservationPort: r.id });
         return { subnet_id: subnet.id, ip_address: formatIp({ family: 4, value: addrs[1]! }) };
       } catch (e) {

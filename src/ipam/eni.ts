@@ -13,6 +13,7 @@ import type { Clock } from "../plugins/deps.js";
 import type { IpamConfig } from "./config.js";
 import { candidateSubnets } from "./mix.js";
 import type { Allocation, AllocationStore } from "./store.js";
+import { containerTag, ENI_TAG, ifnameTag, nodeTag } from "./tags.js";
 
 export interface EniDeps {
   cfg: IpamConfig;
@@ -24,10 +25,6 @@ export interface EniDeps {
   log: Logger;
 }
 
-export const ENI_TAG = "tcnp-eni";
-export const containerTag = (id: string): string => `tcnp-container=${id}`;
-export const ifnameTag = (ifname: string): string => `tcnp-ifname=${ifname}`;
-export const nodeTag = (serverId: string): string => `tcnp-node=${serverId}`;
 
 const transient = (e: unknown): boolean => e instanceof NetworkError || (e instanceof OpenStackError && (e.status >= 500 || e.status === 429 || e.status === 409));
 

@@ -14,6 +14,7 @@ import type { Clock } from "../plugins/deps.js";
 import type { IpamConfig } from "./config.js";
 import type { Allocation, AllocationStore } from "./store.js";
 import type { NodeCache } from "./node-cache.js";
+import { MIX_TAG, nodeIpTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
 
 export interface MixDeps {
@@ -27,9 +28,6 @@ export interface MixDeps {
   chooseEntry?(vm: VmPort, subnet: Subnet, port: Port): Promise<Partial<FixedIp> | undefined>;
 }
 
-/** The tag that marks a VM port whose extra fixed IPs are tcnp pods, and the node address tag. */
-export const MIX_TAG = "tcnp-mix";
-export const nodeIpTag = (ip: string): string => `tcnp-node-ip=${ip}`;
 
 const transient = (e: unknown): boolean =>
   e instanceof NetworkError || (e instanceof OpenStackError && (e.status >= 500 || e.status === 429));

@@ -18,7 +18,7 @@ import { forgetIdentity, resolveIdentity } from "./identity.js";
 import { mixAdd, mixRelease, removeAddresses, type MixDeps } from "./mix.js";
 import { blockChooser } from "./blocks.js";
 import { NodeCache } from "./node-cache.js";
-import type { Allocation, AllocationStore } from "./store.js";
+import { allocationsDir, type Allocation, type AllocationStore } from "./store.js";
 import { findVmPorts } from "./vm-port.js";
 
 export interface IpamDeps extends PluginDeps {
@@ -51,7 +51,7 @@ function setup(deps: IpamDeps, conf: NetConf): Session {
     auth: cfg.credentials.auth, fetch, clock: deps.clock, log: deps.log, timeoutMs: cfg.timeouts.apiMs,
     tokens: new FileTokenStore(`${cfg.stateDir}/tokens`), lock,
   });
-  return { cfg, clients, fetch, lock, store: deps.storeFor(`${cfg.stateDir}/allocations`), cache: new NodeCache(cfg.stateDir) };
+  return { cfg, clients, fetch, lock, store: deps.storeFor(allocationsDir(cfg.stateDir)), cache: new NodeCache(cfg.stateDir) };
 }
 
 export function allocationResult(a: Allocation, cfg: IpamConfig): CniResult {
@@ -154,7 +154,7 @@ export function createIpam(deps: IpamDeps): CniPlugin {
       const s = setup(deps, ctx.conf);
       const a = s.store.get(ctx.args.containerId, ctx.args.ifname);
       if (a === undefined || a.state !== "active") {
-        throw new CniError(CniCode.AllocationMissing, `No address is recorded for ${ctx.args.containerId}/${ctx.args.ifname} in ${s.cfg.stateDir}/allocations`);
+        throw new CniError(CniCode.AllocationMissing, `No address is recorded for ${ctx.args.containerId}/${ctx.args.ifname} in ${allocationsDir(s.cfg.stateDir)}`);
       }
       if (!(await stillHeld(s, a))) {
         throw new CniError(CniCode.AllocationMissing, `Address ${a.ip} of ${ctx.args.containerId}/${ctx.args.ifname} is no longer on Neutron port ${a.portId}`);

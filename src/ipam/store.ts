@@ -40,6 +40,9 @@ export interface AllocationStore {
   list(): Allocation[];
 }
 
+/** Where a state directory keeps the allocation records. */
+export const allocationsDir = (stateDir: string): string => path.join(stateDir, "allocations");
+
 const fileName = (containerId: string, ifname: string): string => `${containerId}__${ifname}.json`;
 
 export class FileAllocationStore implements AllocationStore {

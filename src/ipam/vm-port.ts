@@ -6,6 +6,7 @@ import { CniError, CniCode } from "../cni/errors.js";
 import { HOST, type Kernel } from "../kernel/types.js";
 import type { Neutron } from "../openstack/neutron.js";
 import type { CachedVmPort, NodeCache } from "./node-cache.js";
+import { ENI_TAG } from "./tags.js";
 
 export interface VmPort {
   portId: string;
@@ -24,7 +25,7 @@ async function lookUp(neutron: Neutron, kernel: Kernel, serverId: string, networ
   const addrs = await kernel.listAddresses(HOST);
   const out: CachedVmPort[] = [];
   for (const networkId of networks) {
-    for (const port of ports.filter((p) => p.network_id === networkId && p.device_owner.startsWith("compute:") && !p.tags.includes("tcnp-eni"))) {
+    for (const port of ports.filter((p) => p.network_id === networkId && p.device_owner.startsWith("compute:") && !p.tags.includes(ENI_TAG))) {
       const link = links.find((l) => l.mac === port.mac_address.toLowerCase());
       if (link === undefined) continue;
       const local = new Set(addrs.filter((a) => a.dev === link.name).map((a) => a.cidr.split("/")[0]));

@@ -5,7 +5,7 @@ import { cidrContains, formatCidr, networkOf, parseCidr, parseIp } from "../net/
 import { applyText, deleteText } from "./iptables.js";
 import { emptyTables, restore, type FakeTables } from "./fake-iptables.js";
 import {
-  HOST, KernelError, sysctlPath,
+  HOST, KernelError, namedNetns, sysctlPath,
   type Address, type IptablesDump, type IptablesRuleSet, type IptablesTable, type Kernel, type Link, type LinkChange,
   type Neighbour, type Netns, type Route, type Rule, type VethSpec,
 } from "./types.js";
@@ -144,7 +144,7 @@ export class FakeKernel implements Kernel {
   }
 
   async createNetns(name: string): Promise<Netns> {
-    const path = `/var/run/netns/${name}`;
+    const path = namedNetns(name);
     if (this.#ns.has(path)) throw new KernelError(`create netns "${name}"`, HOST, "EEXIST");
     this.#addNs(path);
     return path;
@@ -156,7 +156,7 @@ export class FakeKernel implements Kernel {
   }
 
   async deleteNetns(name: string): Promise<boolean> {
-    const path = name.startsWith("/") ? name : `/var/run/netns/${name}`;
+    const path = name.startsWith("/") ? name : namedNetns(name);
     const st = this.#ns.get(path);
     if (st === undefined) return false;
     // Virtual links die with the namespace (their veth peers too); physical ones return to the host.

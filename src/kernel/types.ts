@@ -200,6 +200,11 @@ export class KernelError extends Error implements HasCniCode {
   }
 }
 
+/** Named namespaces (`ip netns add NAME`) live at /var/run/netns/NAME. */
+export const namedNetns = (name: string): Netns => `/var/run/netns/${name}`;
+/** The name of a named namespace's path. */
+export const netnsName = (path: string): string => path.slice("/var/run/netns/".length);
+
 export const isKernelError = (e: unknown, errno?: string): e is KernelError =>
   e instanceof KernelError && (errno === undefined || e.errno === errno);
 

@@ -2,7 +2,7 @@
 // and say whether one is up.
 import * as fs from "node:fs";
 import type { Io } from "../cli/io.js";
-import type { Kernel } from "../kernel/types.js";
+import { namedNetns, type Kernel } from "../kernel/types.js";
 import { cni } from "./up.js";
 import { deprovision, realClients } from "./real.js";
 import { LAB } from "./spec.js";
@@ -73,7 +73,7 @@ export async function labStatus(o: { dir: string; io: Io; kernel: Kernel }): Pro
     o.io.out("no lab is up\n");
     return 1;
   }
-  const missingNs = s.namespaces.filter((n) => !o.kernel.netnsExists(`/var/run/netns/${n}`));
+  const missingNs = s.namespaces.filter((n) => !o.kernel.netnsExists(namedNetns(n)));
   const dead = s.processes.filter((p) => !isOurs(p));
   o.io.out(`lab in ${s.dir}: ${s.status}${s.error === undefined ? "" : ` (${s.error})`}, since ${s.startedAt}\n`);
   o.io.out(`cloud: ${s.cloud === undefined ? "embedded" : `"${s.cloud.name}" (real)`} at ${s.authUrl ?? "-"}\n`);

@@ -14,7 +14,7 @@ import { nodeFetch } from "../openstack/node-fetch.js";
 import { systemClock } from "../plugins/deps.js";
 import { plugNic, syncRouterRoutes, tapName } from "../cloud/datapath.js";
 import { boundInNetns } from "../cloud/serve.js";
-import type { Kernel } from "../kernel/types.js";
+import { namedNetns, type Kernel } from "../kernel/types.js";
 import type { Logger } from "../log/logger.js";
 import { relayIntoNetns, targetOf, type Relay, type Target } from "./relay.js";
 import { LAB, labVmIp } from "./spec.js";
@@ -45,17 +45,24 @@ export function realClients(rec: Pick<RealCloudRecord, "name" | "cloudsYaml">, e
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
+/** A lab network made in the cloud. */
+interface LabNet {
+  net: string;
+  subnet: string;
+  routerMac: string;
+  mtu: number;
+}
+
 export interface Provisioned {
-  mix: { net: string; subnet: string; routerMac: string; mtu: number };
-  eni: { net: string; subnet: string; routerMac: string; mtu: number };
+  mix: LabNet;
+  eni: LabNet;
   router: string;
   servers: Array<{ id: string; mac: string; ip: string }>;
 }
 
 /** Make the lab's networks, router and servers in the real cloud. `save` persists `rec` after each step. */
 export async function provision(c: Clients, rec: RealCloudRecord, o: { vms: number; image: string; flavor: string }, save: () => void, say: (m: string) => void): Promise<Provisioned> {
-  type Net = { net: string; subnet: string; routerMac: string; mtu: number };
-  const makeNet = async (role: "mix" | "eni", cidr: string, bridge: string): Promise<Net> => {
+  const makeNet = async (role: "mix" | "eni", cidr: string, bridge: string): Promise<LabNet> => {
     const net = await c.neutron.createNetwork({ name: `${LAB.prefix}-${role}` });
     const mtu = net.mtu ?? 1500;
     rec.networks.push({ id: net.id, role, bridge, mtu });
@@ -69,7 +76,7 @@ export async function provision(c: Clients, rec: RealCloudRecord, o: { vms: numb
     say(`network ${LAB.prefix}-${role} ${net.id}, subnet ${cidr}.0/24 (no DHCP)`);
     return { net: net.id, subnet: sub.id, routerMac: "", mtu };
   };
-  const nets: Record<"mix" | "eni", Net> = { mix: await makeNet("mix", "10.10.10", "br0"), eni: await makeNet("eni", "10.10.20", "br1") };
+  const nets: Record<"mix" | "eni", LabNet> = { mix: await makeNet("mix", "10.10.10", "br0"), eni: await makeNet("eni", "10.10.20", "br1") };
   const router = await c.neutron.createRouter({ name: `${LAB.prefix}-router` });
   rec.router = router.id;
   save();
@@ -138,7 +145,6 @@ export async function deprovision(c: Clients, rec: RealCloudRecord, say: (m: str
   if (rec.networks.length > 0) say(`deleted networks ${rec.networks.map((n) => n.id).join(", ")}`);
 }
 
-const nsOf = (name: string): string => `/var/run/netns/${name}`;
 
 /**
  * The hypervisor's and network node's part for a lab on a real cloud, until SIGTERM: relays, the
@@ -154,7 +160,7 @@ export async function runAgent(s: LabState, kernel: Kernel, env: Env, log: Logge
     targets.set(`${t.host}:${t.port}`, t);
   }
   const relays: Relay[] = [];
-  for (const vm of s.vms) relays.push(await relayIntoNetns(nsOf(vm.ns), [...targets.values()], kernel));
+  for (const vm of s.vms) relays.push(await relayIntoNetns(namedNetns(vm.ns), [...targets.values()], kernel));
   log.info("relaying the cloud's endpoints into the VMs", { targets: [...targets.keys()], vms: s.vms.map((v) => v.name) });
   // The metadata service, answering each VM by its source address.
   const byIp = new Map(s.vms.map((v) => [v.ip, v]));
@@ -166,10 +172,10 @@ export async function runAgent(s: LabState, kernel: Kernel, env: Env, log: Logge
     }
     res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ uuid: vm.serverId, name: `${LAB.prefix}-${vm.name}` }));
   });
-  await new Promise<void>((r) => md.listen(boundInNetns(nsOf(`${LAB.prefix}-svc`), "169.254.169.254", 80) as net.Server, () => r()));
+  await new Promise<void>((r) => md.listen(boundInNetns(namedNetns(`${LAB.prefix}-svc`), "169.254.169.254", 80) as net.Server, () => r()));
   const primary = new Set(rec.ports);
   const vmOf = new Map(s.vms.map((v) => [v.serverId, v]));
-  const netNs = nsOf(`${LAB.prefix}-net`);
+  const netNs = namedNetns(`${LAB.prefix}-net`);
   const stop = (): void => {
     md.close();
     for (const r of relays) void r.close();

@@ -3,7 +3,7 @@
 // router ports' MACs) and connects a service namespace (the cloud's API and metadata address) and an
 // external client; each VM is a namespace whose NICs sit on the bridges with their Neutron MAC and
 // address. Nothing touches the machine's own namespace.
-import type { Kernel } from "../kernel/types.js";
+import { namedNetns, netnsName, type Kernel } from "../kernel/types.js";
 import { formatIp, networkOf, parseCidr } from "../net/ip.js";
 
 export interface TopoNetwork {
@@ -53,16 +53,15 @@ export interface Topology {
   routerExternalIp: string;
 }
 
-const path = (name: string): string => `/var/run/netns/${name}`;
 const host = (cidr: string, n: bigint): string => formatIp({ family: 4, value: networkOf(parseCidr(cidr)).ip.value + n });
 
 export function describeTopology(spec: TopologySpec): Topology {
   const vms: Record<string, string> = {};
-  for (const vm of spec.vms) vms[vm.name] = path(`${spec.prefix}-${vm.name}`);
+  for (const vm of spec.vms) vms[vm.name] = namedNetns(`${spec.prefix}-${vm.name}`);
   const bridges = new Map(spec.networks.map((n, i) => [n.id, `br${i}`]));
   return {
     spec,
-    ns: { net: path(`${spec.prefix}-net`), router: path(`${spec.prefix}-rtr`), svc: path(`${spec.prefix}-svc`), ext: path(`${spec.prefix}-ext`), vms },
+    ns: { net: namedNetns(`${spec.prefix}-net`), router: namedNetns(`${spec.prefix}-rtr`), svc: namedNetns(`${spec.prefix}-svc`), ext: namedNetns(`${spec.prefix}-ext`), vms },
     bridge: (id) => {
       const b = bridges.get(id);
       if (b === undefined) throw new Error(`No bridge for network ${id}`);
@@ -77,15 +76,14 @@ export function describeTopology(spec: TopologySpec): Topology {
 
 export const topologyNamespaces = (t: Topology): string[] => [t.ns.net, t.ns.router, t.ns.svc, t.ns.ext, ...Object.values(t.ns.vms)];
 
-const name = (p: string): string => p.slice("/var/run/netns/".length);
 
 /** Build it. On failure, what was built is removed before the error is rethrown. */
 export async function buildTopology(k: Kernel, spec: TopologySpec, onStep: (msg: string) => void = () => {}): Promise<Topology> {
   const t = describeTopology(spec);
   try {
-    for (const ns of topologyNamespaces(t)) await k.createNetns(name(ns));
+    for (const ns of topologyNamespaces(t)) await k.createNetns(netnsName(ns));
     for (const ns of topologyNamespaces(t)) await k.setLink(ns, "lo", { up: true });
-    onStep(`namespaces: ${topologyNamespaces(t).map(name).join(", ")}`);
+    onStep(`namespaces: ${topologyNamespaces(t).map(netnsName).join(", ")}`);
 
     for (const n of spec.networks) {
       const br = t.bridge(n.id);
@@ -149,6 +147,6 @@ export async function buildTopology(k: Kernel, spec: TopologySpec, onStep: (msg:
 
 /** Remove every namespace of the topology (links inside go with them). Missing ones are fine. */
 export async function destroyTopology(k: Kernel, t: Topology): Promise<void> {
-  for (const ns of topologyNamespaces(t).reverse()) await k.deleteNetns(name(ns));
+  for (const ns of topologyNamespaces(t).reverse()) await k.deleteNetns(netnsName(ns));
 }
 

@@ -8,7 +8,7 @@ import { Emulator } from "../cloud/emulator.js";
 import { applySeed } from "../cloud/seed.js";
 import { install } from "../cli/install.js";
 import type { Io } from "../cli/io.js";
-import type { Kernel } from "../kernel/types.js";
+import { namedNetns, netnsName, type Kernel } from "../kernel/types.js";
 import { cidrContains, parseCidr, parseIp } from "../net/ip.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
 import { buildTopology, describeTopology, topologyNamespaces, type Topology, type TopologySpec } from "./topology.js";
@@ -32,7 +32,6 @@ export interface LabOptions {
   cloud?: { name: string; cloudsYaml?: string; image: string; flavor: string };
 }
 
-const nsName = (p: string): string => p.slice("/var/run/netns/".length);
 
 export async function labUp(o: LabOptions): Promise<number> {
   const t0 = performance.now();
@@ -89,11 +88,13 @@ interface CloudSide {
 }
 
 const topoBase = { prefix: LAB.prefix, serviceCidr: LAB.serviceCidr, externalCidr: LAB.externalCidr };
+/** The cloud's service address (and the router's route to the metadata address goes there). */
+const serviceIp = describeTopology({ ...topoBase, networks: [], vms: [] }).serviceIp;
 
 // The embedded OpenStack: its world written where the cloud process loads it, the data plane built
 // from that world, then the cloud started inside the service namespace with its data-path hooks.
 async function embeddedCloud(o: LabOptions, s: LabState, say: (m: string) => void): Promise<CloudSide> {
-  const authUrl = `http://${describeTopology({ ...topoBase, networks: [], vms: [] }).serviceIp}:${LAB.cloudPort}/v3`;
+  const authUrl = `http://${serviceIp}:${LAB.cloudPort}/v3`;
   const em = new Emulator({ stateFile: path.join(o.dir, "cloud-state.json"), config: { publicUrl: authUrl.replace(/\/v3$/, ""), detachDelayMs: 200 } });
   applySeed(em, labSeed(o.vms));
   em.persist();
@@ -119,14 +120,14 @@ async function embeddedCloud(o: LabOptions, s: LabState, say: (m: string) => voi
     },
   }));
   s.cloudSocket = path.join(o.dir, "cloud.sock");
-  s.processes.push(startDaemon("cloud", inNetns(nsName(topo.ns.svc), [...o.self, "cloud", "--listen", `${topo.serviceIp}:${LAB.cloudPort}`, "--listen", "169.254.169.254:80",
+  s.processes.push(startDaemon("cloud", inNetns(netnsName(topo.ns.svc), [...o.self, "cloud", "--listen", `${topo.serviceIp}:${LAB.cloudPort}`, "--listen", "169.254.169.254:80",
     "--listen", `unix:${s.cloudSocket}`, "--state", path.join(o.dir, "cloud-state.json"), "--seed", path.join(o.dir, "datapath.json"),
     "--public-url", authUrl.replace(/\/v3$/, ""), "--log-file", path.join(o.dir, "cloud.log")]), path.join(o.dir, "cloud.out"), "cloud"));
   writeLab(s);
   await waitFor("the cloud to answer", async () => (await nodeFetch({ timeoutMs: 1000 })({ method: "GET", url: `http+unix://${encodeURIComponent(s.cloudSocket!)}/v3`, headers: {} }).catch(() => ({ status: 0 }))).status === 200, 20_000);
-  say(`embedded OpenStack up at ${authUrl} (inside ${nsName(topo.ns.svc)}), metadata at 169.254.169.254; the documented admin user (see the VMs' CNI configurations)`);
+  say(`embedded OpenStack up at ${authUrl} (inside ${netnsName(topo.ns.svc)}), metadata at 169.254.169.254; the documented admin user (see the VMs' CNI configurations)`);
   return {
-    authUrl, spec, mixNet: LAB.mixNet, eniNet: LAB.eniNet, router: LAB.router, controllerNs: nsName(topo.ns.svc),
+    authUrl, spec, mixNet: LAB.mixNet, eniNet: LAB.eniNet, router: LAB.router, controllerNs: netnsName(topo.ns.svc),
     openstackConf: { username: "admin", password: "secret", project: "admin", domain: "default", authUrl },
   };
 }
@@ -167,7 +168,7 @@ async function realCloud(o: LabOptions, s: LabState, say: (m: string) => void): 
 
 async function network(o: LabOptions, s: LabState, spec: TopologySpec, say: (m: string) => void): Promise<Topology> {
   const topo = describeTopology(spec);
-  s.namespaces = topologyNamespaces(topo).map(nsName);
+  s.namespaces = topologyNamespaces(topo).map(netnsName);
   writeLab(s);
   say("building the network: a bridge per Neutron network, the router, the cloud's service namespace, an outside client, the VMs");
   await buildTopology(o.kernel, spec, (m) => say(`  ${m}`));
@@ -217,7 +218,7 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
   }
   await services(o, s, say);
   // Every mix pod covered by a route in the router's data plane (the controller may aggregate).
-  const rtr = `/var/run/netns/${LAB.prefix}-rtr`;
+  const rtr = namedNetns(`${LAB.prefix}-rtr`);
   const gwRoutes = async (): Promise<Array<{ dst: string; gw: string }>> =>
     (await k.listRoutes(rtr)).filter((r) => r.gw !== undefined && r.dst !== "0.0.0.0/0").map((r) => ({ dst: r.dst, gw: r.gw! }));
   const mixIps = s.pods.filter((p) => p.mode === "mix").map((p) => parseIp(p.ip!));
@@ -225,11 +226,11 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
     const routes = await gwRoutes();
     return mixIps.every((ip) => routes.some((r) => cidrContains(parseCidr(r.dst), ip)));
   }, 15_000);
-  say(`router routes made by the controller: ${(await gwRoutes()).filter((r) => r.gw !== describeTopology({ ...topoBase, networks: [], vms: [] }).serviceIp).map((r) => `${r.dst} via ${r.gw}`).join(", ")}`);
+  say(`router routes made by the controller: ${(await gwRoutes()).filter((r) => r.gw !== serviceIp).map((r) => `${r.dst} via ${r.gw}`).join(", ")}`);
 }
 
 export function cni(o: Pick<LabOptions, "dir" | "cnicaller">, vm: { ns: string; dir: string }, pod: LabPod, verb: "add" | "del" | "check"): ReturnType<typeof run> {
-  return run(inNetns(vm.ns, [o.cnicaller, verb, "cni0", `/var/run/netns/${pod.ns}`, pod.containerId]), {
+  return run(inNetns(vm.ns, [o.cnicaller, verb, "cni0", namedNetns(pod.ns), pod.containerId]), {
     timeoutMs: 120_000,
     env: {
       NETCONFPATH: path.join(vm.dir, pod.mode === "mix" ? "net.d-mix" : "net.d-eni"), CNI_PATH: `${path.join(o.dir, "bin")}:/usr/lib/cni`, CNI_CACHEDIR: path.join(vm.dir, "cache"),
@@ -254,7 +255,7 @@ async function services(o: LabOptions, s: LabState, say: (m: string) => void): P
       rules.push(`-d ${vm.ip}/32 -p tcp -m tcp --dport ${LAB.nodePort} -j DNAT --to-destination ${pod("vm1", "mix-a").ip}:${LAB.podPort}`);
       rules.push(`-d ${vm.ip}/32 -p tcp -m tcp --dport ${LAB.nodePort + 1} -j DNAT --to-destination ${pod("vm1", "eni-a").ip}:${LAB.podPort}`);
     }
-    await o.kernel.applyIptables(`/var/run/netns/${vm.ns}`, {
+    await o.kernel.applyIptables(namedNetns(vm.ns), {
       chains: [{ table: "nat", name: "LAB-KUBE-SERVICES", rules }],
       jumps: [{ table: "nat", chain: "PREROUTING", rule: "-j LAB-KUBE-SERVICES" }, { table: "nat", chain: "OUTPUT", rule: "-j LAB-KUBE-SERVICES" }],
     });

@@ -42,7 +42,8 @@ export interface Token {
   expiresAt: number;
   projectId: string;
   userId: string;
-  roles: string[];
+  /** Absent in tokens cached by an older tcnp. */
+  roles?: string[];
   catalog: CatalogEntry[];
 }
 

@@ -6,7 +6,7 @@ import { isObject, type NetConf } from "../cni/netconf.js";
 import type { Env } from "../cni/env.js";
 
 /** The state directory: the plugin's `stateDir`, else its ipam block's, else TCNP_STATE_DIR, else /var/lib/tcnp. */
-export function stateDirOf(conf: NetConf, env: Env): string {
+export function stateDirOf(conf: Pick<NetConf, "raw">, env: Env): string {
   const own = conf.raw["stateDir"];
   if (typeof own === "string") return own;
   const ipam = conf.raw["ipam"];

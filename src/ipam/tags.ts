@@ -1,0 +1,28 @@
+// The Neutron tags tcnp-ipam writes on ports: the contract between the plugins (which write them),
+// the route controller and doctor (which read them). One place for both directions.
+import type { Port } from "../openstack/types.js";
+
+/** A VM port whose extra fixed IPs are mix-mode pods. */
+export const MIX_TAG = "tcnp-mix";
+/** A pod's own port (eni mode). */
+export const ENI_TAG = "tcnp-eni";
+/** A port that reserves a per-node block of addresses. */
+export const BLOCK_TAG = "tcnp-block";
+
+const NODE_IP = "tcnp-node-ip=";
+const BLOCK = "tcnp-block=";
+const NODE = "tcnp-node=";
+
+export const nodeIpTag = (ip: string): string => `${NODE_IP}${ip}`;
+export const blockTag = (cidr: string): string => `${BLOCK}${cidr}`;
+/** The Nova server a port belongs to (eni ports, block reservations). */
+export const nodeTag = (serverId: string): string => `${NODE}${serverId}`;
+export const containerTag = (id: string): string => `tcnp-container=${id}`;
+export const ifnameTag = (ifname: string): string => `tcnp-ifname=${ifname}`;
+
+const valueOf = (p: Port, prefix: string): string | undefined => p.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);
+/** The VM's own address on a mix-tagged VM port (the next hop for its pods). */
+export const nodeIpOf = (p: Port): string | undefined => valueOf(p, NODE_IP);
+/** The CIDR a reservation port stands for. */
+export const blockOf = (p: Port): string | undefined => valueOf(p, BLOCK);
+export const nodeOf = (p: Port): string | undefined => valueOf(p, NODE);
