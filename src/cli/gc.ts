@@ -9,14 +9,16 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { isObject, type Json } from "../cni/netconf.js";
-import { FileAllocationStore, type Allocation } from "../ipam/store.js";
+import { allocationsDir, FileAllocationStore, type Allocation } from "../ipam/store.js";
+import { stateDirOf } from "../plugins/state.js";
 import type { Io } from "./io.js";
 
 export const GC_USAGE = `usage: tcnp gc [--conf-dir DIR] [--cache-dir DIR] [--state-dir DIR] [--min-age SECONDS] [--dry-run]
   Release the Neutron addresses, ports and host links of pods that are gone, for runtimes that do not
   send CNI GC. Valid attachments are those in the runtime's CNI cache (--cache-dir, default
   CNI_CACHEDIR or /var/lib/cni), for each tcnp configuration in --conf-dir (default NETCONFPATH or
-  /etc/cni/net.d). Allocations younger than --min-age (default 300) are kept. Run it on the node.
+  /etc/cni/net.d). Allocations younger than --min-age (default 300) are kept. --state-dir stands in
+  for TCNP_STATE_DIR (a configuration's own stateDir wins, as in the plugins). Run it on the node.
 `;
 
 const OURS = new Set(["veth-route", "host-device", "veth-host"]);
@@ -52,34 +54,32 @@ function readNetworks(confDir: string, env: Io["env"]): Network[] {
     const nc = isObject(ipam?.["neutronConf"]) ? ipam["neutronConf"] : {};
     const networks = Array.isArray(nc["networks"]) ? nc["networks"].map(String) : [];
     const mode = nc["mode"] === "eni" ? "eni" : "mix";
-    const stateDir = typeof ipam?.["stateDir"] === "string" ? ipam["stateDir"] : (env["TCNP_STATE_DIR"] ?? "/var/lib/tcnp");
+    // Where tcnp-ipam keeps its records: its own stateDir, else TCNP_STATE_DIR, else the default.
+    const stateDir = stateDirOf({ raw: ipam ?? {} }, env);
     out.push({ file: path.join(confDir, f), name: c["name"], plugins, stateDir, mode, networks });
   }
   return out;
 }
 
-/** The attachments the runtime knows, per network name (libcni's results cache). */
-function cachedAttachments(cacheDir: string): Map<string, Array<{ containerID: string; ifname: string }>> {
-  const out = new Map<string, Array<{ containerID: string; ifname: string }>>();
-  const dir = path.join(cacheDir, "results");
-  let files: string[] = [];
-  try {
-    files = fs.readdirSync(dir);
-  } catch {
-    return out;
-  }
-  for (const f of files) {
+/**
+ * The attachments the runtime knows, per network name (libcni's results cache). An entry that
+ * cannot be read might be a live pod's: it is reported, and nothing is released while one exists.
+ */
+function cachedAttachments(dir: string): { byNetwork: Map<string, Array<{ containerID: string; ifname: string }>>; unreadable: string[] } {
+  const byNetwork = new Map<string, Array<{ containerID: string; ifname: string }>>();
+  const unreadable: string[] = [];
+  for (const f of fs.readdirSync(dir)) {
     try {
       const c = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as Json;
-      const net = String(c["networkName"]);
-      const list = out.get(net) ?? [];
-      list.push({ containerID: String(c["containerId"]), ifname: String(c["ifName"]) });
-      out.set(net, list);
+      if (typeof c["networkName"] !== "string" || typeof c["containerId"] !== "string" || typeof c["ifName"] !== "string") throw new Error("not a CNI cache entry");
+      const list = byNetwork.get(c["networkName"]) ?? [];
+      list.push({ containerID: c["containerId"], ifname: c["ifName"] });
+      byNetwork.set(c["networkName"], list);
     } catch {
-      // a half-written entry: the runtime rewrites it
+      unreadable.push(path.join(dir, f));
     }
   }
-  return out;
+  return { byNetwork, unreadable };
 }
 
 export function gcCli(argv: string[], io: Io, self: string): number {
@@ -104,10 +104,20 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     io.err(`tcnp gc: no tcnp network configuration in ${confDir}\n`);
     return 2;
   }
-  const cached = cachedAttachments(cacheDir);
+  // Without the runtime's cache every pod would look gone: a wrong --cache-dir must not release them.
+  const resultsDir = path.join(cacheDir, "results");
+  if (!fs.existsSync(resultsDir)) {
+    io.err(`tcnp gc: no CNI result cache at ${resultsDir} (is --cache-dir the runtime's?); nothing released\n`);
+    return 2;
+  }
+  const { byNetwork: cached, unreadable } = cachedAttachments(resultsDir);
+  if (unreadable.length > 0) {
+    io.err(`tcnp gc: cannot read ${unreadable.length} CNI cache entr${unreadable.length === 1 ? "y" : "ies"} (${unreadable.join(", ")}); they may be live pods, so nothing is released\n`);
+    return 1;
+  }
   let failed = 0;
   for (const n of networks) {
-    const store = new FileAllocationStore(path.join(values["state-dir"] ?? n.stateDir, "allocations"));
+    const store = new FileAllocationStore(allocationsDir(n.stateDir));
     const before = store.list().filter((a) => a.mode === n.mode && n.networks.includes(a.networkId));
     const young = before.filter((a) => Date.now() - a.createdAt < minAge * 1000);
     const valid = [...(cached.get(n.name) ?? []), ...young.map((a) => ({ containerID: a.containerId, ifname: a.ifname }))];

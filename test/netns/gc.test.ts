@@ -30,7 +30,7 @@ async function forget(w: World, vm: VmHandle, pod: { name: string; id: string })
 describe("tcnp gc (runtimes without CNI GC)", { skip: skip ?? false }, () => {
   let w: World;
   before(async () => {
-    w = await World.start({ vms: 1, home: "mix", extraSeed: {} });
+    w = await World.start({ vms: 1, home: "mix" });
   });
   after(async () => w?.stop());
 
@@ -56,6 +56,18 @@ describe("tcnp gc (runtimes without CNI GC)", { skip: skip ?? false }, () => {
     assert.equal(young.code, 0, young.stderr);
     assert.match(young.stdout, /0 allocation\(s\) to release/);
     assert.ok(w.vmPort(vm, MIX_NET).ips.includes(ips[1]!), "an allocation younger than --min-age is kept");
+
+    // Nothing is released while the runtime's cache cannot be trusted.
+    const garbage = path.join(vm.cacheDir, "results", "cni0-half-written");
+    fs.writeFileSync(garbage, "{\"kind\":\"cniCacheV1\",");
+    const unsure = await gc(w, vm, ["--min-age", "0"]);
+    assert.equal(unsure.code, 1);
+    assert.match(unsure.stderr, /cannot read 1 CNI cache entry .*cni0-half-written.*nothing is released/);
+    fs.rmSync(garbage);
+    const wrongDir = await gc(w, vm, ["--min-age", "0", "--cache-dir", path.join(vm.dir, "no-such-cache")]);
+    assert.equal(wrongDir.code, 2);
+    assert.match(wrongDir.stderr, /no CNI result cache at .*no-such-cache\/results/);
+    assert.ok(w.vmPort(vm, MIX_NET).ips.includes(ips[1]!), "still held");
 
     const r = await gc(w, vm, ["--min-age", "0"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
