@@ -8,7 +8,7 @@ import { applySeed } from "../src/cloud/seed.js";
 import { createClients, type Clients } from "../src/openstack/clients.js";
 import type { AuthConfig } from "../src/openstack/keystone.js";
 import { nodeFetch } from "../src/openstack/node-fetch.js";
-import { systemClock } from "../src/plugins/deps.js";
+import { systemClock } from "../src/base/clock.js";
 import { ms, summary, table } from "./stats.js";
 
 const N = Number(process.argv[2] ?? 200);

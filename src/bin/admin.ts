@@ -3,8 +3,8 @@ import * as path from "node:path";
 import * as sea from "node:sea";
 import { parseArgs } from "node:util";
 import { cloudCli } from "../cli/cloud.js";
-import { install } from "../cli/install.js";
-import type { Io } from "../cli/io.js";
+import { install } from "../install/install.js";
+import type { Io } from "../base/io.js";
 import type { Kernel } from "../kernel/types.js";
 import { VERSION } from "../version.js";
 

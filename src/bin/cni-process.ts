@@ -2,12 +2,13 @@
 import * as fs from "node:fs";
 import { performance } from "node:perf_hooks";
 import { runCni } from "../cni/skel.js";
-import type { CniPluginName } from "../cli/names.js";
+import type { CniPluginName } from "../base/names.js";
 import type { Kernel } from "../kernel/types.js";
 import { fileSink } from "../log/file-sink.js";
 import { createLogger, type Level } from "../log/logger.js";
-import { loadPlugin } from "../plugins/registry.js";
-import { productionDeps } from "../plugins/wiring.js";
+import { loadPlugin } from "./registry.js";
+import { toCniError } from "../plugins/errors.js";
+import { productionDeps } from "./wiring.js";
 import { VERSION } from "../version.js";
 import { newTimings, timedFetch, timedKernel } from "./timing.js";
 
@@ -66,7 +67,7 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
     check: async (ctx) => (await loadPlugin(name, deps)).check(ctx),
     gc: async (ctx) => (await loadPlugin(name, deps)).gc?.(ctx),
     status: async (ctx) => (await loadPlugin(name, deps)).status?.(ctx),
-  }, { env, stdin }, `${name} ${VERSION}: tcnp CNI plugin`);
+  }, { env, stdin }, { about: `${name} ${VERSION}: tcnp CNI plugin`, toCniError });
   kernel?.close();
   process.stdout.write(outcome.stdout);
   if (outcome.stderr !== "") process.stderr.write(outcome.stderr);

@@ -1,6 +1,6 @@
 // The one executable. It becomes the program it was invoked as (see cli/names.ts); everything a
 // program needs is imported on demand, so a CNI VERSION call loads almost nothing.
-import { invokedAs, isCniPlugin } from "../cli/names.js";
+import { invokedAs, isCniPlugin } from "../base/names.js";
 
 async function main(): Promise<number> {
   const name = invokedAs(process.argv0, process.argv);

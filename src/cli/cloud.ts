@@ -10,7 +10,7 @@ import type { Kernel } from "../kernel/types.js";
 import { fileSink } from "../log/file-sink.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
-import type { Io } from "./io.js";
+import type { Io } from "../base/io.js";
 
 export const CLOUD_USAGE = `usage:
   tcnp cloud --listen ADDR [--listen ADDR ...] [--seed FILE] [--state FILE] [--public-url URL] [--pid-file FILE] [--log-file FILE]

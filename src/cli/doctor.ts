@@ -1,20 +1,24 @@
 // `tcnp doctor`: diagnose one pod's network on this node (run it where the plugins run).
 import { parseArgs } from "node:util";
 import { isObject } from "../cni/netconf.js";
-import { diagnose, modeOf, podIpOf } from "../doctor/findings.js";
-import { locate, ipamOf, snapshot, type Selector } from "../doctor/locate.js";
+import { diagnose, modeOf, podIpOf, type RecordedPlugin } from "../doctor/findings.js";
+import { locate, ipamOf, type Attachment, type Selector } from "../doctor/locate.js";
 import { neutronFacts } from "../doctor/neutron-facts.js";
 import { attachmentSummary, renderJson, renderText, type DoctorReport } from "../doctor/report.js";
+import { snapshot } from "../kernel/snapshot.js";
 import { HOST, type Kernel } from "../kernel/types.js";
+import type { Env } from "../cni/env.js";
+import { isAttachmentRecord, type AttachmentRecord } from "../plugins/attachment.js";
+import { snapshotNeeds, type Expectation } from "../plugins/expect.js";
+import { AttachmentRecords, stateDirOf } from "../state/records.js";
 import { hostVethName, podChainName } from "../net/names.js";
 import { createClients } from "../openstack/clients.js";
 import { fileSources, resolveCredentials } from "../openstack/credentials.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
 import { FileTokenStore } from "../openstack/token-cache.js";
-import { systemClock } from "../plugins/deps.js";
-import { stateDirOf } from "../plugins/state.js";
+import { systemClock } from "../base/clock.js";
 import { FileLock } from "../state/lock.js";
-import type { Io } from "./io.js";
+import type { Io } from "../base/io.js";
 
 export const DOCTOR_USAGE = `usage: tcnp doctor (--netns PATH | --container ID | --pod NAMESPACE/NAME) [--json]
                    [--cache-dir DIR] [--state-dir DIR] [--route-limit N] [--no-cloud]
@@ -45,19 +49,10 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
   const k = await kernel();
   const mode = modeOf(a);
   const ip = podIpOf(a);
-  const pod = await snapshot(k, a.netns);
-  const host = await snapshot(k, HOST);
-  // Only what concerns this pod, on the host side: its veths, routes, neighbours, chain.
-  const vh = a.plugins.find((p) => p["type"] === "veth-host");
-  const mine = new Set([hostVethName(a.containerId, a.ifname), ...(vh === undefined ? [] : [hostVethName(a.containerId, typeof vh["containerInterface"] === "string" ? vh["containerInterface"] : "veth0")])]);
-  host.links = host.links.filter((l) => mine.has(l.name));
-  if (host.nat !== undefined) host.nat = new Map([...host.nat].filter(([chain]) => chain === podChainName(a.network, a.containerId, typeof vh?.["containerInterface"] === "string" ? vh["containerInterface"] : "veth0")));
-  host.mangle = new Map();
-  host.routes = host.routes.filter((r) => ip !== undefined && r.dst === `${ip}/32`);
-  host.proxies = host.proxies.filter((n) => n.ip === ip);
-  host.neighbours = host.neighbours.filter((n) => n.ip === ip);
-  host.addresses = [];
-  host.rules = host.rules.filter((r) => r.priority !== 0 && r.priority < 32766);
+  const recorded = recordsOf(a, values["state-dir"], io.env);
+  const expect = recorded.flatMap((r) => r.expect ?? []);
+  const pod = await snapshot(k, a.netns, snapshotNeeds(expect, a.netns));
+  const host = await snapshot(k, HOST, snapshotNeeds(expect, HOST));
   let neutron: DoctorReport["neutron"];
   const ipam = ipamOf(a);
   if (values["no-cloud"] !== true && ip !== undefined && ipam !== undefined && isObject(ipam["openstackConf"])) {
@@ -73,9 +68,32 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
       neutron = { error: (e as Error).message };
     }
   }
-  const findings = diagnose(a, pod, host, neutron);
+  const findings = diagnose(a, recorded, new Map([[a.netns, pod], [HOST, host]]), neutron);
+  // Only what concerns this pod, on the host side: its veths, routes, neighbours, chain.
+  const vh = a.plugins.find((p) => p["type"] === "veth-host");
+  const mine = new Set([hostVethName(a.containerId, a.ifname), ...(vh === undefined ? [] : [hostVethName(a.containerId, typeof vh["containerInterface"] === "string" ? vh["containerInterface"] : "veth0")])]);
+  host.links = host.links.filter((l) => mine.has(l.name));
+  const nat = host.iptables.nat;
+  host.iptables = nat === undefined ? {} : { nat: new Map([...nat].filter(([chain]) => chain === podChainName(a.network, a.containerId, typeof vh?.["containerInterface"] === "string" ? vh["containerInterface"] : "veth0"))) };
+  host.routes = host.routes.filter((r) => ip !== undefined && r.dst === `${ip}/32`);
+  host.proxies = host.proxies.filter((n) => n.ip === ip);
+  host.neighbours = host.neighbours.filter((n) => n.ip === ip);
+  host.addresses = [];
+  host.rules = host.rules.filter((r) => r.priority !== 0 && r.priority < 32766);
   const report: DoctorReport = { pod: attachmentSummary(a, mode, ip), kernel: { pod, host }, ...(neutron === undefined ? {} : { neutron }), findings, healthy: !findings.some((f) => f.severity === "error") };
   io.out(values.json === true ? renderJson(report) : renderText(report));
   k.close();
   return report.healthy ? 0 : 1;
+}
+
+// What each tcnp plugin of the chain recorded at ADD: the state its plan expects.
+function recordsOf(a: Attachment, stateDirFlag: string | undefined, env: Env): RecordedPlugin[] {
+  const ours = new Set(["veth-route", "host-device", "veth-host"]);
+  return a.plugins.filter((p) => ours.has(String(p["type"]))).map((p) => {
+    const type = String(p["type"]);
+    const dir = stateDirFlag ?? stateDirOf({ raw: p }, env);
+    const rec = new AttachmentRecords<AttachmentRecord>(dir, type, isAttachmentRecord).get(a.containerId, a.ifname);
+    const file = `${dir}/${type}/${a.containerId}__${a.ifname}.json`;
+    return rec === undefined ? { type, file } : { type, file, expect: rec.expect as Expectation[] };
+  });
 }

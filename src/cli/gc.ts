@@ -10,8 +10,8 @@ import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { isObject, type Json } from "../cni/netconf.js";
 import { allocationsDir, FileAllocationStore, type Allocation } from "../ipam/store.js";
-import { stateDirOf } from "../plugins/state.js";
-import type { Io } from "./io.js";
+import { stateDirOf } from "../state/records.js";
+import type { Io } from "../base/io.js";
 
 export const GC_USAGE = `usage: tcnp gc [--conf-dir DIR] [--cache-dir DIR] [--state-dir DIR] [--min-age SECONDS] [--dry-run]
   Release the Neutron addresses, ports and host links of pods that are gone, for runtimes that do not

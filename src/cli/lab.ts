@@ -11,7 +11,7 @@ import { labUp, type LabOptions } from "../lab/up.js";
 import { realClients, runAgent } from "../lab/real.js";
 import { fileSink } from "../log/file-sink.js";
 import { createLogger } from "../log/logger.js";
-import type { Io } from "./io.js";
+import type { Io } from "../base/io.js";
 
 export const LAB_USAGE = `usage:
   tcnp lab up [--vms N] [--dir DIR]   build a whole small cloud on this machine (root) and show it working

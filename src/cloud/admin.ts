@@ -2,7 +2,7 @@
 // so a running `tcnp cloud` can be steered by tests and the lab.
 import type { Emulator, EmulatorConfig, FaultRule } from "./emulator.js";
 import { ApiError, empty, json, route, type Route } from "./http-kit.js";
-import { obj } from "./neutron.js";
+import { obj } from "./neutron-kit.js";
 
 const KINDS = new Set(["latency", "error", "drop", "drop-after-commit", "stale-revision", "no-nic"]);
 

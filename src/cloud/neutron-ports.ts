@@ -6,7 +6,7 @@ import { broadcastOf, cidrContains, formatIp, networkOf, parseCidr, parseIp, try
 import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { Emulator } from "./emulator.js";
 import { ApiError, empty, json, nowNeutron, route, type Route } from "./http-kit.js";
-import { bodyOf, checkIfMatch, defaultSecurityGroup, filtered, isAdmin, notFound, obj, token, touch, visible, type J } from "./neutron.js";
+import { bodyOf, checkIfMatch, defaultSecurityGroup, filtered, isAdmin, notFound, obj, token, touch, visible, type J } from "./neutron-kit.js";
 import type { TokenRec } from "./world.js";
 
 const sortFixedIps = (ips: FixedIp[]): FixedIp[] =>

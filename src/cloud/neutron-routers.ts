@@ -5,7 +5,7 @@ import { cidrContains, formatCidr, networkOf, parseCidr, parseIp, tryParseCidr, 
 import type { FloatingIp, Port, Router, RouterRoute } from "../openstack/types.js";
 import type { Emulator } from "./emulator.js";
 import { ApiError, empty, json, nowNeutron, pyRepr, route, type Ctx, type Route } from "./http-kit.js";
-import { bodyOf, checkIfMatch, filtered, isAdmin, notFound, obj, token, touch, visible, type J } from "./neutron.js";
+import { bodyOf, checkIfMatch, filtered, isAdmin, notFound, obj, token, touch, visible, type J } from "./neutron-kit.js";
 import { createPort, deletePortRecord } from "./neutron-ports.js";
 import type { TokenRec } from "./world.js";
 

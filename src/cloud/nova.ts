@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import type { InterfaceAttachment, Port } from "../openstack/types.js";
 import type { Emulator } from "./emulator.js";
 import { ApiError, empty, json, route, type Ctx, type Route } from "./http-kit.js";
-import { isAdmin, obj, touch, token, type J } from "./neutron.js";
+import { isAdmin, obj, touch, token, type J } from "./neutron-kit.js";
 import { createPort, deletePortRecord } from "./neutron-ports.js";
 import type { ServerRec } from "./world.js";
 

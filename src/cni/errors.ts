@@ -1,5 +1,5 @@
-// CNI error codes and the typed errors that carry them. Every failure that reaches a runtime goes
-// through toCniError() exactly once, at the edge (skel), so the mapping lives in one place.
+// CNI error codes and the typed error that carries them. Every failure that reaches a runtime is
+// mapped exactly once, at the edge (plugins/errors.ts through skel), so the mapping lives in one place.
 
 export const CniCode = {
   IncompatibleVersion: 1,
@@ -80,21 +80,11 @@ export const tryAgainLater = (details: string, cause?: unknown): CniError =>
   new CniError(CniCode.TryAgainLater, details, { cause });
 
 /**
- * Errors from adapters implement this to choose their own CNI code; toCniError() asks them.
- * (OpenStackError and KernelError do; see their modules.)
+ * The protocol's own mapping: a CniError passes through, anything else is an internal error. The
+ * edge that knows the adapters' error types (plugins/errors.ts) maps those first.
  */
-export interface HasCniCode {
-  cniCode(): number;
-}
-
-function hasCniCode(e: unknown): e is Error & HasCniCode {
-  return e instanceof Error && typeof (e as Partial<HasCniCode>).cniCode === "function";
-}
-
-/** Map any thrown value to a CniError; a CniError passes through unchanged. */
 export function toCniError(e: unknown): CniError {
   if (e instanceof CniError) return e;
-  if (hasCniCode(e)) return new CniError(e.cniCode(), e.message, { cause: e });
   if (e instanceof Error) return new CniError(CniCode.Internal, e.message, { cause: e });
   return new CniError(CniCode.Internal, String(e));
 }

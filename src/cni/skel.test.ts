@@ -57,7 +57,7 @@ test("an untyped throw becomes 999 with its message", async () => {
 });
 
 test("no CNI_COMMAND prints the about text and exits 0", async () => {
-  const out = await runCni(recorder(), { env: {}, stdin: "" }, "tcnp-ipam");
+  const out = await runCni(recorder(), { env: {}, stdin: "" }, { about: "tcnp-ipam" });
   assert.equal(out.exitCode, 0);
   assert.match(out.stderr, /tcnp-ipam/);
 });

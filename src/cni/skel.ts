@@ -1,7 +1,7 @@
 // The CNI dispatcher: env + stdin in, stdout text + exit code out. No process globals: the entry point
 // passes them in and prints what comes back, so tests drive every verb with plain values.
 import { parseCmdArgs, parseCommand, type CmdArgs, type Env } from "./env.js";
-import { CniError, toCniError } from "./errors.js";
+import { type CniError, toCniError } from "./errors.js";
 import { decodeJson, isObject, parseNetConf, type NetConf } from "./netconf.js";
 import { formatResult, type CniResult } from "./result.js";
 import { CURRENT_VERSION, isSupportedVersion, SUPPORTED_VERSIONS } from "./version.js";
@@ -59,8 +59,17 @@ function confVersionOf(stdin: string): string | undefined {
   return undefined;
 }
 
+export interface RunOptions {
+  /** The text a bare invocation prints. */
+  about?: string;
+  /** Maps what a plugin throws to a CNI error (the edge's mapping of adapter errors). */
+  toCniError?: (e: unknown) => CniError;
+}
+
 /** Run one CNI invocation of `plugin`. Never throws. */
-export async function runCni(plugin: CniPlugin, io: CniIo, about = "tcnp"): Promise<CniOutcome> {
+export async function runCni(plugin: CniPlugin, io: CniIo, opts: RunOptions = {}): Promise<CniOutcome> {
+  const about = opts.about ?? "tcnp";
+  const mapError = opts.toCniError ?? toCniError;
   try {
     if ((io.env["CNI_COMMAND"] ?? "") === "") {
       return { exitCode: 0, stdout: "", stderr: `${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n` };
@@ -90,7 +99,7 @@ export async function runCni(plugin: CniPlugin, io: CniIo, about = "tcnp"): Prom
     }
     return { exitCode: 0, stdout: "", stderr: "" };
   } catch (e) {
-    const err = toCniError(e);
+    const err = mapError(e);
     return { exitCode: 1, stdout: JSON.stringify(err.toJSON(confVersionOf(io.stdin))), stderr: "", error: err };
   }
 }

@@ -2,7 +2,7 @@
 // lease when it is free or expired, renew it before it expires, lose leadership when renewing has
 // failed for a whole lease duration. Optimistic concurrency (resourceVersion) decides races.
 import type { Logger } from "../log/logger.js";
-import type { Clock } from "../plugins/deps.js";
+import type { Clock } from "../base/clock.js";
 import { KubeError, type Kube, type Lease } from "./kube.js";
 
 export interface LeaderOptions {

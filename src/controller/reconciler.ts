@@ -6,7 +6,7 @@ import { isOpenStackError } from "../openstack/errors.js";
 import type { Neutron } from "../openstack/neutron.js";
 import type { OpenStackSession } from "../openstack/session.js";
 import type { Router } from "../openstack/types.js";
-import type { Clock } from "../plugins/deps.js";
+import type { Clock } from "../base/clock.js";
 import type { ControllerConfig } from "./config.js";
 import { BLOCK_TAG, MIX_TAG } from "../ipam/tags.js";
 import { desiredRoutes, type DesiredRoute } from "./desired.js";

@@ -3,14 +3,14 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import { parseArgs } from "node:util";
-import type { Io } from "../cli/io.js";
+import type { Io } from "../base/io.js";
 import { fileSink } from "../log/file-sink.js";
 import { createLogger, type Logger } from "../log/logger.js";
 import { createClients } from "../openstack/clients.js";
 import { fileSources } from "../openstack/credentials.js";
 import type { HttpFetch } from "../openstack/http.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
-import { systemClock, type Clock } from "../plugins/deps.js";
+import { systemClock, type Clock } from "../base/clock.js";
 import { ConfigError, parseControllerConfig, type ControllerConfig } from "./config.js";
 import { serveControllerHttp } from "./http.js";
 import { Kube, kubeAccess, watchPods } from "./kube.js";

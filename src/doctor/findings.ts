@@ -1,19 +1,13 @@
-// The doctor's judgement: compare what the kernel and Neutron hold with what the plugins plan for
-// this attachment, and say what is wrong in plain words. Pure.
-import { GATEWAY } from "../plugins/veth-route/plan.js";
-import { REPLY_TABLE } from "../plugins/veth-host/plan.js";
-import { hostVethName, podChainName } from "../net/names.js";
+// The doctor's judgement: compare what the kernel and Neutron hold with what the plugins planned for
+// this attachment (their recorded expectations), and say what is wrong in plain words. Pure.
+import type { Snapshot } from "../kernel/snapshot.js";
+import type { Netns } from "../kernel/types.js";
 import { cidrContains, parseCidr, parseIp } from "../net/ip.js";
-import type { Attachment, Side } from "./locate.js";
+import { diffExpect, type Expectation, type Finding } from "../plugins/expect.js";
+import type { Attachment } from "./locate.js";
 import { pluginOf } from "./locate.js";
 
-export type Severity = "error" | "warning" | "ok";
-
-export interface Finding {
-  severity: Severity;
-  code: string;
-  message: string;
-}
+export type { Finding };
 
 export interface NeutronFacts {
   /** The port that should hold the pod address (mix: the VM's; eni: the pod's own). */
@@ -34,46 +28,6 @@ export type Mode = "mix" | "eni" | "unknown";
 export const modeOf = (a: Attachment): Mode => (pluginOf(a, "veth-route") !== undefined ? "mix" : pluginOf(a, "host-device") !== undefined ? "eni" : "unknown");
 
 export const podIpOf = (a: Attachment): string | undefined => a.result.ips.find((i) => !i.address.includes(":"))?.address.split("/")[0];
-
-function mixKernel(a: Attachment, pod: Side, host: Side, ip: string, out: Finding[]): void {
-  const veth = hostVethName(a.containerId, a.ifname);
-  const hostLink = host.links.find((l) => l.name === veth);
-  if (hostLink === undefined) out.push({ severity: "error", code: "host-veth-missing", message: `The host end of the pod's veth (${veth}) is gone: the pod is cut off from its VM and from everything beyond it.` });
-  else if (!hostLink.up) out.push({ severity: "error", code: "host-veth-down", message: `The host end of the pod's veth (${veth}) is down.` });
-  if (!host.routes.some((r) => r.dst === `${ip}/32` && r.dev === veth && (r.table ?? 254) === 254)) {
-    out.push({ severity: "error", code: "host-route-missing", message: `The VM has no route to the pod (${ip} dev ${veth}): nothing sent to the pod reaches it.` });
-  }
-  if (!host.proxies.some((n) => n.ip === ip)) out.push({ severity: "warning", code: "proxy-arp-missing", message: `No proxy-ARP entry publishes ${ip} on the VM's uplink: other VMs on the subnet cannot find the pod directly.` });
-  if (!pod.addresses.some((x) => x.dev === a.ifname && x.cidr === `${ip}/32`)) out.push({ severity: "error", code: "pod-address-missing", message: `The pod's ${a.ifname} does not hold ${ip}/32.` });
-  const main = pod.routes.filter((r) => (r.table ?? 254) === 254);
-  if (!main.some((r) => r.dst === `${GATEWAY}/32` && r.scope === "link")) out.push({ severity: "error", code: "pod-gateway-route-missing", message: `The pod has no route to its gateway (${GATEWAY} dev ${a.ifname} scope link).` });
-  if (!main.some((r) => r.dst === "0.0.0.0/0" && r.gw === GATEWAY)) out.push({ severity: "error", code: "pod-default-route-missing", message: `The pod has no default route via ${GATEWAY}: it cannot reach anything beyond its VM.` });
-  if (!pod.neighbours.some((n) => n.ip === GATEWAY)) out.push({ severity: "warning", code: "pod-gateway-neighbour-missing", message: `The pod has no permanent neighbour entry for ${GATEWAY}: it depends on ARP (which arp_ignore on the host can break).` });
-}
-
-function eniKernel(a: Attachment, pod: Side, host: Side, ip: string, out: Finding[]): void {
-  const nic = a.result.interfaces.find((i) => i.name === a.ifname && i.sandbox !== undefined);
-  const link = pod.links.find((l) => l.name === a.ifname);
-  if (link === undefined) out.push({ severity: "error", code: "pod-nic-missing", message: `The pod has no ${a.ifname}: its Neutron NIC${nic?.mac === undefined ? "" : ` (${nic.mac})`} is not in the pod.` });
-  else if (nic?.mac !== undefined && link.mac !== nic.mac) out.push({ severity: "error", code: "pod-nic-wrong", message: `The pod's ${a.ifname} has MAC ${link.mac}, but its Neutron port's is ${nic.mac}.` });
-  if (!pod.addresses.some((x) => x.dev === a.ifname && x.cidr.startsWith(`${ip}/`))) out.push({ severity: "error", code: "pod-address-missing", message: `The pod's ${a.ifname} does not hold ${ip}.` });
-  const main = pod.routes.filter((r) => (r.table ?? 254) === 254);
-  if (!main.some((r) => r.dst === "0.0.0.0/0" && r.dev === a.ifname)) out.push({ severity: "error", code: "pod-default-route-missing", message: `The pod has no default route on its Neutron NIC (${a.ifname}): it cannot reach anything beyond its subnet.` });
-  const vh = pluginOf(a, "veth-host");
-  if (vh === undefined) return;
-  const cIf = typeof vh["containerInterface"] === "string" ? vh["containerInterface"] : "veth0";
-  const veth = hostVethName(a.containerId, cIf);
-  if (!host.links.some((l) => l.name === veth)) out.push({ severity: "error", code: "host-veth-missing", message: `The host end of the pod's ${cIf} (${veth}) is gone: the pod cannot reach its VM or Services.` });
-  if (!host.routes.some((r) => r.dst === `${ip}/32` && r.dev === veth)) out.push({ severity: "error", code: "host-route-missing", message: `The VM has no route to the pod (${ip} dev ${veth}): the VM and Service replies cannot reach the pod.` });
-  if (typeof vh["serviceCidr"] === "string" && !main.some((r) => r.dst === vh["serviceCidr"] && r.dev === cIf)) {
-    out.push({ severity: "error", code: "service-route-missing", message: `The pod has no route for Services (${String(vh["serviceCidr"])} via ${cIf}).` });
-  }
-  if (!pod.routes.some((r) => r.table === REPLY_TABLE && r.dst === "0.0.0.0/0")) out.push({ severity: "warning", code: "reply-table-missing", message: `The pod's reply table ${REPLY_TABLE} is empty: NodePort traffic to it without SNAT gets no answer.` });
-  if (vh["ipMasq"] === true && host.nat !== undefined) {
-    const chain = podChainName(a.network, a.containerId, cIf);
-    if (!host.nat.has(chain)) out.push({ severity: "error", code: "masquerade-missing", message: `The VM does not masquerade the pod's forwarded traffic (chain ${chain} is missing): Service replies will not come back through the VM.` });
-  }
-}
 
 function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]): void {
   if (n.error !== undefined) {
@@ -101,20 +55,29 @@ function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]
   }
 }
 
-export function diagnose(a: Attachment, pod: Side, host: Side, neutron: NeutronFacts | undefined): Finding[] {
+/** One plugin's record of the attachment, or why there is none. */
+export interface RecordedPlugin {
+  type: string;
+  expect?: readonly Expectation[];
+  /** Where the record was looked for. */
+  file: string;
+}
+
+/**
+ * The doctor's judgement of one attachment: the kernel against what each plugin's plan expects
+ * (the very diff CHECK runs), then Neutron. Pure.
+ */
+export function diagnose(a: Attachment, recorded: readonly RecordedPlugin[], snapshots: ReadonlyMap<Netns, Snapshot>, neutron: NeutronFacts | undefined): Finding[] {
   const out: Finding[] = [];
   const mode = modeOf(a);
   const ip = podIpOf(a);
-  if (!pod.exists) out.push({ severity: "error", code: "pod-netns-missing", message: `The pod's network namespace ${a.netns} does not exist (the pod is gone, or its sandbox was recreated).` });
-  if (ip === undefined) out.push({ severity: "error", code: "no-address", message: "The attachment's CNI result has no IPv4 address." });
-  else {
-    if (pod.exists && mode === "mix") mixKernel(a, pod, host, ip, out);
-    if (pod.exists && mode === "eni") eniKernel(a, pod, host, ip, out);
-    if (!pod.exists && mode === "mix" && !host.links.some((l) => l.name === hostVethName(a.containerId, a.ifname))) {
-      out.push({ severity: "error", code: "host-veth-missing", message: "The host end of the pod's veth is gone." });
-    }
-    if (neutron !== undefined) neutronFindings(mode, ip, neutron, out);
+  if (snapshots.get(a.netns)?.exists !== true) out.push({ severity: "error", code: "pod-netns-missing", message: `The pod's network namespace ${a.netns} does not exist (the pod is gone, or its sandbox was recreated).` });
+  for (const r of recorded) {
+    if (r.expect === undefined) out.push({ severity: "warning", code: "record-missing", message: `No record of this attachment's ${r.type} in ${r.file}: its kernel state cannot be checked, and DEL falls back to names and prevResult.` });
+    else out.push(...diffExpect(r.expect, snapshots));
   }
+  if (ip === undefined) out.push({ severity: "error", code: "no-address", message: "The attachment's CNI result has no IPv4 address." });
+  else if (neutron !== undefined) neutronFindings(mode, ip, neutron, out);
   if (mode === "unknown") out.push({ severity: "warning", code: "not-tcnp", message: `This attachment's chain (${a.plugins.map((p) => String(p["type"])).join(", ")}) is not a tcnp one.` });
   return out;
 }

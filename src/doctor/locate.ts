@@ -1,11 +1,10 @@
 // Find a pod's CNI attachment the way the runtime recorded it: libcni's result cache
 // (<cacheDir>/results/<network>-<container>-<ifname>) holds the configuration, the netns, the
-// Kubernetes args and the final ADD result. Then read both sides of it from the kernel.
+// Kubernetes args and the final ADD result.
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { isObject, type Json } from "../cni/netconf.js";
 import { parseResult, type CniResult } from "../cni/result.js";
-import { HOST, type Kernel, type Link, type Neighbour, type Route, type Rule, type Address, type IptablesDump } from "../kernel/types.js";
 
 export interface Attachment {
   containerId: string;
@@ -62,38 +61,6 @@ export function locate(cacheDir: string, sel: Selector): Attachment | undefined 
     if ("pod" in sel && `${a.podNamespace}/${a.podName}` === sel.pod) return a;
   }
   return undefined;
-}
-
-export interface Side {
-  exists: boolean;
-  links: Link[];
-  addresses: Address[];
-  routes: Route[];
-  rules: Rule[];
-  neighbours: Neighbour[];
-  proxies: Neighbour[];
-  nat?: IptablesDump;
-  mangle?: IptablesDump;
-}
-
-export async function snapshot(k: Kernel, ns: string): Promise<Side> {
-  if (ns !== HOST && (ns === "" || !k.netnsExists(ns))) return { exists: false, links: [], addresses: [], routes: [], rules: [], neighbours: [], proxies: [] };
-  const side: Side = {
-    exists: true,
-    links: await k.listLinks(ns),
-    addresses: await k.listAddresses(ns),
-    routes: await k.listRoutes(ns, "all"),
-    rules: await k.listRules(ns),
-    neighbours: (await k.listNeighbours(ns)).filter((n) => n.permanent === true),
-    proxies: await k.listNeighbours(ns, { proxy: true }),
-  };
-  try {
-    side.nat = await k.listIptables(ns, "nat");
-    side.mangle = await k.listIptables(ns, "mangle");
-  } catch {
-    // no iptables on this node: the checks that need it say so
-  }
-  return side;
 }
 
 export const pluginOf = (a: Attachment, type: string): Json | undefined => a.plugins.find((p) => p["type"] === type);

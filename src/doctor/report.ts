@@ -1,17 +1,18 @@
 // The doctor's output: the seed's manual diagnosis (interfaces, addresses, routes, rules, tables, in
 // the pod and on the host), what Neutron holds, and the findings — as text or JSON.
 import type { Finding, Mode, NeutronFacts } from "./findings.js";
-import type { Attachment, Side } from "./locate.js";
+import type { Snapshot } from "../kernel/snapshot.js";
+import type { Attachment } from "./locate.js";
 
 export interface DoctorReport {
   pod: { namespace?: string; name?: string; containerId: string; ifname: string; netns: string; network: string; ip?: string; mode: Mode; chain: string[] };
-  kernel: { pod: Side; host: Side };
+  kernel: { pod: Snapshot; host: Snapshot };
   neutron?: NeutronFacts;
   findings: Finding[];
   healthy: boolean;
 }
 
-function side(title: string, s: Side, lines: string[]): void {
+function side(title: string, s: Snapshot, lines: string[]): void {
   lines.push(title);
   if (!s.exists) {
     lines.push("  (the namespace does not exist)");
@@ -25,7 +26,7 @@ function side(title: string, s: Side, lines: string[]): void {
   for (const r of s.rules) lines.push(`  rule ${r.priority}: ${r.iif === undefined ? "" : `iif ${r.iif} `}${r.src === undefined ? "" : `from ${r.src} `}${r.fwmark === undefined ? "" : `fwmark 0x${r.fwmark.toString(16)}/0x${(r.fwmask ?? 0xffffffff).toString(16)} `}lookup ${r.table}`);
   for (const n of s.neighbours) lines.push(`  neigh ${n.ip} dev ${n.dev} lladdr ${n.mac ?? "-"} PERMANENT`);
   for (const n of s.proxies) lines.push(`  neigh proxy ${n.ip} dev ${n.dev}`);
-  for (const [chain, rules] of s.nat ?? new Map()) if (chain.startsWith("TCNP-")) lines.push(`  iptables nat ${chain}: ${rules.join(" | ")}`);
+  for (const [chain, rules] of s.iptables.nat ?? new Map()) if (chain.startsWith("TCNP-")) lines.push(`  iptables nat ${chain}: ${rules.join(" | ")}`);
 }
 
 export function renderText(r: DoctorReport): string {

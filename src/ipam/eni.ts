@@ -9,7 +9,7 @@ import { NetworkError } from "../openstack/http.js";
 import type { Neutron } from "../openstack/neutron.js";
 import type { Nova } from "../openstack/nova.js";
 import type { Port, Subnet } from "../openstack/types.js";
-import type { Clock } from "../plugins/deps.js";
+import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
 import { candidateSubnets } from "./mix.js";
 import type { Allocation, AllocationStore } from "./store.js";

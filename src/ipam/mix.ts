@@ -10,7 +10,7 @@ import { NetworkError } from "../openstack/http.js";
 import type { Neutron } from "../openstack/neutron.js";
 import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { Logger } from "../log/logger.js";
-import type { Clock } from "../plugins/deps.js";
+import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
 import type { Allocation, AllocationStore } from "./store.js";
 import type { NodeCache } from "./node-cache.js";

@@ -10,7 +10,10 @@ import { isOpenStackError } from "../openstack/errors.js";
 import type { HttpFetch } from "../openstack/http.js";
 import type { NodeFetchOptions } from "../openstack/node-fetch.js";
 import { FileTokenStore } from "../openstack/token-cache.js";
-import type { PluginDeps } from "../plugins/deps.js";
+import type { Clock } from "../base/clock.js";
+import type { Env } from "../cni/env.js";
+import type { Kernel } from "../kernel/types.js";
+import type { Logger } from "../log/logger.js";
 import type { Lock } from "../state/lock.js";
 import { parseIpamConfig, type IpamConfig } from "./config.js";
 import { eniAdd, eniRelease, type EniDeps } from "./eni.js";
@@ -21,7 +24,12 @@ import { NodeCache } from "./node-cache.js";
 import { allocationsDir, type Allocation, type AllocationStore } from "./store.js";
 import { findVmPorts } from "./vm-port.js";
 
-export interface IpamDeps extends PluginDeps {
+export interface IpamDeps {
+  /** The kernel, created on first use. */
+  kernel(): Promise<Kernel>;
+  log: Logger;
+  clock: Clock;
+  env: Env;
   httpFetch(opts: NodeFetchOptions): HttpFetch;
   sources: CredentialSources;
   readFile(file: string): string | undefined;

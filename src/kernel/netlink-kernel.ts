@@ -17,6 +17,7 @@ import {
 
 // Only the rtnetlink part of the library: its index also evaluates the genl, nl80211 and wireguard
 // struct tables, which every plugin start would pay for (about 1.5 ms in a CPU profile of an ADD).
+// eslint-disable-next-line @typescript-eslint/consistent-type-imports -- the module is loaded lazily; only its type is named here
 type NetlinkModule = typeof import("netlink/dist/rt/rt.js");
 
 const CREATE_EXCL = 0x400 | 0x200;

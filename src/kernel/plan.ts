@@ -28,7 +28,13 @@ export type Teardown =
   | { op: "deleteRule"; ns: Netns; rule: Rule }
   | { op: "deleteNeighbour"; ns: Netns; neigh: Neighbour }
   | { op: "deleteAddress"; ns: Netns; addr: Address }
-  | { op: "deleteIptables"; ns: Netns; set: IptablesRuleSet };
+  | { op: "deleteIptables"; ns: Netns; set: IptablesRuleSet }
+  /**
+   * Bring a NIC that was moved into a pod home to this namespace under its original name: from the
+   * pod if it is there (found by name, else by MAC), else from this namespace by MAC (the kernel
+   * returns physical NICs when a namespace dies). A taken original name leaves it under `tempName`.
+   */
+  | { op: "returnLink"; ns: Netns; from: Netns; name: string; mac?: string; tempName: string; home?: string };
 
 type Undo = () => Promise<void>;
 
@@ -51,6 +57,7 @@ export function describeStep(s: Op | Teardown): string {
     case "deleteNeighbour": return `delete neighbour ${s.neigh.ip} on ${s.neigh.dev}`;
     case "deleteAddress": return `delete address ${s.addr.cidr}`;
     case "deleteIptables": return `delete iptables chains ${s.set.chains.map((c) => c.name).join(",")}`;
+    case "returnLink": return `return link ${s.name}${s.mac === undefined ? "" : ` (${s.mac})`} as ${s.home ?? "its original name"}`;
   }
 }
 
@@ -110,6 +117,8 @@ async function run(k: Kernel, s: Step, onWarn: (msg: string, e: unknown) => void
 
 export interface ApplyOptions {
   onWarn?: (msg: string, e: unknown) => void;
+  /** Told of what a step found and did where that is worth a log line (a NIC given back, and its name). */
+  onInfo?: (msg: string, fields: Record<string, unknown>) => void;
 }
 
 /** Run the steps in order; on a throw, undo what was done (in reverse) and rethrow the original error. */
@@ -133,8 +142,39 @@ export async function applyPlan(k: Kernel, steps: readonly Step[], opts: ApplyOp
   }
 }
 
+async function returnLink(k: Kernel, s: Extract<Teardown, { op: "returnLink" }>, opts: ApplyOptions): Promise<void> {
+  const onWarn = opts.onWarn ?? (() => {});
+  let home: string | undefined;
+  if (s.from !== "" && k.netnsExists(s.from)) {
+    const inPod = (await k.getLink(s.from, s.name)) ?? (s.mac === undefined ? undefined : (await k.listLinks(s.from)).find((l) => l.mac === s.mac));
+    if (inPod !== undefined && (s.mac === undefined || inPod.mac === s.mac)) {
+      await k.setLink(s.from, inPod.name, { up: false });
+      await k.moveLink(s.from, inPod.name, s.ns, s.tempName);
+      home = s.tempName;
+    }
+  }
+  if (home === undefined && s.mac !== undefined) home = (await k.listLinks(s.ns)).find((l) => l.mac === s.mac && l.master === undefined)?.name;
+  if (home === undefined) return;
+  const link = await k.getLink(s.ns, home);
+  const want = s.home ?? (link?.alias !== undefined && link.alias !== "" ? link.alias : undefined);
+  let name = home;
+  if (want !== undefined && want !== home) {
+    // The name may be taken, also by a concurrent DEL: the VM reuses the first free ensN for each
+    // hot-plug, so several pods' NICs can share an original name.
+    try {
+      await k.setLink(s.ns, home, { up: false, name: want });
+      name = want;
+    } catch (e) {
+      if (!isKernelError(e, "EEXIST")) throw e;
+      onWarn(`The NIC's original name ${want} is taken; it stays ${home}`, e);
+    }
+  }
+  await k.setLink(s.ns, name, { alias: "" });
+  opts.onInfo?.("returned the NIC to the VM", { name, mac: s.mac });
+}
+
 /** Run every deletion; missing things are fine. Returns the errors that were not "already gone". */
-export async function runTeardown(k: Kernel, steps: readonly Teardown[]): Promise<Error[]> {
+export async function runTeardown(k: Kernel, steps: readonly Teardown[], opts: ApplyOptions = {}): Promise<Error[]> {
   const errors: Error[] = [];
   for (const s of steps) {
     try {
@@ -146,6 +186,7 @@ export async function runTeardown(k: Kernel, steps: readonly Teardown[]): Promis
         case "deleteNeighbour": await k.deleteNeighbour(s.ns, s.neigh); break;
         case "deleteAddress": await k.deleteAddress(s.ns, s.addr); break;
         case "deleteIptables": await k.deleteIptables(s.ns, s.set); break;
+        case "returnLink": await returnLink(k, s, opts); break;
       }
     } catch (e) {
       if (isKernelError(e) && (e.missing || e.errno === "ENOENT_NETNS")) continue;

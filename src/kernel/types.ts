@@ -1,7 +1,6 @@
 // The Kernel port: everything tcnp does to a host's network stack. Every call names its target
 // network namespace explicitly (a path to a netns file, or HOST for the namespace the process was
 // started in); nothing is ambient.
-import { CniCode, type HasCniCode } from "../cni/errors.js";
 
 /** The namespace this process was started in (a CNI plugin's "host"). */
 export const HOST = "self";
@@ -177,7 +176,7 @@ export interface Kernel {
 }
 
 /** A kernel request that failed: the operation, the namespace and the errno name. */
-export class KernelError extends Error implements HasCniCode {
+export class KernelError extends Error {
   readonly op: string;
   readonly netns: Netns;
   readonly errno: string;
@@ -188,9 +187,6 @@ export class KernelError extends Error implements HasCniCode {
     this.op = op;
     this.netns = netns;
     this.errno = errno;
-  }
-  cniCode(): number {
-    return this.errno === "ENOENT_NETNS" ? CniCode.UnknownContainer : CniCode.KernelFailure;
   }
   get exists(): boolean {
     return this.errno === "EEXIST";

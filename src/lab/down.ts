@@ -1,7 +1,7 @@
 // `tcnp lab down` and `tcnp lab status`: undo everything a lab recorded (also a half-built one),
 // and say whether one is up.
 import * as fs from "node:fs";
-import type { Io } from "../cli/io.js";
+import type { Io } from "../base/io.js";
 import { namedNetns, type Kernel } from "../kernel/types.js";
 import { cni } from "./up.js";
 import { deprovision, realClients } from "./real.js";

@@ -11,7 +11,7 @@ import { isOpenStackError } from "../openstack/errors.js";
 import { createClients, type Clients } from "../openstack/clients.js";
 import { fileSources, resolveCredentials } from "../openstack/credentials.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
-import { systemClock } from "../plugins/deps.js";
+import { systemClock } from "../base/clock.js";
 import { plugNic, syncRouterRoutes, tapName } from "../cloud/datapath.js";
 import { boundInNetns } from "../cloud/serve.js";
 import { namedNetns, type Kernel } from "../kernel/types.js";

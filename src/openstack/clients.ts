@@ -1,6 +1,6 @@
 // One place that assembles a session and the service clients from their dependencies.
 import type { Logger } from "../log/logger.js";
-import type { Clock } from "../plugins/deps.js";
+import type { Clock } from "../base/clock.js";
 import type { Lock } from "../state/lock.js";
 import { MemoryLock } from "../state/lock.js";
 import type { HttpFetch } from "./http.js";

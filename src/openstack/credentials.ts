@@ -3,7 +3,9 @@
 // the offending field and never quote a secret.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { invalidConfig } from "../cni/errors.js";
+import { CloudConfigError } from "./errors.js";
+
+const invalidConfig = (message: string, cause?: unknown): CloudConfigError => new CloudConfigError(message, { cause });
 import { parseYaml, type Yaml } from "../util/yaml.js";
 import type { AuthConfig, EndpointInterface } from "./keystone.js";
 

@@ -1,5 +1,4 @@
 // An answer from an OpenStack service that was not a success, with the service's own error type.
-import { CniCode, type HasCniCode } from "../cni/errors.js";
 
 export type Service = "identity" | "network" | "compute" | "metadata";
 
@@ -16,7 +15,7 @@ export interface OpenStackErrorFields {
   requestId?: string;
 }
 
-export class OpenStackError extends Error implements HasCniCode {
+export class OpenStackError extends Error {
   readonly service: Service;
   readonly method: string;
   readonly path: string;
@@ -37,14 +36,13 @@ export class OpenStackError extends Error implements HasCniCode {
     this.requestId = f.requestId;
   }
 
-  cniCode(): number {
-    if (this.type === "IpAddressGenerationFailure") return CniCode.AddressExhausted;
-    if (this.type === "OverQuota" || this.type === "RoutesExhausted" || this.type === "PortLimitExceeded") return CniCode.QuotaExceeded;
-    if (this.status === 401) return CniCode.InvalidConfig;
-    if (this.status === 403) return CniCode.PermissionDenied;
-    if (this.status === 404) return CniCode.InvalidConfig;
-    if (this.status === 409 || this.status === 412 || this.status === 429 || this.status >= 500) return CniCode.TryAgainLater;
-    return CniCode.CloudRejected;
+}
+
+/** The cloud configuration is wrong (a credential field, clouds.yaml, the catalog): the operator must fix it. */
+export class CloudConfigError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = "CloudConfigError";
   }
 }
 

@@ -35,9 +35,6 @@ export class NetworkError extends Error {
     this.url = url;
     this.code = code;
   }
-  cniCode(): number {
-    return 11;
-  }
 }
 
 /** URLs never carry secrets in OpenStack APIs, but strip userinfo and query values to be sure. */

@@ -1,7 +1,7 @@
 // Keystone v3: password (project scope by name + domain) and application-credential
 // authentication, and endpoint choice from the catalog by type / interface / region.
-import { CniError, CniCode } from "../cni/errors.js";
 import { OpenStackError, parseErrorBody } from "./errors.js";
+import { CloudConfigError } from "./errors.js";
 import { jsonHeaders, type HttpFetch } from "./http.js";
 
 export type EndpointInterface = "public" | "internal" | "admin";
@@ -121,7 +121,7 @@ export function endpointFor(catalog: readonly CatalogEntry[], type: string, ifac
   const entry = catalog.find((e) => e.type === type);
   const ep = entry?.endpoints.find((e) => e.interface === iface && (region === undefined || e.region_id === region || e.region === region));
   if (ep === undefined) {
-    throw new CniError(CniCode.InvalidConfig, `Cannot find a ${iface} "${type}" endpoint${region === undefined ? "" : ` in region "${region}"`} in the Keystone catalog`);
+    throw new CloudConfigError(`Cannot find a ${iface} "${type}" endpoint${region === undefined ? "" : ` in region "${region}"`} in the Keystone catalog`);
   }
   return ep.url.replace(/\/+$/, "");
 }

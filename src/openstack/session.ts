@@ -1,7 +1,7 @@
 // An authenticated OpenStack session: a cached token (shared between processes), the catalog's
 // endpoints, one re-authentication on 401, and bounded retries of transient failures.
 import type { Logger } from "../log/logger.js";
-import type { Clock } from "../plugins/deps.js";
+import type { Clock } from "../base/clock.js";
 import type { Lock } from "../state/lock.js";
 import { OpenStackError, parseErrorBody, type Service } from "./errors.js";
 import { jsonHeaders, NetworkError, type HttpFetch, type HttpResponse } from "./http.js";

@@ -1,20 +1,11 @@
-// Helpers shared by the plugins: IPAM delegation with release on any failure, deterministic MACs,
-// the pod address from a result, and finding the host uplink for an address.
+// Helpers shared by the plugins: deterministic MACs, the pod address from a result, finding the host
+// uplink for an address, and optional configuration keys.
 import { createHash } from "node:crypto";
 import { CniError, CniCode, invalidConfig } from "../cni/errors.js";
-import { isObject, type NetConf } from "../cni/netconf.js";
+import type { NetConf } from "../cni/netconf.js";
 import type { CniResult } from "../cni/result.js";
-import type { PluginContext } from "../cni/skel.js";
 import { HOST, type Kernel } from "../kernel/types.js";
 import { cidrContains, parseCidr, parseIp, ipBytes } from "../net/ip.js";
-import type { PluginDeps } from "./deps.js";
-
-export function ipamType(conf: NetConf): string {
-  const ipam = conf.raw["ipam"];
-  if (!isObject(ipam)) throw invalidConfig(`"ipam" is required: {"type": "tcnp-ipam", ...}`);
-  if (typeof ipam["type"] !== "string" || ipam["type"] === "") throw invalidConfig(`ipam.type is required (e.g. "tcnp-ipam")`);
-  return ipam["type"];
-}
 
 /** A locally administered unicast MAC derived from a string (stable across calls). */
 export function derivedMac(seed: string): string {
@@ -44,22 +35,6 @@ export async function linkForAddress(kernel: Kernel, ip: string): Promise<string
     if (c.prefix < 32 && cidrContains(c, target)) return a.dev;
   }
   return undefined;
-}
-
-/** Run IPAM ADD, then `work`; if anything after the allocation throws, release it (IPAM DEL). */
-export async function withAllocation<T>(deps: PluginDeps, ctx: PluginContext, work: (ipam: CniResult) => Promise<T>): Promise<T> {
-  const ipam = deps.ipam(ipamType(ctx.conf));
-  const result = await ipam.add(ctx);
-  try {
-    return await work(result);
-  } catch (e) {
-    try {
-      await ipam.del({ ...ctx, conf: { ...ctx.conf, prevResult: result } });
-    } catch (re) {
-      deps.log.error("cannot release the address after a failed ADD", { error: re });
-    }
-    throw e;
-  }
 }
 
 export const optionalPositiveInt = (conf: NetConf, key: string, min: number, max: number): number | undefined => {

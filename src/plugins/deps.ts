@@ -1,20 +1,11 @@
 // What a plugin gets from its entry point. Everything with a side effect comes through here, so
-// the same plugin code runs in a one-shot CNI process, in tests with fakes, and (later) inside a
+// the same plugin code runs in a one-shot CNI process, in tests with fakes, and inside a
 // long-running node agent.
+import type { Clock } from "../base/clock.js";
 import type { Env } from "../cni/env.js";
 import type { CniPlugin } from "../cni/skel.js";
 import type { Kernel } from "../kernel/types.js";
 import type { Logger } from "../log/logger.js";
-
-export interface Clock {
-  now(): number;
-  sleep(ms: number): Promise<void>;
-}
-
-export const systemClock: Clock = {
-  now: () => Date.now(),
-  sleep: (ms) => new Promise((r) => setTimeout(r, ms)),
-};
 
 export interface PluginDeps {
   /** The kernel, created on first use (VERSION never pays for netlink). */

@@ -2,9 +2,18 @@
 // jittered sleeps keep the event loop free; a holder that dies releases its lock with its process.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { CniError, CniCode } from "../cni/errors.js";
 import { tcnpNative } from "../native/load.js";
-import type { Clock } from "../plugins/deps.js";
+import type { Clock } from "../base/clock.js";
+
+/** A lock that could not be taken: held too long by another process ("busy"), or the file failed ("io"). */
+export class LockError extends Error {
+  readonly kind: "busy" | "io";
+  constructor(kind: "busy" | "io", message: string) {
+    super(message);
+    this.name = "LockError";
+    this.kind = kind;
+  }
+}
 
 export interface Lock {
   /** Run `fn` holding the named lock; waits at most `timeoutMs`. */
@@ -30,9 +39,9 @@ export class FileLock implements Lock {
       for (;;) {
         const rc = native.flock(fd, native.LOCK_EX | native.LOCK_NB);
         if (rc === 0) break;
-        if (rc !== native.EWOULDBLOCK) throw new CniError(CniCode.IoFailure, `Cannot lock "${file}": errno ${rc}`);
+        if (rc !== native.EWOULDBLOCK) throw new LockError("io", `Cannot lock "${file}": errno ${rc}`);
         if (this.#clock.now() >= deadline) {
-          throw new CniError(CniCode.TryAgainLater, `Cannot acquire lock "${file}" within ${opts.timeoutMs ?? 120_000} ms: another tcnp process holds it`);
+          throw new LockError("busy", `Cannot acquire lock "${file}" within ${opts.timeoutMs ?? 120_000} ms: another tcnp process holds it`);
         }
         await this.#clock.sleep(wait + Math.random() * wait);
         wait = Math.min(wait * 2, 50);

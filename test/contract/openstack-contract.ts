@@ -8,7 +8,7 @@ import { isOpenStackError, OpenStackError } from "../../src/openstack/errors.js"
 import type { HttpFetch } from "../../src/openstack/http.js";
 import { authenticate, endpointFor, type AuthConfig } from "../../src/openstack/keystone.js";
 import type { Port } from "../../src/openstack/types.js";
-import { systemClock } from "../../src/plugins/deps.js";
+import { systemClock } from "../../src/base/clock.js";
 
 export interface CloudTarget {
   name: string;

@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { createClients } from "../../src/openstack/clients.js";
 import { isOpenStackError } from "../../src/openstack/errors.js";
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
-import { systemClock } from "../../src/plugins/deps.js";
+import { systemClock } from "../../src/base/clock.js";
 import { distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { startCloudProcess, type CloudProcess } from "../helpers/cloud-process.js";
 

@@ -8,7 +8,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { createClients } from "../../src/openstack/clients.js";
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
-import { systemClock } from "../../src/plugins/deps.js";
+import { systemClock } from "../../src/base/clock.js";
 import { e2eSkipReason, makeSandbox, type Sandbox } from "../helpers/cni.js";
 import { startCloudProcess, type CloudProcess } from "../helpers/cloud-process.js";
 

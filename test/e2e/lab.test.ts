@@ -135,7 +135,7 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     const d = doctor(dir, p.podName);
     assert.equal(d.code, 1);
     assert.deepEqual(d.errors, ["host-route-missing"]);
-    assert.match(d.findings.find((f) => f.code === "host-route-missing")!.message, new RegExp(`no route to the pod \\(${p.ip!.replace(/\./g, "\\.")}`));
+    assert.match(d.findings.find((f) => f.code === "host-route-missing")!.message, new RegExp(`route ${p.ip!.replace(/\./g, "\\.")}/32 dev \\S+ is missing on the host: nothing the VM forwards to the pod reaches it`));
     assert.equal(sh(["ip", "-n", vmNs(p.podName), "route", "add", `${p.ip!}/32`, "dev", veth]).code, 0);
     assert.equal(doctor(dir, p.podName).healthy, true, "healthy again once repaired");
   });

@@ -11,12 +11,13 @@ import { applySeed, DEFAULT_ADMIN, type Seed } from "../../src/cloud/seed.js";
 import { serve } from "../../src/cloud/serve.js";
 import { FakeKernel } from "../../src/kernel/fake-kernel.js";
 import { createClients } from "../../src/openstack/clients.js";
-import { isOpenStackError, OpenStackError } from "../../src/openstack/errors.js";
+import { isOpenStackError, type OpenStackError } from "../../src/openstack/errors.js";
 import { NetworkError } from "../../src/openstack/http.js";
 import type { AuthConfig } from "../../src/openstack/keystone.js";
 import { instanceUuidFromMetadata } from "../../src/openstack/metadata.js";
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
-import { systemClock } from "../../src/plugins/deps.js";
+import { systemClock } from "../../src/base/clock.js";
+import { toCniError } from "../../src/plugins/errors.js";
 
 const ADMIN: AuthConfig = { authUrl: "http://cloud.test/v3", username: DEFAULT_ADMIN.user, password: DEFAULT_ADMIN.password, projectName: "admin", userDomainName: "Default", projectDomainName: "Default", interface: "public" };
 const NET = "73fe8ad8-eda8-4ee0-9d10-ffca11752362";
@@ -49,7 +50,7 @@ describe("embedded OpenStack", () => {
     em.addFault({ kind: "error", service: "network", method: "PUT", path: "^/v2.0/ports/", status: 500, remaining: 1 });
     const e = await c.neutron.updatePort(port.id, { name: "x" }).catch((x: unknown) => x);
     assert.ok(isOpenStackError(e, "HTTPInternalServerError", 500));
-    assert.equal((e as OpenStackError).cniCode(), 11);
+    assert.equal(toCniError(e).code, 11);
     assert.equal((await c.neutron.updatePort(port.id, { name: "y" })).name, "y", "the fault retired after one use");
     em.addFault({ kind: "drop", service: "network", method: "PUT", remaining: 1 });
     assert.ok((await c.neutron.updatePort(port.id, { name: "z" }).catch((x: unknown) => x)) instanceof NetworkError);
@@ -119,7 +120,7 @@ describe("embedded OpenStack", () => {
     const e = await alice.neutron.updateFixedIps(p.id, [...p.fixed_ips, { subnet_id: p.fixed_ips[0]!.subnet_id }]).catch((x: unknown) => x);
     assert.ok(isOpenStackError(e, "PolicyNotAuthorized", 403));
     assert.equal((e as OpenStackError).detail, "(rule:update_port and rule:update_port:fixed_ips) is disallowed by policy");
-    assert.equal((e as OpenStackError).cniCode(), 103);
+    assert.equal(toCniError(e).code, 103);
     void c;
   });
 

@@ -6,7 +6,7 @@ import { Kube } from "../../src/controller/kube.js";
 import { LeaderElector } from "../../src/controller/leader.js";
 import { nullLogger } from "../../src/log/logger.js";
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
-import type { Clock } from "../../src/plugins/deps.js";
+import type { Clock } from "../../src/base/clock.js";
 import { kubeDouble, type KubeDouble } from "../helpers/kube-double.js";
 
 describe("leader election and events (Kubernetes API double)", () => {

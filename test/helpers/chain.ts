@@ -1,6 +1,9 @@
 // Run a conflist through in-process plugins the way libcni does: ADD in order with prevResult
 // chaining; CHECK in order and DEL in reverse, both with the final ADD result as prevResult.
-import { runCni, type CniOutcome, type CniPlugin } from "../../src/cni/skel.js";
+import { runCni as runCniRaw, type CniOutcome, type CniPlugin, type CniIo } from "../../src/cni/skel.js";
+import { toCniError } from "../../src/plugins/errors.js";
+
+const runCni = (p: CniPlugin, io: CniIo): ReturnType<typeof runCniRaw> => runCniRaw(p, io, { toCniError });
 
 export async function runChain(plugins: Record<string, CniPlugin>, list: Record<string, unknown>, env: Record<string, string>, prev?: unknown): Promise<CniOutcome & { result?: unknown }> {
   const confs = list["plugins"] as Array<Record<string, unknown>>;

@@ -6,15 +6,15 @@ import * as path from "node:path";
 import { Emulator, type EmulatorConfig } from "../../src/cloud/emulator.js";
 import { applySeed, type Seed } from "../../src/cloud/seed.js";
 import type { CniPlugin } from "../../src/cni/skel.js";
-import type { IpamDeps } from "../../src/ipam/plugin.js";
+import type { NodeDeps } from "../../src/bin/wiring.js";
 import { createIpam } from "../../src/ipam/plugin.js";
 import { FileAllocationStore } from "../../src/ipam/store.js";
 import { FakeKernel } from "../../src/kernel/fake-kernel.js";
 import { HOST } from "../../src/kernel/types.js";
 import { createLogger, memorySink } from "../../src/log/logger.js";
 import { fileSources } from "../../src/openstack/credentials.js";
-import { systemClock } from "../../src/plugins/deps.js";
-import { execIpam } from "../../src/plugins/exec-ipam.js";
+import { systemClock } from "../../src/base/clock.js";
+import { execIpam } from "../../src/bin/exec-ipam.js";
 import { FileLock } from "../../src/state/lock.js";
 
 export const MIX_NET = "b9535039-d935-4a33-a7cb-2cc1c58ab904";
@@ -46,7 +46,7 @@ export const mixConf = (over: Record<string, unknown> = {}): Record<string, unkn
 export interface FakeNode {
   em: Emulator;
   kernel: FakeKernel;
-  deps: IpamDeps;
+  deps: NodeDeps;
   ipam: CniPlugin;
   stateDir: string;
   logs: string[];
@@ -69,9 +69,9 @@ export async function fakeNode(opts: { config?: Partial<EmulatorConfig>; seed?: 
   const sink = memorySink();
   const env = { TCNP_STATE_DIR: stateDir };
   // The cloud sees this VM's requests as coming from its own address (metadata finds it by that).
-  const vmFetch: IpamDeps["httpFetch"] = () => (req) => em.fetch({ ...req, remoteAddress: "10.10.10.11" });
+  const vmFetch: NodeDeps["httpFetch"] = () => (req) => em.fetch({ ...req, remoteAddress: "10.10.10.11" });
   let ipam: CniPlugin | undefined;
-  const deps: IpamDeps = {
+  const deps: NodeDeps = {
     kernel: async () => kernel,
     log: createLogger(sink, { level: "debug" }),
     clock: systemClock,

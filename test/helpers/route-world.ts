@@ -14,7 +14,7 @@ import { createLogger, memorySink, nullLogger } from "../../src/log/logger.js";
 import { createClients, type Clients } from "../../src/openstack/clients.js";
 import type { HttpFetch } from "../../src/openstack/http.js";
 import type { AuthConfig } from "../../src/openstack/keystone.js";
-import { systemClock } from "../../src/plugins/deps.js";
+import { systemClock } from "../../src/base/clock.js";
 
 export const NET = "5a000000-0000-4000-8000-000000000001";
 export const SUBNET = "5b000000-0000-4000-8000-000000000001";

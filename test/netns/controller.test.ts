@@ -38,7 +38,7 @@ describe("vrouter-route-controller with the data plane", { skip: skip ?? false }
     const rtr = w.topo.ns.router;
     const admin = (await import("../../src/openstack/clients.js")).createClients({
       auth: { authUrl: "http://cloud.test/v3", username: "admin", password: "secret", projectName: "admin", userDomainId: "default", projectDomainId: "default", interface: "public" },
-      fetch: w.em.fetch, clock: (await import("../../src/plugins/deps.js")).systemClock,
+      fetch: w.em.fetch, clock: (await import("../../src/base/clock.js")).systemClock,
     });
     await admin.neutron.setRoutes(ROUTER, [{ destination: "192.0.2.0/24", nexthop: w.vms[1]!.ip }]);
     const pods = [await w.newPod(), await w.newPod()];

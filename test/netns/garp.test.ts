@@ -46,7 +46,7 @@ describe("gratuitous ARP", { skip: skip ?? false }, () => {
       await k.addAddress(wire.path, { cidr: "10.77.1.1/24", dev: "tap" });
       nsExec(wire.name, ["ip", "neigh", "replace", "10.77.1.9", "lladdr", "02:00:00:00:00:99", "nud", "stale", "dev", "tap"]);
       // The plan's "host" is the VM: run it with the VM's namespace in that place (never this machine's).
-      const steps = planMoveIn({ device: "ens4", tempName: "tmp0", podNetns: pod.path, podIfname: "eth0", ips: [{ cidr: "10.77.1.9/24", gateway: "10.77.1.1" }], routes: [] })
+      const steps = planMoveIn({ device: "ens4", mac: "02:00:00:bb:00:04", linkMtu: 1500, tempName: "tmp0", podNetns: pod.path, podIfname: "eth0", ips: [{ address: "10.77.1.9/24", gateway: "10.77.1.1" }], routes: [] })
         .map((s): Step => (s.ns === HOST ? { ...s, ns: vm.path } : s));
       assert.equal(steps.filter((s) => s.op === "announce").length, 0, "no second announcement from user space");
       await applyPlan(k, steps);

@@ -7,7 +7,7 @@ import { Metrics } from "../../src/controller/metrics.js";
 import { Reconciler } from "../../src/controller/reconciler.js";
 import { nullLogger } from "../../src/log/logger.js";
 import { createClients, type Clients } from "../../src/openstack/clients.js";
-import { systemClock } from "../../src/plugins/deps.js";
+import { systemClock } from "../../src/base/clock.js";
 import { realCloud, realCloudSkipReason } from "../helpers/realcloud.js";
 
 const skip = realCloudSkipReason();

@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { createClients } from "../../src/openstack/clients.js";
-import { systemClock } from "../../src/plugins/deps.js";
+import { systemClock } from "../../src/base/clock.js";
 import type { LabState } from "../../src/lab/state.js";
 import { distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { realCloud, realCloudSkipReason } from "../helpers/realcloud.js";

@@ -10,7 +10,7 @@ import * as path from "node:path";
 import { execFile } from "node:child_process";
 import { NetlinkKernel } from "../../src/kernel/netlink-kernel.js";
 import { createClients, type Clients } from "../../src/openstack/clients.js";
-import { systemClock } from "../../src/plugins/deps.js";
+import { systemClock } from "../../src/base/clock.js";
 import { cnicallerBinary, distBinary, e2eSkipReason, REFERENCE_CNI_DIR } from "../helpers/cni.js";
 import { addNetns, cleanupNamespaces } from "../helpers/namespaces.js";
 import { proxyLoopback } from "../helpers/loopback-proxy.js";

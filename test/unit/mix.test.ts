@@ -2,11 +2,14 @@
 // dispatcher, as a runtime would drive them, without root.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { runCni } from "../../src/cni/skel.js";
+import { runCni as runCniRaw, type CniIo, type CniPlugin } from "../../src/cni/skel.js";
+import { toCniError } from "../../src/plugins/errors.js";
 import { FakeKernel } from "../../src/kernel/fake-kernel.js";
 import { HOST } from "../../src/kernel/types.js";
 import { createVethRoute } from "../../src/plugins/veth-route/plugin.js";
 import { cniEnv, fakeNode, mixConf, VM1, VM1_MAC } from "../helpers/fake-node.js";
+
+const runCni = (p: CniPlugin, io: CniIo): ReturnType<typeof runCniRaw> => runCniRaw(p, io, { toCniError });
 
 const vmPortIps = (n: Awaited<ReturnType<typeof fakeNode>>): string[] =>
   Object.values(n.em.world.ports).find((p) => p.device_id === VM1 && p.network_id.startsWith("b953"))!.fixed_ips.map((f) => f.ip_address).sort();

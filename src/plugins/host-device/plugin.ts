@@ -2,24 +2,19 @@
 // accepts the reference plugin's configuration (device, hwaddr, kernelpath, pciBusID,
 // runtimeConfig.deviceID), because it replaces that plugin in the CNI bin dir.
 import { CniError, CniCode, invalidConfig } from "../../cni/errors.js";
-import { isObject, type NetConf } from "../../cni/netconf.js";
-import type { CniResult } from "../../cni/result.js";
-import type { CniPlugin, PluginContext } from "../../cni/skel.js";
-import { applyPlan } from "../../kernel/plan.js";
-import { HOST, isKernelError, type Kernel } from "../../kernel/types.js";
+import type { NetConf } from "../../cni/netconf.js";
+import type { CniPlugin } from "../../cni/skel.js";
+import { HOST, type Kernel } from "../../kernel/types.js";
 import { tempIfname } from "../../net/names.js";
-import { expectAddress, expectLink, expectRoute } from "../check.js";
-import { ipamType, optionalPositiveInt, withAllocation } from "../common.js";
+import { attachmentPlugin, ipamTypeOf, type AttachmentPlugin } from "../attachment.js";
+import { optionalPositiveInt } from "../common.js";
 import type { PluginDeps } from "../deps.js";
-import { AttachmentRecords, stateDirOf } from "../state.js";
-import { planMoveIn } from "./plan.js";
+import { planHostDevice } from "./plan.js";
 
-interface HostDevRecord {
-  containerId: string;
-  ifname: string;
-  /** The device's name in the VM before it moved. */
-  device: string;
-  mac: string;
+export interface HostDeviceConfig {
+  keys: DeviceKeys;
+  ipamType?: string;
+  mtu?: number;
 }
 
 interface DeviceKeys {
@@ -49,7 +44,14 @@ export function parseDeviceKeys(conf: NetConf): DeviceKeys {
 }
 
 /** Which VM link to move: the IPAM NIC's MAC first, else the reference keys in the reference's order. */
-async function findDevice(k: Kernel, keys: DeviceKeys, ipamMac: string | undefined): Promise<string> {
+async function findDevice(k: Kernel, keys: DeviceKeys, ipamMac: string | undefined): Promise<{ name: string; mac: string; mtu: number }> {
+  const name = await findDeviceName(k, keys, ipamMac);
+  const link = await k.getLink(HOST, name);
+  if (link === undefined) throw new CniError(CniCode.DeviceNotFound, `The device "${name}" left this VM while it was being moved`);
+  return { name, mac: link.mac, mtu: link.mtu };
+}
+
+async function findDeviceName(k: Kernel, keys: DeviceKeys, ipamMac: string | undefined): Promise<string> {
   const links = await k.listLinks(HOST);
   const byMac = (mac: string, physicalOnly: boolean): string | undefined =>
     links.find((l) => l.mac === mac.toLowerCase() && l.name !== "lo" && (!physicalOnly || l.master === undefined))?.name;
@@ -68,122 +70,31 @@ async function findDevice(k: Kernel, keys: DeviceKeys, ipamMac: string | undefin
   throw invalidConfig(`specify either "device", "hwaddr", "kernelpath" or "pciBusID" (or an "ipam" block with "type": "tcnp-ipam")`);
 }
 
-const hasIpam = (conf: NetConf): boolean => isObject(conf.raw["ipam"]);
+const tempName = (containerId: string, ifname: string): string => tempIfname(`${containerId}/${ifname}`);
 
-export function createHostDevice(deps: PluginDeps): CniPlugin {
-  const records = (ctx: PluginContext): AttachmentRecords<HostDevRecord> => new AttachmentRecords<HostDevRecord>(stateDirOf(ctx.conf, deps.env), "host-device");
+export const hostDevice: AttachmentPlugin<HostDeviceConfig, { name: string; mac: string; mtu: number }> = {
+  name: "host-device",
+  parse(conf) {
+    const mtu = optionalPositiveInt(conf, "mtu", 576, 65535);
+    const ipamType = ipamTypeOf(conf);
+    return { keys: parseDeviceKeys(conf), ...(ipamType === undefined ? {} : { ipamType }), ...(mtu === undefined ? {} : { mtu }) };
+  },
+  ipamType: (c) => c.ipamType,
+  podInterfaces: (_c, args) => [args.ifname],
+  facts: (k, c, _ctx, ipam) => findDevice(k, c.keys, c.ipamType === undefined ? undefined : ipam?.interfaces[0]?.mac),
+  plan(c, device, ipam, args) {
+    return planHostDevice({
+      device: device.name, mac: device.mac, linkMtu: device.mtu, tempName: tempName(args.containerId, args.ifname), podNetns: args.netns, podIfname: args.ifname,
+      ips: c.ipamType === undefined ? [] : (ipam?.ips ?? []), routes: c.ipamType === undefined ? [] : (ipam?.routes ?? []),
+      ...(c.mtu === undefined ? {} : { mtu: c.mtu }), ...(c.ipamType === undefined || ipam?.dns === undefined ? {} : { dns: ipam.dns }),
+    });
+  },
+  // No record: the NIC by its name or prevResult's MAC in the pod, else by MAC in the VM; its alias
+  // holds its original name.
+  async fallbackTeardown(_c, ctx) {
+    const mac = ctx.conf.prevResult?.interfaces.find((i) => i.name === ctx.args.ifname && i.mac !== undefined)?.mac;
+    return [{ op: "returnLink", ns: HOST, from: ctx.args.netns, name: ctx.args.ifname, tempName: tempName(ctx.args.containerId, ctx.args.ifname), ...(mac === undefined ? {} : { mac }) }];
+  },
+};
 
-  async function attach(ctx: PluginContext, k: Kernel, keys: DeviceKeys, ipam: CniResult | undefined): Promise<CniResult> {
-    const device = await findDevice(k, keys, ipam?.interfaces[0]?.mac);
-    const link = (await k.getLink(HOST, device))!;
-    const mtu = optionalPositiveInt(ctx.conf, "mtu", 576, 65535);
-    const ips = (ipam?.ips ?? []).map((i) => ({ cidr: i.address, ...(i.gateway === undefined ? {} : { gateway: i.gateway }) }));
-    records(ctx).put(ctx.args.containerId, ctx.args.ifname, { containerId: ctx.args.containerId, ifname: ctx.args.ifname, device, mac: link.mac });
-    try {
-      await applyPlan(k, planMoveIn({
-        device, tempName: tempIfname(`${ctx.args.containerId}/${ctx.args.ifname}`), podNetns: ctx.args.netns, podIfname: ctx.args.ifname,
-        ips, routes: ipam?.routes ?? [], ...(mtu === undefined ? {} : { mtu }),
-      }), { onWarn: (m, e) => deps.log.warn(m, { error: e }) });
-    } catch (e) {
-      records(ctx).delete(ctx.args.containerId, ctx.args.ifname);
-      throw e;
-    }
-    deps.log.info("moved the NIC into the pod", { device, mac: link.mac, ips: ips.map((i) => i.cidr) });
-    const gw = ips.find((i) => !i.cidr.includes(":"))?.gateway;
-    const out: CniResult = {
-      interfaces: [{ name: ctx.args.ifname, mac: link.mac, sandbox: ctx.args.netns, ...(mtu === undefined ? { mtu: link.mtu } : { mtu }) }],
-      ips: (ipam?.ips ?? []).map((i) => ({ ...i, interface: 0 })),
-      routes: (ipam?.routes ?? []).map((r) => (r.gw === undefined && gw !== undefined && !r.dst.includes(":") ? { ...r, gw } : r)),
-    };
-    if (ipam?.dns !== undefined) out.dns = ipam.dns;
-    return out;
-  }
-
-  // Bring the NIC home under its original name: from the pod if it is there, else find it in the
-  // VM by MAC (the kernel returns physical NICs to the VM when a namespace dies).
-  async function restore(ctx: PluginContext, k: Kernel): Promise<Error[]> {
-    const rec = records(ctx).get(ctx.args.containerId, ctx.args.ifname);
-    const mac = rec?.mac ?? ctx.conf.prevResult?.interfaces.find((i) => i.name === ctx.args.ifname && i.mac !== undefined)?.mac;
-    const errors: Error[] = [];
-    const temp = tempIfname(`${ctx.args.containerId}/${ctx.args.ifname}`);
-    try {
-      let home: string | undefined;
-      if (ctx.args.netns !== "" && k.netnsExists(ctx.args.netns)) {
-        const inPod = (await k.getLink(ctx.args.netns, ctx.args.ifname)) ?? (mac === undefined ? undefined : (await k.listLinks(ctx.args.netns)).find((l) => l.mac === mac));
-        if (inPod !== undefined && (mac === undefined || inPod.mac === mac)) {
-          await k.setLink(ctx.args.netns, inPod.name, { up: false });
-          await k.moveLink(ctx.args.netns, inPod.name, HOST, temp);
-          home = temp;
-        }
-      }
-      if (home === undefined && mac !== undefined) home = (await k.listLinks(HOST)).find((l) => l.mac === mac && l.master === undefined)?.name;
-      if (home !== undefined) {
-        const link = (await k.getLink(HOST, home))!;
-        const want = rec?.device ?? (link.alias !== undefined && link.alias !== "" ? link.alias : undefined);
-        let name = home;
-        if (want !== undefined && want !== home) {
-          // The name may be taken, also by a concurrent DEL: the VM reuses the first free ensN for each
-          // hot-plug, so several pods' NICs can share an original name.
-          try {
-            await k.setLink(HOST, home, { up: false, name: want });
-            name = want;
-          } catch (e) {
-            if (!isKernelError(e, "EEXIST")) throw e;
-            deps.log.warn("the NIC's original name is taken; it stays under a temporary name", { name: home, wanted: want });
-          }
-        }
-        await k.setLink(HOST, name, { alias: "" });
-        deps.log.info("returned the NIC to the VM", { name, mac });
-      }
-    } catch (e) {
-      if (!(isKernelError(e) && (e.missing || e.errno === "ENOENT_NETNS"))) errors.push(e as Error);
-    }
-    return errors;
-  }
-
-  return {
-    async add(ctx: PluginContext): Promise<CniResult> {
-      const keys = parseDeviceKeys(ctx.conf);
-      const k = await deps.kernel();
-      if (!k.netnsExists(ctx.args.netns)) throw new CniError(CniCode.UnknownContainer, `The pod's network namespace "${ctx.args.netns}" does not exist`);
-      if ((await k.getLink(ctx.args.netns, ctx.args.ifname)) !== undefined) throw new CniError(CniCode.InvalidConfig, `Interface ${ctx.args.ifname} already exists in the pod's namespace`);
-      if (!hasIpam(ctx.conf)) return attach(ctx, k, keys, undefined);
-      return withAllocation(deps, ctx, (ipam) => attach(ctx, k, keys, ipam));
-    },
-
-    async del(ctx: PluginContext): Promise<void> {
-      const k = await deps.kernel();
-      const errors = await restore(ctx, k);
-      if (hasIpam(ctx.conf)) await deps.ipam(ipamType(ctx.conf)).del(ctx);
-      if (errors.length > 0) throw new CniError(CniCode.KernelFailure, `Cannot return the NIC to the VM: ${errors.map((e) => e.message).join("; ")}`);
-      records(ctx).delete(ctx.args.containerId, ctx.args.ifname);
-    },
-
-    async check(ctx: PluginContext): Promise<void> {
-      const prev = ctx.conf.prevResult;
-      if (prev === undefined) throw new CniError(CniCode.InvalidConfig, "CHECK needs a prevResult");
-      const k = await deps.kernel();
-      const iface = prev.interfaces.find((i) => i.name === ctx.args.ifname && i.sandbox !== undefined);
-      if (iface === undefined) throw new CniError(CniCode.CheckFailed, `prevResult has no interface ${ctx.args.ifname} in the pod`);
-      await expectLink(k, ctx.args.netns, ctx.args.ifname, { up: true, ...(iface.mac === undefined ? {} : { mac: iface.mac }) });
-      for (const ip of prev.ips) await expectAddress(k, ctx.args.netns, ctx.args.ifname, ip.address);
-      const podRoutes = await k.listRoutes(ctx.args.netns);
-      for (const r of prev.routes.filter((x) => !x.dst.includes(":"))) {
-        // Routes a later plugin owns (veth-host's) are checked by it.
-        if (podRoutes.some((m) => m.dst === r.dst && m.dev !== ctx.args.ifname)) continue;
-        await expectRoute(k, ctx.args.netns, { dst: r.dst, ...(r.gw === undefined ? {} : { gw: r.gw }), dev: ctx.args.ifname });
-      }
-      if (hasIpam(ctx.conf)) await deps.ipam(ipamType(ctx.conf)).check(ctx);
-    },
-
-    async gc(ctx: PluginContext): Promise<void> {
-      if (hasIpam(ctx.conf)) await deps.ipam(ipamType(ctx.conf)).gc?.(ctx);
-      const valid = new Set((ctx.conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));
-      for (const r of records(ctx).list()) if (!valid.has(`${r.containerId}/${r.ifname}`)) records(ctx).delete(r.containerId, r.ifname);
-    },
-
-    async status(ctx: PluginContext): Promise<void> {
-      if (hasIpam(ctx.conf)) await deps.ipam(ipamType(ctx.conf)).status?.(ctx);
-    },
-  };
-}
+export const createHostDevice = (deps: PluginDeps): CniPlugin => attachmentPlugin(hostDevice, deps);

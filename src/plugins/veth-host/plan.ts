@@ -4,8 +4,11 @@
 // through the host because the host masquerades pod traffic it forwards out of hostInterface.
 // Policy routing appears only inside the pod, for one flow: replies to connections that came in
 // through veth0 (NodePort to a local pod without SNAT) leave through veth0 again.
+import type { CniResult } from "../../cni/result.js";
 import type { Step, Teardown } from "../../kernel/plan.js";
 import { HOST, type IptablesRuleSet, type Netns } from "../../kernel/types.js";
+import type { AttachmentPlan } from "../attachment.js";
+import type { Expectation } from "../expect.js";
 
 export const REPLY_MARK = 0x1000;
 export const REPLY_TABLE = 1000;
@@ -84,4 +87,40 @@ export function planVethHostDel(i: { hostVeth: string; chain: string }): Teardow
     { op: "deleteIptables", ns: HOST, set: { chains: [{ table: "nat", name: i.chain, rules: [] }], jumps: [] } },
     { op: "deleteLink", ns: HOST, name: i.hostVeth },
   ];
+}
+
+function expectations(i: VethHostInput): Expectation[] {
+  const p = i.podNetns;
+  const out: Expectation[] = [
+    { fact: { kind: "sysctl", ns: HOST, key: "net.ipv4.ip_forward", value: "1" }, code: "host-forwarding", severity: "error", why: "the VM does not forward the pod's traffic." },
+    { fact: { kind: "link", ns: HOST, name: i.hostVeth, up: true, mac: i.hostMac, linkKind: "veth" }, code: "host-veth", severity: "error", why: `the pod cannot reach its VM or Services through ${i.podVeth}.` },
+    { fact: { kind: "route", ns: HOST, route: { dst: `${i.podIp}/32`, dev: i.hostVeth } }, code: "host-route", severity: "error", why: "the VM and Service replies cannot reach the pod." },
+    { fact: { kind: "neighbour", ns: HOST, neigh: { dev: i.hostVeth, ip: i.podIp, mac: i.podVethMac, permanent: true } }, code: "host-neighbour", severity: "warning", why: "the VM depends on ARP to reach the pod's unnumbered veth." },
+    { fact: { kind: "link", ns: p, name: i.podVeth, up: true, mac: i.podVethMac }, code: "pod-veth", severity: "error", why: "the pod cannot reach its VM or Services." },
+    { fact: { kind: "sysctl", ns: p, key: `net/ipv4/conf/${i.podVeth}/rp_filter`, value: "0" }, code: "pod-rp-filter", severity: "warning", why: "the pod drops NodePort traffic that arrives on its veth (reverse-path filter)." },
+    { fact: { kind: "sysctl", ns: p, key: "net/ipv4/conf/all/rp_filter", value: "0" }, code: "pod-rp-filter-all", severity: "warning", why: "the pod drops NodePort traffic that arrives on its veth (reverse-path filter)." },
+    { fact: { kind: "route", ns: p, route: { dst: `${i.hostIp}/32`, dev: i.podVeth, scope: "link" } }, code: "pod-host-route", severity: "error", why: `the pod cannot reach its VM (${i.hostIp}).` },
+    { fact: { kind: "neighbour", ns: p, neigh: { dev: i.podVeth, ip: i.hostIp, mac: i.hostMac, permanent: true } }, code: "pod-host-neighbour", severity: "warning", why: "the pod depends on ARP to reach its VM (which arp_ignore on the host can break)." },
+  ];
+  if (i.serviceCidr !== undefined) {
+    out.push({ fact: { kind: "route", ns: p, route: { dst: i.serviceCidr, gw: i.hostIp, dev: i.podVeth } }, code: "service-route", severity: "error", why: `the pod's Service traffic (${i.serviceCidr}) does not go through its VM.` });
+  }
+  out.push(
+    { fact: { kind: "route", ns: p, route: { dst: "0.0.0.0/0", gw: i.hostIp, dev: i.podVeth, table: REPLY_TABLE } }, code: "reply-table", severity: "warning", why: "NodePort traffic to the pod without SNAT gets no answer." },
+    { fact: { kind: "rule", ns: p, rule: { priority: REPLY_RULE_PRIORITY, table: REPLY_TABLE, fwmark: REPLY_MARK } }, code: "reply-rule", severity: "warning", why: "NodePort replies do not use the reply table." },
+    { fact: { kind: "iptables", ns: p, set: podReplySet(i.podVeth) }, code: "reply-marks", severity: "warning", why: "NodePort connections are not marked for their replies." },
+  );
+  if (i.ipMasq) {
+    out.push({ fact: { kind: "iptables", ns: HOST, set: masqueradeSet(i) }, code: "masquerade", severity: "error", why: "the VM does not masquerade the pod's forwarded traffic: Service replies will not come back through the VM." });
+  }
+  return out;
+}
+
+export function planVethHost(i: VethHostInput, prev: CniResult): AttachmentPlan {
+  return {
+    steps: planVethHostAdd(i),
+    teardown: planVethHostDel(i),
+    expect: expectations(i),
+    result: { ...prev, interfaces: [...prev.interfaces, { name: i.hostVeth, mac: i.hostMac }, { name: i.podVeth, mac: i.podVethMac, sandbox: i.podNetns }] },
+  };
 }

@@ -16,15 +16,26 @@ export function stateDirOf(conf: Pick<NetConf, "raw">, env: Env): string {
 
 export class AttachmentRecords<T> {
   readonly #dir: string;
-  constructor(stateDir: string, plugin: string) {
+  readonly #valid: (r: unknown) => r is T;
+  /** `valid` tells a record this version understands; others read as absent. */
+  constructor(stateDir: string, plugin: string, valid: (r: unknown) => r is T) {
     this.#dir = path.join(stateDir, plugin);
+    this.#valid = valid;
+  }
+  #parse(text: string): T | undefined {
+    try {
+      const r = JSON.parse(text) as unknown;
+      return this.#valid(r) ? r : undefined;
+    } catch {
+      return undefined;
+    }
   }
   #file(containerId: string, ifname: string): string {
     return path.join(this.#dir, `${containerId}__${ifname}.json`);
   }
   get(containerId: string, ifname: string): T | undefined {
     try {
-      return JSON.parse(fs.readFileSync(this.#file(containerId, ifname), "utf8")) as T;
+      return this.#parse(fs.readFileSync(this.#file(containerId, ifname), "utf8"));
     } catch {
       return undefined;
     }
@@ -40,7 +51,17 @@ export class AttachmentRecords<T> {
   }
   list(): T[] {
     try {
-      return fs.readdirSync(this.#dir).filter((n) => n.endsWith(".json")).map((n) => JSON.parse(fs.readFileSync(path.join(this.#dir, n), "utf8")) as T);
+      return fs
+        .readdirSync(this.#dir)
+        .filter((n) => n.endsWith(".json"))
+        .flatMap((n) => {
+          try {
+            const r = this.#parse(fs.readFileSync(path.join(this.#dir, n), "utf8"));
+            return r === undefined ? [] : [r];
+          } catch {
+            return [];
+          }
+        });
     } catch {
       return [];
     }

@@ -2,7 +2,7 @@
 // A foreign file of the same name (the reference host-device) is kept beside it as NAME.orig.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROGRAM_NAMES } from "./names.js";
+import { PROGRAM_NAMES } from "../base/names.js";
 
 export interface InstallResult {
   binary: string;

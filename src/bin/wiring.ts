@@ -9,12 +9,15 @@ import type { Logger } from "../log/logger.js";
 import { fileSources } from "../openstack/credentials.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
 import { FileLock } from "../state/lock.js";
-import { systemClock } from "./deps.js";
+import { systemClock } from "../base/clock.js";
+import type { PluginDeps } from "../plugins/deps.js";
 import { execIpam } from "./exec-ipam.js";
 
-export function productionDeps(opts: { env: Env; log: Logger; kernel: () => Promise<Kernel> }): IpamDeps {
+export type NodeDeps = IpamDeps & PluginDeps;
+
+export function productionDeps(opts: { env: Env; log: Logger; kernel: () => Promise<Kernel> }): NodeDeps {
   let ipam: CniPlugin | undefined;
-  const deps: IpamDeps = {
+  const deps: NodeDeps = {
     kernel: opts.kernel,
     log: opts.log,
     clock: systemClock,
