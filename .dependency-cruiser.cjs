@@ -9,7 +9,12 @@ const layers = [
   ["cli"],
   ["bin"],
 ];
-const folders = (from) => layers.slice(from).flat().map((f) => f.replace(/\./g, "\\.")).join("|");
+const folders = (from) =>
+  layers
+    .slice(from)
+    .flat()
+    .map((f) => f.replace(/\./g, "\\."))
+    .join("|");
 
 module.exports = {
   forbidden: [

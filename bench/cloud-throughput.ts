@@ -12,7 +12,15 @@ import { systemClock } from "../src/base/clock.js";
 import { ms, summary, table } from "./stats.js";
 
 const N = Number(process.argv[2] ?? 200);
-const admin = (authUrl: string): AuthConfig => ({ authUrl, username: "admin", password: "secret", projectName: "admin", userDomainName: "Default", projectDomainName: "Default", interface: "public" });
+const admin = (authUrl: string): AuthConfig => ({
+  authUrl,
+  username: "admin",
+  password: "secret",
+  projectName: "admin",
+  userDomainName: "Default",
+  projectDomainName: "Default",
+  interface: "public",
+});
 
 async function loop(c: Clients): Promise<{ perRequest: number[]; seconds: number; requests: number }> {
   const net = await c.neutron.createNetwork({ name: "bench" });
@@ -44,19 +52,36 @@ function record(name: string, r: { perRequest: number[]; seconds: number; reques
 {
   const em = new Emulator();
   applySeed(em, {});
-  record("emulator, in process", await loop(createClients({ auth: admin("http://cloud.test/v3"), fetch: em.fetch, clock: systemClock })));
+  record(
+    "emulator, in process",
+    await loop(createClients({ auth: admin("http://cloud.test/v3"), fetch: em.fetch, clock: systemClock })),
+  );
 }
 {
   const em = new Emulator();
   applySeed(em, {});
   const s = await serve(em, ["127.0.0.1:0"]);
-  record("emulator, HTTP on loopback", await loop(createClients({ auth: admin(`http://${s.addresses[0]}/v3`), fetch: nodeFetch(), clock: systemClock })));
+  record(
+    "emulator, HTTP on loopback",
+    await loop(createClients({ auth: admin(`http://${s.addresses[0]}/v3`), fetch: nodeFetch(), clock: systemClock })),
+  );
   await s.close();
 }
 const realUrl = process.env["TCNP_REAL_AUTH_URL"];
 if (realUrl !== undefined) {
-  record("real Keystone+Neutron (Debian 12, Zed)", await loop(createClients({ auth: { ...admin(realUrl), password: process.env["TCNP_REAL_PASSWORD"] ?? "secret" }, fetch: nodeFetch({ timeoutMs: 60_000 }), clock: systemClock })));
+  record(
+    "real Keystone+Neutron (Debian 12, Zed)",
+    await loop(
+      createClients({
+        auth: { ...admin(realUrl), password: process.env["TCNP_REAL_PASSWORD"] ?? "secret" },
+        fetch: nodeFetch({ timeoutMs: 60_000 }),
+        clock: systemClock,
+      }),
+    ),
+  );
 } else {
   rows.push(["real cloud: not running (source scripts/realcloud/env.sh)", "-", "-", "-", "-"]);
 }
-process.stdout.write(`port-update loop: ${N} × (GET port + PUT port with If-Match)\n${table(["target", "requests", "req/s", "median ms", "p95 ms"], rows)}\n`);
+process.stdout.write(
+  `port-update loop: ${N} × (GET port + PUT port with If-Match)\n${table(["target", "requests", "req/s", "median ms", "p95 ms"], rows)}\n`,
+);

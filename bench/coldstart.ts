@@ -21,12 +21,33 @@ interface Case {
   env: Record<string, string>;
   stdin: string;
 }
-const addEnv = { CNI_COMMAND: "ADD", CNI_CONTAINERID: "bench", CNI_NETNS: "/var/run/netns/none", CNI_IFNAME: "eth0", CNI_PATH: "/nonexistent" };
+const addEnv = {
+  CNI_COMMAND: "ADD",
+  CNI_CONTAINERID: "bench",
+  CNI_NETNS: "/var/run/netns/none",
+  CNI_IFNAME: "eth0",
+  CNI_PATH: "/nonexistent",
+};
 const cases: Case[] = [
-  { name: "tcnp veth-route VERSION", argv: path.join(bin, "veth-route"), env: { CNI_COMMAND: "VERSION" }, stdin: '{"cniVersion":"1.0.0"}' },
+  {
+    name: "tcnp veth-route VERSION",
+    argv: path.join(bin, "veth-route"),
+    env: { CNI_COMMAND: "VERSION" },
+    stdin: '{"cniVersion":"1.0.0"}',
+  },
   { name: "Go ptp VERSION", argv: PTP, env: { CNI_COMMAND: "VERSION" }, stdin: '{"cniVersion":"1.0.0"}' },
-  { name: "tcnp veth-route ADD (answered before any work)", argv: path.join(bin, "veth-route"), env: { ...addEnv, TCNP_LOG_FILE: path.join(dir, "log") }, stdin: JSON.stringify({ cniVersion: "1.0.0", name: "b", type: "veth-route", ipam: {} }) },
-  { name: "Go ptp ADD (answered before any work)", argv: PTP, env: addEnv, stdin: JSON.stringify({ cniVersion: "1.0.0", name: "b", type: "ptp", ipam: { type: "none" } }) },
+  {
+    name: "tcnp veth-route ADD (answered before any work)",
+    argv: path.join(bin, "veth-route"),
+    env: { ...addEnv, TCNP_LOG_FILE: path.join(dir, "log") },
+    stdin: JSON.stringify({ cniVersion: "1.0.0", name: "b", type: "veth-route", ipam: {} }),
+  },
+  {
+    name: "Go ptp ADD (answered before any work)",
+    argv: PTP,
+    env: addEnv,
+    stdin: JSON.stringify({ cniVersion: "1.0.0", name: "b", type: "ptp", ipam: { type: "none" } }),
+  },
 ];
 const samples = new Map<string, number[]>(cases.map((c) => [c.name, []]));
 for (let i = -3; i < RUNS; i++) {
@@ -44,6 +65,10 @@ const rows = cases.map((c) => {
 });
 const med = (n: string): number => summary(samples.get(n)!).median;
 process.stdout.write(`${table(["case", "n", "min ms", "median ms", "p95 ms", "max ms"], rows)}\n`);
-process.stdout.write(`ratio tcnp/ptp (median): VERSION ${(med(cases[0]!.name) / med(cases[1]!.name)).toFixed(1)}×, ADD ${(med(cases[2]!.name) / med(cases[3]!.name)).toFixed(1)}×\n`);
-process.stdout.write(`executable: ${(fs.statSync(path.join(root, "dist/tcnp")).size / 1e6).toFixed(1)} MB (Node ${process.version} single executable, code cache)\n`);
+process.stdout.write(
+  `ratio tcnp/ptp (median): VERSION ${(med(cases[0]!.name) / med(cases[1]!.name)).toFixed(1)}×, ADD ${(med(cases[2]!.name) / med(cases[3]!.name)).toFixed(1)}×\n`,
+);
+process.stdout.write(
+  `executable: ${(fs.statSync(path.join(root, "dist/tcnp")).size / 1e6).toFixed(1)} MB (Node ${process.version} single executable, code cache)\n`,
+);
 fs.rmSync(dir, { recursive: true, force: true });

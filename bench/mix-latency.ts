@@ -15,14 +15,27 @@ const w = await World.start({ vms: 1, home: "mix" });
 const vm = w.vms[0]!;
 const log = path.join(vm.dir, "tcnp.log");
 const hostLocalDir = path.join(w.dir, "host-local");
-const ptpConf = JSON.stringify({ cniVersion: "1.0.0", name: "ptpnet", type: "ptp", ipam: { type: "host-local", subnet: "10.99.0.0/16", dataDir: hostLocalDir, routes: [{ dst: "0.0.0.0/0" }] } });
+const ptpConf = JSON.stringify({
+  cniVersion: "1.0.0",
+  name: "ptpnet",
+  type: "ptp",
+  ipam: { type: "host-local", subnet: "10.99.0.0/16", dataDir: hostLocalDir, routes: [{ dst: "0.0.0.0/0" }] },
+});
 const ourConf = JSON.stringify(w.mixConf({ cniVersion: "1.0.0" }));
 
 // Asynchronous: the emulator answering our plugin lives in this process's event loop.
 function exec(bin: string, env: Record<string, string>, stdin: string): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
-    const child = spawn("nsenter", [`--net=${vm.ns}`, bin], { env: { PATH: process.env["PATH"] ?? "", CNI_PATH: `${w.binDir}:/usr/lib/cni`, TCNP_STATE_DIR: vm.stateDir, TCNP_LOG_FILE: log, ...env } });
+    const child = spawn("nsenter", [`--net=${vm.ns}`, bin], {
+      env: {
+        PATH: process.env["PATH"] ?? "",
+        CNI_PATH: `${w.binDir}:/usr/lib/cni`,
+        TCNP_STATE_DIR: vm.stateDir,
+        TCNP_LOG_FILE: log,
+        ...env,
+      },
+    });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
     child.on("close", (code) => {
@@ -34,7 +47,13 @@ function exec(bin: string, env: Record<string, string>, stdin: string): Promise<
   });
 }
 
-interface Line { durationMs: number; uptimeMs: number; cloudMs: number; kernelMs: number; cloudCalls: number }
+interface Line {
+  durationMs: number;
+  uptimeMs: number;
+  cloudMs: number;
+  kernelMs: number;
+  cloudCalls: number;
+}
 function lastLine(): Line {
   const lines = fs.readFileSync(log, "utf8").trim().split("\n");
   return JSON.parse(lines[lines.length - 1]!) as Line;
@@ -46,19 +65,32 @@ try {
   // The server work is done in this process (the emulator); let it run while we wait on children.
   for (let i = -3; i < RUNS; i++) {
     const pod = await w.newPod("b");
-    const env = (cmd: string): Record<string, string> => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: pod.id, CNI_NETNS: pod.path, CNI_IFNAME: "eth0" });
+    const env = (cmd: string): Record<string, string> => ({
+      CNI_COMMAND: cmd,
+      CNI_CONTAINERID: pod.id,
+      CNI_NETNS: pod.path,
+      CNI_IFNAME: "eth0",
+    });
     const a = await exec(path.join(w.binDir, "veth-route"), env("ADD"), ourConf);
     const la = lastLine();
     const d = await exec(path.join(w.binDir, "veth-route"), env("DEL"), ourConf);
     const ld = lastLine();
     const pod2 = await w.newPod("r");
-    const env2 = (cmd: string): Record<string, string> => ({ CNI_COMMAND: cmd, CNI_CONTAINERID: pod2.id, CNI_NETNS: pod2.path, CNI_IFNAME: "eth0" });
+    const env2 = (cmd: string): Record<string, string> => ({
+      CNI_COMMAND: cmd,
+      CNI_CONTAINERID: pod2.id,
+      CNI_NETNS: pod2.path,
+      CNI_IFNAME: "eth0",
+    });
     const pa = await exec("/usr/lib/cni/ptp", env2("ADD"), ptpConf);
     const pd = await exec("/usr/lib/cni/ptp", env2("DEL"), ptpConf);
     await w.removePodNetns(pod.name);
     await w.removePodNetns(pod2.name);
     if (i < 0) continue;
-    s.ourAdd.push(a); s.ourDel.push(d); s.ptpAdd.push(pa); s.ptpDel.push(pd);
+    s.ourAdd.push(a);
+    s.ourDel.push(d);
+    s.ptpAdd.push(pa);
+    s.ptpDel.push(pd);
     parts.add.push({ ...la, wall: a });
     parts.del.push({ ...ld, wall: d });
   }
@@ -71,15 +103,34 @@ const row = (name: string, x: number[]): Array<string | number> => {
   return [name, q.n, q.min, q.median, q.p95, q.max];
 };
 process.stdout.write(`cold plugin processes, ${RUNS} runs each (after 3 warm-up), one VM namespace, nsenter --net\n`);
-process.stdout.write(`${table(["case", "n", "min ms", "median ms", "p95 ms", "max ms"], [
-  row("tcnp veth-route + tcnp-ipam ADD", s.ourAdd), row("reference ptp + host-local ADD", s.ptpAdd),
-  row("tcnp veth-route + tcnp-ipam DEL", s.ourDel), row("reference ptp + host-local DEL", s.ptpDel),
-])}\n`);
-const med = (f: (l: Line & { wall: number }) => number, xs: Array<Line & { wall: number }>): number => summary(xs.map(f)).median;
+process.stdout.write(
+  `${table(
+    ["case", "n", "min ms", "median ms", "p95 ms", "max ms"],
+    [
+      row("tcnp veth-route + tcnp-ipam ADD", s.ourAdd),
+      row("reference ptp + host-local ADD", s.ptpAdd),
+      row("tcnp veth-route + tcnp-ipam DEL", s.ourDel),
+      row("reference ptp + host-local DEL", s.ptpDel),
+    ],
+  )}\n`,
+);
+const med = (f: (l: Line & { wall: number }) => number, xs: Array<Line & { wall: number }>): number =>
+  summary(xs.map(f)).median;
 const breakdown = (xs: Array<Line & { wall: number }>): Array<string | number> => [
-  med((l) => l.wall, xs), med((l) => l.uptimeMs - l.durationMs, xs), med((l) => l.cloudMs, xs), med((l) => l.cloudCalls, xs),
-  med((l) => l.kernelMs, xs), med((l) => l.durationMs - l.cloudMs - l.kernelMs, xs), med((l) => l.wall - l.uptimeMs, xs),
+  med((l) => l.wall, xs),
+  med((l) => l.uptimeMs - l.durationMs, xs),
+  med((l) => l.cloudMs, xs),
+  med((l) => l.cloudCalls, xs),
+  med((l) => l.kernelMs, xs),
+  med((l) => l.durationMs - l.cloudMs - l.kernelMs, xs),
+  med((l) => l.wall - l.uptimeMs, xs),
 ];
-process.stdout.write(`\nbreakdown of tcnp (medians, ms)\n${table(["call", "wall", "process start", "cloud", "cloud calls", "kernel", "other in-process", "exec/exit"], [
-  ["ADD", ...breakdown(parts.add)], ["DEL", ...breakdown(parts.del)],
-])}\n`);
+process.stdout.write(
+  `\nbreakdown of tcnp (medians, ms)\n${table(
+    ["call", "wall", "process start", "cloud", "cloud calls", "kernel", "other in-process", "exec/exit"],
+    [
+      ["ADD", ...breakdown(parts.add)],
+      ["DEL", ...breakdown(parts.del)],
+    ],
+  )}\n`,
+);

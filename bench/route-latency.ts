@@ -20,12 +20,30 @@ for (const mode of modes.length > 0 ? modes : ["0.5", "2", "watch"]) {
   const api = watch ? await kubeDouble() : undefined;
   const w = await World.start({ vms: 1, home: "mix", podSubnet: true });
   const vm = w.vms[0]!;
-  w.install(vm, "10-tcnp.conf", w.mixConf({}, { neutronConf: { networks: [MIX_NET], mode: "mix", subnets: [POD_SUBNET] } }));
-  const cfg = parseControllerConfig(JSON.stringify({
-    openstack: { authUrl: "http://cloud.test/v3", username: "admin", password: "secret", project: "admin", domain: "default" },
-    routerId: ROUTER, networks: [MIX_NET], podCidrs: ["10.10.30.0/24"], intervalSeconds: interval, aggregate: false,
-    kubernetes: api === undefined ? { enabled: false } : { enabled: true, apiUrl: api.url, events: false },
-  }), "bench.json", fileSources({}));
+  w.install(
+    vm,
+    "10-tcnp.conf",
+    w.mixConf({}, { neutronConf: { networks: [MIX_NET], mode: "mix", subnets: [POD_SUBNET] } }),
+  );
+  const cfg = parseControllerConfig(
+    JSON.stringify({
+      openstack: {
+        authUrl: "http://cloud.test/v3",
+        username: "admin",
+        password: "secret",
+        project: "admin",
+        domain: "default",
+      },
+      routerId: ROUTER,
+      networks: [MIX_NET],
+      podCidrs: ["10.10.30.0/24"],
+      intervalSeconds: interval,
+      aggregate: false,
+      kubernetes: api === undefined ? { enabled: false } : { enabled: true, apiUrl: api.url, events: false },
+    }),
+    "bench.json",
+    fileSources({}),
+  );
   const c = await startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch });
   const neutron: number[] = [];
   const kernel: number[] = [];
@@ -43,7 +61,8 @@ for (const mode of modes.length > 0 ? modes : ["0.5", "2", "watch"]) {
       let k: number | undefined;
       while (n === undefined || k === undefined) {
         if (n === undefined && w.em.world.routers[ROUTER]!.routes.some((x) => x.destination === `${ip}/32`)) n = ms(t0);
-        if (k === undefined && (await w.kernel.listRoutes(w.topo.ns.router)).some((x) => x.dst === `${ip}/32`)) k = ms(t0);
+        if (k === undefined && (await w.kernel.listRoutes(w.topo.ns.router)).some((x) => x.dst === `${ip}/32`))
+          k = ms(t0);
         if (ms(t0) > (watch ? 5000 : 10 * interval * 1000 + 5000)) throw new Error(`no route for ${ip}`);
         await new Promise((res) => setTimeout(res, 10));
       }
@@ -59,5 +78,9 @@ for (const mode of modes.length > 0 ? modes : ["0.5", "2", "watch"]) {
   const sk = summary(kernel);
   rows.push([watch ? "60, pod watch" : interval, PODS, sn.median, sn.p95, sk.median, sk.p95]);
 }
-process.stdout.write(`pod ADD returned → route installed, ${PODS} pods at random moments, controller polling Neutron every interval (or woken by the pod watch)\n`);
-process.stdout.write(`${table(["interval s", "pods", "Neutron median ms", "Neutron p95 ms", "router netns median ms", "router netns p95 ms"], rows)}\n`);
+process.stdout.write(
+  `pod ADD returned → route installed, ${PODS} pods at random moments, controller polling Neutron every interval (or woken by the pod watch)\n`,
+);
+process.stdout.write(
+  `${table(["interval s", "pods", "Neutron median ms", "Neutron p95 ms", "router netns median ms", "router netns p95 ms"], rows)}\n`,
+);

@@ -6,7 +6,9 @@ export function summary(samples: number[]): { n: number; min: number; median: nu
 }
 
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
-  const cells = rows.map((r) => r.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(Math.abs(c) < 10 ? 2 : 1)) : c)));
+  const cells = rows.map((r) =>
+    r.map((c) => (typeof c === "number" ? (Number.isInteger(c) ? String(c) : c.toFixed(Math.abs(c) < 10 ? 2 : 1)) : c)),
+  );
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]!.length)));
   const line = (r: string[]): string => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(" | ")} |`;
   return [line(headers), `|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`, ...cells.map(line)].join("\n");

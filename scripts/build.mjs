@@ -29,7 +29,9 @@ function buildNative() {
   const src = rel("native/tcnp_native.c");
   const out = rel("build/native/tcnp.node");
   if (newer(src, out)) {
-    execFileSync("gcc", ["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-I/usr/include/node", "-o", out, src], { stdio: "inherit" });
+    execFileSync("gcc", ["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-I/usr/include/node", "-o", out, src], {
+      stdio: "inherit",
+    });
     say("compiled native/tcnp_native.c");
   }
   const nl = rel("node_modules/netlink/prebuilds/linux-x64/node.napi.node");
@@ -72,7 +74,11 @@ const netlinkBindingPlugin = {
       const needle = "require('node-gyp-build')(__dirname + '/..')";
       if (!text.includes(needle)) throw new Error("netlink/dist/raw.js changed: cannot rewrite its binding load");
       const loader = JSON.stringify(rel("src/native/load.ts"));
-      return { contents: text.replace(needle, `require(${loader}).loadNative("netlink")`), loader: "js", resolveDir: path.dirname(a.path) };
+      return {
+        contents: text.replace(needle, `require(${loader}).loadNative("netlink")`),
+        loader: "js",
+        resolveDir: path.dirname(a.path),
+      };
     });
   },
 };
@@ -80,7 +86,10 @@ const netlinkBindingPlugin = {
 function version() {
   const pkg = JSON.parse(fs.readFileSync(rel("package.json"), "utf8")).version;
   try {
-    const rev = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+    const rev = execFileSync("git", ["-C", root, "rev-parse", "--short", "HEAD"], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "ignore"],
+    }).trim();
     return `${pkg}+${rev}`;
   } catch {
     return pkg;
@@ -118,13 +127,25 @@ function sea() {
     assets: { "tcnp.node": rel("build/native/tcnp.node"), "netlink.node": rel("build/native/netlink.node") },
   };
   fs.writeFileSync(rel("build/sea-config.json"), JSON.stringify(cfg, null, 2));
-  execFileSync(process.execPath, ["--experimental-sea-config", rel("build/sea-config.json")], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(process.execPath, ["--experimental-sea-config", rel("build/sea-config.json")], {
+    stdio: ["ignore", "ignore", "pipe"],
+  });
   const tmp = rel("dist/tcnp.tmp");
   fs.copyFileSync(process.execPath, tmp);
   // Strip before injecting: stripping an injected binary corrupts it (research/toolchain.md §3).
   execFileSync("strip", ["--strip-all", tmp], { stdio: ["ignore", "ignore", "ignore"] });
-  execFileSync(process.execPath, [rel("node_modules/postject/dist/cli.js"), tmp, "NODE_SEA_BLOB", cfg.output,
-    "--sentinel-fuse", "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2"], { stdio: ["ignore", "ignore", "pipe"] });
+  execFileSync(
+    process.execPath,
+    [
+      rel("node_modules/postject/dist/cli.js"),
+      tmp,
+      "NODE_SEA_BLOB",
+      cfg.output,
+      "--sentinel-fuse",
+      "NODE_SEA_FUSE_fce680ab2cc467b6e072b8b5df1996b2",
+    ],
+    { stdio: ["ignore", "ignore", "pipe"] },
+  );
   fs.chmodSync(tmp, 0o755);
   fs.renameSync(tmp, rel("dist/tcnp"));
   say(`wrote dist/tcnp (${(fs.statSync(rel("dist/tcnp")).size / 1e6).toFixed(1)} MB)`);

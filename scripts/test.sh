@@ -41,6 +41,8 @@ npm run --silent build
 scripts/build-cnicaller.sh >/dev/null
 say "type-checking"
 npx tsc --noEmit -p .
+say "format, lint and layers (prettier, eslint, dependency-cruiser)"
+npm run --silent lint
 
 layers=()
 for d in build/src build/test/unit build/test/emulator build/test/contract build/test/netns build/test/e2e; do

@@ -11,8 +11,12 @@ export function memoryIo(env: Record<string, string | undefined> = {}): Io & { s
     stdout: "",
     stderr: "",
     env,
-    out(t: string) { io.stdout += t; },
-    err(t: string) { io.stderr += t; },
+    out(t: string) {
+      io.stdout += t;
+    },
+    err(t: string) {
+      io.stderr += t;
+    },
   };
   return io;
 }

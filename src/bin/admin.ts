@@ -33,10 +33,13 @@ function runUntilSignalled(stop: () => Promise<void>): void {
   const onSignal = (): void => {
     if (stopping) return;
     stopping = true;
-    stop().then(() => process.exit(0), (e: unknown) => {
-      process.stderr.write(`tcnp: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
-    });
+    stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`tcnp: ${e instanceof Error ? e.message : String(e)}\n`);
+        process.exit(1);
+      },
+    );
   };
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);

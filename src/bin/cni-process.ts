@@ -29,7 +29,13 @@ function logSettings(stdin: string, env: NodeJS.ProcessEnv): { file: string; lev
   try {
     const c = JSON.parse(stdin) as Record<string, unknown>;
     const ipam = (c["ipam"] ?? {}) as Record<string, unknown>;
-    file ??= (typeof c["logFile"] === "string" ? c["logFile"] : typeof ipam["logFile"] === "string" ? ipam["logFile"] : undefined) as string | undefined;
+    file ??= (
+      typeof c["logFile"] === "string"
+        ? c["logFile"]
+        : typeof ipam["logFile"] === "string"
+          ? ipam["logFile"]
+          : undefined
+    ) as string | undefined;
     level ??= (c["logLevel"] ?? ipam["logLevel"]) as Level | undefined;
   } catch {
     // malformed config: the plugin reports it; log to the default file
@@ -43,39 +49,59 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
   const env = process.env;
   const settings = logSettings(stdin, env);
   const log = createLogger(fileSink(settings.file), { level: settings.level }).child({
-    plugin: name, pid: process.pid, command: env["CNI_COMMAND"], containerId: env["CNI_CONTAINERID"], ifname: env["CNI_IFNAME"],
+    plugin: name,
+    pid: process.pid,
+    command: env["CNI_COMMAND"],
+    containerId: env["CNI_CONTAINERID"],
+    ifname: env["CNI_IFNAME"],
   });
   let kernel: Kernel | undefined;
   let timedK: Kernel | undefined;
   const timings = newTimings();
   const deps = productionDeps({
-    env, log,
+    env,
+    log,
     kernel: async (): Promise<Kernel> => {
       if (kernel === undefined) {
         const { NetlinkKernel } = await import("../kernel/netlink-kernel.js");
         kernel = await NetlinkKernel.create();
-        timedK = timedKernel(kernel, timings, settings.level === "debug" ? (op, ms) => log.debug("kernel call", { op, ms: +ms.toFixed(2) }) : undefined);
+        timedK = timedKernel(
+          kernel,
+          timings,
+          settings.level === "debug" ? (op, ms) => log.debug("kernel call", { op, ms: +ms.toFixed(2) }) : undefined,
+        );
       }
       return timedK!;
     },
   });
   const httpFetch = deps.httpFetch;
   deps.httpFetch = (o) => timedFetch(httpFetch(o), timings);
-  const outcome = await runCni({
-    add: async (ctx) => (await loadPlugin(name, deps)).add(ctx),
-    del: async (ctx) => (await loadPlugin(name, deps)).del(ctx),
-    check: async (ctx) => (await loadPlugin(name, deps)).check(ctx),
-    gc: async (ctx) => (await loadPlugin(name, deps)).gc?.(ctx),
-    status: async (ctx) => (await loadPlugin(name, deps)).status?.(ctx),
-  }, { env, stdin }, { about: `${name} ${VERSION}: tcnp CNI plugin`, toCniError });
+  const outcome = await runCni(
+    {
+      add: async (ctx) => (await loadPlugin(name, deps)).add(ctx),
+      del: async (ctx) => (await loadPlugin(name, deps)).del(ctx),
+      check: async (ctx) => (await loadPlugin(name, deps)).check(ctx),
+      gc: async (ctx) => (await loadPlugin(name, deps)).gc?.(ctx),
+      status: async (ctx) => (await loadPlugin(name, deps)).status?.(ctx),
+    },
+    { env, stdin },
+    { about: `${name} ${VERSION}: tcnp CNI plugin`, toCniError },
+  );
   kernel?.close();
   process.stdout.write(outcome.stdout);
   if (outcome.stderr !== "") process.stderr.write(outcome.stderr);
   const fields = {
-    netns: env["CNI_NETNS"], exitCode: outcome.exitCode, durationMs: +(performance.now() - t0).toFixed(2), uptimeMs: +(process.uptime() * 1000).toFixed(2),
-    cloudMs: +timings.cloudMs.toFixed(2), cloudCalls: timings.cloudCalls, kernelMs: +timings.kernelMs.toFixed(2), kernelCalls: timings.kernelCalls,
+    netns: env["CNI_NETNS"],
+    exitCode: outcome.exitCode,
+    durationMs: +(performance.now() - t0).toFixed(2),
+    uptimeMs: +(process.uptime() * 1000).toFixed(2),
+    cloudMs: +timings.cloudMs.toFixed(2),
+    cloudCalls: timings.cloudCalls,
+    kernelMs: +timings.kernelMs.toFixed(2),
+    kernelCalls: timings.kernelCalls,
   };
-  if (outcome.error !== undefined) log.error("CNI command failed", { ...fields, code: outcome.error.code, details: outcome.error.details });
+  if (outcome.error !== undefined)
+    log.error("CNI command failed", { ...fields, code: outcome.error.code, details: outcome.error.details });
   else if (env["CNI_COMMAND"] !== "VERSION") log.info("CNI command done", fields);
   return outcome.exitCode;
 }

@@ -27,12 +27,18 @@ function run(ctx: PluginContext, env: Env, type: string, command: string): Promi
     const child = spawn(bin, [], { env: { ...env, CNI_COMMAND: command }, stdio: ["pipe", "pipe", "inherit"] });
     let out = "";
     child.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    child.on("error", (e) => reject(new CniError(CniCode.IoFailure, `Cannot run IPAM plugin "${bin}": ${e.message}`, { cause: e })));
+    child.on("error", (e) =>
+      reject(new CniError(CniCode.IoFailure, `Cannot run IPAM plugin "${bin}": ${e.message}`, { cause: e })),
+    );
     child.on("close", (code) => {
       if (code === 0) return resolve(out);
       try {
         const j = JSON.parse(out) as { code?: number; msg?: string; details?: string };
-        reject(new CniError(j.code ?? CniCode.Internal, j.details ?? j.msg ?? `IPAM plugin "${type}" failed`, { msg: j.msg ?? "IPAM plugin failed" }));
+        reject(
+          new CniError(j.code ?? CniCode.Internal, j.details ?? j.msg ?? `IPAM plugin "${type}" failed`, {
+            msg: j.msg ?? "IPAM plugin failed",
+          }),
+        );
       } catch {
         reject(new CniError(CniCode.Internal, `IPAM plugin "${type}" failed with exit code ${code} and no error JSON`));
       }

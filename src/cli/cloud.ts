@@ -29,8 +29,18 @@ export const CLOUD_USAGE = `usage:
 export const adminBase = (url: string): string =>
   url.startsWith("unix:") ? `http+unix://${encodeURIComponent(url.slice(5))}` : url.replace(/\/+$/, "");
 
-async function admin(url: string, method: string, path: string, body?: unknown): Promise<{ status: number; body: string }> {
-  const res = await nodeFetch({ timeoutMs: 30_000 })({ method, url: `${adminBase(url)}/_tcnp${path}`, headers: { "content-type": "application/json" }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+async function admin(
+  url: string,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<{ status: number; body: string }> {
+  const res = await nodeFetch({ timeoutMs: 30_000 })({
+    method,
+    url: `${adminBase(url)}/_tcnp${path}`,
+    headers: { "content-type": "application/json" },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   if (res.status >= 300) throw new Error(`${method} /_tcnp${path}: ${res.status} ${res.body}`);
   return res;
 }
@@ -43,10 +53,20 @@ function coerce(v: string): unknown {
 
 async function control(sub: string | undefined, rest: string[], io: Io): Promise<number> {
   const { values, positionals } = parseArgs({
-    args: rest, allowPositionals: true,
+    args: rest,
+    allowPositionals: true,
     options: {
-      url: { type: "string" }, kind: { type: "string" }, service: { type: "string" }, method: { type: "string" }, path: { type: "string" },
-      status: { type: "string" }, type: { type: "string" }, message: { type: "string" }, latency: { type: "string" }, count: { type: "string" }, probability: { type: "string" },
+      url: { type: "string" },
+      kind: { type: "string" },
+      service: { type: "string" },
+      method: { type: "string" },
+      path: { type: "string" },
+      status: { type: "string" },
+      type: { type: "string" },
+      message: { type: "string" },
+      latency: { type: "string" },
+      count: { type: "string" },
+      probability: { type: "string" },
     },
   });
   const url = values.url ?? io.env["TCNP_CLOUD_URL"];
@@ -84,7 +104,9 @@ async function control(sub: string | undefined, rest: string[], io: Io): Promise
       if (eq <= 0) throw new Error(`expected KEY=VALUE, got "${kv}"`);
       patch[kv.slice(0, eq)] = coerce(kv.slice(eq + 1));
     }
-    io.out(`${(Object.keys(patch).length === 0 ? await admin(url, "GET", "/config") : await admin(url, "PATCH", "/config", patch)).body}\n`);
+    io.out(
+      `${(Object.keys(patch).length === 0 ? await admin(url, "GET", "/config") : await admin(url, "PATCH", "/config", patch)).body}\n`,
+    );
     return 0;
   }
   if (sub === "expire-tokens") {
@@ -102,7 +124,14 @@ export interface ServeHandle {
 }
 
 /** Start serving; returns when listening. `kernel` is needed only for a seed with a data-path map. */
-export async function startCloud(opts: { listen: string[]; seed?: Seed; stateFile?: string; publicUrl?: string; log: Logger; kernel?: () => Promise<Kernel> }): Promise<ServeHandle> {
+export async function startCloud(opts: {
+  listen: string[];
+  seed?: Seed;
+  stateFile?: string;
+  publicUrl?: string;
+  log: Logger;
+  kernel?: () => Promise<Kernel>;
+}): Promise<ServeHandle> {
   let world: World | undefined;
   let config: Partial<EmulatorConfig> = {};
   if (opts.stateFile !== undefined && fs.existsSync(opts.stateFile)) {
@@ -111,17 +140,33 @@ export async function startCloud(opts: { listen: string[]; seed?: Seed; stateFil
     config = saved.config;
   }
   if (opts.publicUrl !== undefined) config.publicUrl = opts.publicUrl;
-  const em = new Emulator({ config, ...(world === undefined ? {} : { world }), ...(opts.stateFile === undefined ? {} : { stateFile: opts.stateFile }) });
+  const em = new Emulator({
+    config,
+    ...(world === undefined ? {} : { world }),
+    ...(opts.stateFile === undefined ? {} : { stateFile: opts.stateFile }),
+  });
   if (world === undefined) applySeed(em, opts.seed ?? {});
   const dp = opts.seed?.datapath;
   if (dp !== undefined && opts.kernel !== undefined) em.hooks = kernelDataPath(em, await opts.kernel(), dp, opts.log);
   em.persist();
   const served = await serve(em, opts.listen);
   opts.log.info("cloud listening", { addresses: served.addresses });
-  return { emulator: em, addresses: served.addresses, stop: async () => { await served.close(); await em.settle(); em.persist(); } };
+  return {
+    emulator: em,
+    addresses: served.addresses,
+    stop: async () => {
+      await served.close();
+      await em.settle();
+      em.persist();
+    },
+  };
 }
 
-export async function cloudCli(argv: string[], io: Io, deps: { kernel: () => Promise<Kernel>; onStop: (stop: () => Promise<void>) => void }): Promise<number> {
+export async function cloudCli(
+  argv: string[],
+  io: Io,
+  deps: { kernel: () => Promise<Kernel>; onStop: (stop: () => Promise<void>) => void },
+): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === "fault" || sub === "config" || sub === "expire-tokens") return control(sub, rest, io);
   if (sub === "help" || sub === "--help") {
@@ -130,9 +175,14 @@ export async function cloudCli(argv: string[], io: Io, deps: { kernel: () => Pro
   }
   const args = sub === "serve" ? rest : argv;
   const { values } = parseArgs({
-    args, options: {
-      listen: { type: "string", multiple: true }, seed: { type: "string" }, state: { type: "string" }, "public-url": { type: "string" },
-      "pid-file": { type: "string" }, "log-file": { type: "string" },
+    args,
+    options: {
+      listen: { type: "string", multiple: true },
+      seed: { type: "string" },
+      state: { type: "string" },
+      "public-url": { type: "string" },
+      "pid-file": { type: "string" },
+      "log-file": { type: "string" },
     },
   });
   const listen = values.listen ?? [];
@@ -140,15 +190,22 @@ export async function cloudCli(argv: string[], io: Io, deps: { kernel: () => Pro
     io.err(`tcnp cloud: --listen is required\n${CLOUD_USAGE}`);
     return 2;
   }
-  const log = createLogger(values["log-file"] === undefined ? { write: (l) => io.err(l) } : fileSink(values["log-file"])).child({ program: "tcnp cloud" });
+  const log = createLogger(
+    values["log-file"] === undefined ? { write: (l) => io.err(l) } : fileSink(values["log-file"]),
+  ).child({ program: "tcnp cloud" });
   const h = await startCloud({
-    listen, log, kernel: deps.kernel,
+    listen,
+    log,
+    kernel: deps.kernel,
     ...(values.seed === undefined ? {} : { seed: readSeedFile(values.seed) }),
     ...(values.state === undefined ? {} : { stateFile: values.state }),
     ...(values["public-url"] === undefined ? {} : { publicUrl: values["public-url"] }),
   });
   if (values["pid-file"] !== undefined) fs.writeFileSync(values["pid-file"], `${process.pid}\n`);
-  for (const a of h.addresses) io.out(`tcnp cloud listening on ${a.startsWith("unix:") ? a : `http://${a}`} (Keystone ${a.startsWith("unix:") ? a : `http://${a}`}/v3)\n`);
+  for (const a of h.addresses)
+    io.out(
+      `tcnp cloud listening on ${a.startsWith("unix:") ? a : `http://${a}`} (Keystone ${a.startsWith("unix:") ? a : `http://${a}`}/v3)\n`,
+    );
   deps.onStop(h.stop);
   return -1;
 }

@@ -31,11 +31,24 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
   const { values } = parseArgs({
     args: argv,
     options: {
-      netns: { type: "string" }, container: { type: "string" }, pod: { type: "string" }, json: { type: "boolean" },
-      "cache-dir": { type: "string" }, "state-dir": { type: "string" }, "route-limit": { type: "string" }, "no-cloud": { type: "boolean" },
+      netns: { type: "string" },
+      container: { type: "string" },
+      pod: { type: "string" },
+      json: { type: "boolean" },
+      "cache-dir": { type: "string" },
+      "state-dir": { type: "string" },
+      "route-limit": { type: "string" },
+      "no-cloud": { type: "boolean" },
     },
   });
-  const sel: Selector | undefined = values.netns !== undefined ? { netns: values.netns } : values.container !== undefined ? { container: values.container } : values.pod !== undefined ? { pod: values.pod } : undefined;
+  const sel: Selector | undefined =
+    values.netns !== undefined
+      ? { netns: values.netns }
+      : values.container !== undefined
+        ? { container: values.container }
+        : values.pod !== undefined
+          ? { pod: values.pod }
+          : undefined;
   if (sel === undefined) {
     io.err(DOCTOR_USAGE);
     return 2;
@@ -43,7 +56,9 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
   const cacheDir = values["cache-dir"] ?? io.env["CNI_CACHEDIR"] ?? "/var/lib/cni";
   const a = locate(cacheDir, sel);
   if (a === undefined) {
-    io.err(`tcnp doctor: no CNI attachment for ${JSON.stringify(sel)} in ${cacheDir}/results (is this the node the pod runs on, and the runtime's cache dir?)\n`);
+    io.err(
+      `tcnp doctor: no CNI attachment for ${JSON.stringify(sel)} in ${cacheDir}/results (is this the node the pod runs on, and the runtime's cache dir?)\n`,
+    );
     return 2;
   }
   const k = await kernel();
@@ -60,27 +75,76 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
       const creds = resolveCredentials(ipam["openstackConf"], fileSources(io.env));
       const stateDir = values["state-dir"] ?? stateDirOf({ raw: ipam }, io.env);
       const c = createClients({
-        auth: creds.auth, clock: systemClock, tokens: new FileTokenStore(`${stateDir}/tokens`), lock: new FileLock(`${stateDir}/locks`, systemClock),
-        fetch: nodeFetch({ timeoutMs: 10_000, ...(creds.caCert === undefined ? {} : { caCert: creds.caCert }), ...(creds.insecure === undefined ? {} : { insecure: creds.insecure }) }),
+        auth: creds.auth,
+        clock: systemClock,
+        tokens: new FileTokenStore(`${stateDir}/tokens`),
+        lock: new FileLock(`${stateDir}/locks`, systemClock),
+        fetch: nodeFetch({
+          timeoutMs: 10_000,
+          ...(creds.caCert === undefined ? {} : { caCert: creds.caCert }),
+          ...(creds.insecure === undefined ? {} : { insecure: creds.insecure }),
+        }),
       });
-      neutron = await neutronFacts(c, a, mode, ip, { stateDir, ...(values["route-limit"] === undefined ? {} : { routeLimit: Number(values["route-limit"]) }) });
+      neutron = await neutronFacts(c, a, mode, ip, {
+        stateDir,
+        ...(values["route-limit"] === undefined ? {} : { routeLimit: Number(values["route-limit"]) }),
+      });
     } catch (e) {
       neutron = { error: (e as Error).message };
     }
   }
-  const findings = diagnose(a, recorded, new Map([[a.netns, pod], [HOST, host]]), neutron);
+  const findings = diagnose(
+    a,
+    recorded,
+    new Map([
+      [a.netns, pod],
+      [HOST, host],
+    ]),
+    neutron,
+  );
   // Only what concerns this pod, on the host side: its veths, routes, neighbours, chain.
   const vh = a.plugins.find((p) => p["type"] === "veth-host");
-  const mine = new Set([hostVethName(a.containerId, a.ifname), ...(vh === undefined ? [] : [hostVethName(a.containerId, typeof vh["containerInterface"] === "string" ? vh["containerInterface"] : "veth0")])]);
+  const mine = new Set([
+    hostVethName(a.containerId, a.ifname),
+    ...(vh === undefined
+      ? []
+      : [
+          hostVethName(
+            a.containerId,
+            typeof vh["containerInterface"] === "string" ? vh["containerInterface"] : "veth0",
+          ),
+        ]),
+  ]);
   host.links = host.links.filter((l) => mine.has(l.name));
   const nat = host.iptables.nat;
-  host.iptables = nat === undefined ? {} : { nat: new Map([...nat].filter(([chain]) => chain === podChainName(a.network, a.containerId, typeof vh?.["containerInterface"] === "string" ? vh["containerInterface"] : "veth0"))) };
+  host.iptables =
+    nat === undefined
+      ? {}
+      : {
+          nat: new Map(
+            [...nat].filter(
+              ([chain]) =>
+                chain ===
+                podChainName(
+                  a.network,
+                  a.containerId,
+                  typeof vh?.["containerInterface"] === "string" ? vh["containerInterface"] : "veth0",
+                ),
+            ),
+          ),
+        };
   host.routes = host.routes.filter((r) => ip !== undefined && r.dst === `${ip}/32`);
   host.proxies = host.proxies.filter((n) => n.ip === ip);
   host.neighbours = host.neighbours.filter((n) => n.ip === ip);
   host.addresses = [];
   host.rules = host.rules.filter((r) => r.priority !== 0 && r.priority < 32766);
-  const report: DoctorReport = { pod: attachmentSummary(a, mode, ip), kernel: { pod, host }, ...(neutron === undefined ? {} : { neutron }), findings, healthy: !findings.some((f) => f.severity === "error") };
+  const report: DoctorReport = {
+    pod: attachmentSummary(a, mode, ip),
+    kernel: { pod, host },
+    ...(neutron === undefined ? {} : { neutron }),
+    findings,
+    healthy: !findings.some((f) => f.severity === "error"),
+  };
   io.out(values.json === true ? renderJson(report) : renderText(report));
   k.close();
   return report.healthy ? 0 : 1;
@@ -89,11 +153,13 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
 // What each tcnp plugin of the chain recorded at ADD: the state its plan expects.
 function recordsOf(a: Attachment, stateDirFlag: string | undefined, env: Env): RecordedPlugin[] {
   const ours = new Set(["veth-route", "host-device", "veth-host"]);
-  return a.plugins.filter((p) => ours.has(String(p["type"]))).map((p) => {
-    const type = String(p["type"]);
-    const dir = stateDirFlag ?? stateDirOf({ raw: p }, env);
-    const rec = new AttachmentRecords<AttachmentRecord>(dir, type, isAttachmentRecord).get(a.containerId, a.ifname);
-    const file = `${dir}/${type}/${a.containerId}__${a.ifname}.json`;
-    return rec === undefined ? { type, file } : { type, file, expect: rec.expect as Expectation[] };
-  });
+  return a.plugins
+    .filter((p) => ours.has(String(p["type"])))
+    .map((p) => {
+      const type = String(p["type"]);
+      const dir = stateDirFlag ?? stateDirOf({ raw: p }, env);
+      const rec = new AttachmentRecords<AttachmentRecord>(dir, type, isAttachmentRecord).get(a.containerId, a.ifname);
+      const file = `${dir}/${type}/${a.containerId}__${a.ifname}.json`;
+      return rec === undefined ? { type, file } : { type, file, expect: rec.expect as Expectation[] };
+    });
 }

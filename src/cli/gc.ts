@@ -36,7 +36,10 @@ function readNetworks(confDir: string, env: Io["env"]): Network[] {
   const out: Network[] = [];
   let files: string[] = [];
   try {
-    files = fs.readdirSync(confDir).filter((f) => /\.(conf|conflist|json)$/.test(f)).sort();
+    files = fs
+      .readdirSync(confDir)
+      .filter((f) => /\.(conf|conflist|json)$/.test(f))
+      .sort();
   } catch {
     return out;
   }
@@ -49,7 +52,8 @@ function readNetworks(confDir: string, env: Io["env"]): Network[] {
     }
     if (!isObject(c) || typeof c["name"] !== "string") continue;
     const plugins = (Array.isArray(c["plugins"]) ? c["plugins"] : [c]).filter(isObject);
-    const ipam = plugins.map((p) => p["ipam"]).find((i) => isObject(i) && i["type"] === "tcnp-ipam") as Json | undefined;
+    const ipam = plugins.map((p) => p["ipam"]).find((i) => isObject(i) && i["type"] === "tcnp-ipam") as
+      Json | undefined;
     if (ipam === undefined && !plugins.some((p) => p["type"] === "veth-host")) continue;
     const nc = isObject(ipam?.["neutronConf"]) ? ipam["neutronConf"] : {};
     const networks = Array.isArray(nc["networks"]) ? nc["networks"].map(String) : [];
@@ -65,13 +69,21 @@ function readNetworks(confDir: string, env: Io["env"]): Network[] {
  * The attachments the runtime knows, per network name (libcni's results cache). An entry that
  * cannot be read might be a live pod's: it is reported, and nothing is released while one exists.
  */
-function cachedAttachments(dir: string): { byNetwork: Map<string, Array<{ containerID: string; ifname: string }>>; unreadable: string[] } {
+function cachedAttachments(dir: string): {
+  byNetwork: Map<string, Array<{ containerID: string; ifname: string }>>;
+  unreadable: string[];
+} {
   const byNetwork = new Map<string, Array<{ containerID: string; ifname: string }>>();
   const unreadable: string[] = [];
   for (const f of fs.readdirSync(dir)) {
     try {
       const c = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as Json;
-      if (typeof c["networkName"] !== "string" || typeof c["containerId"] !== "string" || typeof c["ifName"] !== "string") throw new Error("not a CNI cache entry");
+      if (
+        typeof c["networkName"] !== "string" ||
+        typeof c["containerId"] !== "string" ||
+        typeof c["ifName"] !== "string"
+      )
+        throw new Error("not a CNI cache entry");
       const list = byNetwork.get(c["networkName"]) ?? [];
       list.push({ containerID: c["containerId"], ifname: c["ifName"] });
       byNetwork.set(c["networkName"], list);
@@ -85,7 +97,14 @@ function cachedAttachments(dir: string): { byNetwork: Map<string, Array<{ contai
 export function gcCli(argv: string[], io: Io, self: string): number {
   const { values } = parseArgs({
     args: argv,
-    options: { "conf-dir": { type: "string" }, "cache-dir": { type: "string" }, "state-dir": { type: "string" }, "min-age": { type: "string" }, "dry-run": { type: "boolean" }, help: { type: "boolean" } },
+    options: {
+      "conf-dir": { type: "string" },
+      "cache-dir": { type: "string" },
+      "state-dir": { type: "string" },
+      "min-age": { type: "string" },
+      "dry-run": { type: "boolean" },
+      help: { type: "boolean" },
+    },
   });
   if (values.help === true) {
     io.out(GC_USAGE);
@@ -112,7 +131,9 @@ export function gcCli(argv: string[], io: Io, self: string): number {
   }
   const { byNetwork: cached, unreadable } = cachedAttachments(resultsDir);
   if (unreadable.length > 0) {
-    io.err(`tcnp gc: cannot read ${unreadable.length} CNI cache entr${unreadable.length === 1 ? "y" : "ies"} (${unreadable.join(", ")}); they may be live pods, so nothing is released\n`);
+    io.err(
+      `tcnp gc: cannot read ${unreadable.length} CNI cache entr${unreadable.length === 1 ? "y" : "ies"} (${unreadable.join(", ")}); they may be live pods, so nothing is released\n`,
+    );
     return 1;
   }
   let failed = 0;
@@ -120,16 +141,28 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     const store = new FileAllocationStore(allocationsDir(n.stateDir));
     const before = store.list().filter((a) => a.mode === n.mode && n.networks.includes(a.networkId));
     const young = before.filter((a) => Date.now() - a.createdAt < minAge * 1000);
-    const valid = [...(cached.get(n.name) ?? []), ...young.map((a) => ({ containerID: a.containerId, ifname: a.ifname }))];
-    const isValid = (a: Allocation): boolean => valid.some((v) => v.containerID === a.containerId && v.ifname === a.ifname) && a.state === "active";
+    const valid = [
+      ...(cached.get(n.name) ?? []),
+      ...young.map((a) => ({ containerID: a.containerId, ifname: a.ifname })),
+    ];
+    const isValid = (a: Allocation): boolean =>
+      valid.some((v) => v.containerID === a.containerId && v.ifname === a.ifname) && a.state === "active";
     const stale = before.filter((a) => !isValid(a));
-    io.out(`network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}\n`);
+    io.out(
+      `network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}\n`,
+    );
     if (values["dry-run"] === true) continue;
     for (const p of n.plugins) {
       const type = String(p["type"]);
       if (!OURS.has(type)) continue;
       const stdin = JSON.stringify({ ...p, cniVersion: "1.1.0", name: n.name, "cni.dev/valid-attachments": valid });
-      const r = spawnSync(self, [], { argv0: type, input: stdin, encoding: "utf8", env: { ...env, CNI_COMMAND: "GC", CNI_PATH: path.dirname(self) }, timeout: 600_000 });
+      const r = spawnSync(self, [], {
+        argv0: type,
+        input: stdin,
+        encoding: "utf8",
+        env: { ...env, CNI_COMMAND: "GC", CNI_PATH: path.dirname(self) },
+        timeout: 600_000,
+      });
       if (r.status !== 0) {
         failed++;
         const msg = (() => {
@@ -144,7 +177,9 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     }
     const left = new Set(store.list().map((a) => `${a.containerId}/${a.ifname}`));
     const released = stale.filter((a) => !left.has(`${a.containerId}/${a.ifname}`));
-    io.out(`  released ${released.length} of ${stale.length}${released.map((a) => `\n  ✓ ${a.containerId}/${a.ifname} ${a.ip ?? ""}`).join("")}\n`);
+    io.out(
+      `  released ${released.length} of ${stale.length}${released.map((a) => `\n  ✓ ${a.containerId}/${a.ifname} ${a.ip ?? ""}`).join("")}\n`,
+    );
   }
   return failed === 0 ? 0 : 1;
 }

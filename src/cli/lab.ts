@@ -30,9 +30,15 @@ export interface LabCliDeps {
 }
 
 function cnicallerPath(env: Io["env"], selfFile: string): string {
-  const cands = [env["TCNP_CNICALLER"], path.join(path.dirname(selfFile), "cnicaller"), path.join(path.dirname(selfFile), "..", "build", "bin", "cnicaller")];
+  const cands = [
+    env["TCNP_CNICALLER"],
+    path.join(path.dirname(selfFile), "cnicaller"),
+    path.join(path.dirname(selfFile), "..", "build", "bin", "cnicaller"),
+  ];
   for (const c of cands) if (c !== undefined && fs.existsSync(c)) return c;
-  throw new Error(`Cannot find the CNI caller (cnicaller): build it with scripts/build-cnicaller.sh, or set TCNP_CNICALLER`);
+  throw new Error(
+    `Cannot find the CNI caller (cnicaller): build it with scripts/build-cnicaller.sh, or set TCNP_CNICALLER`,
+  );
 }
 
 function echoServer(port: number, text: string): Promise<number> {
@@ -47,10 +53,21 @@ function echoServer(port: number, text: string): Promise<number> {
 
 export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<number> {
   const [sub, ...rest] = argv;
-  const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: {
-    dir: { type: "string" }, vms: { type: "string" }, json: { type: "boolean" }, port: { type: "string" }, text: { type: "string" },
-    cloud: { type: "string" }, "clouds-yaml": { type: "string" }, image: { type: "string" }, flavor: { type: "string" },
-  } });
+  const { values, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    options: {
+      dir: { type: "string" },
+      vms: { type: "string" },
+      json: { type: "boolean" },
+      port: { type: "string" },
+      text: { type: "string" },
+      cloud: { type: "string" },
+      "clouds-yaml": { type: "string" },
+      image: { type: "string" },
+      flavor: { type: "string" },
+    },
+  });
   const dir = values.dir ?? DEFAULT_LAB_DIR;
   switch (sub) {
     case "up": {
@@ -71,14 +88,29 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
         }
         // The plugins run with the runtime's small environment: give them the file itself.
         const home = io.env["HOME"];
-        const candidates = values["clouds-yaml"] !== undefined ? [values["clouds-yaml"]] : io.env["OS_CLIENT_CONFIG_FILE"] !== undefined ? [io.env["OS_CLIENT_CONFIG_FILE"]]
-          : ["clouds.yaml", ...(home === undefined ? [] : [path.join(home, ".config/openstack/clouds.yaml")]), "/etc/openstack/clouds.yaml"];
+        const candidates =
+          values["clouds-yaml"] !== undefined
+            ? [values["clouds-yaml"]]
+            : io.env["OS_CLIENT_CONFIG_FILE"] !== undefined
+              ? [io.env["OS_CLIENT_CONFIG_FILE"]]
+              : [
+                  "clouds.yaml",
+                  ...(home === undefined ? [] : [path.join(home, ".config/openstack/clouds.yaml")]),
+                  "/etc/openstack/clouds.yaml",
+                ];
         const cloudsYaml = candidates.find((f) => fs.existsSync(f));
         if (cloudsYaml === undefined) {
-          io.err(`--cloud ${values.cloud}: no clouds.yaml found (looked in ${candidates.join(", ")}); give --clouds-yaml FILE\n`);
+          io.err(
+            `--cloud ${values.cloud}: no clouds.yaml found (looked in ${candidates.join(", ")}); give --clouds-yaml FILE\n`,
+          );
           return 2;
         }
-        cloud = { name: values.cloud, image: values.image, flavor: values.flavor, cloudsYaml: path.resolve(cloudsYaml) };
+        cloud = {
+          name: values.cloud,
+          image: values.image,
+          flavor: values.flavor,
+          cloudsYaml: path.resolve(cloudsYaml),
+        };
         try {
           realClients(cloud, io.env);
         } catch (e) {
@@ -86,7 +118,16 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
           return 2;
         }
       }
-      return labUp({ dir, vms, io, kernel: await deps.kernel(), self: deps.self, selfFile: deps.selfFile, cnicaller: cnicallerPath(io.env, deps.selfFile), ...(cloud === undefined ? {} : { cloud }) });
+      return labUp({
+        dir,
+        vms,
+        io,
+        kernel: await deps.kernel(),
+        self: deps.self,
+        selfFile: deps.selfFile,
+        cnicaller: cnicallerPath(io.env, deps.selfFile),
+        ...(cloud === undefined ? {} : { cloud }),
+      });
     }
     case "down":
       return labDown({ dir, io, kernel: await deps.kernel(), cnicaller: cnicallerPath(io.env, deps.selfFile) });
@@ -96,12 +137,26 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
       const s = readLab(dir);
       const pod = s?.pods.find((p) => p.podName === positionals[0]);
       if (s === undefined || pod === undefined) {
-        io.err(`no lab pod "${positionals[0] ?? ""}"${s === undefined ? " (no lab is up)" : `; pods: ${s.pods.map((p) => p.podName).join(", ")}`}\n`);
+        io.err(
+          `no lab pod "${positionals[0] ?? ""}"${s === undefined ? " (no lab is up)" : `; pods: ${s.pods.map((p) => p.podName).join(", ")}`}\n`,
+        );
         return 2;
       }
       const vm = s.vms.find((v) => v.name === pod.vm)!;
-      const r = await run(["ip", "netns", "exec", vm.ns, ...deps.self, "doctor", "--pod", `default/${pod.podName}`, ...(values.json === true ? ["--json"] : [])],
-        { env: { CNI_CACHEDIR: path.join(vm.dir, "cache"), TCNP_STATE_DIR: path.join(vm.dir, "state") } });
+      const r = await run(
+        [
+          "ip",
+          "netns",
+          "exec",
+          vm.ns,
+          ...deps.self,
+          "doctor",
+          "--pod",
+          `default/${pod.podName}`,
+          ...(values.json === true ? ["--json"] : []),
+        ],
+        { env: { CNI_CACHEDIR: path.join(vm.dir, "cache"), TCNP_STATE_DIR: path.join(vm.dir, "state") } },
+      );
       io.out(r.stdout);
       io.err(r.stderr);
       return r.code;
@@ -115,7 +170,9 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
       }
       const log = createLogger(fileSink(path.join(dir, "agent.log"))).child({ program: "tcnp-lab-agent" });
       const kernel = await deps.kernel();
-      return runAgent(s, kernel, io.env, log, () => fs.writeFileSync(path.join(dir, "agent.ready"), `${process.pid}\n`));
+      return runAgent(s, kernel, io.env, log, () =>
+        fs.writeFileSync(path.join(dir, "agent.ready"), `${process.pid}\n`),
+      );
     }
     case "echo-server":
       return echoServer(Number(values.port ?? "8080"), values.text ?? "ok");

@@ -22,7 +22,8 @@ export function adminRoutes(em: Emulator): Route[] {
     route("GET", "/faults", () => json(200, { faults: em.faults })),
     route("POST", "/faults", (c) => {
       const f = obj(c.body) as FaultRule | undefined;
-      if (f === undefined || !KINDS.has(String(f.kind))) throw new ApiError(400, "BadRequest", `"kind" must be one of ${[...KINDS].join(", ")}`);
+      if (f === undefined || !KINDS.has(String(f.kind)))
+        throw new ApiError(400, "BadRequest", `"kind" must be one of ${[...KINDS].join(", ")}`);
       return json(201, { fault: em.addFault(f) });
     }),
     route("DELETE", "/faults", () => {
@@ -37,7 +38,8 @@ export function adminRoutes(em: Emulator): Route[] {
     route("PATCH", "/config", (c) => {
       const patch = obj(c.body) as Partial<EmulatorConfig> | undefined;
       if (patch === undefined) throw new ApiError(400, "BadRequest", "body must be an object");
-      for (const k of Object.keys(patch)) if (!(k in em.config)) throw new ApiError(400, "BadRequest", `unknown setting "${k}"`);
+      for (const k of Object.keys(patch))
+        if (!(k in em.config)) throw new ApiError(400, "BadRequest", `unknown setting "${k}"`);
       em.config = { ...em.config, ...patch };
       return json(200, { config: em.config });
     }),

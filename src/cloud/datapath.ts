@@ -22,19 +22,37 @@ async function guestName(kernel: Kernel, ns: string): Promise<string> {
 }
 
 /** Plug a NIC with the port's MAC into the VM's namespace, wired to the network's bridge. */
-export async function plugNic(kernel: Kernel, wire: { netns: string; bridge: string }, vmNetns: string, port: Pick<Port, "id" | "mac_address">, mtu: number): Promise<string> {
+export async function plugNic(
+  kernel: Kernel,
+  wire: { netns: string; bridge: string },
+  vmNetns: string,
+  port: Pick<Port, "id" | "mac_address">,
+  mtu: number,
+): Promise<string> {
   const tap = tapName(port.id);
   const name = await guestName(kernel, nsPath(vmNetns));
-  await kernel.createVeth(nsPath(wire.netns), { name: tap, mtu, peer: { name, netns: nsPath(vmNetns), mac: port.mac_address, mtu } });
+  await kernel.createVeth(nsPath(wire.netns), {
+    name: tap,
+    mtu,
+    peer: { name, netns: nsPath(vmNetns), mac: port.mac_address, mtu },
+  });
   await kernel.setLink(nsPath(wire.netns), tap, { master: wire.bridge, up: true });
   return name;
 }
 
 /** Make the router namespace's gateway routes exactly the router's static routes. */
-export async function syncRouterRoutes(kernel: Kernel, routerNetns: string, routes: Router["routes"], log?: Logger, routerName = ""): Promise<void> {
+export async function syncRouterRoutes(
+  kernel: Kernel,
+  routerNetns: string,
+  routes: Router["routes"],
+  log?: Logger,
+  routerName = "",
+): Promise<void> {
   const ns = nsPath(routerNetns);
   const want = new Map(routes.map((x) => [x.destination, x.nexthop]));
-  const have = (await kernel.listRoutes(ns)).filter((x) => x.gw !== undefined && x.dst !== "0.0.0.0/0" && x.proto !== "kernel");
+  const have = (await kernel.listRoutes(ns)).filter(
+    (x) => x.gw !== undefined && x.dst !== "0.0.0.0/0" && x.proto !== "kernel",
+  );
   for (const h of have) if (want.get(h.dst) !== h.gw) await kernel.deleteRoute(ns, { dst: h.dst, gw: h.gw! });
   for (const [dst, gw] of want) {
     if (have.some((h) => h.dst === dst && h.gw === gw)) continue;

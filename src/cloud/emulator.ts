@@ -5,7 +5,18 @@ import * as fs from "node:fs";
 import { NetworkError, type HttpRequest, type HttpResponse } from "../openstack/http.js";
 import type { Port, Router } from "../openstack/types.js";
 import { adminRoutes } from "./admin.js";
-import { ApiError, json, keystoneError, match, middleware401, neutronError, novaError, rng, type Ctx, type Route } from "./http-kit.js";
+import {
+  ApiError,
+  json,
+  keystoneError,
+  match,
+  middleware401,
+  neutronError,
+  novaError,
+  rng,
+  type Ctx,
+  type Route,
+} from "./http-kit.js";
 import { keystoneRoutes, validToken } from "./keystone.js";
 import { metadataRoutes } from "./metadata.js";
 import { neutronRoutes } from "./neutron.js";
@@ -38,8 +49,16 @@ export interface EmulatorConfig {
 }
 
 export const DEFAULT_CONFIG: EmulatorConfig = {
-  tokenTtlSeconds: 3600, routeLimit: 30, routeLimitMode: "RoutesExhausted", extraRouteAtomic: true, tagsOnCreate: false,
-  detachDelayMs: 50, nicAppearDelayMs: 0, pciSlots: 28, maxFixedIpsPerPort: 0, seed: 1,
+  tokenTtlSeconds: 3600,
+  routeLimit: 30,
+  routeLimitMode: "RoutesExhausted",
+  extraRouteAtomic: true,
+  tagsOnCreate: false,
+  detachDelayMs: 50,
+  nicAppearDelayMs: 0,
+  pciSlots: 28,
+  maxFixedIpsPerPort: 0,
+  seed: 1,
 };
 
 export interface FaultRule {
@@ -85,7 +104,13 @@ export interface Stats {
   requests: Record<string, number>;
 }
 
-const PREFIXES: Array<[string, ServiceName]> = [["/v3", "identity"], ["/network", "network"], ["/compute/v2.1", "compute"], ["/openstack", "metadata"], ["/_tcnp", "admin"]];
+const PREFIXES: Array<[string, ServiceName]> = [
+  ["/v3", "identity"],
+  ["/network", "network"],
+  ["/compute/v2.1", "compute"],
+  ["/openstack", "metadata"],
+  ["/_tcnp", "admin"],
+];
 
 export class Emulator {
   world: World;
@@ -107,10 +132,18 @@ export class Emulator {
     this.hooks = opts.hooks ?? {};
     this.now = opts.now ?? Date.now;
     // A world loaded from a state file continues with a different sequence (no repeated MACs).
-    this.random = rng(opts.world === undefined ? this.config.seed : this.config.seed + Object.keys(this.world.ports).length * 7919 + (Date.now() % 100_000));
+    this.random = rng(
+      opts.world === undefined
+        ? this.config.seed
+        : this.config.seed + Object.keys(this.world.ports).length * 7919 + (Date.now() % 100_000),
+    );
     this.#stateFile = opts.stateFile;
     this.#routes = {
-      identity: keystoneRoutes(this), network: neutronRoutes(this), compute: novaRoutes(this), metadata: metadataRoutes(this), admin: adminRoutes(this),
+      identity: keystoneRoutes(this),
+      network: neutronRoutes(this),
+      compute: novaRoutes(this),
+      metadata: metadataRoutes(this),
+      admin: adminRoutes(this),
     };
   }
 
@@ -200,7 +233,8 @@ export class Emulator {
     if (service !== "admin") {
       const lat = this.takeFault(service, req.method, path, ["latency"]);
       if (lat?.latencyMs !== undefined) await new Promise((r) => setTimeout(r, lat.latencyMs));
-      if (this.takeFault(service, req.method, path, ["drop"]) !== undefined) throw new NetworkError(req.method, req.url, "ECONNRESET");
+      if (this.takeFault(service, req.method, path, ["drop"]) !== undefined)
+        throw new NetworkError(req.method, req.url, "ECONNRESET");
       const err = this.takeFault(service, req.method, path, ["error"]);
       if (err !== undefined) return this.#faultReply(service, err);
     }
@@ -212,7 +246,11 @@ export class Emulator {
       try {
         body = JSON.parse(req.body);
       } catch {
-        return this.#render(service, new ApiError(400, service === "network" ? "HTTPBadRequest" : "BadRequest", "Malformed JSON in request body."), req);
+        return this.#render(
+          service,
+          new ApiError(400, service === "network" ? "HTTPBadRequest" : "BadRequest", "Malformed JSON in request body."),
+          req,
+        );
       }
     }
     const ctx: Ctx = { req, path, query: url.searchParams, params: found.params, body };
@@ -247,18 +285,38 @@ export class Emulator {
 
   #notFound(service: ServiceName, why: "no-path" | "bad-method", req: HttpRequest): HttpResponse {
     if (service === "compute") return novaError(why === "bad-method" ? 405 : 404, "The resource could not be found.");
-    if (service === "identity") return keystoneError(404, "The resource could not be found.", `${this.baseUrl(req)}/v3`);
-    return neutronError(why === "bad-method" ? 405 : 404, why === "bad-method" ? "HTTPMethodNotAllowed" : "HTTPNotFound",
-      why === "bad-method" ? "The server could not comply with the request since it is either malformed or otherwise incorrect." : "The resource could not be found.");
+    if (service === "identity")
+      return keystoneError(404, "The resource could not be found.", `${this.baseUrl(req)}/v3`);
+    return neutronError(
+      why === "bad-method" ? 405 : 404,
+      why === "bad-method" ? "HTTPMethodNotAllowed" : "HTTPNotFound",
+      why === "bad-method"
+        ? "The server could not comply with the request since it is either malformed or otherwise incorrect."
+        : "The resource could not be found.",
+    );
   }
 
   #faultReply(service: ServiceName, f: FaultRule): HttpResponse {
     const status = f.status ?? 500;
     if (service === "compute") {
-      return novaError(status, f.message ?? "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.\n<class 'nova.exception_Remote.InternalError'>");
+      return novaError(
+        status,
+        f.message ??
+          "Unexpected API Error. Please report this at http://bugs.launchpad.net/nova/ and attach the Nova API log if possible.\n<class 'nova.exception_Remote.InternalError'>",
+      );
     }
-    if (service === "identity") return keystoneError(status, f.message ?? "An unexpected error prevented the server from fulfilling your request.");
-    const type = f.errorType ?? (status >= 500 ? "HTTPInternalServerError" : status === 503 ? "HTTPServiceUnavailable" : "HTTPBadRequest");
-    return neutronError(status, type, f.message ?? "Request Failed: internal server error while processing your request.");
+    if (service === "identity")
+      return keystoneError(
+        status,
+        f.message ?? "An unexpected error prevented the server from fulfilling your request.",
+      );
+    const type =
+      f.errorType ??
+      (status >= 500 ? "HTTPInternalServerError" : status === 503 ? "HTTPServiceUnavailable" : "HTTPBadRequest");
+    return neutronError(
+      status,
+      type,
+      f.message ?? "Request Failed: internal server error while processing your request.",
+    );
   }
 }

@@ -25,7 +25,11 @@ export const route = (method: string, pattern: string, handler: Handler): Route 
   handler,
 });
 
-export function match(routes: readonly Route[], method: string, path: string): { handler: Handler; params: string[] } | "no-path" | "bad-method" {
+export function match(
+  routes: readonly Route[],
+  method: string,
+  path: string,
+): { handler: Handler; params: string[] } | "no-path" | "bad-method" {
   let pathSeen = false;
   for (const r of routes) {
     const m = r.re.exec(path);
@@ -39,10 +43,18 @@ export function match(routes: readonly Route[], method: string, path: string): {
 export const reqId = (): string => `req-${randomUUID()}`;
 
 export function json(status: number, body: unknown, headers: Record<string, string> = {}): HttpResponse {
-  return { status, headers: { "content-type": "application/json", ...headers }, body: body === undefined ? "" : JSON.stringify(body) };
+  return {
+    status,
+    headers: { "content-type": "application/json", ...headers },
+    body: body === undefined ? "" : JSON.stringify(body),
+  };
 }
 
-export const empty = (status: number, headers: Record<string, string> = {}): HttpResponse => ({ status, headers, body: "" });
+export const empty = (status: number, headers: Record<string, string> = {}): HttpResponse => ({
+  status,
+  headers,
+  body: "",
+});
 
 /** An error the handlers throw; the service front-end renders it in its own body format. */
 export class ApiError extends Error {
@@ -59,18 +71,41 @@ export const neutronError = (status: number, type: string, message: string): Htt
   json(status, { NeutronError: { type, message, detail: "" } }, { "x-openstack-request-id": reqId() });
 
 const NOVA_FAULT: Record<number, string> = {
-  400: "badRequest", 401: "unauthorized", 403: "forbidden", 404: "itemNotFound", 405: "badMethod", 409: "conflictingRequest",
-  413: "overLimit", 429: "overLimit", 415: "badMediaType", 501: "notImplemented", 503: "serviceUnavailable",
+  400: "badRequest",
+  401: "unauthorized",
+  403: "forbidden",
+  404: "itemNotFound",
+  405: "badMethod",
+  409: "conflictingRequest",
+  413: "overLimit",
+  429: "overLimit",
+  415: "badMediaType",
+  501: "notImplemented",
+  503: "serviceUnavailable",
 };
 export const novaError = (status: number, message: string): HttpResponse => {
   const id = reqId();
-  return json(status, { [NOVA_FAULT[status] ?? "computeFault"]: { code: status, message } }, { "x-openstack-request-id": id, "x-compute-request-id": id });
+  return json(
+    status,
+    { [NOVA_FAULT[status] ?? "computeFault"]: { code: status, message } },
+    { "x-openstack-request-id": id, "x-compute-request-id": id },
+  );
 };
 
-const KEYSTONE_TITLE: Record<number, string> = { 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict", 500: "Internal Server Error" };
+const KEYSTONE_TITLE: Record<number, string> = {
+  400: "Bad Request",
+  401: "Unauthorized",
+  403: "Forbidden",
+  404: "Not Found",
+  409: "Conflict",
+  500: "Internal Server Error",
+};
 export const keystoneError = (status: number, message: string, authUri?: string): HttpResponse =>
-  json(status, { error: { code: status, title: KEYSTONE_TITLE[status] ?? "Error", message } },
-    status === 401 && authUri !== undefined ? { "www-authenticate": `Keystone uri="${authUri}"` } : {});
+  json(
+    status,
+    { error: { code: status, title: KEYSTONE_TITLE[status] ?? "Error", message } },
+    status === 401 && authUri !== undefined ? { "www-authenticate": `Keystone uri="${authUri}"` } : {},
+  );
 
 export const UNAUTHORIZED_MSG = "The request you have made requires authentication.";
 
@@ -83,7 +118,10 @@ export function pyRepr(v: unknown): string {
   if (v === null || v === undefined) return "None";
   if (typeof v === "string") return `'${v}'`;
   if (typeof v === "boolean") return v ? "True" : "False";
-  if (typeof v === "object") return `{${Object.entries(v).map(([k, x]) => `'${k}': ${pyRepr(x)}`).join(", ")}}`;
+  if (typeof v === "object")
+    return `{${Object.entries(v)
+      .map(([k, x]) => `'${k}': ${pyRepr(x)}`)
+      .join(", ")}}`;
   return String(v);
 }
 

@@ -2,14 +2,27 @@
 // validation and revocation, and the few identity APIs tests use to create identities.
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Emulator } from "./emulator.js";
-import { ApiError, empty, json, keystoneError, nowIso, route, UNAUTHORIZED_MSG, type Ctx, type Route } from "./http-kit.js";
+import {
+  ApiError,
+  empty,
+  json,
+  keystoneError,
+  nowIso,
+  route,
+  UNAUTHORIZED_MSG,
+  type Ctx,
+  type Route,
+} from "./http-kit.js";
 import type { TokenRec, UserRec } from "./world.js";
 
 type J = Record<string, unknown>;
-const obj = (v: unknown): J | undefined => (typeof v === "object" && v !== null && !Array.isArray(v) ? (v as J) : undefined);
+const obj = (v: unknown): J | undefined =>
+  typeof v === "object" && v !== null && !Array.isArray(v) ? (v as J) : undefined;
 
-const BAD_REQUEST_TAIL = " The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.";
-const expecting = (attr: string, target: string): ApiError => new ApiError(400, "ValidationError", `Expecting to find ${attr} in ${target}.${BAD_REQUEST_TAIL}`);
+const BAD_REQUEST_TAIL =
+  " The server could not comply with the request since it is either malformed or otherwise incorrect. The client is assumed to be in error.";
+const expecting = (attr: string, target: string): ApiError =>
+  new ApiError(400, "ValidationError", `Expecting to find ${attr} in ${target}.${BAD_REQUEST_TAIL}`);
 const unauthorized = (): ApiError => new ApiError(401, "Unauthorized", UNAUTHORIZED_MSG);
 
 export function validToken(em: Emulator, id: string | undefined): TokenRec | undefined {
@@ -23,7 +36,8 @@ function findDomain(em: Emulator, ref: J | undefined): string | undefined {
   if (ref === undefined) return undefined;
   if (typeof ref["id"] === "string") return em.world.domains.find((d) => d.id === ref["id"])?.id;
   // MariaDB-backed Keystone compares names case-insensitively.
-  if (typeof ref["name"] === "string") return em.world.domains.find((d) => d.name.toLowerCase() === String(ref["name"]).toLowerCase())?.id;
+  if (typeof ref["name"] === "string")
+    return em.world.domains.find((d) => d.name.toLowerCase() === String(ref["name"]).toLowerCase())?.id;
   return undefined;
 }
 
@@ -43,7 +57,14 @@ function findUser(em: Emulator, u: J): UserRec {
 }
 
 function catalog(base: string): J[] {
-  const ep = (url: string): J[] => ["public", "internal", "admin"].map((i) => ({ id: randomUUID().replace(/-/g, ""), interface: i, region: "RegionOne", region_id: "RegionOne", url }));
+  const ep = (url: string): J[] =>
+    ["public", "internal", "admin"].map((i) => ({
+      id: randomUUID().replace(/-/g, ""),
+      interface: i,
+      region: "RegionOne",
+      region_id: "RegionOne",
+      url,
+    }));
   return [
     { type: "identity", name: "keystone", id: "identity", endpoints: ep(`${base}/v3/`) },
     { type: "network", name: "neutron", id: "network", endpoints: ep(`${base}/network`) },
@@ -101,8 +122,13 @@ function issue(em: Emulator, c: Ctx): ReturnType<typeof json> {
   }
   const now = em.now();
   const tok: TokenRec = {
-    id: `gAAAAA${randomBytes(48).toString("base64url")}`, user_id: userId, project_id: projectId, roles, methods: [String(methods[0])],
-    issued_at: now, expires_at: now + em.config.tokenTtlSeconds * 1000,
+    id: `gAAAAA${randomBytes(48).toString("base64url")}`,
+    user_id: userId,
+    project_id: projectId,
+    roles,
+    methods: [String(methods[0])],
+    issued_at: now,
+    expires_at: now + em.config.tokenTtlSeconds * 1000,
   };
   if (appCredId !== undefined) tok.app_cred_id = appCredId;
   em.world.tokens[tok.id] = tok;
@@ -112,16 +138,27 @@ function issue(em: Emulator, c: Ctx): ReturnType<typeof json> {
 function tokenBody(em: Emulator, t: TokenRec, c: Ctx): J {
   const user = em.world.users.find((u) => u.id === t.user_id);
   const project = em.world.projects.find((p) => p.id === t.project_id);
-  const dom = (id: string | undefined): J => ({ id: id ?? "default", name: em.world.domains.find((d) => d.id === id)?.name ?? "Default" });
+  const dom = (id: string | undefined): J => ({
+    id: id ?? "default",
+    name: em.world.domains.find((d) => d.id === id)?.name ?? "Default",
+  });
   const body: J = {
-    methods: t.methods, audit_ids: [randomBytes(16).toString("base64url")], expires_at: nowIso(t.expires_at), issued_at: nowIso(t.issued_at),
+    methods: t.methods,
+    audit_ids: [randomBytes(16).toString("base64url")],
+    expires_at: nowIso(t.expires_at),
+    issued_at: nowIso(t.issued_at),
     is_domain: false,
     user: { id: t.user_id, name: user?.name ?? "", domain: dom(user?.domain_id), password_expires_at: null },
     project: { id: t.project_id, name: project?.name ?? "", domain: dom(project?.domain_id) },
     roles: t.roles.map((r) => ({ id: r, name: r })),
     catalog: catalog(em.baseUrl(c.req)),
   };
-  if (t.app_cred_id !== undefined) body["application_credential"] = { id: t.app_cred_id, name: em.world.appCreds.find((a) => a.id === t.app_cred_id)?.name, restricted: true };
+  if (t.app_cred_id !== undefined)
+    body["application_credential"] = {
+      id: t.app_cred_id,
+      name: em.world.appCreds.find((a) => a.id === t.app_cred_id)?.name,
+      restricted: true,
+    };
   return body;
 }
 
@@ -133,7 +170,10 @@ function caller(em: Emulator, c: Ctx): TokenRec {
 
 export function keystoneRoutes(em: Emulator): Route[] {
   const version = (c: Ctx): J => ({
-    id: "v3.14", status: "stable", updated: "2020-04-07T00:00:00Z", links: [{ rel: "self", href: `${em.baseUrl(c.req)}/v3/` }],
+    id: "v3.14",
+    status: "stable",
+    updated: "2020-04-07T00:00:00Z",
+    links: [{ rel: "self", href: `${em.baseUrl(c.req)}/v3/` }],
     "media-types": [{ base: "application/json", type: "application/vnd.openstack.identity-v3+json" }],
   });
   return [
@@ -142,34 +182,66 @@ export function keystoneRoutes(em: Emulator): Route[] {
     route("GET", "/v3/auth/tokens", (c) => {
       caller(em, c);
       const subject = validToken(em, c.req.headers["x-subject-token"]);
-      if (subject === undefined) return keystoneError(404, `Could not find token: ${c.req.headers["x-subject-token"] ?? ""}.`);
+      if (subject === undefined)
+        return keystoneError(404, `Could not find token: ${c.req.headers["x-subject-token"] ?? ""}.`);
       return json(200, { token: tokenBody(em, subject, c) });
     }),
     route("DELETE", "/v3/auth/tokens", (c) => {
       caller(em, c);
       const subject = validToken(em, c.req.headers["x-subject-token"]);
-      if (subject === undefined) return keystoneError(404, `Could not find token: ${c.req.headers["x-subject-token"] ?? ""}.`);
+      if (subject === undefined)
+        return keystoneError(404, `Could not find token: ${c.req.headers["x-subject-token"] ?? ""}.`);
       subject.revoked = true;
       return empty(204);
     }),
     route("GET", "/v3/users", (c) => {
       caller(em, c);
       const name = c.query.get("name");
-      return json(200, { users: em.world.users.filter((u) => name === null || u.name === name).map((u) => ({ id: u.id, name: u.name, domain_id: u.domain_id, enabled: u.enabled })) });
+      return json(200, {
+        users: em.world.users
+          .filter((u) => name === null || u.name === name)
+          .map((u) => ({ id: u.id, name: u.name, domain_id: u.domain_id, enabled: u.enabled })),
+      });
     }),
     route("POST", "/v3/users/:id/application_credentials", (c) => {
       const t = caller(em, c);
       const userId = c.params[0]!;
-      if (userId !== t.user_id) throw new ApiError(403, "Forbidden", "You are not authorized to perform the requested action: identity:create_application_credential.");
+      if (userId !== t.user_id)
+        throw new ApiError(
+          403,
+          "Forbidden",
+          "You are not authorized to perform the requested action: identity:create_application_credential.",
+        );
       const ac = obj(obj(c.body)?.["application_credential"]);
       if (ac === undefined || typeof ac["name"] !== "string") throw expecting("name", "application_credential");
       if (em.world.appCreds.some((a) => a.user_id === userId && a.name === ac["name"])) {
-        throw new ApiError(409, "Conflict", "Conflict occurred attempting to store application_credential - Duplicate entry.");
+        throw new ApiError(
+          409,
+          "Conflict",
+          "Conflict occurred attempting to store application_credential - Duplicate entry.",
+        );
       }
       const secret = typeof ac["secret"] === "string" ? ac["secret"] : randomBytes(32).toString("base64url");
-      const rec = { id: randomUUID().replace(/-/g, ""), name: ac["name"], user_id: userId, project_id: t.project_id, secret, roles: t.roles };
+      const rec = {
+        id: randomUUID().replace(/-/g, ""),
+        name: ac["name"],
+        user_id: userId,
+        project_id: t.project_id,
+        secret,
+        roles: t.roles,
+      };
       em.world.appCreds.push(rec);
-      return json(201, { application_credential: { id: rec.id, name: rec.name, project_id: rec.project_id, secret, roles: rec.roles.map((r) => ({ id: r, name: r })), unrestricted: false, expires_at: null } });
+      return json(201, {
+        application_credential: {
+          id: rec.id,
+          name: rec.name,
+          project_id: rec.project_id,
+          secret,
+          roles: rec.roles.map((r) => ({ id: r, name: r })),
+          unrestricted: false,
+          expires_at: null,
+        },
+      });
     }),
     route("DELETE", "/v3/users/:id/application_credentials/:cred", (c) => {
       caller(em, c);

@@ -37,10 +37,29 @@ export interface Seed {
   projects?: Array<{ name: string; id?: string }>;
   users?: Array<{ name: string; password: string; id?: string; project?: string; roles?: string[] }>;
   networks?: Array<{
-    id?: string; name: string; shared?: boolean; external?: boolean; mtu?: number; project?: string;
-    subnets?: Array<{ id?: string; name: string; cidr: string; gateway_ip?: string | null; allocation_pools?: Array<{ start: string; end: string }>; enable_dhcp?: boolean }>;
+    id?: string;
+    name: string;
+    shared?: boolean;
+    external?: boolean;
+    mtu?: number;
+    project?: string;
+    subnets?: Array<{
+      id?: string;
+      name: string;
+      cidr: string;
+      gateway_ip?: string | null;
+      allocation_pools?: Array<{ start: string; end: string }>;
+      enable_dhcp?: boolean;
+    }>;
   }>;
-  routers?: Array<{ id?: string; name: string; project?: string; interfaces?: string[]; external_network?: string; routes?: Array<{ destination: string; nexthop: string }> }>;
+  routers?: Array<{
+    id?: string;
+    name: string;
+    project?: string;
+    interfaces?: string[];
+    external_network?: string;
+    routes?: Array<{ destination: string; nexthop: string }>;
+  }>;
   servers?: Array<{ id?: string; name: string; project?: string; ports: SeedPort[] }>;
   datapath?: DataPathMap;
 }
@@ -53,7 +72,15 @@ function projectId(em: Emulator, nameOrId: string | undefined): string {
   return p.id;
 }
 
-const adminToken = (em: Emulator, project: string): TokenRec => ({ id: "", user_id: em.world.users[0]?.id ?? "", project_id: project, roles: ["admin"], methods: [], issued_at: 0, expires_at: 0 });
+const adminToken = (em: Emulator, project: string): TokenRec => ({
+  id: "",
+  user_id: em.world.users[0]?.id ?? "",
+  project_id: project,
+  roles: ["admin"],
+  methods: [],
+  issued_at: 0,
+  expires_at: 0,
+});
 
 function ensureProject(em: Emulator, name: string, id?: string): string {
   const have = em.world.projects.find((p) => p.name === name);
@@ -63,7 +90,10 @@ function ensureProject(em: Emulator, name: string, id?: string): string {
   return p.id;
 }
 
-function ensureUser(em: Emulator, u: { name: string; password: string; id?: string; project?: string; roles?: string[] }): void {
+function ensureUser(
+  em: Emulator,
+  u: { name: string; password: string; id?: string; project?: string; roles?: string[] },
+): void {
   if (em.world.users.some((x) => x.name === u.name)) return;
   const id = u.id ?? randomUUID().replace(/-/g, "");
   em.world.users.push({ id, name: u.name, domain_id: "default", password: u.password, enabled: true });
@@ -75,7 +105,12 @@ export function applySeed(em: Emulator, seed: Seed): void {
   if (seed.config !== undefined) em.config = { ...em.config, ...seed.config };
   if (seed.defaultAdmin !== false) {
     ensureProject(em, DEFAULT_ADMIN.project);
-    ensureUser(em, { name: DEFAULT_ADMIN.user, password: DEFAULT_ADMIN.password, project: DEFAULT_ADMIN.project, roles: ["admin", "member", "reader"] });
+    ensureUser(em, {
+      name: DEFAULT_ADMIN.user,
+      password: DEFAULT_ADMIN.password,
+      project: DEFAULT_ADMIN.project,
+      roles: ["admin", "member", "reader"],
+    });
   }
   for (const p of seed.projects ?? []) ensureProject(em, p.name, p.id);
   for (const u of seed.users ?? []) ensureUser(em, u);
@@ -83,13 +118,23 @@ export function applySeed(em: Emulator, seed: Seed): void {
   const subByName = new Map<string, string>();
   for (const n of seed.networks ?? []) {
     const pid = projectId(em, n.project);
-    const body: Record<string, unknown> = { name: n.name, shared: n.shared === true, "router:external": n.external === true, project_id: pid };
+    const body: Record<string, unknown> = {
+      name: n.name,
+      shared: n.shared === true,
+      "router:external": n.external === true,
+      project_id: pid,
+    };
     if (n.id !== undefined) body["id"] = n.id;
     if (n.mtu !== undefined) body["mtu"] = n.mtu;
     const net = createNetwork(em, adminToken(em, pid), body);
     netByName.set(n.name, net.id);
     for (const s of n.subnets ?? []) {
-      const sb: Record<string, unknown> = { network_id: net.id, name: s.name, cidr: s.cidr, enable_dhcp: s.enable_dhcp !== false };
+      const sb: Record<string, unknown> = {
+        network_id: net.id,
+        name: s.name,
+        cidr: s.cidr,
+        enable_dhcp: s.enable_dhcp !== false,
+      };
       if (s.id !== undefined) sb["id"] = s.id;
       if (s.gateway_ip !== undefined) sb["gateway_ip"] = s.gateway_ip;
       if (s.allocation_pools !== undefined) sb["allocation_pools"] = s.allocation_pools;
@@ -103,7 +148,18 @@ export function applySeed(em: Emulator, seed: Seed): void {
     const t = adminToken(em, pid);
     const id = r.id ?? randomUUID();
     const now = new Date(em.now()).toISOString().replace(/\.\d{3}Z$/, "Z");
-    const router: Router = { id, name: r.name, status: "ACTIVE", admin_state_up: true, external_gateway_info: null, routes: [], project_id: pid, tenant_id: pid, revision_number: 1, tags: [] };
+    const router: Router = {
+      id,
+      name: r.name,
+      status: "ACTIVE",
+      admin_state_up: true,
+      external_gateway_info: null,
+      routes: [],
+      project_id: pid,
+      tenant_id: pid,
+      revision_number: 1,
+      tags: [],
+    };
     Object.assign(router, { created_at: now, updated_at: now });
     em.world.routers[id] = router;
     if (r.external_network !== undefined) setGateway(em, t, router, { network_id: net(r.external_network) });
@@ -115,7 +171,13 @@ export function applySeed(em: Emulator, seed: Seed): void {
     const t = adminToken(em, pid);
     const ports = s.ports.map((p) => {
       const body: Record<string, unknown> = { network_id: net(p.network) };
-      if (p.ip !== undefined || p.subnet !== undefined) body["fixed_ips"] = [{ ...(p.subnet === undefined ? {} : { subnet_id: sub(p.subnet) }), ...(p.ip === undefined ? {} : { ip_address: p.ip }) }];
+      if (p.ip !== undefined || p.subnet !== undefined)
+        body["fixed_ips"] = [
+          {
+            ...(p.subnet === undefined ? {} : { subnet_id: sub(p.subnet) }),
+            ...(p.ip === undefined ? {} : { ip_address: p.ip }),
+          },
+        ];
       if (p.mac !== undefined) body["mac_address"] = p.mac;
       if (p.name !== undefined) body["name"] = p.name;
       if (p.securityGroups !== undefined) body["security_groups"] = p.securityGroups;
@@ -127,7 +189,11 @@ export function applySeed(em: Emulator, seed: Seed): void {
       }
       return port.id;
     });
-    createServer(em, pid, t.user_id, { name: s.name, ...(s.id === undefined ? {} : { id: s.id }), networks: ports.map((port) => ({ port })) });
+    createServer(em, pid, t.user_id, {
+      name: s.name,
+      ...(s.id === undefined ? {} : { id: s.id }),
+      networks: ports.map((port) => ({ port })),
+    });
   }
 }
 

@@ -15,7 +15,17 @@ export interface Served {
 // handle synchronously inside it and hand that to listen(). tcp_wrap is Node's own binding (it is
 // what net uses); only test and lab tooling calls this, never the plugin path.
 export function boundInNetns(ns: string, host: string, port: number): unknown {
-  const binding = (process as unknown as { binding(name: string): { TCP: new (type: number) => { bind(h: string, p: number): number; bind6(h: string, p: number, f: number): number }; constants: { SERVER: number } } }).binding("tcp_wrap");
+  const binding = (
+    process as unknown as {
+      binding(name: string): {
+        TCP: new (type: number) => {
+          bind(h: string, p: number): number;
+          bind6(h: string, p: number, f: number): number;
+        };
+        constants: { SERVER: number };
+      };
+    }
+  ).binding("tcp_wrap");
   return withNetns(ns, () => {
     const h = new binding.TCP(binding.constants.SERVER);
     const rc = host.includes(":") ? h.bind6(host, port, 0) : h.bind(host, port);
@@ -45,10 +55,17 @@ export async function serve(em: Emulator, listens: string[], opts: { netns?: str
       req.on("data", (c: Buffer) => chunks.push(c));
       req.on("end", () => {
         const headers: Record<string, string> = {};
-        for (const [k, v] of Object.entries(req.headers)) if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
+        for (const [k, v] of Object.entries(req.headers))
+          if (v !== undefined) headers[k] = Array.isArray(v) ? v.join(", ") : v;
         const body = Buffer.concat(chunks).toString("utf8");
         const host = headers["host"] ?? "localhost";
-        em.handle({ method: req.method ?? "GET", url: `http://${host}${req.url ?? "/"}`, headers, ...(body === "" ? {} : { body }), ...(req.socket.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress }) })
+        em.handle({
+          method: req.method ?? "GET",
+          url: `http://${host}${req.url ?? "/"}`,
+          headers,
+          ...(body === "" ? {} : { body }),
+          ...(req.socket.remoteAddress === undefined ? {} : { remoteAddress: req.socket.remoteAddress }),
+        })
           .then((r) => {
             res.writeHead(r.status, r.headers);
             res.end(r.body);
@@ -76,7 +93,13 @@ export async function serve(em: Emulator, listens: string[], opts: { netns?: str
       }
     });
     const a = srv.address();
-    addresses.push(typeof a === "string" ? `unix:${a}` : a === null ? l : `${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`);
+    addresses.push(
+      typeof a === "string"
+        ? `unix:${a}`
+        : a === null
+          ? l
+          : `${a.family === "IPv6" ? `[${a.address}]` : a.address}:${a.port}`,
+    );
     servers.push(srv);
   }
   return {

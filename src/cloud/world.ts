@@ -73,7 +73,18 @@ export interface World {
 export function emptyWorld(): World {
   return {
     domains: [{ id: "default", name: "Default" }],
-    users: [], projects: [], roles: ["admin", "member", "reader"], assignments: [], appCreds: [], tokens: {},
-    networks: {}, subnets: {}, ports: {}, routers: {}, floatingips: {}, securityGroups: {}, servers: {},
+    users: [],
+    projects: [],
+    roles: ["admin", "member", "reader"],
+    assignments: [],
+    appCreds: [],
+    tokens: {},
+    networks: {},
+    subnets: {},
+    ports: {},
+    routers: {},
+    floatingips: {},
+    securityGroups: {},
+    servers: {},
   };
 }

@@ -2,7 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { parseCmdArgs, parseCniArgs, podRef, validateIfname } from "./env.js";
 
-const base = { CNI_COMMAND: "ADD", CNI_CONTAINERID: "abc123", CNI_NETNS: "/var/run/netns/cni-1", CNI_IFNAME: "eth0", CNI_PATH: "/opt/cni/bin:/usr/lib/cni" };
+const base = {
+  CNI_COMMAND: "ADD",
+  CNI_CONTAINERID: "abc123",
+  CNI_NETNS: "/var/run/netns/cni-1",
+  CNI_IFNAME: "eth0",
+  CNI_PATH: "/opt/cni/bin:/usr/lib/cni",
+};
 
 test("parseCmdArgs reads every variable and splits CNI_PATH", () => {
   const a = parseCmdArgs({ ...base, CNI_ARGS: "IgnoreUnknown=1;K8S_POD_NAME=p" });
@@ -13,7 +19,10 @@ test("parseCmdArgs reads every variable and splits CNI_PATH", () => {
 
 test("a missing variable is code 4 naming it", () => {
   assert.throws(() => parseCmdArgs({ ...base, CNI_IFNAME: undefined }), { code: 4, message: /\[CNI_IFNAME\]/ });
-  assert.throws(() => parseCmdArgs({ ...base, CNI_CONTAINERID: "", CNI_NETNS: "" }), { code: 4, message: /CNI_CONTAINERID,CNI_NETNS/ });
+  assert.throws(() => parseCmdArgs({ ...base, CNI_CONTAINERID: "", CNI_NETNS: "" }), {
+    code: 4,
+    message: /CNI_CONTAINERID,CNI_NETNS/,
+  });
 });
 
 test("DEL accepts an empty CNI_NETNS, ADD does not", () => {
@@ -30,7 +39,10 @@ test("netns paths of every runtime style are accepted; relative ones are not", (
 
 test("container IDs and interface names are validated", () => {
   assert.throws(() => parseCmdArgs({ ...base, CNI_CONTAINERID: "-bad" }), { code: 4, message: /CNI_CONTAINERID/ });
-  assert.throws(() => parseCmdArgs({ ...base, CNI_IFNAME: "a-very-long-interface" }), { code: 4, message: /CNI_IFNAME/ });
+  assert.throws(() => parseCmdArgs({ ...base, CNI_IFNAME: "a-very-long-interface" }), {
+    code: 4,
+    message: /CNI_IFNAME/,
+  });
   assert.equal(validateIfname("eth0"), undefined);
   assert.match(validateIfname("a/b") ?? "", /contains/);
   assert.match(validateIfname("..") ?? "", /not a valid/);

@@ -74,7 +74,9 @@ export function parseCmdArgs(env: Env): CmdArgs {
   const path = get("CNI_PATH", need.path);
   if (missing.length > 0) throw invalidEnv(`required env variables [${missing.join(",")}] missing`);
   if (need.id && !CONTAINER_ID_RE.test(containerId)) {
-    throw invalidEnv(`CNI_CONTAINERID "${containerId}" is invalid: must start with an alphanumeric character, then [A-Za-z0-9_.-]`);
+    throw invalidEnv(
+      `CNI_CONTAINERID "${containerId}" is invalid: must start with an alphanumeric character, then [A-Za-z0-9_.-]`,
+    );
   }
   if (need.ifname) {
     const bad = validateIfname(ifname);

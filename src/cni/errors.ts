@@ -74,8 +74,7 @@ export const invalidConfig = (details: string, cause?: unknown): CniError =>
 export const invalidEnv = (details: string): CniError => new CniError(CniCode.InvalidEnv, details);
 export const decodeFailure = (details: string, cause?: unknown): CniError =>
   new CniError(CniCode.DecodeFailure, details, { cause });
-export const incompatibleVersion = (details: string): CniError =>
-  new CniError(CniCode.IncompatibleVersion, details);
+export const incompatibleVersion = (details: string): CniError => new CniError(CniCode.IncompatibleVersion, details);
 export const tryAgainLater = (details: string, cause?: unknown): CniError =>
   new CniError(CniCode.TryAgainLater, details, { cause });
 

@@ -20,14 +20,28 @@ test("missing name is code 7", () => {
 });
 
 test("containerd's capitalised portMappings keys are normalised", () => {
-  const c = parseNetConf(conf({ runtimeConfig: { portMappings: [{ HostPort: 8080, ContainerPort: 80, Protocol: "tcp", HostIP: "" }] } }), "ADD");
-  assert.deepEqual(c.runtimeConfig["portMappings"], [{ hostPort: 8080, containerPort: 80, protocol: "tcp", hostIP: "" }]);
+  const c = parseNetConf(
+    conf({ runtimeConfig: { portMappings: [{ HostPort: 8080, ContainerPort: 80, Protocol: "tcp", HostIP: "" }] } }),
+    "ADD",
+  );
+  assert.deepEqual(c.runtimeConfig["portMappings"], [
+    { hostPort: 8080, containerPort: 80, protocol: "tcp", hostIP: "" },
+  ]);
 });
 
 test("prevResult is decoded into the model; GC attachments under either key", () => {
-  const c = parseNetConf(conf({ prevResult: { cniVersion: "0.4.0", ips: [{ version: "4", address: "10.1.1.1/24" }] } }), "DEL");
+  const c = parseNetConf(
+    conf({ prevResult: { cniVersion: "0.4.0", ips: [{ version: "4", address: "10.1.1.1/24" }] } }),
+    "DEL",
+  );
   assert.deepEqual(c.prevResult?.ips, [{ address: "10.1.1.1/24" }]);
-  const g = parseNetConf(conf({ cniVersion: "1.1.0", "cni.dev/attachments": [{ containerID: "a", ifname: "eth0" }] }), "GC");
+  const g = parseNetConf(
+    conf({ cniVersion: "1.1.0", "cni.dev/attachments": [{ containerID: "a", ifname: "eth0" }] }),
+    "GC",
+  );
   assert.deepEqual(g.validAttachments, [{ containerID: "a", ifname: "eth0" }]);
-  assert.throws(() => parseNetConf(conf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: 1 }] }), "GC"), { code: 7 });
+  assert.throws(
+    () => parseNetConf(conf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: 1 }] }), "GC"),
+    { code: 7 },
+  );
 });

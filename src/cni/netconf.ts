@@ -2,7 +2,14 @@
 // runtimeConfig (with containerd's capitalised keys normalised) and the GC attachment list.
 import { decodeFailure, incompatibleVersion, invalidConfig } from "./errors.js";
 import { parseResult, type CniResult } from "./result.js";
-import { compareVersions, isSupportedVersion, MIN_VERSION_FOR, SUPPORTED_VERSIONS, type CniVersion, type Verb } from "./version.js";
+import {
+  compareVersions,
+  isSupportedVersion,
+  MIN_VERSION_FOR,
+  SUPPORTED_VERSIONS,
+  type CniVersion,
+  type Verb,
+} from "./version.js";
 
 export type Json = Record<string, unknown>;
 export const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);

@@ -12,7 +12,10 @@ const full: CniResult = {
     { address: "10.0.0.23/24", gateway: "10.0.0.1", interface: 1 },
     { address: "fd00::23/64", interface: 1 },
   ],
-  routes: [{ dst: "0.0.0.0/0", gw: "10.0.0.1" }, { dst: "10.96.0.0/12", gw: "169.254.1.1", table: 100, scope: 0, priority: 10 }],
+  routes: [
+    { dst: "0.0.0.0/0", gw: "10.0.0.1" },
+    { dst: "10.96.0.0/12", gw: "169.254.1.1", table: 100, scope: 0, priority: 10 },
+  ],
   dns: { nameservers: ["10.0.0.2"], search: ["svc.cluster.local"] },
 };
 
@@ -43,7 +46,11 @@ for (const from of SUPPORTED_VERSIONS) {
       assert.equal(wire2.cniVersion, to);
       const legacy = compareVersions(to, "1.0.0") < 0;
       for (const ip of wire2.ips) assert.equal("version" in ip, legacy, `ips[].version presence in ${to}`);
-      if (legacy) assert.deepEqual(wire2.ips.map((i: { version: string }) => i.version), ["4", "6"]);
+      if (legacy)
+        assert.deepEqual(
+          wire2.ips.map((i: { version: string }) => i.version),
+          ["4", "6"],
+        );
       const lowest = compareVersions(from, to) < 0 ? from : to;
       assert.deepEqual(parseResult(wire2), projected(full, lowest));
     });

@@ -99,7 +99,8 @@ function parseIp(v: unknown, i: number): CniIp {
   const where = `ips[${i}]`;
   if (!isObj(v)) throw decodeFailure(`Cannot decode result: ${where} must be an object`);
   const out: CniIp = { address: str(v, "address", where, true) ?? "" };
-  if (!out.address.includes("/")) throw decodeFailure(`Cannot decode result: ${where}.address must be in CIDR notation`);
+  if (!out.address.includes("/"))
+    throw decodeFailure(`Cannot decode result: ${where}.address must be in CIDR notation`);
   assign(out, "gateway", str(v, "gateway", where, false));
   assign(out, "interface", num(v, "interface", where));
   return out;
@@ -172,9 +173,10 @@ export function formatResult(r: CniResult, version: CniVersion): Json {
     out["routes"] = r.routes.map((rt) => {
       const o: Json = { dst: rt.dst };
       if (rt.gw !== undefined) o["gw"] = rt.gw;
-      if (v11) for (const k of ["mtu", "advmss", "priority", "table", "scope"] as const) {
-        if (rt[k] !== undefined) o[k] = rt[k];
-      }
+      if (v11)
+        for (const k of ["mtu", "advmss", "priority", "table", "scope"] as const) {
+          if (rt[k] !== undefined) o[k] = rt[k];
+        }
       return o;
     });
   }

@@ -72,7 +72,11 @@ export async function runCni(plugin: CniPlugin, io: CniIo, opts: RunOptions = {}
   const mapError = opts.toCniError ?? toCniError;
   try {
     if ((io.env["CNI_COMMAND"] ?? "") === "") {
-      return { exitCode: 0, stdout: "", stderr: `${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n` };
+      return {
+        exitCode: 0,
+        stdout: "",
+        stderr: `${about}\nCNI protocol versions supported: ${SUPPORTED_VERSIONS.join(", ")}\n`,
+      };
     }
     const verb = parseCommand(io.env);
     if (verb === "VERSION") return { exitCode: 0, stdout: versionReply(io.stdin), stderr: "" };

@@ -65,11 +65,13 @@ export function parseControllerConfig(text: string, file: string, src: Credentia
   const routerId = raw["routerId"];
   if (typeof routerId !== "string" || !UUID.test(routerId)) bad(`"routerId" must be the Neutron router's ID`);
   const networks = raw["networks"];
-  if (!Array.isArray(networks) || networks.length === 0 || networks.some((n) => typeof n !== "string" || !UUID.test(n))) bad(`"networks" must be a non-empty list of network IDs`);
+  if (!Array.isArray(networks) || networks.length === 0 || networks.some((n) => typeof n !== "string" || !UUID.test(n)))
+    bad(`"networks" must be a non-empty list of network IDs`);
   const cidrs = (key: string): string[] | undefined => {
     const v = raw[key];
     if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((c) => typeof c !== "string" || tryParseCidr(c) === undefined)) bad(`"${key}" must be a list of CIDRs`);
+    if (!Array.isArray(v) || v.some((c) => typeof c !== "string" || tryParseCidr(c) === undefined))
+      bad(`"${key}" must be a list of CIDRs`);
     return v as string[];
   };
   const num = (key: string, def: number | undefined, min: number): number | undefined => {
@@ -85,17 +87,26 @@ export function parseControllerConfig(text: string, file: string, src: Credentia
   if (kEnabled !== "auto" && typeof kEnabled !== "boolean") bad(`"kubernetes.enabled" must be true, false or "auto"`);
   const kstr = (key: string): string | undefined => (typeof k[key] === "string" ? (k[key] as string) : undefined);
   const kubernetes: KubernetesConfig = {
-    enabled: kEnabled as boolean | "auto", leaseName: kstr("leaseName") ?? "vrouter-route-controller", leaseNamespace: kstr("leaseNamespace") ?? "kube-system",
+    enabled: kEnabled as boolean | "auto",
+    leaseName: kstr("leaseName") ?? "vrouter-route-controller",
+    leaseNamespace: kstr("leaseNamespace") ?? "kube-system",
     leaseDurationMs: (typeof k["leaseDurationSeconds"] === "number" ? k["leaseDurationSeconds"] : 15) * 1000,
-    renewMs: (typeof k["renewSeconds"] === "number" ? k["renewSeconds"] : 5) * 1000, events: k["events"] !== false, watchPods: k["watchPods"] !== false,
+    renewMs: (typeof k["renewSeconds"] === "number" ? k["renewSeconds"] : 5) * 1000,
+    events: k["events"] !== false,
+    watchPods: k["watchPods"] !== false,
   };
   for (const key of ["apiUrl", "tokenFile", "caCert", "identity"] as const) {
     const v = kstr(key);
     if (v !== undefined) kubernetes[key] = v;
   }
   const out: ControllerConfig = {
-    credentials, routerId: routerId as string, networks: networks as string[],
-    intervalMs: (num("intervalSeconds", 10, 0.1) ?? 10) * 1000, aggregate: raw["aggregate"] !== false, apply: apply as ControllerConfig["apply"], kubernetes,
+    credentials,
+    routerId: routerId as string,
+    networks: networks as string[],
+    intervalMs: (num("intervalSeconds", 10, 0.1) ?? 10) * 1000,
+    aggregate: raw["aggregate"] !== false,
+    apply: apply as ControllerConfig["apply"],
+    kubernetes,
   };
   const pc = cidrs("podCidrs");
   if (pc !== undefined) out.podCidrs = pc;

@@ -2,10 +2,18 @@
 // VM port tagged by tcnp-ipam) routed via its VM's own address. Per-node blocks (tcnp-ipam's
 // nodeBlockPrefix) become one route each; other addresses are aggregated where one VM holds a whole
 // aligned block. Pure.
-import { aggregate, cidrContains, cidrCovers, formatCidr, parseCidr, parseIp, tryParseIp, type Cidr } from "../net/ip.js";
+import {
+  aggregate,
+  cidrContains,
+  cidrCovers,
+  formatCidr,
+  parseCidr,
+  parseIp,
+  tryParseIp,
+  type Cidr,
+} from "../net/ip.js";
 import { blockOf, nodeIpOf, nodeOf } from "../ipam/tags.js";
 import type { Port, RouterRoute } from "../openstack/types.js";
-
 
 export interface DesiredRoute extends RouterRoute {
   /** Pod addresses this route serves. */
@@ -24,7 +32,6 @@ export interface DesiredInput {
   aggregate: boolean;
 }
 
-
 export function desiredRoutes(i: DesiredInput): DesiredRoute[] {
   const pods = i.podCidrs.map(parseCidr);
   const inPods = (ip: string): boolean => {
@@ -36,16 +43,28 @@ export function desiredRoutes(i: DesiredInput): DesiredRoute[] {
     const nodeIp = nodeIpOf(vm);
     if (nodeIp === undefined) continue;
     const podIps = vm.fixed_ips.map((f) => f.ip_address).filter((ip) => ip !== nodeIp && inPods(ip));
-    const blocks: Cidr[] = i.blockPorts.filter((b) => nodeOf(b) === vm.device_id).map(blockOf).filter((b): b is string => b !== undefined).map(parseCidr);
+    const blocks: Cidr[] = i.blockPorts
+      .filter((b) => nodeOf(b) === vm.device_id)
+      .map(blockOf)
+      .filter((b): b is string => b !== undefined)
+      .map(parseCidr);
     const loose: string[] = [];
     for (const b of blocks) {
       const inside = podIps.filter((ip) => cidrContains(b, parseIp(ip)));
-      if (inside.length > 0) out.push({ destination: formatCidr(b), nexthop: nodeIp, pods: inside.sort(), serverId: vm.device_id });
+      if (inside.length > 0)
+        out.push({ destination: formatCidr(b), nexthop: nodeIp, pods: inside.sort(), serverId: vm.device_id });
     }
     for (const ip of podIps) if (!blocks.some((b) => cidrContains(b, parseIp(ip)))) loose.push(ip);
-    const cidrs = i.aggregate ? aggregate(loose.map(parseIp), 24) : loose.map((ip) => ({ ip: parseIp(ip), prefix: 32 }));
+    const cidrs = i.aggregate
+      ? aggregate(loose.map(parseIp), 24)
+      : loose.map((ip) => ({ ip: parseIp(ip), prefix: 32 }));
     for (const c of cidrs) {
-      out.push({ destination: formatCidr(c), nexthop: nodeIp, pods: loose.filter((ip) => cidrContains(c, parseIp(ip))).sort(), serverId: vm.device_id });
+      out.push({
+        destination: formatCidr(c),
+        nexthop: nodeIp,
+        pods: loose.filter((ip) => cidrContains(c, parseIp(ip))).sort(),
+        serverId: vm.device_id,
+      });
     }
   }
   return out;

@@ -7,10 +7,15 @@ export interface Health {
   healthy(): { ok: boolean; detail: string };
 }
 
-export async function serveControllerHttp(listen: string, metrics: Metrics, health: Health): Promise<{ address: string; close(): Promise<void> }> {
+export async function serveControllerHttp(
+  listen: string,
+  metrics: Metrics,
+  health: Health,
+): Promise<{ address: string; close(): Promise<void> }> {
   const unix = listen.startsWith("unix:") ? listen.slice(5) : undefined;
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(listen);
-  if (unix === undefined && m === null) throw new Error(`Cannot listen on "${listen}": expected HOST:PORT or unix:PATH`);
+  if (unix === undefined && m === null)
+    throw new Error(`Cannot listen on "${listen}": expected HOST:PORT or unix:PATH`);
   const srv = http.createServer((req, res) => {
     if (req.url === "/metrics") {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
@@ -35,7 +40,8 @@ export async function serveControllerHttp(listen: string, metrics: Metrics, heal
   });
   const a = srv.address();
   return {
-    address: typeof a === "object" && a !== null ? `${a.address}:${a.port}` : typeof a === "string" ? `unix:${a}` : listen,
+    address:
+      typeof a === "object" && a !== null ? `${a.address}:${a.port}` : typeof a === "string" ? `unix:${a}` : listen,
     close: () => new Promise((r) => srv.close(() => r())),
   };
 }

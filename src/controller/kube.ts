@@ -15,7 +15,13 @@ export interface KubeAccess {
 
 export interface Lease {
   metadata: { name: string; namespace: string; resourceVersion?: string };
-  spec: { holderIdentity?: string; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
+  spec: {
+    holderIdentity?: string;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
 }
 
 export interface PodInfo {
@@ -36,7 +42,10 @@ export class KubeError extends Error {
 const SA = "/var/run/secrets/kubernetes.io/serviceaccount";
 
 /** In-cluster access, or an explicit apiUrl/tokenFile; undefined when neither is available. */
-export function kubeAccess(env: Readonly<Record<string, string | undefined>>, cfg: { apiUrl?: string; tokenFile?: string; caCert?: string }): KubeAccess | undefined {
+export function kubeAccess(
+  env: Readonly<Record<string, string | undefined>>,
+  cfg: { apiUrl?: string; tokenFile?: string; caCert?: string },
+): KubeAccess | undefined {
   const tokenFile = cfg.tokenFile ?? (fs.existsSync(`${SA}/token`) ? `${SA}/token` : undefined);
   const token = tokenFile === undefined ? undefined : fs.readFileSync(tokenFile, "utf8").trim();
   const caCert = cfg.caCert ?? (fs.existsSync(`${SA}/ca.crt`) ? `${SA}/ca.crt` : undefined);
@@ -59,7 +68,15 @@ export class Kube {
   async #req<T>(method: string, path: string, body?: unknown, ok: number[] = [200, 201]): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json", "content-type": "application/json" };
     if (this.#a.token !== undefined) headers["authorization"] = `Bearer ${this.#a.token}`;
-    const res = await this.#fetch({ method, url: `${this.#a.apiUrl}${path}`, headers, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }, { timeoutMs: 10_000 });
+    const res = await this.#fetch(
+      {
+        method,
+        url: `${this.#a.apiUrl}${path}`,
+        headers,
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      },
+      { timeoutMs: 10_000 },
+    );
     if (!ok.includes(res.status)) throw new KubeError(method, path, res.status, res.body);
     return (res.body === "" ? undefined : JSON.parse(res.body)) as T;
   }
@@ -73,25 +90,47 @@ export class Kube {
     }
   }
   createLease(l: Lease): Promise<Lease> {
-    return this.#req<Lease>("POST", `/apis/coordination.k8s.io/v1/namespaces/${l.metadata.namespace}/leases`, { apiVersion: "coordination.k8s.io/v1", kind: "Lease", ...l });
+    return this.#req<Lease>("POST", `/apis/coordination.k8s.io/v1/namespaces/${l.metadata.namespace}/leases`, {
+      apiVersion: "coordination.k8s.io/v1",
+      kind: "Lease",
+      ...l,
+    });
   }
   /** Replace with optimistic concurrency (metadata.resourceVersion); 409 when someone else won. */
   replaceLease(l: Lease): Promise<Lease> {
-    return this.#req<Lease>("PUT", `/apis/coordination.k8s.io/v1/namespaces/${l.metadata.namespace}/leases/${l.metadata.name}`, { apiVersion: "coordination.k8s.io/v1", kind: "Lease", ...l });
+    return this.#req<Lease>(
+      "PUT",
+      `/apis/coordination.k8s.io/v1/namespaces/${l.metadata.namespace}/leases/${l.metadata.name}`,
+      { apiVersion: "coordination.k8s.io/v1", kind: "Lease", ...l },
+    );
   }
 
   async listPods(): Promise<PodInfo[]> {
-    const r = await this.#req<{ items: Array<{ metadata: { namespace: string; name: string; uid: string }; status?: { podIP?: string } }> }>("GET", "/api/v1/pods");
-    return r.items.map((p) => ({ namespace: p.metadata.namespace, name: p.metadata.name, uid: p.metadata.uid, ...(p.status?.podIP === undefined ? {} : { ip: p.status.podIP }) }));
+    const r = await this.#req<{
+      items: Array<{ metadata: { namespace: string; name: string; uid: string }; status?: { podIP?: string } }>;
+    }>("GET", "/api/v1/pods");
+    return r.items.map((p) => ({
+      namespace: p.metadata.namespace,
+      name: p.metadata.name,
+      uid: p.metadata.uid,
+      ...(p.status?.podIP === undefined ? {} : { ip: p.status.podIP }),
+    }));
   }
 
   async createEvent(pod: PodInfo, reason: string, message: string, component: string, now: Date): Promise<void> {
     const t = now.toISOString();
     await this.#req("POST", `/api/v1/namespaces/${pod.namespace}/events`, {
-      apiVersion: "v1", kind: "Event",
+      apiVersion: "v1",
+      kind: "Event",
       metadata: { generateName: `${pod.name}.`, namespace: pod.namespace },
       involvedObject: { apiVersion: "v1", kind: "Pod", namespace: pod.namespace, name: pod.name, uid: pod.uid },
-      reason, message, type: "Warning", source: { component }, firstTimestamp: t, lastTimestamp: t, count: 1,
+      reason,
+      message,
+      type: "Warning",
+      source: { component },
+      firstTimestamp: t,
+      lastTimestamp: t,
+      count: 1,
     });
   }
 }
@@ -101,14 +140,26 @@ export class Kube {
  * away (not on every status update). Reconnects after the stream ends or fails, with backoff; a
  * 410 Gone (expired resourceVersion) starts over from a fresh watch.
  */
-export function watchPods(access: KubeAccess, onChange: (why: string) => void, log: Logger, opts: { retryMs?: number } = {}): { stop(): void } {
+export function watchPods(
+  access: KubeAccess,
+  onChange: (why: string) => void,
+  log: Logger,
+  opts: { retryMs?: number } = {},
+): { stop(): void } {
   const ips = new Map<string, string>();
   let stopped = false;
   let req: http.ClientRequest | undefined;
   let timer: NodeJS.Timeout | undefined;
   let failures = 0;
   const handle = (line: string): void => {
-    let ev: { type?: string; object?: { metadata?: { uid?: string; namespace?: string; name?: string }; status?: { podIP?: string }; code?: number } };
+    let ev: {
+      type?: string;
+      object?: {
+        metadata?: { uid?: string; namespace?: string; name?: string };
+        status?: { podIP?: string };
+        code?: number;
+      };
+    };
     try {
       ev = JSON.parse(line) as typeof ev;
     } catch {
@@ -137,7 +188,11 @@ export function watchPods(access: KubeAccess, onChange: (why: string) => void, l
     const headers: Record<string, string> = { accept: "application/json" };
     if (access.token !== undefined) headers["authorization"] = `Bearer ${access.token}`;
     const mod = u.protocol === "https:" ? https : http;
-    const o: https.RequestOptions = { method: "GET", headers, ...(access.caCert === undefined ? {} : { ca: fs.readFileSync(access.caCert) }) };
+    const o: https.RequestOptions = {
+      method: "GET",
+      headers,
+      ...(access.caCert === undefined ? {} : { ca: fs.readFileSync(access.caCert) }),
+    };
     let buf = "";
     req = mod.request(u, o, (res) => {
       if (res.statusCode !== 200) {

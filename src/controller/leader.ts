@@ -36,9 +36,16 @@ export class LeaderElector {
     const now = clock.now();
     try {
       const cur = await kube.getLease(namespace, name);
-      const spec = { holderIdentity: identity, leaseDurationSeconds: Math.round(durationMs / 1000), renewTime: iso(now) };
+      const spec = {
+        holderIdentity: identity,
+        leaseDurationSeconds: Math.round(durationMs / 1000),
+        renewTime: iso(now),
+      };
       if (cur === undefined) {
-        await kube.createLease({ metadata: { name, namespace }, spec: { ...spec, acquireTime: iso(now), leaseTransitions: 0 } });
+        await kube.createLease({
+          metadata: { name, namespace },
+          spec: { ...spec, acquireTime: iso(now), leaseTransitions: 0 },
+        });
       } else {
         const holder = cur.spec.holderIdentity;
         const renewed = cur.spec.renewTime === undefined ? 0 : Date.parse(cur.spec.renewTime);
@@ -50,8 +57,16 @@ export class LeaderElector {
         }
         const taking = holder !== identity;
         const next: Lease = {
-          metadata: { name, namespace, ...(cur.metadata.resourceVersion === undefined ? {} : { resourceVersion: cur.metadata.resourceVersion }) },
-          spec: { ...cur.spec, ...spec, ...(taking ? { acquireTime: iso(now), leaseTransitions: (cur.spec.leaseTransitions ?? 0) + 1 } : {}) },
+          metadata: {
+            name,
+            namespace,
+            ...(cur.metadata.resourceVersion === undefined ? {} : { resourceVersion: cur.metadata.resourceVersion }),
+          },
+          spec: {
+            ...cur.spec,
+            ...spec,
+            ...(taking ? { acquireTime: iso(now), leaseTransitions: (cur.spec.leaseTransitions ?? 0) + 1 } : {}),
+          },
         };
         await kube.replaceLease(next);
       }

@@ -8,7 +8,11 @@ interface Family {
   values: Map<string, { labels: Labels; value: number }>;
 }
 
-const labelKey = (l: Labels): string => Object.keys(l).sort().map((k) => `${k}=${l[k]}`).join(",");
+const labelKey = (l: Labels): string =>
+  Object.keys(l)
+    .sort()
+    .map((k) => `${k}=${l[k]}`)
+    .join(",");
 const esc = (v: string): string => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
 
 export class Metrics {
@@ -43,7 +47,12 @@ export class Metrics {
     for (const f of this.#families.values()) {
       out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} ${f.type}`);
       for (const { labels, value } of f.values.values()) {
-        const l = Object.keys(labels).length === 0 ? "" : `{${Object.entries(labels).map(([k, v]) => `${k}="${esc(v)}"`).join(",")}}`;
+        const l =
+          Object.keys(labels).length === 0
+            ? ""
+            : `{${Object.entries(labels)
+                .map(([k, v]) => `${k}="${esc(v)}"`)
+                .join(",")}}`;
         out.push(`${f.name}${l} ${value}`);
       }
     }

@@ -27,7 +27,11 @@ function order(a: DesiredRoute, b: DesiredRoute): number {
   return pa.ip.value < pb.ip.value ? -1 : pa.ip.value > pb.ip.value ? 1 : a.nexthop < b.nexthop ? -1 : 1;
 }
 
-export function planRoutes(current: RouterRoute[], desired: DesiredRoute[], opts: { podCidrs: string[]; nodeCidrs: string[]; limit?: number }): RoutePlan {
+export function planRoutes(
+  current: RouterRoute[],
+  desired: DesiredRoute[],
+  opts: { podCidrs: string[]; nodeCidrs: string[]; limit?: number },
+): RoutePlan {
   const owned = current.filter((r) => isOwned(r, opts.podCidrs, opts.nodeCidrs));
   const foreign = current.length - owned.length;
   const want = new Map(desired.map((d) => [key(d), d]));
@@ -36,7 +40,9 @@ export function planRoutes(current: RouterRoute[], desired: DesiredRoute[], opts
   const keep = owned.filter((r) => want.has(key(r)));
   const room = opts.limit === undefined ? Infinity : Math.max(0, opts.limit - foreign - keep.length);
   const candidates = desired.filter((d) => !have.has(key(d))).sort(order);
-  const add = candidates.slice(0, room === Infinity ? candidates.length : room).map((d) => ({ destination: d.destination, nexthop: d.nexthop }));
+  const add = candidates
+    .slice(0, room === Infinity ? candidates.length : room)
+    .map((d) => ({ destination: d.destination, nexthop: d.nexthop }));
   const unfit = room === Infinity ? [] : candidates.slice(room);
   return { add, remove, unfit, installed: [...keep, ...add], foreign };
 }

@@ -80,12 +80,21 @@ export class Reconciler {
   async #init(): Promise<void> {
     if (this.#mode !== undefined) return;
     const { cfg, neutron } = this.#d;
-    const atomic = cfg.apply === "atomic" || (cfg.apply === "auto" && (await neutron.extensions()).has("extraroute-atomic"));
-    const subnets = (await Promise.all(cfg.networks.map((n) => neutron.listSubnets({ network_id: n })))).flat().filter((s) => s.ip_version === 4).map((s) => s.cidr);
+    const atomic =
+      cfg.apply === "atomic" || (cfg.apply === "auto" && (await neutron.extensions()).has("extraroute-atomic"));
+    const subnets = (await Promise.all(cfg.networks.map((n) => neutron.listSubnets({ network_id: n }))))
+      .flat()
+      .filter((s) => s.ip_version === 4)
+      .map((s) => s.cidr);
     this.#podCidrs = cfg.podCidrs ?? subnets;
     this.#nodeCidrs = cfg.nodeCidrs ?? subnets;
     this.#mode = atomic ? "atomic" : "put";
-    this.#d.log.info("route controller ready", { mode: this.#mode, podCidrs: this.#podCidrs, nodeCidrs: this.#nodeCidrs, limit: this.#limit });
+    this.#d.log.info("route controller ready", {
+      mode: this.#mode,
+      podCidrs: this.#podCidrs,
+      nodeCidrs: this.#nodeCidrs,
+      limit: this.#limit,
+    });
   }
 
   async #read(): Promise<{ router: Router; desired: DesiredRoute[] }> {
@@ -96,14 +105,20 @@ export class Reconciler {
       neutron.getRouter(cfg.routerId),
     ]);
     const desired = desiredRoutes({
-      vmPorts: vmPorts.filter((p) => cfg.networks.includes(p.network_id)), blockPorts: blockPorts.filter((p) => cfg.networks.includes(p.network_id)),
-      podCidrs: this.#podCidrs, aggregate: cfg.aggregate,
+      vmPorts: vmPorts.filter((p) => cfg.networks.includes(p.network_id)),
+      blockPorts: blockPorts.filter((p) => cfg.networks.includes(p.network_id)),
+      podCidrs: this.#podCidrs,
+      aggregate: cfg.aggregate,
     });
     return { router, desired };
   }
 
   #plan(router: Router, desired: DesiredRoute[]): RoutePlan {
-    return planRoutes(router.routes, desired, { podCidrs: this.#podCidrs, nodeCidrs: this.#nodeCidrs, ...(this.#limit === undefined ? {} : { limit: this.#limit }) });
+    return planRoutes(router.routes, desired, {
+      podCidrs: this.#podCidrs,
+      nodeCidrs: this.#nodeCidrs,
+      ...(this.#limit === undefined ? {} : { limit: this.#limit }),
+    });
   }
 
   // "ok", or "full" when the router refused for its route limit (the limit is then known, when the
@@ -117,7 +132,11 @@ export class Reconciler {
       } else {
         const drop = new Set(plan.remove.map((r) => `${r.destination} ${r.nexthop}`));
         const next = [...router.routes.filter((r) => !drop.has(`${r.destination} ${r.nexthop}`)), ...plan.add];
-        await neutron.setRoutes(router.id, next.map((r) => ({ destination: r.destination, nexthop: r.nexthop })), router.revision_number);
+        await neutron.setRoutes(
+          router.id,
+          next.map((r) => ({ destination: r.destination, nexthop: r.nexthop })),
+          router.revision_number,
+        );
       }
       return "ok";
     } catch (e) {
@@ -158,7 +177,10 @@ export class Reconciler {
         if (outcome === "ok") {
           added += step.add.length;
           removed += step.remove.length;
-          log.info("router routes changed", { added: step.add.map((r) => r.destination), removed: step.remove.map((r) => r.destination) });
+          log.info("router routes changed", {
+            added: step.add.map((r) => r.destination),
+            removed: step.remove.map((r) => r.destination),
+          });
         } else if (outcome === "full-unknown") {
           if (step.add.length <= 1) {
             this.#limit = router.routes.length - step.remove.length;
@@ -176,8 +198,15 @@ export class Reconciler {
       }
       const missing = plan.unfit.flatMap((u) => u.pods);
       const result: ReconcileResult = {
-        desired: desired.length, installed: plan.installed.length, added, removed, missing, apiCalls: session.calls.network - calls0,
-        durationMs: clock.now() - t0, mode: this.#mode!, ...(this.#limit === undefined ? {} : { limit: this.#limit }),
+        desired: desired.length,
+        installed: plan.installed.length,
+        added,
+        removed,
+        missing,
+        apiCalls: session.calls.network - calls0,
+        durationMs: clock.now() - t0,
+        mode: this.#mode!,
+        ...(this.#limit === undefined ? {} : { limit: this.#limit }),
       };
       await this.#report(plan);
       metrics.set(M.desired[0], M.desired[1], result.desired);
@@ -208,7 +237,11 @@ export class Reconciler {
       return;
     }
     const why = `the router ${this.#d.cfg.routerId} holds at most ${this.#limit ?? "?"} routes (${plan.foreign} not ours)`;
-    this.#d.log.warn("pods without a router route", { count: missing.length, pods: missing.map((m) => m.ip), reason: why });
+    this.#d.log.warn("pods without a router route", {
+      count: missing.length,
+      pods: missing.map((m) => m.ip),
+      reason: why,
+    });
     try {
       await this.#d.pods?.reportMissing(missing, why);
     } catch (e) {

@@ -39,31 +39,82 @@ function podLocator(kube: Kube, log: Logger, clock: Clock): PodLocator {
       for (const m of missing) {
         const pod = byIp.get(m.ip);
         if (pod === undefined) continue;
-        await kube.createEvent(pod, "NoRouterRoute", `No Neutron router route to ${m.ip}: ${why}. Traffic from outside its subnet cannot reach this pod.`, "vrouter-route-controller", new Date(clock.now()));
+        await kube.createEvent(
+          pod,
+          "NoRouterRoute",
+          `No Neutron router route to ${m.ip}: ${why}. Traffic from outside its subnet cannot reach this pod.`,
+          "vrouter-route-controller",
+          new Date(clock.now()),
+        );
         log.info("posted a Kubernetes event", { pod: `${pod.namespace}/${pod.name}`, ip: m.ip });
       }
     },
   };
 }
 
-export async function startController(cfg: ControllerConfig, opts: { env: Readonly<Record<string, string | undefined>>; log: Logger; clock?: Clock; loop?: boolean; fetch?: HttpFetch }): Promise<Controller> {
+export async function startController(
+  cfg: ControllerConfig,
+  opts: {
+    env: Readonly<Record<string, string | undefined>>;
+    log: Logger;
+    clock?: Clock;
+    loop?: boolean;
+    fetch?: HttpFetch;
+  },
+): Promise<Controller> {
   const clock = opts.clock ?? systemClock;
   const log = opts.log;
-  const fetchOpts = { timeoutMs: 30_000, ...(cfg.credentials.caCert === undefined ? {} : { caCert: cfg.credentials.caCert }), ...(cfg.credentials.insecure === undefined ? {} : { insecure: cfg.credentials.insecure }) };
-  const clients = createClients({ auth: cfg.credentials.auth, fetch: opts.fetch ?? nodeFetch(fetchOpts), clock, log, timeoutMs: 30_000 });
+  const fetchOpts = {
+    timeoutMs: 30_000,
+    ...(cfg.credentials.caCert === undefined ? {} : { caCert: cfg.credentials.caCert }),
+    ...(cfg.credentials.insecure === undefined ? {} : { insecure: cfg.credentials.insecure }),
+  };
+  const clients = createClients({
+    auth: cfg.credentials.auth,
+    fetch: opts.fetch ?? nodeFetch(fetchOpts),
+    clock,
+    log,
+    timeoutMs: 30_000,
+  });
   const metrics = new Metrics();
   const access = cfg.kubernetes.enabled === false ? undefined : kubeAccess(opts.env, cfg.kubernetes);
-  if (cfg.kubernetes.enabled === true && access === undefined) throw new ConfigError(`"kubernetes.enabled" is true but there is no in-cluster service account and no kubernetes.apiUrl`);
-  const kube = access === undefined ? undefined : new Kube(nodeFetch({ timeoutMs: 10_000, ...(access.caCert === undefined ? {} : { caCert: access.caCert }) }), access);
-  const reconciler = new Reconciler({ cfg, neutron: clients.neutron, session: clients.session, log, clock, metrics, ...(kube !== undefined && cfg.kubernetes.events ? { pods: podLocator(kube, log, clock) } : {}) });
-  const elector = kube === undefined ? undefined : new LeaderElector({
-    kube, namespace: cfg.kubernetes.leaseNamespace, name: cfg.kubernetes.leaseName, identity: cfg.kubernetes.identity ?? `${os.hostname()}_${process.pid}`,
-    durationMs: cfg.kubernetes.leaseDurationMs, clock, log,
+  if (cfg.kubernetes.enabled === true && access === undefined)
+    throw new ConfigError(
+      `"kubernetes.enabled" is true but there is no in-cluster service account and no kubernetes.apiUrl`,
+    );
+  const kube =
+    access === undefined
+      ? undefined
+      : new Kube(
+          nodeFetch({ timeoutMs: 10_000, ...(access.caCert === undefined ? {} : { caCert: access.caCert }) }),
+          access,
+        );
+  const reconciler = new Reconciler({
+    cfg,
+    neutron: clients.neutron,
+    session: clients.session,
+    log,
+    clock,
+    metrics,
+    ...(kube !== undefined && cfg.kubernetes.events ? { pods: podLocator(kube, log, clock) } : {}),
   });
+  const elector =
+    kube === undefined
+      ? undefined
+      : new LeaderElector({
+          kube,
+          namespace: cfg.kubernetes.leaseNamespace,
+          name: cfg.kubernetes.leaseName,
+          identity: cfg.kubernetes.identity ?? `${os.hostname()}_${process.pid}`,
+          durationMs: cfg.kubernetes.leaseDurationMs,
+          clock,
+          log,
+        });
   const timers: NodeJS.Timeout[] = [];
   const stops: Array<() => void> = [];
   const c: Controller = {
-    reconciler, metrics,
+    reconciler,
+    metrics,
     async step() {
       if (elector !== undefined && !elector.isLeader && !(await elector.tick())) return undefined;
       try {
@@ -88,7 +139,8 @@ export async function startController(cfg: ControllerConfig, opts: { env: Readon
       healthy: () => {
         if (c.last === undefined) return { ok: true, detail: "starting" };
         if (!c.last.ok) return { ok: false, detail: `last reconcile failed: ${c.last.error ?? ""}` };
-        if (clock.now() - c.last.at > 3 * cfg.intervalMs + 30_000) return { ok: false, detail: "no reconcile for too long" };
+        if (clock.now() - c.last.at > 3 * cfg.intervalMs + 30_000)
+          return { ok: false, detail: "no reconcile for too long" };
         return { ok: true, detail: "ok" };
       },
     });
@@ -104,27 +156,33 @@ export async function startController(cfg: ControllerConfig, opts: { env: Readon
         return;
       }
       running = true;
-      c.step().catch(() => {}).finally(() => {
-        running = false;
-        if (again) {
-          again = false;
-          tick();
-        }
-      });
+      c.step()
+        .catch(() => {})
+        .finally(() => {
+          running = false;
+          if (again) {
+            again = false;
+            tick();
+          }
+        });
     };
     timers.push(setInterval(tick, cfg.intervalMs));
     if (elector !== undefined) timers.push(setInterval(() => void elector.tick(), cfg.kubernetes.renewMs));
     // Pod events wake the loop early (coalesced), so the interval can stay long.
     if (access !== undefined && cfg.kubernetes.watchPods) {
       let pending: NodeJS.Timeout | undefined;
-      const watch = watchPods(access, (why) => {
-        log.debug("woken by a pod event", { why });
-        pending ??= setTimeout(() => {
-          pending = undefined;
-          metrics.inc("tcnp_pod_event_wakeups_total", "Reconciles started early by a pod event.");
-          tick();
-        }, 200);
-      }, log);
+      const watch = watchPods(
+        access,
+        (why) => {
+          log.debug("woken by a pod event", { why });
+          pending ??= setTimeout(() => {
+            pending = undefined;
+            metrics.inc("tcnp_pod_event_wakeups_total", "Reconciles started early by a pod event.");
+            tick();
+          }, 200);
+        },
+        log,
+      );
       stops.push(() => {
         watch.stop();
         if (pending !== undefined) clearTimeout(pending);
@@ -135,8 +193,15 @@ export async function startController(cfg: ControllerConfig, opts: { env: Readon
   return c;
 }
 
-export async function controllerCli(argv: string[], io: Io, onStop: (stop: () => Promise<void>) => void): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { config: { type: "string" }, once: { type: "boolean" }, help: { type: "boolean" } } });
+export async function controllerCli(
+  argv: string[],
+  io: Io,
+  onStop: (stop: () => Promise<void>) => void,
+): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: { config: { type: "string" }, once: { type: "boolean" }, help: { type: "boolean" } },
+  });
   if (values.help === true) {
     io.out(CONTROLLER_USAGE);
     return 0;
@@ -152,9 +217,14 @@ export async function controllerCli(argv: string[], io: Io, onStop: (stop: () =>
     io.err(`vrouter-route-controller: ${(e as Error).message}\n`);
     return 2;
   }
-  const log = createLogger(cfg.logFile === undefined ? { write: (l) => io.err(l) } : fileSink(cfg.logFile)).child({ program: "vrouter-route-controller" });
+  const log = createLogger(cfg.logFile === undefined ? { write: (l) => io.err(l) } : fileSink(cfg.logFile)).child({
+    program: "vrouter-route-controller",
+  });
   if (values.once === true) {
-    const c = await startController({ ...cfg, kubernetes: { ...cfg.kubernetes, enabled: false } }, { env: io.env, log, loop: false });
+    const c = await startController(
+      { ...cfg, kubernetes: { ...cfg.kubernetes, enabled: false } },
+      { env: io.env, log, loop: false },
+    );
     try {
       const r = await c.reconciler.reconcile();
       io.out(`${JSON.stringify(r)}\n`);

@@ -11,13 +11,25 @@ import type { Attachment } from "./locate.js";
 
 const POD = "/var/run/netns/pod";
 const attachment: Attachment = {
-  containerId: "c0ffee", ifname: "eth0", network: "cni0", netns: POD, cniVersion: "0.3.1", cacheFile: "/x",
+  containerId: "c0ffee",
+  ifname: "eth0",
+  network: "cni0",
+  netns: POD,
+  cniVersion: "0.3.1",
+  cacheFile: "/x",
   plugins: [{ type: "veth-route", ipam: { type: "tcnp-ipam" } }],
   result: { interfaces: [], ips: [{ address: "10.0.0.57/32" }], routes: [] },
 };
 const plan = planVethRoute({
-  hostVeth: "tcnpaaaa", hostMac: "02:00:00:00:00:01", podNetns: POD, podIfname: "eth0", podMac: "0a:58:0a:00:00:39",
-  podIp: "10.0.0.57", mtu: 1500, routes: ["0.0.0.0/0"], holder: "proxy-arp",
+  hostVeth: "tcnpaaaa",
+  hostMac: "02:00:00:00:00:01",
+  podNetns: POD,
+  podIfname: "eth0",
+  podMac: "0a:58:0a:00:00:39",
+  podIp: "10.0.0.57",
+  mtu: 1500,
+  routes: ["0.0.0.0/0"],
+  holder: "proxy-arp",
 });
 
 // The snapshots of a node where the plan ran, and then `damage` happened.
@@ -26,11 +38,22 @@ async function node(damage: (k: FakeKernel) => Promise<void>) {
   k.addNetnsPath(POD);
   await applyPlan(k, plan.steps);
   await damage(k);
-  return new Map([[POD, await snapshot(k, POD, snapshotNeeds(plan.expect, POD))], [HOST, await snapshot(k, HOST, snapshotNeeds(plan.expect, HOST))]]);
+  return new Map([
+    [POD, await snapshot(k, POD, snapshotNeeds(plan.expect, POD))],
+    [HOST, await snapshot(k, HOST, snapshotNeeds(plan.expect, HOST))],
+  ]);
 }
 
 test("a pod as planned has no findings", async () => {
-  assert.deepEqual(diagnose(attachment, [{ type: "veth-route", file: "/r", expect: plan.expect }], await node(async () => {}), undefined), []);
+  assert.deepEqual(
+    diagnose(
+      attachment,
+      [{ type: "veth-route", file: "/r", expect: plan.expect }],
+      await node(async () => {}),
+      undefined,
+    ),
+    [],
+  );
 });
 
 test("each fault is named by the expectation it breaks, with its consequence", async () => {
@@ -40,13 +63,27 @@ test("each fault is named by the expectation it breaks, with its consequence", a
     k.writeSysctl(HOST, "net/ipv4/neigh/tcnpaaaa/proxy_delay", "80");
   });
   const f = diagnose(attachment, [{ type: "veth-route", file: "/r", expect: plan.expect }], snaps, undefined);
-  assert.deepEqual(f.map((x) => `${x.severity} ${x.code}`), ["error host-route-missing", "warning gateway-proxy-delay-wrong", "error pod-default-route-missing"]);
-  assert.match(f[0]!.message, /route 10\.0\.0\.57\/32 dev tcnpaaaa is missing on the host: nothing the VM forwards to the pod reaches it/);
+  assert.deepEqual(
+    f.map((x) => `${x.severity} ${x.code}`),
+    ["error host-route-missing", "warning gateway-proxy-delay-wrong", "error pod-default-route-missing"],
+  );
+  assert.match(
+    f[0]!.message,
+    /route 10\.0\.0\.57\/32 dev tcnpaaaa is missing on the host: nothing the VM forwards to the pod reaches it/,
+  );
   assert.match(f[1]!.message, /it is 80, expected 0/);
 });
 
 test("a gone namespace, a lost record and Neutron's view are findings of their own", async () => {
-  const snaps = new Map([[POD, emptySnapshot()], [HOST, emptySnapshot()]]);
-  const f = diagnose(attachment, [{ type: "veth-route", file: "/var/lib/tcnp/veth-route/c0ffee__eth0.json" }], snaps, { port: { id: "p1", ips: ["10.0.0.11"], mac: "fa:16:3e:00:00:01" } });
-  assert.deepEqual(f.map((x) => `${x.severity} ${x.code}`), ["error pod-netns-missing", "warning record-missing", "error address-not-on-port"]);
+  const snaps = new Map([
+    [POD, emptySnapshot()],
+    [HOST, emptySnapshot()],
+  ]);
+  const f = diagnose(attachment, [{ type: "veth-route", file: "/var/lib/tcnp/veth-route/c0ffee__eth0.json" }], snaps, {
+    port: { id: "p1", ips: ["10.0.0.11"], mac: "fa:16:3e:00:00:01" },
+  });
+  assert.deepEqual(
+    f.map((x) => `${x.severity} ${x.code}`),
+    ["error pod-netns-missing", "warning record-missing", "error address-not-on-port"],
+  );
 });

@@ -25,33 +25,75 @@ export interface NeutronFacts {
 
 export type Mode = "mix" | "eni" | "unknown";
 
-export const modeOf = (a: Attachment): Mode => (pluginOf(a, "veth-route") !== undefined ? "mix" : pluginOf(a, "host-device") !== undefined ? "eni" : "unknown");
+export const modeOf = (a: Attachment): Mode =>
+  pluginOf(a, "veth-route") !== undefined ? "mix" : pluginOf(a, "host-device") !== undefined ? "eni" : "unknown";
 
-export const podIpOf = (a: Attachment): string | undefined => a.result.ips.find((i) => !i.address.includes(":"))?.address.split("/")[0];
+export const podIpOf = (a: Attachment): string | undefined =>
+  a.result.ips.find((i) => !i.address.includes(":"))?.address.split("/")[0];
 
 function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]): void {
   if (n.error !== undefined) {
     out.push({ severity: "warning", code: "neutron-unreachable", message: `Cannot ask Neutron: ${n.error}` });
     return;
   }
-  if (n.port === undefined) out.push({ severity: "error", code: "port-missing", message: `No Neutron port holds the pod: ${n.portError ?? "not found"}.` });
+  if (n.port === undefined)
+    out.push({
+      severity: "error",
+      code: "port-missing",
+      message: `No Neutron port holds the pod: ${n.portError ?? "not found"}.`,
+    });
   else if (!n.port.ips.includes(ip)) {
-    out.push({ severity: "error", code: "address-not-on-port", message: `The address ${ip} is no longer on Neutron port ${n.port.id}: Neutron drops the pod's traffic (port security) and may give the address to someone else.` });
+    out.push({
+      severity: "error",
+      code: "address-not-on-port",
+      message: `The address ${ip} is no longer on Neutron port ${n.port.id}: Neutron drops the pod's traffic (port security) and may give the address to someone else.`,
+    });
   }
   if (mode === "mix" && n.router !== undefined) {
-    const covering = n.router.routes.find((r) => cidrContains(parseCidr(r.destination), parseIp(ip)) && (n.nodeIp === undefined || r.nexthop === n.nodeIp));
+    const covering = n.router.routes.find(
+      (r) => cidrContains(parseCidr(r.destination), parseIp(ip)) && (n.nodeIp === undefined || r.nexthop === n.nodeIp),
+    );
     if (covering === undefined) {
-      out.push({ severity: "error", code: "router-route-missing", message: `The router ${n.router.name} has no route to the pod (${ip}/32 via ${n.nodeIp ?? "its VM"}): traffic from outside the subnet cannot reach it. Is vrouter-route-controller running, or is the route limit reached?` });
+      out.push({
+        severity: "error",
+        code: "router-route-missing",
+        message: `The router ${n.router.name} has no route to the pod (${ip}/32 via ${n.nodeIp ?? "its VM"}): traffic from outside the subnet cannot reach it. Is vrouter-route-controller running, or is the route limit reached?`,
+      });
     }
     const used = n.router.routes.length;
-    if (used >= n.router.limit) out.push({ severity: "warning", code: "route-limit-reached", message: `The router holds ${used} of at most ${n.router.limit} routes: new pods get no route.` });
-    else if (used >= 0.8 * n.router.limit) out.push({ severity: "warning", code: "route-headroom-low", message: `The router holds ${used} of at most ${n.router.limit} routes.` });
+    if (used >= n.router.limit)
+      out.push({
+        severity: "warning",
+        code: "route-limit-reached",
+        message: `The router holds ${used} of at most ${n.router.limit} routes: new pods get no route.`,
+      });
+    else if (used >= 0.8 * n.router.limit)
+      out.push({
+        severity: "warning",
+        code: "route-headroom-low",
+        message: `The router holds ${used} of at most ${n.router.limit} routes.`,
+      });
   }
   if (mode === "mix" && n.networkProjectMatches === false && n.isAdmin === false) {
-    out.push({ severity: "warning", code: "policy-403-hazard", message: "The pod network belongs to another project: Neutron's default policy refuses fixed-IP changes on it (403 PolicyNotAuthorized)." });
+    out.push({
+      severity: "warning",
+      code: "policy-403-hazard",
+      message:
+        "The pod network belongs to another project: Neutron's default policy refuses fixed-IP changes on it (403 PolicyNotAuthorized).",
+    });
   }
-  if (mode === "mix" && n.subnet?.enableDhcp === true && n.nodeIp !== undefined && cidrContains(parseCidr(n.subnet.cidr), parseIp(n.nodeIp)) && ip < n.nodeIp) {
-    out.push({ severity: "warning", code: "dhcp-hazard", message: `Neutron lists fixed IPs sorted as strings, so ${ip} comes before the VM's own ${n.nodeIp}: DHCP on subnet ${n.subnet.id} may hand the pod's address to the VM at its next renew. Use a dedicated pod subnet (ipam.neutronConf.subnets) without DHCP.` });
+  if (
+    mode === "mix" &&
+    n.subnet?.enableDhcp === true &&
+    n.nodeIp !== undefined &&
+    cidrContains(parseCidr(n.subnet.cidr), parseIp(n.nodeIp)) &&
+    ip < n.nodeIp
+  ) {
+    out.push({
+      severity: "warning",
+      code: "dhcp-hazard",
+      message: `Neutron lists fixed IPs sorted as strings, so ${ip} comes before the VM's own ${n.nodeIp}: DHCP on subnet ${n.subnet.id} may hand the pod's address to the VM at its next renew. Use a dedicated pod subnet (ipam.neutronConf.subnets) without DHCP.`,
+    });
   }
 }
 
@@ -67,17 +109,38 @@ export interface RecordedPlugin {
  * The doctor's judgement of one attachment: the kernel against what each plugin's plan expects
  * (the very diff CHECK runs), then Neutron. Pure.
  */
-export function diagnose(a: Attachment, recorded: readonly RecordedPlugin[], snapshots: ReadonlyMap<Netns, Snapshot>, neutron: NeutronFacts | undefined): Finding[] {
+export function diagnose(
+  a: Attachment,
+  recorded: readonly RecordedPlugin[],
+  snapshots: ReadonlyMap<Netns, Snapshot>,
+  neutron: NeutronFacts | undefined,
+): Finding[] {
   const out: Finding[] = [];
   const mode = modeOf(a);
   const ip = podIpOf(a);
-  if (snapshots.get(a.netns)?.exists !== true) out.push({ severity: "error", code: "pod-netns-missing", message: `The pod's network namespace ${a.netns} does not exist (the pod is gone, or its sandbox was recreated).` });
+  if (snapshots.get(a.netns)?.exists !== true)
+    out.push({
+      severity: "error",
+      code: "pod-netns-missing",
+      message: `The pod's network namespace ${a.netns} does not exist (the pod is gone, or its sandbox was recreated).`,
+    });
   for (const r of recorded) {
-    if (r.expect === undefined) out.push({ severity: "warning", code: "record-missing", message: `No record of this attachment's ${r.type} in ${r.file}: its kernel state cannot be checked, and DEL falls back to names and prevResult.` });
+    if (r.expect === undefined)
+      out.push({
+        severity: "warning",
+        code: "record-missing",
+        message: `No record of this attachment's ${r.type} in ${r.file}: its kernel state cannot be checked, and DEL falls back to names and prevResult.`,
+      });
     else out.push(...diffExpect(r.expect, snapshots));
   }
-  if (ip === undefined) out.push({ severity: "error", code: "no-address", message: "The attachment's CNI result has no IPv4 address." });
+  if (ip === undefined)
+    out.push({ severity: "error", code: "no-address", message: "The attachment's CNI result has no IPv4 address." });
   else if (neutron !== undefined) neutronFindings(mode, ip, neutron, out);
-  if (mode === "unknown") out.push({ severity: "warning", code: "not-tcnp", message: `This attachment's chain (${a.plugins.map((p) => String(p["type"])).join(", ")}) is not a tcnp one.` });
+  if (mode === "unknown")
+    out.push({
+      severity: "warning",
+      code: "not-tcnp",
+      message: `This attachment's chain (${a.plugins.map((p) => String(p["type"])).join(", ")}) is not a tcnp one.`,
+    });
   return out;
 }

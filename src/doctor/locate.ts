@@ -26,14 +26,25 @@ function fromCache(file: string): Attachment | undefined {
   try {
     const c = JSON.parse(fs.readFileSync(file, "utf8")) as Json;
     const conf = JSON.parse(Buffer.from(String(c["config"]), "base64").toString("utf8")) as Json;
-    const args = new Map((Array.isArray(c["cniArgs"]) ? (c["cniArgs"] as Array<[string, string]>) : []).map(([k, v]) => [k, v]));
+    const args = new Map(
+      (Array.isArray(c["cniArgs"]) ? (c["cniArgs"] as Array<[string, string]>) : []).map(([k, v]) => [k, v]),
+    );
     const plugins = Array.isArray(conf["plugins"]) ? (conf["plugins"] as Json[]) : [conf];
     const result = parseResult(c["result"]);
     // Older libcni (Debian's 1.1.2) does not cache the netns; the result's sandbox names it.
-    const netns = typeof c["netns"] === "string" && c["netns"] !== "" ? c["netns"] : (result.interfaces.find((i) => i.sandbox !== undefined)?.sandbox ?? "");
+    const netns =
+      typeof c["netns"] === "string" && c["netns"] !== ""
+        ? c["netns"]
+        : (result.interfaces.find((i) => i.sandbox !== undefined)?.sandbox ?? "");
     const a: Attachment = {
-      containerId: String(c["containerId"]), ifname: String(c["ifName"]), network: String(c["networkName"]), netns,
-      plugins, cniVersion: String(conf["cniVersion"] ?? ""), result, cacheFile: file,
+      containerId: String(c["containerId"]),
+      ifname: String(c["ifName"]),
+      network: String(c["networkName"]),
+      netns,
+      plugins,
+      cniVersion: String(conf["cniVersion"] ?? ""),
+      result,
+      cacheFile: file,
     };
     const ns = args.get("K8S_POD_NAMESPACE");
     const name = args.get("K8S_POD_NAME");
@@ -64,4 +75,5 @@ export function locate(cacheDir: string, sel: Selector): Attachment | undefined 
 }
 
 export const pluginOf = (a: Attachment, type: string): Json | undefined => a.plugins.find((p) => p["type"] === type);
-export const ipamOf = (a: Attachment): Json | undefined => a.plugins.map((p) => p["ipam"]).find((i): i is Json => isObject(i));
+export const ipamOf = (a: Attachment): Json | undefined =>
+  a.plugins.map((p) => p["ipam"]).find((i): i is Json => isObject(i));

@@ -11,7 +11,13 @@ import type { Mode, NeutronFacts } from "./findings.js";
 
 export const DEFAULT_ROUTE_LIMIT = 30;
 
-async function portOf(c: Clients, a: Attachment, mode: Mode, ip: string, rec: Allocation | undefined): Promise<Port | undefined> {
+async function portOf(
+  c: Clients,
+  a: Attachment,
+  mode: Mode,
+  ip: string,
+  rec: Allocation | undefined,
+): Promise<Port | undefined> {
   if (rec?.portId !== undefined) {
     try {
       return await c.neutron.getPort(rec.portId);
@@ -26,7 +32,13 @@ async function portOf(c: Clients, a: Attachment, mode: Mode, ip: string, rec: Al
   return mac === undefined ? undefined : (await c.neutron.listPorts({ mac_address: mac }))[0];
 }
 
-export async function neutronFacts(c: Clients, a: Attachment, mode: Mode, ip: string, opts: { stateDir: string; routeLimit?: number }): Promise<NeutronFacts> {
+export async function neutronFacts(
+  c: Clients,
+  a: Attachment,
+  mode: Mode,
+  ip: string,
+  opts: { stateDir: string; routeLimit?: number },
+): Promise<NeutronFacts> {
   const out: NeutronFacts = {};
   try {
     const token = await c.session.token();
@@ -34,7 +46,9 @@ export async function neutronFacts(c: Clients, a: Attachment, mode: Mode, ip: st
     if (token.roles !== undefined) out.isAdmin = token.roles.includes("admin");
     const rec = new FileAllocationStore(allocationsDir(opts.stateDir)).get(a.containerId, a.ifname);
     const port = await portOf(c, a, mode, ip, rec);
-    if (port === undefined) out.portError = rec?.portId === undefined ? `no port has ${ip}` : `port ${rec.portId} (recorded at ADD) does not exist`;
+    if (port === undefined)
+      out.portError =
+        rec?.portId === undefined ? `no port has ${ip}` : `port ${rec.portId} (recorded at ADD) does not exist`;
     else out.port = { id: port.id, ips: port.fixed_ips.map((f) => f.ip_address), mac: port.mac_address };
     if (mode === "mix" && port !== undefined) {
       const nodeIp = nodeIpOf(port);
@@ -43,15 +57,28 @@ export async function neutronFacts(c: Clients, a: Attachment, mode: Mode, ip: st
     const networkId = port?.network_id ?? rec?.networkId;
     if (networkId === undefined) return out;
     const [net, subnets, routerPorts] = await Promise.all([
-      c.neutron.getNetwork(networkId), c.neutron.listSubnets({ network_id: networkId }), c.neutron.listPorts({ network_id: networkId, device_owner: "network:router_interface" }),
+      c.neutron.getNetwork(networkId),
+      c.neutron.listSubnets({ network_id: networkId }),
+      c.neutron.listPorts({ network_id: networkId, device_owner: "network:router_interface" }),
     ]);
     out.networkProjectMatches = net.project_id === undefined || net.project_id === token.projectId;
     const sub = subnets.find((s) => s.ip_version === 4 && cidrContains(parseCidr(s.cidr), parseIp(ip)));
-    if (sub !== undefined) out.subnet = { id: sub.id, cidr: sub.cidr, enableDhcp: sub.enable_dhcp, onRouter: routerPorts.some((p) => p.fixed_ips.some((f) => f.subnet_id === sub.id)) };
+    if (sub !== undefined)
+      out.subnet = {
+        id: sub.id,
+        cidr: sub.cidr,
+        enableDhcp: sub.enable_dhcp,
+        onRouter: routerPorts.some((p) => p.fixed_ips.some((f) => f.subnet_id === sub.id)),
+      };
     const routerId = routerPorts[0]?.device_id;
     if (routerId !== undefined && routerId !== "") {
       const r = await c.neutron.getRouter(routerId);
-      out.router = { id: r.id, name: r.name === "" ? r.id : r.name, routes: r.routes, limit: opts.routeLimit ?? DEFAULT_ROUTE_LIMIT };
+      out.router = {
+        id: r.id,
+        name: r.name === "" ? r.id : r.name,
+        routes: r.routes,
+        limit: opts.routeLimit ?? DEFAULT_ROUTE_LIMIT,
+      };
     }
   } catch (e) {
     out.error = (e as Error).message;

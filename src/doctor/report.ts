@@ -5,7 +5,17 @@ import type { Snapshot } from "../kernel/snapshot.js";
 import type { Attachment } from "./locate.js";
 
 export interface DoctorReport {
-  pod: { namespace?: string; name?: string; containerId: string; ifname: string; netns: string; network: string; ip?: string; mode: Mode; chain: string[] };
+  pod: {
+    namespace?: string;
+    name?: string;
+    containerId: string;
+    ifname: string;
+    netns: string;
+    network: string;
+    ip?: string;
+    mode: Mode;
+    chain: string[];
+  };
   kernel: { pod: Snapshot; host: Snapshot };
   neutron?: NeutronFacts;
   findings: Finding[];
@@ -18,15 +28,25 @@ function side(title: string, s: Snapshot, lines: string[]): void {
     lines.push("  (the namespace does not exist)");
     return;
   }
-  for (const l of s.links) lines.push(`  link ${l.name} ${l.kind} ${l.mac} mtu ${l.mtu} ${l.up ? "UP" : "DOWN"}${l.alias === undefined ? "" : ` alias ${l.alias}`}`);
-  for (const a of s.addresses.filter((x) => !x.cidr.includes(":"))) lines.push(`  addr ${a.dev} ${a.cidr}${a.noprefixroute === true ? " noprefixroute" : ""}`);
+  for (const l of s.links)
+    lines.push(
+      `  link ${l.name} ${l.kind} ${l.mac} mtu ${l.mtu} ${l.up ? "UP" : "DOWN"}${l.alias === undefined ? "" : ` alias ${l.alias}`}`,
+    );
+  for (const a of s.addresses.filter((x) => !x.cidr.includes(":")))
+    lines.push(`  addr ${a.dev} ${a.cidr}${a.noprefixroute === true ? " noprefixroute" : ""}`);
   for (const r of s.routes.filter((x) => !x.dst.includes(":"))) {
-    lines.push(`  route ${r.dst === "0.0.0.0/0" ? "default" : r.dst}${r.gw === undefined ? "" : ` via ${r.gw}`}${r.dev === undefined ? "" : ` dev ${r.dev}`}${r.scope === "link" ? " scope link" : ""}${r.src === undefined ? "" : ` src ${r.src}`}${(r.table ?? 254) === 254 ? "" : ` table ${r.table}`}${r.onlink === true ? " onlink" : ""}`);
+    lines.push(
+      `  route ${r.dst === "0.0.0.0/0" ? "default" : r.dst}${r.gw === undefined ? "" : ` via ${r.gw}`}${r.dev === undefined ? "" : ` dev ${r.dev}`}${r.scope === "link" ? " scope link" : ""}${r.src === undefined ? "" : ` src ${r.src}`}${(r.table ?? 254) === 254 ? "" : ` table ${r.table}`}${r.onlink === true ? " onlink" : ""}`,
+    );
   }
-  for (const r of s.rules) lines.push(`  rule ${r.priority}: ${r.iif === undefined ? "" : `iif ${r.iif} `}${r.src === undefined ? "" : `from ${r.src} `}${r.fwmark === undefined ? "" : `fwmark 0x${r.fwmark.toString(16)}/0x${(r.fwmask ?? 0xffffffff).toString(16)} `}lookup ${r.table}`);
+  for (const r of s.rules)
+    lines.push(
+      `  rule ${r.priority}: ${r.iif === undefined ? "" : `iif ${r.iif} `}${r.src === undefined ? "" : `from ${r.src} `}${r.fwmark === undefined ? "" : `fwmark 0x${r.fwmark.toString(16)}/0x${(r.fwmask ?? 0xffffffff).toString(16)} `}lookup ${r.table}`,
+    );
   for (const n of s.neighbours) lines.push(`  neigh ${n.ip} dev ${n.dev} lladdr ${n.mac ?? "-"} PERMANENT`);
   for (const n of s.proxies) lines.push(`  neigh proxy ${n.ip} dev ${n.dev}`);
-  for (const [chain, rules] of s.iptables.nat ?? new Map()) if (chain.startsWith("TCNP-")) lines.push(`  iptables nat ${chain}: ${rules.join(" | ")}`);
+  for (const [chain, rules] of s.iptables.nat ?? new Map())
+    if (chain.startsWith("TCNP-")) lines.push(`  iptables nat ${chain}: ${rules.join(" | ")}`);
 }
 
 export function renderText(r: DoctorReport): string {
@@ -45,8 +65,19 @@ export function renderText(r: DoctorReport): string {
     if (n.error !== undefined) lines.push(`  cannot ask Neutron: ${n.error}`);
     if (n.port !== undefined) lines.push(`  port ${n.port.id} (${n.port.mac}) holds ${n.port.ips.join(", ")}`);
     if (n.nodeIp !== undefined) lines.push(`  the VM's own address (next hop): ${n.nodeIp}`);
-    if (n.subnet !== undefined) lines.push(`  subnet ${n.subnet.id} ${n.subnet.cidr} dhcp=${n.subnet.enableDhcp} on-router=${n.subnet.onRouter}`);
-    if (n.router !== undefined) lines.push(`  router ${n.router.name}: ${n.router.routes.length} of ${n.router.limit} routes${n.router.routes.length === 0 ? "" : `: ${n.router.routes.slice(0, 8).map((x) => `${x.destination} via ${x.nexthop}`).join(", ")}${n.router.routes.length > 8 ? ", …" : ""}`}`);
+    if (n.subnet !== undefined)
+      lines.push(`  subnet ${n.subnet.id} ${n.subnet.cidr} dhcp=${n.subnet.enableDhcp} on-router=${n.subnet.onRouter}`);
+    if (n.router !== undefined)
+      lines.push(
+        `  router ${n.router.name}: ${n.router.routes.length} of ${n.router.limit} routes${
+          n.router.routes.length === 0
+            ? ""
+            : `: ${n.router.routes
+                .slice(0, 8)
+                .map((x) => `${x.destination} via ${x.nexthop}`)
+                .join(", ")}${n.router.routes.length > 8 ? ", …" : ""}`
+        }`,
+      );
   }
   lines.push("", "findings:");
   if (r.findings.length === 0) lines.push("  ✓ healthy: everything the plugins planned is in place");
@@ -61,6 +92,13 @@ export function renderJson(r: DoctorReport): string {
 }
 
 export const attachmentSummary = (a: Attachment, mode: Mode, ip: string | undefined): DoctorReport["pod"] => ({
-  ...(a.podNamespace === undefined ? {} : { namespace: a.podNamespace }), ...(a.podName === undefined ? {} : { name: a.podName }),
-  containerId: a.containerId, ifname: a.ifname, netns: a.netns, network: a.network, ...(ip === undefined ? {} : { ip }), mode, chain: a.plugins.map((x) => String(x["type"])),
+  ...(a.podNamespace === undefined ? {} : { namespace: a.podNamespace }),
+  ...(a.podName === undefined ? {} : { name: a.podName }),
+  containerId: a.containerId,
+  ifname: a.ifname,
+  netns: a.netns,
+  network: a.network,
+  ...(ip === undefined ? {} : { ip }),
+  mode,
+  chain: a.plugins.map((x) => String(x["type"])),
 });

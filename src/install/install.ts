@@ -12,7 +12,8 @@ export interface InstallResult {
 
 export function install(opts: { source: string; binDir: string }): InstallResult {
   const { source, binDir } = opts;
-  if (!fs.existsSync(source)) throw new Error(`Cannot install: executable "${source}" does not exist (run "npm run build")`);
+  if (!fs.existsSync(source))
+    throw new Error(`Cannot install: executable "${source}" does not exist (run "npm run build")`);
   fs.mkdirSync(binDir, { recursive: true, mode: 0o755 });
   const binary = path.join(binDir, "tcnp");
   const tmp = `${binary}.${process.pid}.tmp`;

@@ -12,7 +12,6 @@ import type { IpamConfig } from "./config.js";
 import { BLOCK_TAG, blockOf, blockTag, nodeTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
 
-
 function usable(subnet: Subnet, block: Cidr): bigint[] {
   const net = parseCidr(subnet.cidr);
   const lo = networkOf(block).ip.value;
@@ -41,8 +40,13 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
     const serverId = vm.serverId;
     const reservations = await neutron.listPorts({ network_id: subnet.network_id, tags: BLOCK_TAG });
     const taken = new Set<string>();
-    for (const p of await neutron.listPorts({ network_id: subnet.network_id })) for (const f of p.fixed_ips) if (f.subnet_id === subnet.id) taken.add(f.ip_address);
-    const mine = reservations.filter((r) => r.tags.includes(nodeTag(serverId))).map(blockOf).filter((b): b is string => b !== undefined).map(parseCidr);
+    for (const p of await neutron.listPorts({ network_id: subnet.network_id }))
+      for (const f of p.fixed_ips) if (f.subnet_id === subnet.id) taken.add(f.ip_address);
+    const mine = reservations
+      .filter((r) => r.tags.includes(nodeTag(serverId)))
+      .map(blockOf)
+      .filter((b): b is string => b !== undefined)
+      .map(parseCidr);
     const tokens = new Set(reservations.flatMap((r) => r.fixed_ips.map((f) => f.ip_address)));
     // A free address in one of my blocks (never a reservation address).
     for (const b of mine) {
@@ -60,7 +64,12 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
       if (addrs.length < 2 || addrs.some((v) => taken.has(formatIp({ family: 4, value: v })))) continue;
       const token = formatIp({ family: 4, value: addrs[0]! });
       try {
-        const r = await neutron.createPort({ network_id: subnet.network_id, name: `tcnp-block-${cidr}`, description: `tcnp: ${cidr} reserved for the pods of server ${serverId}`, fixed_ips: [{ subnet_id: subnet.id, ip_address: token }] });
+        const r = await neutron.createPort({
+          network_id: subnet.network_id,
+          name: `tcnp-block-${cidr}`,
+          description: `tcnp: ${cidr} reserved for the pods of server ${serverId}`,
+          fixed_ips: [{ subnet_id: subnet.id, ip_address: token }],
+        });
         await neutron.setTags("ports", r.id, [BLOCK_TAG, blockTag(cidr), nodeTag(serverId)]);
         log.info("reserved a per-node block", { block: cidr, server: serverId, reservationPort: r.id });
         return { subnet_id: subnet.id, ip_address: formatIp({ family: 4, value: addrs[1]! }) };

@@ -44,7 +44,21 @@ export interface IpamConfig {
 }
 
 const UUID = /^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$/;
-const KNOWN_IPAM = new Set(["type", "openstackConf", "neutronConf", "routes", "serverId", "metadataUrl", "stateDir", "logFile", "logLevel", "timeouts", "conflictAttempts", "dmiUuidPath", "configDrivePaths"]);
+const KNOWN_IPAM = new Set([
+  "type",
+  "openstackConf",
+  "neutronConf",
+  "routes",
+  "serverId",
+  "metadataUrl",
+  "stateDir",
+  "logFile",
+  "logLevel",
+  "timeouts",
+  "conflictAttempts",
+  "dmiUuidPath",
+  "configDrivePaths",
+]);
 const KNOWN_NEUTRON = new Set(["networks", "mode", "subnets", "securityGroups", "nodeBlockPrefix"]);
 
 function uuidList(v: unknown, field: string, required: boolean): string[] {
@@ -52,9 +66,11 @@ function uuidList(v: unknown, field: string, required: boolean): string[] {
     if (required) throw invalidConfig(`${field} is required: a list of network IDs`);
     return [];
   }
-  if (!Array.isArray(v) || (required && v.length === 0)) throw invalidConfig(`${field} must be a non-empty list of IDs`);
+  if (!Array.isArray(v) || (required && v.length === 0))
+    throw invalidConfig(`${field} must be a non-empty list of IDs`);
   return v.map((x, i) => {
-    if (typeof x !== "string" || !UUID.test(x)) throw invalidConfig(`${field}[${i}] ${JSON.stringify(x)} is not an ID (UUID)`);
+    if (typeof x !== "string" || !UUID.test(x))
+      throw invalidConfig(`${field}[${i}] ${JSON.stringify(x)} is not an ID (UUID)`);
     return x;
   });
 }
@@ -65,10 +81,12 @@ export function parseRoutes(v: unknown, field: string): CniRoute[] {
   return v.map((r, i) => {
     if (!isObject(r)) throw invalidConfig(`${field}[${i}] must be an object with "dst"`);
     const dst = r["dst"];
-    if (typeof dst !== "string" || tryParseCidr(dst) === undefined) throw invalidConfig(`${field}[${i}].dst ${JSON.stringify(dst)} is not a CIDR`);
+    if (typeof dst !== "string" || tryParseCidr(dst) === undefined)
+      throw invalidConfig(`${field}[${i}].dst ${JSON.stringify(dst)} is not a CIDR`);
     const out: CniRoute = { dst };
     if (r["gw"] !== undefined) {
-      if (typeof r["gw"] !== "string" || tryParseIp(r["gw"]) === undefined) throw invalidConfig(`${field}[${i}].gw ${JSON.stringify(r["gw"])} is not an IP address`);
+      if (typeof r["gw"] !== "string" || tryParseIp(r["gw"]) === undefined)
+        throw invalidConfig(`${field}[${i}].gw ${JSON.stringify(r["gw"])} is not an IP address`);
       out.gw = r["gw"];
     }
     return out;
@@ -86,14 +104,18 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
   const ipam = conf.raw["ipam"];
   if (!isObject(ipam)) throw invalidConfig(`"ipam" must be an object with "type": "tcnp-ipam"`);
   const nc = ipam["neutronConf"];
-  if (!isObject(nc)) throw invalidConfig("ipam.neutronConf is required: {\"networks\": [...], \"mode\": \"mix\" | \"eni\"}");
+  if (!isObject(nc)) throw invalidConfig('ipam.neutronConf is required: {"networks": [...], "mode": "mix" | "eni"}');
   const mode = nc["mode"];
-  if (mode !== "mix" && mode !== "eni") throw invalidConfig(`ipam.neutronConf.mode must be "mix" or "eni" (got ${JSON.stringify(mode)})`);
+  if (mode !== "mix" && mode !== "eni")
+    throw invalidConfig(`ipam.neutronConf.mode must be "mix" or "eni" (got ${JSON.stringify(mode)})`);
   const networks = uuidList(nc["networks"], "ipam.neutronConf.networks", true);
   const subnets = uuidList(nc["subnets"], "ipam.neutronConf.subnets", false);
   const credentials = resolveCredentials(ipam["openstackConf"], src);
   const out: IpamConfig = {
-    mode, networks, subnets, credentials,
+    mode,
+    networks,
+    subnets,
+    credentials,
     routes: parseRoutes(ipam["routes"], "ipam.routes"),
     metadataUrl: "http://169.254.169.254",
     stateDir: "/var/lib/tcnp",
@@ -101,53 +123,72 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
     configDrivePaths: ["/mnt/config", "/media/configdrive", "/config-2"],
     timeouts: { apiMs: 30_000, nicMs: 60_000, detachMs: 60_000, lockMs: 180_000 },
     conflictAttempts: 10,
-    unknownKeys: [...Object.keys(ipam).filter((k) => !KNOWN_IPAM.has(k)).map((k) => `ipam.${k}`), ...Object.keys(nc).filter((k) => !KNOWN_NEUTRON.has(k)).map((k) => `ipam.neutronConf.${k}`)],
+    unknownKeys: [
+      ...Object.keys(ipam)
+        .filter((k) => !KNOWN_IPAM.has(k))
+        .map((k) => `ipam.${k}`),
+      ...Object.keys(nc)
+        .filter((k) => !KNOWN_NEUTRON.has(k))
+        .map((k) => `ipam.neutronConf.${k}`),
+    ],
   };
   const sg = nc["securityGroups"];
   if (sg !== undefined) {
-    if (!Array.isArray(sg) || sg.some((x) => typeof x !== "string")) throw invalidConfig("ipam.neutronConf.securityGroups must be a list of security group IDs");
+    if (!Array.isArray(sg) || sg.some((x) => typeof x !== "string"))
+      throw invalidConfig("ipam.neutronConf.securityGroups must be a list of security group IDs");
     out.securityGroups = sg as string[];
   }
   const block = nc["nodeBlockPrefix"];
   if (block !== undefined) {
-    if (typeof block !== "number" || !Number.isInteger(block) || block < 20 || block > 30) throw invalidConfig("ipam.neutronConf.nodeBlockPrefix must be an integer from 20 to 30");
+    if (typeof block !== "number" || !Number.isInteger(block) || block < 20 || block > 30)
+      throw invalidConfig("ipam.neutronConf.nodeBlockPrefix must be an integer from 20 to 30");
     if (mode !== "mix") throw invalidConfig("ipam.neutronConf.nodeBlockPrefix applies to mix mode only");
     out.nodeBlockPrefix = block;
   }
   const serverId = ipam["serverId"];
   if (serverId !== undefined) {
-    if (typeof serverId !== "string" || !UUID.test(serverId)) throw invalidConfig(`ipam.serverId ${JSON.stringify(serverId)} is not a server ID (UUID)`);
+    if (typeof serverId !== "string" || !UUID.test(serverId))
+      throw invalidConfig(`ipam.serverId ${JSON.stringify(serverId)} is not a server ID (UUID)`);
     out.serverId = serverId;
   }
   const md = ipam["metadataUrl"];
   if (md !== undefined) {
-    if (md !== null && (typeof md !== "string" || !/^https?:\/\//.test(md))) throw invalidConfig("ipam.metadataUrl must be an http(s) URL, or null to not use the metadata service");
+    if (md !== null && (typeof md !== "string" || !/^https?:\/\//.test(md)))
+      throw invalidConfig("ipam.metadataUrl must be an http(s) URL, or null to not use the metadata service");
     out.metadataUrl = md;
   }
-  for (const [key, field] of [["stateDir", "stateDir"], ["dmiUuidPath", "dmiUuidPath"]] as const) {
+  for (const [key, field] of [
+    ["stateDir", "stateDir"],
+    ["dmiUuidPath", "dmiUuidPath"],
+  ] as const) {
     const v = ipam[key];
     if (v !== undefined) {
       if (typeof v !== "string" || !v.startsWith("/")) throw invalidConfig(`ipam.${field} must be an absolute path`);
       out[key] = v;
     }
   }
-  if (ipam["stateDir"] === undefined && src.env["TCNP_STATE_DIR"] !== undefined) out.stateDir = src.env["TCNP_STATE_DIR"];
+  if (ipam["stateDir"] === undefined && src.env["TCNP_STATE_DIR"] !== undefined)
+    out.stateDir = src.env["TCNP_STATE_DIR"];
   const cd = ipam["configDrivePaths"];
   if (cd !== undefined) {
-    if (!Array.isArray(cd) || cd.some((x) => typeof x !== "string")) throw invalidConfig("ipam.configDrivePaths must be a list of paths");
+    if (!Array.isArray(cd) || cd.some((x) => typeof x !== "string"))
+      throw invalidConfig("ipam.configDrivePaths must be a list of paths");
     out.configDrivePaths = cd as string[];
   }
   const t = ipam["timeouts"];
   if (t !== undefined) {
     if (!isObject(t)) throw invalidConfig("ipam.timeouts must be an object of seconds");
     out.timeouts = {
-      apiMs: seconds(t, "api", 30, "ipam.timeouts"), nicMs: seconds(t, "nic", 60, "ipam.timeouts"),
-      detachMs: seconds(t, "detach", 60, "ipam.timeouts"), lockMs: seconds(t, "lock", 180, "ipam.timeouts"),
+      apiMs: seconds(t, "api", 30, "ipam.timeouts"),
+      nicMs: seconds(t, "nic", 60, "ipam.timeouts"),
+      detachMs: seconds(t, "detach", 60, "ipam.timeouts"),
+      lockMs: seconds(t, "lock", 180, "ipam.timeouts"),
     };
   }
   const ca = ipam["conflictAttempts"];
   if (ca !== undefined) {
-    if (typeof ca !== "number" || !Number.isInteger(ca) || ca < 1 || ca > 100) throw invalidConfig("ipam.conflictAttempts must be an integer from 1 to 100");
+    if (typeof ca !== "number" || !Number.isInteger(ca) || ca < 1 || ca > 100)
+      throw invalidConfig("ipam.conflictAttempts must be an integer from 1 to 100");
     out.conflictAttempts = ca;
   }
   return out;

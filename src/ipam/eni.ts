@@ -25,18 +25,27 @@ export interface EniDeps {
   log: Logger;
 }
 
-
-const transient = (e: unknown): boolean => e instanceof NetworkError || (e instanceof OpenStackError && (e.status >= 500 || e.status === 429 || e.status === 409));
+const transient = (e: unknown): boolean =>
+  e instanceof NetworkError ||
+  (e instanceof OpenStackError && (e.status >= 500 || e.status === 429 || e.status === 409));
 
 /** A port name that says whose it is: tcnp-<namespace>-<pod>, else tcnp-<container ID prefix>. */
 export function portName(containerId: string, pod: ReadonlyMap<string, string>): string {
   const ns = pod.get("K8S_POD_NAMESPACE");
   const name = pod.get("K8S_POD_NAME");
-  return (ns !== undefined && name !== undefined ? `tcnp-${ns}-${name}` : `tcnp-${containerId.slice(0, 12)}`).slice(0, 255);
+  return (ns !== undefined && name !== undefined ? `tcnp-${ns}-${name}` : `tcnp-${containerId.slice(0, 12)}`).slice(
+    0,
+    255,
+  );
 }
 
 /** Wait until a link with `mac` appears in the VM; returns its name. */
-export async function waitForNic(kernel: Kernel, mac: string, clock: Clock, timeoutMs: number): Promise<string | undefined> {
+export async function waitForNic(
+  kernel: Kernel,
+  mac: string,
+  clock: Clock,
+  timeoutMs: number,
+): Promise<string | undefined> {
   const deadline = clock.now() + timeoutMs;
   const want = mac.toLowerCase();
   for (let wait = 20; ; wait = Math.min(wait * 2, 200)) {
@@ -84,7 +93,10 @@ async function destroyPort(d: EniDeps, portId: string, serverId: string): Promis
   });
 }
 
-export async function eniAdd(d: EniDeps, who: { containerId: string; ifname: string; serverId: string; pod: ReadonlyMap<string, string> }): Promise<Allocation> {
+export async function eniAdd(
+  d: EniDeps,
+  who: { containerId: string; ifname: string; serverId: string; pod: ReadonlyMap<string, string> },
+): Promise<Allocation> {
   const sgs = await securityGroupsFor(d, who.serverId);
   const tags = ["tcnp", ENI_TAG, containerTag(who.containerId), ifnameTag(who.ifname), nodeTag(who.serverId)];
   for (const networkId of d.cfg.networks) {
@@ -93,16 +105,41 @@ export async function eniAdd(d: EniDeps, who: { containerId: string; ifname: str
       if (a !== undefined) return a;
     }
   }
-  throw new CniError(CniCode.AddressExhausted, `No addresses left for pods: every subnet of ipam.neutronConf.networks [${d.cfg.networks.join(", ")}] is exhausted (409 IpAddressGenerationFailure)`);
+  throw new CniError(
+    CniCode.AddressExhausted,
+    `No addresses left for pods: every subnet of ipam.neutronConf.networks [${d.cfg.networks.join(", ")}] is exhausted (409 IpAddressGenerationFailure)`,
+  );
 }
 
-async function addOnSubnet(d: EniDeps, who: { containerId: string; ifname: string; serverId: string; pod: ReadonlyMap<string, string> }, networkId: string, subnet: Subnet, sgs: string[] | undefined, tags: string[]): Promise<Allocation | undefined> {
+async function addOnSubnet(
+  d: EniDeps,
+  who: { containerId: string; ifname: string; serverId: string; pod: ReadonlyMap<string, string> },
+  networkId: string,
+  subnet: Subnet,
+  sgs: string[] | undefined,
+  tags: string[],
+): Promise<Allocation | undefined> {
   const now = d.clock.now();
-  const base: Allocation = { containerId: who.containerId, ifname: who.ifname, mode: "eni", state: "adding", serverId: who.serverId, networkId, subnetId: subnet.id, createdAt: now, updatedAt: now };
+  const base: Allocation = {
+    containerId: who.containerId,
+    ifname: who.ifname,
+    mode: "eni",
+    state: "adding",
+    serverId: who.serverId,
+    networkId,
+    subnetId: subnet.id,
+    createdAt: now,
+    updatedAt: now,
+  };
   d.store.put(base);
   let port: Port;
   try {
-    const body: Record<string, unknown> = { network_id: networkId, name: portName(who.containerId, who.pod), description: `tcnp eni port of ${who.containerId}/${who.ifname}`, fixed_ips: [{ subnet_id: subnet.id }] };
+    const body: Record<string, unknown> = {
+      network_id: networkId,
+      name: portName(who.containerId, who.pod),
+      description: `tcnp eni port of ${who.containerId}/${who.ifname}`,
+      fixed_ips: [{ subnet_id: subnet.id }],
+    };
     if (sgs !== undefined) body["security_groups"] = sgs;
     port = await d.neutron.createPort(body);
   } catch (e) {
@@ -111,17 +148,29 @@ async function addOnSubnet(d: EniDeps, who: { containerId: string; ifname: strin
     throw e;
   }
   const ip = port.fixed_ips.find((f) => f.subnet_id === subnet.id)?.ip_address;
-  const rec: Allocation = { ...base, portId: port.id, mac: port.mac_address, ...(ip === undefined ? {} : { ip }), prefix: parseCidr(subnet.cidr).prefix };
+  const rec: Allocation = {
+    ...base,
+    portId: port.id,
+    mac: port.mac_address,
+    ...(ip === undefined ? {} : { ip }),
+    prefix: parseCidr(subnet.cidr).prefix,
+  };
   d.store.put(rec);
   try {
     await d.neutron.setTags("ports", port.id, tags);
     await d.nova.attachInterface(who.serverId, port.id);
     const hostIfname = await waitForNic(d.kernel, port.mac_address, d.clock, d.cfg.timeouts.nicMs);
     if (hostIfname === undefined) {
-      throw new CniError(CniCode.TryAgainLater, `Port ${port.id} (MAC ${port.mac_address}) was attached to server ${who.serverId} but no NIC with that MAC appeared in this VM within ${d.cfg.timeouts.nicMs / 1000} s (ipam.timeouts.nic)`);
+      throw new CniError(
+        CniCode.TryAgainLater,
+        `Port ${port.id} (MAC ${port.mac_address}) was attached to server ${who.serverId} but no NIC with that MAC appeared in this VM within ${d.cfg.timeouts.nicMs / 1000} s (ipam.timeouts.nic)`,
+      );
     }
     const active: Allocation = {
-      ...rec, state: "active", hostIfname, updatedAt: d.clock.now(),
+      ...rec,
+      state: "active",
+      hostIfname,
+      updatedAt: d.clock.now(),
       ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
       ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
     };
@@ -134,7 +183,10 @@ async function addOnSubnet(d: EniDeps, who: { containerId: string; ifname: strin
       d.store.delete(who.containerId, who.ifname);
     } catch (ce) {
       d.store.put({ ...rec, state: "releasing", error: (ce as Error).message, updatedAt: d.clock.now() });
-      d.log.error("cannot clean up the port of a failed ADD; recorded as a pending release", { port: port.id, error: ce });
+      d.log.error("cannot clean up the port of a failed ADD; recorded as a pending release", {
+        port: port.id,
+        error: ce,
+      });
     }
     throw e;
   }
@@ -148,14 +200,28 @@ export async function eniRelease(d: EniDeps, a: Allocation): Promise<void> {
   } catch (e) {
     if (!transient(e)) throw e;
     d.store.put({ ...a, state: "releasing", error: (e as Error).message, updatedAt: d.clock.now() });
-    throw tryAgainLater(`Cannot release port ${a.portId ?? "(unknown)"} of ${a.containerId}/${a.ifname} now (recorded as pending; a later DEL or GC completes it): ${(e as Error).message}`, e);
+    throw tryAgainLater(
+      `Cannot release port ${a.portId ?? "(unknown)"} of ${a.containerId}/${a.ifname} now (recorded as pending; a later DEL or GC completes it): ${(e as Error).message}`,
+      e,
+    );
   }
 }
 
 /** Without a local record: the ports tagged as this container's (or carrying prevResult's MACs). */
-export async function releaseByTags(d: EniDeps, containerId: string, ifname: string, serverId: string, macs: string[] = []): Promise<string[]> {
+export async function releaseByTags(
+  d: EniDeps,
+  containerId: string,
+  ifname: string,
+  serverId: string,
+  macs: string[] = [],
+): Promise<string[]> {
   const tagged = await d.neutron.listPorts({ tags: `${containerTag(containerId)},${ifnameTag(ifname)}` });
-  const byMac = macs.length === 0 ? [] : (await Promise.all(macs.map((m) => d.neutron.listPorts({ mac_address: m })))).flat().filter((p) => p.tags.includes(ENI_TAG));
+  const byMac =
+    macs.length === 0
+      ? []
+      : (await Promise.all(macs.map((m) => d.neutron.listPorts({ mac_address: m }))))
+          .flat()
+          .filter((p) => p.tags.includes(ENI_TAG));
   const ids = [...new Set([...tagged, ...byMac].map((p) => p.id))];
   for (const id of ids) await destroyPort(d, id, serverId);
   return ids;

@@ -58,7 +58,9 @@ function fromConfigDrive(d: IdentityDeps): string | undefined {
 }
 
 async function fromMacs(d: IdentityDeps): Promise<string | undefined> {
-  const links = (await d.kernel.listLinks(HOST)).filter((l) => l.name !== "lo" && l.mac !== "" && l.mac !== "00:00:00:00:00:00");
+  const links = (await d.kernel.listLinks(HOST)).filter(
+    (l) => l.name !== "lo" && l.mac !== "" && l.mac !== "00:00:00:00:00:00",
+  );
   for (const l of links) {
     const ports = await d.neutron.listPorts({ mac_address: l.mac });
     const p = ports.find((x) => x.device_owner.startsWith("compute:") && x.device_id !== "");
@@ -79,7 +81,10 @@ export async function resolveIdentity(d: IdentityDeps): Promise<NodeIdentity> {
     }
   }
   const tries: Array<[IdentitySource, () => Promise<string | undefined>]> = [
-    ["metadata", async () => (d.cfg.metadataUrl === null ? undefined : instanceUuidFromMetadata(d.fetch, d.cfg.metadataUrl, 1500))],
+    [
+      "metadata",
+      async () => (d.cfg.metadataUrl === null ? undefined : instanceUuidFromMetadata(d.fetch, d.cfg.metadataUrl, 1500)),
+    ],
     ["config-drive", async () => fromConfigDrive(d)],
     ["dmi", async () => d.readFile(d.cfg.dmiUuidPath)?.trim().toLowerCase()],
     ["mac", () => fromMacs(d)],
@@ -94,7 +99,10 @@ export async function resolveIdentity(d: IdentityDeps): Promise<NodeIdentity> {
     remember(d.cfg, id, source);
     return { serverId: id, source };
   }
-  throw new CniError(CniCode.InvalidConfig, "Cannot tell which Nova server this VM is: no ipam.serverId, no metadata service answer, no config drive, no matching DMI UUID, and no host MAC belongs to a Nova port");
+  throw new CniError(
+    CniCode.InvalidConfig,
+    "Cannot tell which Nova server this VM is: no ipam.serverId, no metadata service answer, no config drive, no matching DMI UUID, and no host MAC belongs to a Nova port",
+  );
 }
 
 function remember(cfg: IpamConfig, serverId: string, source: IdentitySource): void {

@@ -28,16 +28,22 @@ export interface MixDeps {
   chooseEntry?(vm: VmPort, subnet: Subnet, port: Port): Promise<Partial<FixedIp> | undefined>;
 }
 
-
 const transient = (e: unknown): boolean =>
   e instanceof NetworkError || (e instanceof OpenStackError && (e.status >= 500 || e.status === 429));
 
 const jitter = (attempt: number): number => Math.min(500, 10 * 2 ** attempt) * (0.5 + Math.random());
 
-const entries = (ips: readonly FixedIp[]): FixedIp[] => ips.map((f) => ({ subnet_id: f.subnet_id, ip_address: f.ip_address }));
+const entries = (ips: readonly FixedIp[]): FixedIp[] =>
+  ips.map((f) => ({ subnet_id: f.subnet_id, ip_address: f.ip_address }));
 
 /** The IPv4 subnets to allocate from on a network: configured `subnets` (in their order) or all. */
-export async function candidateSubnets(neutron: Neutron, cfg: IpamConfig, networkId: string, cache?: NodeCache, now = Date.now()): Promise<Subnet[]> {
+export async function candidateSubnets(
+  neutron: Neutron,
+  cfg: IpamConfig,
+  networkId: string,
+  cache?: NodeCache,
+  now = Date.now(),
+): Promise<Subnet[]> {
   let all = cache?.subnets(networkId, now);
   if (all === undefined) {
     all = (await neutron.listSubnets({ network_id: networkId })).filter((s) => s.ip_version === 4);
@@ -54,7 +60,12 @@ async function markPort(d: MixDeps, vm: VmPort, port: Port): Promise<void> {
 }
 
 /** Add one address on `subnet` to the VM's port. Returns the address, or undefined if exhausted. */
-async function addOne(d: MixDeps, vm: VmPort, subnet: Subnet, base: Omit<Allocation, "state" | "createdAt" | "updatedAt">): Promise<string | undefined> {
+async function addOne(
+  d: MixDeps,
+  vm: VmPort,
+  subnet: Subnet,
+  base: Omit<Allocation, "state" | "createdAt" | "updatedAt">,
+): Promise<string | undefined> {
   for (let attempt = 0; attempt < d.cfg.conflictAttempts; attempt++) {
     const port = await d.neutron.getPort(vm.portId);
     if (attempt === 0) await markPort(d, vm, port);
@@ -82,37 +93,57 @@ async function addOne(d: MixDeps, vm: VmPort, subnet: Subnet, base: Omit<Allocat
       if (isOpenStackError(e, "SubnetNotFound")) d.cache?.setSubnets(vm.networkId, undefined, d.clock.now());
       throw e;
     }
-    const added = after.fixed_ips.filter((f) => !before.has(f.ip_address) && f.subnet_id === subnet.id).map((f) => f.ip_address);
+    const added = after.fixed_ips
+      .filter((f) => !before.has(f.ip_address) && f.subnet_id === subnet.id)
+      .map((f) => f.ip_address);
     if (added.length === 0) continue;
     // Read back: with several writers, real Neutron may have merged or undone our change.
     const check = await d.neutron.getPort(port.id);
     const ip = added.find((a) => check.fixed_ips.some((f) => f.ip_address === a));
     if (ip === undefined) {
-      d.log.warn("our address vanished from the port after the update (a concurrent writer?), retrying", { port: port.id, added });
+      d.log.warn("our address vanished from the port after the update (a concurrent writer?), retrying", {
+        port: port.id,
+        added,
+      });
       continue;
     }
     return ip;
   }
   d.store.delete(base.containerId, base.ifname);
-  throw tryAgainLater(`Cannot add an address to port ${vm.portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${vm.portId}, 412 RevisionNumberConstraintFailed)`);
+  throw tryAgainLater(
+    `Cannot add an address to port ${vm.portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${vm.portId}, 412 RevisionNumberConstraintFailed)`,
+  );
 }
 
 // The update failed in a way that may or may not have committed (a 5xx, a dropped connection). Read
 // the port back and take away anything that appeared; if even that fails, the intent record stays
 // and a later DEL or GC finishes the job.
-async function undoUncertainAdd(d: MixDeps, portId: string, before: Set<string>, base: { containerId: string; ifname: string }): Promise<void> {
+async function undoUncertainAdd(
+  d: MixDeps,
+  portId: string,
+  before: Set<string>,
+  base: { containerId: string; ifname: string },
+): Promise<void> {
   try {
     await removeAddresses(d, portId, (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address));
     d.store.delete(base.containerId, base.ifname);
   } catch (e) {
-    d.log.warn("cannot tell whether a failed update added an address; leaving it for a later DEL/GC", { port: portId, error: e });
+    d.log.warn("cannot tell whether a failed update added an address; leaving it for a later DEL/GC", {
+      port: portId,
+      error: e,
+    });
   }
 }
 
-const knownAddress = (store: AllocationStore, ip: string): boolean => store.list().some((a) => a.ip === ip && a.state === "active");
+const knownAddress = (store: AllocationStore, ip: string): boolean =>
+  store.list().some((a) => a.ip === ip && a.state === "active");
 
 /** Remove every fixed IP matching `drop` from a port (If-Match, retried on 412). Missing port: done. */
-export async function removeAddresses(d: Pick<MixDeps, "neutron" | "cfg" | "clock" | "log">, portId: string, drop: (f: FixedIp) => boolean): Promise<string[]> {
+export async function removeAddresses(
+  d: Pick<MixDeps, "neutron" | "cfg" | "clock" | "log">,
+  portId: string,
+  drop: (f: FixedIp) => boolean,
+): Promise<string[]> {
   for (let attempt = 0; attempt < d.cfg.conflictAttempts; attempt++) {
     let port: Port;
     try {
@@ -136,14 +167,30 @@ export async function removeAddresses(d: Pick<MixDeps, "neutron" | "cfg" | "cloc
     const check = await d.neutron.getPort(portId);
     if (!check.fixed_ips.some(drop)) return gone.map((f) => f.ip_address);
   }
-  throw tryAgainLater(`Cannot remove addresses from port ${portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${portId}, 412 RevisionNumberConstraintFailed)`);
+  throw tryAgainLater(
+    `Cannot remove addresses from port ${portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${portId}, 412 RevisionNumberConstraintFailed)`,
+  );
 }
 
 /** Allocate an address for (containerId, ifname): first VM port / subnet with room, in config order. */
-export async function mixAdd(d: MixDeps, who: { containerId: string; ifname: string; serverId: string }, vms: VmPort[]): Promise<Allocation> {
+export async function mixAdd(
+  d: MixDeps,
+  who: { containerId: string; ifname: string; serverId: string },
+  vms: VmPort[],
+): Promise<Allocation> {
   for (const vm of vms) {
     for (const subnet of await candidateSubnets(d.neutron, d.cfg, vm.networkId, d.cache, d.clock.now())) {
-      const base = { containerId: who.containerId, ifname: who.ifname, mode: "mix" as const, serverId: who.serverId, networkId: vm.networkId, portId: vm.portId, subnetId: subnet.id, mac: vm.mac, hostIfname: vm.hostIf };
+      const base = {
+        containerId: who.containerId,
+        ifname: who.ifname,
+        mode: "mix" as const,
+        serverId: who.serverId,
+        networkId: vm.networkId,
+        portId: vm.portId,
+        subnetId: subnet.id,
+        mac: vm.mac,
+        hostIfname: vm.hostIf,
+      };
       const ip = await addOne(d, vm, subnet, base);
       if (ip === undefined) {
         d.log.info("subnet exhausted, trying the next", { subnet: subnet.id, network: vm.networkId });
@@ -151,7 +198,12 @@ export async function mixAdd(d: MixDeps, who: { containerId: string; ifname: str
       }
       const now = d.clock.now();
       const a: Allocation = {
-        ...base, state: "active", ip, prefix: parseCidr(subnet.cidr).prefix, createdAt: now, updatedAt: now,
+        ...base,
+        state: "active",
+        ip,
+        prefix: parseCidr(subnet.cidr).prefix,
+        createdAt: now,
+        updatedAt: now,
         ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
         ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
       };
@@ -159,7 +211,10 @@ export async function mixAdd(d: MixDeps, who: { containerId: string; ifname: str
       return a;
     }
   }
-  throw new CniError(CniCode.AddressExhausted, `No addresses left for pods: every subnet of ipam.neutronConf.networks [${d.cfg.networks.join(", ")}] on this VM's ports is exhausted (409 IpAddressGenerationFailure)`);
+  throw new CniError(
+    CniCode.AddressExhausted,
+    `No addresses left for pods: every subnet of ipam.neutronConf.networks [${d.cfg.networks.join(", ")}] on this VM's ports is exhausted (409 IpAddressGenerationFailure)`,
+  );
 }
 
 /** Release what a record holds: remove its address from the port, then forget it. Pending on failure. */
@@ -169,7 +224,11 @@ export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
       if (a.state === "adding") {
         // Crashed or failed between the cloud write and the record: drop what appeared, if ours.
         const before = new Set(a.before ?? []);
-        await removeAddresses(d, a.portId, (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address) && f.subnet_id === a.subnetId);
+        await removeAddresses(
+          d,
+          a.portId,
+          (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address) && f.subnet_id === a.subnetId,
+        );
       } else if (a.ip !== undefined) {
         await removeAddresses(d, a.portId, (f) => f.ip_address === a.ip);
       }
@@ -177,7 +236,15 @@ export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
     d.store.delete(a.containerId, a.ifname);
   } catch (e) {
     if (!transient(e) && !(e instanceof CniError && e.code === CniCode.TryAgainLater)) throw e;
-    d.store.put({ ...a, state: a.state === "adding" ? "adding" : "releasing", error: (e as Error).message, updatedAt: d.clock.now() });
-    throw tryAgainLater(`Cannot release ${a.ip ?? "the address"} of ${a.containerId}/${a.ifname} now (recorded as pending; a later DEL or GC completes it): ${(e as Error).message}`, e);
+    d.store.put({
+      ...a,
+      state: a.state === "adding" ? "adding" : "releasing",
+      error: (e as Error).message,
+      updatedAt: d.clock.now(),
+    });
+    throw tryAgainLater(
+      `Cannot release ${a.ip ?? "the address"} of ${a.containerId}/${a.ifname} now (recorded as pending; a later DEL or GC completes it): ${(e as Error).message}`,
+      e,
+    );
   }
 }

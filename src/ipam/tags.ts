@@ -20,7 +20,8 @@ export const nodeTag = (serverId: string): string => `${NODE}${serverId}`;
 export const containerTag = (id: string): string => `tcnp-container=${id}`;
 export const ifnameTag = (ifname: string): string => `tcnp-ifname=${ifname}`;
 
-const valueOf = (p: Port, prefix: string): string | undefined => p.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);
+const valueOf = (p: Port, prefix: string): string | undefined =>
+  p.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);
 /** The VM's own address on a mix-tagged VM port (the next hop for its pods). */
 export const nodeIpOf = (p: Port): string | undefined => valueOf(p, NODE_IP);
 /** The CIDR a reservation port stands for. */

@@ -19,32 +19,53 @@ export interface VmPort {
   nodeIp: string;
 }
 
-async function lookUp(neutron: Neutron, kernel: Kernel, serverId: string, networks: readonly string[]): Promise<CachedVmPort[]> {
+async function lookUp(
+  neutron: Neutron,
+  kernel: Kernel,
+  serverId: string,
+  networks: readonly string[],
+): Promise<CachedVmPort[]> {
   const ports = await neutron.listPorts({ device_id: serverId });
   const links = await kernel.listLinks(HOST);
   const addrs = await kernel.listAddresses(HOST);
   const out: CachedVmPort[] = [];
   for (const networkId of networks) {
-    for (const port of ports.filter((p) => p.network_id === networkId && p.device_owner.startsWith("compute:") && !p.tags.includes(ENI_TAG))) {
+    for (const port of ports.filter(
+      (p) => p.network_id === networkId && p.device_owner.startsWith("compute:") && !p.tags.includes(ENI_TAG),
+    )) {
       const link = links.find((l) => l.mac === port.mac_address.toLowerCase());
       if (link === undefined) continue;
       const local = new Set(addrs.filter((a) => a.dev === link.name).map((a) => a.cidr.split("/")[0]));
       const own = port.fixed_ips.find((f) => local.has(f.ip_address));
       if (own === undefined) continue;
-      out.push({ portId: port.id, networkId, mac: port.mac_address.toLowerCase(), hostIf: link.name, nodeIp: own.ip_address });
+      out.push({
+        portId: port.id,
+        networkId,
+        mac: port.mac_address.toLowerCase(),
+        hostIf: link.name,
+        nodeIp: own.ip_address,
+      });
     }
   }
   if (out.length === 0) {
     const nets = [...new Set(ports.map((p) => p.network_id))];
-    throw new CniError(CniCode.InvalidConfig,
+    throw new CniError(
+      CniCode.InvalidConfig,
       `Cannot find this VM's port on ipam.neutronConf.networks [${networks.join(", ")}]: server ${serverId} has ${ports.length === 0 ? "no ports" : `ports on [${nets.join(", ")}]`}` +
-      " whose MAC and address are configured on a host interface");
+        " whose MAC and address are configured on a host interface",
+    );
   }
   return out;
 }
 
 /** The VM's ports on `networks`, in that order, each with its host interface and own address. */
-export async function findVmPorts(neutron: Neutron, kernel: Kernel, serverId: string, networks: readonly string[], cache?: NodeCache): Promise<VmPort[]> {
+export async function findVmPorts(
+  neutron: Neutron,
+  kernel: Kernel,
+  serverId: string,
+  networks: readonly string[],
+  cache?: NodeCache,
+): Promise<VmPort[]> {
   const cached = cache?.vmPorts(serverId)?.filter((p) => networks.includes(p.networkId));
   if (cached !== undefined && cached.length > 0) {
     let fresh = true;

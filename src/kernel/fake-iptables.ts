@@ -65,7 +65,8 @@ export function restore(tables: FakeTables, text: string): FakeTables {
         break;
       case "-X":
         if (rules!.length > 0) fail(`chain ${chain} is not empty`);
-        for (const other of table.values()) if (other.some((r) => r.endsWith(`-j ${chain}`))) fail(`chain ${chain} is still referenced`);
+        for (const other of table.values())
+          if (other.some((r) => r.endsWith(`-j ${chain}`))) fail(`chain ${chain} is still referenced`);
         table.delete(chain!);
         break;
     }

@@ -5,9 +5,22 @@ import { cidrContains, formatCidr, networkOf, parseCidr, parseIp } from "../net/
 import { applyText, deleteText } from "./iptables.js";
 import { emptyTables, restore, type FakeTables } from "./fake-iptables.js";
 import {
-  HOST, KernelError, namedNetns, sysctlPath,
-  type Address, type IptablesDump, type IptablesRuleSet, type IptablesTable, type Kernel, type Link, type LinkChange,
-  type Neighbour, type Netns, type Route, type Rule, type VethSpec,
+  HOST,
+  KernelError,
+  namedNetns,
+  sysctlPath,
+  type Address,
+  type IptablesDump,
+  type IptablesRuleSet,
+  type IptablesTable,
+  type Kernel,
+  type Link,
+  type LinkChange,
+  type Neighbour,
+  type Netns,
+  type Route,
+  type Rule,
+  type VethSpec,
 } from "./types.js";
 
 interface FakeLink extends Link {
@@ -36,7 +49,15 @@ const GLOBAL_SYSCTLS: Record<string, string> = {
   "net/ipv4/conf/default/rp_filter": "0",
   "net/ipv6/conf/all/forwarding": "0",
 };
-const PER_LINK_SYSCTLS = ["forwarding", "proxy_arp", "rp_filter", "arp_notify", "arp_ignore", "route_localnet", "accept_local"];
+const PER_LINK_SYSCTLS = [
+  "forwarding",
+  "proxy_arp",
+  "rp_filter",
+  "arp_notify",
+  "arp_ignore",
+  "route_localnet",
+  "accept_local",
+];
 const PER_LINK_NEIGH = ["proxy_delay"];
 
 export interface FakeKernelOptions {
@@ -59,9 +80,19 @@ export class FakeKernel implements Kernel {
 
   #addNs(path: Netns): NsState {
     const st: NsState = {
-      id: this.#nextNsId++, nextIndex: 2, links: new Map(), addrs: [], routes: [], rules: [
-        { priority: 0, table: 255 }, { priority: 32766, table: MAIN }, { priority: 32767, table: 253 },
-      ], neigh: [], sysctl: new Map(Object.entries(GLOBAL_SYSCTLS)), iptables: emptyTables(),
+      id: this.#nextNsId++,
+      nextIndex: 2,
+      links: new Map(),
+      addrs: [],
+      routes: [],
+      rules: [
+        { priority: 0, table: 255 },
+        { priority: 32766, table: MAIN },
+        { priority: 32767, table: 253 },
+      ],
+      neigh: [],
+      sysctl: new Map(Object.entries(GLOBAL_SYSCTLS)),
+      iptables: emptyTables(),
     };
     st.links.set(1, { index: 1, name: "lo", mac: "00:00:00:00:00:00", mtu: 65536, up: false, kind: "device" });
     this.#addLinkSysctls(st, "lo");
@@ -126,7 +157,14 @@ export class FakeKernel implements Kernel {
       if (c.prefix === 32) continue;
       const dst = formatCidr(networkOf(c));
       if (!st.routes.some((r) => r.dst === dst && r.dev === link.name)) {
-        st.routes.push({ dst, dev: link.name, scope: "link", table: MAIN, src: a.cidr.split("/")[0]!, proto: "kernel" });
+        st.routes.push({
+          dst,
+          dev: link.name,
+          scope: "link",
+          table: MAIN,
+          src: a.cidr.split("/")[0]!,
+          proto: "kernel",
+        });
       }
     }
   }
@@ -182,16 +220,18 @@ export class FakeKernel implements Kernel {
   // ---- links ------------------------------------------------------------------------------------
 
   async listLinks(ns: Netns): Promise<Link[]> {
-    return [...this.#st(ns, "list links").links.values()].sort((a, b) => a.index - b.index).map((l) => {
-      const out: Link = { index: l.index, name: l.name, mac: l.mac, mtu: l.mtu, up: l.up, kind: l.kind };
-      if (l.alias !== undefined) out.alias = l.alias;
-      if (l.master !== undefined) out.master = l.master;
-      if (l.peer !== undefined) {
-        out.peerIndex = l.peer.index;
-        if (l.peer.ns !== ns) out.peerInOtherNetns = true;
-      }
-      return out;
-    });
+    return [...this.#st(ns, "list links").links.values()]
+      .sort((a, b) => a.index - b.index)
+      .map((l) => {
+        const out: Link = { index: l.index, name: l.name, mac: l.mac, mtu: l.mtu, up: l.up, kind: l.kind };
+        if (l.alias !== undefined) out.alias = l.alias;
+        if (l.master !== undefined) out.master = l.master;
+        if (l.peer !== undefined) {
+          out.peerIndex = l.peer.index;
+          if (l.peer.ns !== ns) out.peerInOtherNetns = true;
+        }
+        return out;
+      });
   }
 
   async getLink(ns: Netns, name: string): Promise<Link | undefined> {
@@ -203,19 +243,41 @@ export class FakeKernel implements Kernel {
     const st = this.#st(ns, op);
     const ps = this.#st(spec.peer.netns, op);
     if (this.#byName(st, spec.name) !== undefined) throw new KernelError(op, ns, "EEXIST");
-    if (this.#byName(ps, spec.peer.name) !== undefined || (st === ps && spec.name === spec.peer.name)) throw new KernelError(op, ns, "EEXIST");
-    const a = this.#insertLink(st, { name: spec.name, mac: spec.mac ?? this.#mac(), mtu: spec.mtu ?? 1500, up: false, kind: "veth" });
-    const b = this.#insertLink(ps, { name: spec.peer.name, mac: spec.peer.mac ?? this.#mac(), mtu: spec.peer.mtu ?? 1500, up: false, kind: "veth" });
+    if (this.#byName(ps, spec.peer.name) !== undefined || (st === ps && spec.name === spec.peer.name))
+      throw new KernelError(op, ns, "EEXIST");
+    const a = this.#insertLink(st, {
+      name: spec.name,
+      mac: spec.mac ?? this.#mac(),
+      mtu: spec.mtu ?? 1500,
+      up: false,
+      kind: "veth",
+    });
+    const b = this.#insertLink(ps, {
+      name: spec.peer.name,
+      mac: spec.peer.mac ?? this.#mac(),
+      mtu: spec.peer.mtu ?? 1500,
+      up: false,
+      kind: "veth",
+    });
     a.peer = { ns: spec.peer.netns, index: b.index };
     b.peer = { ns, index: a.index };
   }
 
-  async createLink(ns: Netns, spec: { name: string; kind: "bridge" | "dummy"; mac?: string; mtu?: number }): Promise<void> {
+  async createLink(
+    ns: Netns,
+    spec: { name: string; kind: "bridge" | "dummy"; mac?: string; mtu?: number },
+  ): Promise<void> {
     const op = `create ${spec.kind} "${spec.name}"`;
     const st = this.#st(ns, op);
     if (spec.kind === "dummy" && !this.#dummy) throw new KernelError(op, ns, "ENOTSUP");
     if (this.#byName(st, spec.name) !== undefined) throw new KernelError(op, ns, "EEXIST");
-    this.#insertLink(st, { name: spec.name, mac: spec.mac ?? this.#mac(), mtu: spec.mtu ?? 1500, up: false, kind: spec.kind });
+    this.#insertLink(st, {
+      name: spec.name,
+      mac: spec.mac ?? this.#mac(),
+      mtu: spec.mtu ?? 1500,
+      up: false,
+      kind: spec.kind,
+    });
   }
 
   /** Test hook: a NIC as a hypervisor hot-plug would create it. */
@@ -274,7 +336,18 @@ export class FakeKernel implements Kernel {
     if (this.#byName(ts, finalName) !== undefined) throw new KernelError(op, ns, "EEXIST");
     st.links.delete(l.index);
     this.#forgetDevice(st, l.name);
-    const moved = this.#insertLink(ts, { name: finalName, mac: l.mac, mtu: l.mtu, up: false, kind: l.kind, ...(l.alias === undefined ? {} : { alias: l.alias }) }, l.index);
+    const moved = this.#insertLink(
+      ts,
+      {
+        name: finalName,
+        mac: l.mac,
+        mtu: l.mtu,
+        up: false,
+        kind: l.kind,
+        ...(l.alias === undefined ? {} : { alias: l.alias }),
+      },
+      l.index,
+    );
     if (l.peer !== undefined) {
       moved.peer = l.peer;
       const peer = this.#ns.get(l.peer.ns)?.links.get(l.peer.index);
@@ -303,14 +376,17 @@ export class FakeKernel implements Kernel {
   // ---- addresses --------------------------------------------------------------------------------
 
   async listAddresses(ns: Netns, dev?: string): Promise<Address[]> {
-    return this.#st(ns, "list addresses").addrs.filter((a) => dev === undefined || a.dev === dev).map((a) => ({ ...a }));
+    return this.#st(ns, "list addresses")
+      .addrs.filter((a) => dev === undefined || a.dev === dev)
+      .map((a) => ({ ...a }));
   }
 
   async addAddress(ns: Netns, addr: Address): Promise<void> {
     const op = `add address ${addr.cidr} to "${addr.dev}"`;
     const [st, l] = this.#need(ns, addr.dev, op);
     const ip = addr.cidr.split("/")[0];
-    if (st.addrs.some((a) => a.dev === addr.dev && a.cidr.split("/")[0] === ip)) throw new KernelError(op, ns, "EEXIST");
+    if (st.addrs.some((a) => a.dev === addr.dev && a.cidr.split("/")[0] === ip))
+      throw new KernelError(op, ns, "EEXIST");
     const a: Address = { cidr: formatCidr(parseCidr(addr.cidr)), dev: addr.dev, scope: addr.scope ?? "global" };
     if (addr.noprefixroute === true) a.noprefixroute = true;
     st.addrs.push(a);
@@ -323,19 +399,29 @@ export class FakeKernel implements Kernel {
     if (i < 0) return false;
     const [a] = st.addrs.splice(i, 1);
     const c = parseCidr(a!.cidr);
-    st.routes = st.routes.filter((r) => !(r.proto === "kernel" && r.dev === a!.dev && r.dst === formatCidr(networkOf(c))));
+    st.routes = st.routes.filter(
+      (r) => !(r.proto === "kernel" && r.dev === a!.dev && r.dst === formatCidr(networkOf(c))),
+    );
     return true;
   }
 
   // ---- routes -----------------------------------------------------------------------------------
 
   async listRoutes(ns: Netns, table: number | "all" = MAIN): Promise<Route[]> {
-    return this.#st(ns, "list routes").routes.filter((r) => table === "all" || (r.table ?? MAIN) === table).map((r) => ({ ...r }));
+    return this.#st(ns, "list routes")
+      .routes.filter((r) => table === "all" || (r.table ?? MAIN) === table)
+      .map((r) => ({ ...r }));
   }
 
   #normalise(st: NsState, ns: Netns, route: Route, op: string): Route {
-    const r: Route = { dst: formatCidr(networkOf(parseCidr(route.dst))), table: route.table ?? MAIN, scope: route.scope ?? (route.gw === undefined ? "link" : "global"), proto: "boot" };
-    if (formatCidr(parseCidr(route.dst)) !== r.dst) throw new KernelError(op, ns, "EINVAL", { detail: "invalid prefix for given prefix length" });
+    const r: Route = {
+      dst: formatCidr(networkOf(parseCidr(route.dst))),
+      table: route.table ?? MAIN,
+      scope: route.scope ?? (route.gw === undefined ? "link" : "global"),
+      proto: "boot",
+    };
+    if (formatCidr(parseCidr(route.dst)) !== r.dst)
+      throw new KernelError(op, ns, "EINVAL", { detail: "invalid prefix for given prefix length" });
     let dev = route.dev;
     if (dev !== undefined) {
       const l = this.#byName(st, dev);
@@ -351,7 +437,9 @@ export class FakeKernel implements Kernel {
         const gw = parseIp(route.gw);
         const covering = st.routes.filter((x) => (x.table ?? MAIN) === MAIN && cidrContains(parseCidr(x.dst), gw));
         if (covering.length === 0) throw new KernelError(op, ns, "ENETUNREACH");
-        const via = covering.find((x) => x.scope === "link" && x.gw === undefined && (dev === undefined || x.dev === dev));
+        const via = covering.find(
+          (x) => x.scope === "link" && x.gw === undefined && (dev === undefined || x.dev === dev),
+        );
         if (via === undefined) throw new KernelError(op, ns, "EINVAL", { detail: "Nexthop has invalid gateway" });
         dev = via.dev;
       }
@@ -385,9 +473,14 @@ export class FakeKernel implements Kernel {
   async deleteRoute(ns: Netns, route: Route): Promise<boolean> {
     const st = this.#st(ns, `delete route ${route.dst}`);
     const dst = formatCidr(networkOf(parseCidr(route.dst)));
-    const i = st.routes.findIndex((x) => x.dst === dst && (x.table ?? MAIN) === (route.table ?? MAIN) &&
-      (route.dev === undefined || x.dev === route.dev) && (route.gw === undefined || x.gw === route.gw) &&
-      (route.metric === undefined || (x.metric ?? 0) === route.metric));
+    const i = st.routes.findIndex(
+      (x) =>
+        x.dst === dst &&
+        (x.table ?? MAIN) === (route.table ?? MAIN) &&
+        (route.dev === undefined || x.dev === route.dev) &&
+        (route.gw === undefined || x.gw === route.gw) &&
+        (route.metric === undefined || (x.metric ?? 0) === route.metric),
+    );
     if (i < 0) return false;
     st.routes.splice(i, 1);
     return true;
@@ -396,13 +489,24 @@ export class FakeKernel implements Kernel {
   // ---- rules ------------------------------------------------------------------------------------
 
   async listRules(ns: Netns): Promise<Rule[]> {
-    return this.#st(ns, "list rules").rules.map((r) => ({ ...r })).sort((a, b) => a.priority - b.priority);
+    return this.#st(ns, "list rules")
+      .rules.map((r) => ({ ...r }))
+      .sort((a, b) => a.priority - b.priority);
   }
 
   #ruleEq(a: Rule, b: Rule): boolean {
-    const norm = (c: string | undefined): string | undefined => (c === undefined ? undefined : c.includes("/") ? c : `${c}/32`);
-    return a.priority === b.priority && a.table === b.table && a.iif === b.iif && a.oif === b.oif &&
-      norm(a.src) === norm(b.src) && norm(a.dst) === norm(b.dst) && a.fwmark === b.fwmark && (a.fwmark === undefined || (a.fwmask ?? 0xffffffff) === (b.fwmask ?? 0xffffffff));
+    const norm = (c: string | undefined): string | undefined =>
+      c === undefined ? undefined : c.includes("/") ? c : `${c}/32`;
+    return (
+      a.priority === b.priority &&
+      a.table === b.table &&
+      a.iif === b.iif &&
+      a.oif === b.oif &&
+      norm(a.src) === norm(b.src) &&
+      norm(a.dst) === norm(b.dst) &&
+      a.fwmark === b.fwmark &&
+      (a.fwmark === undefined || (a.fwmask ?? 0xffffffff) === (b.fwmask ?? 0xffffffff))
+    );
   }
 
   async addRule(ns: Netns, rule: Rule): Promise<void> {
@@ -428,7 +532,9 @@ export class FakeKernel implements Kernel {
 
   async listNeighbours(ns: Netns, opts?: { proxy?: boolean }): Promise<Neighbour[]> {
     const proxy = opts?.proxy === true;
-    return this.#st(ns, "list neighbours").neigh.filter((n) => (n.proxy === true) === proxy).map((n) => ({ ...n }));
+    return this.#st(ns, "list neighbours")
+      .neigh.filter((n) => (n.proxy === true) === proxy)
+      .map((n) => ({ ...n }));
   }
 
   async setNeighbour(ns: Netns, n: Neighbour): Promise<void> {

@@ -9,13 +9,24 @@ const set = {
 };
 
 test("parseIptablesSave reads chains and rules, keeping quoted comments intact", () => {
-  const dump = parseIptablesSave(`# Generated\n*nat\n:PREROUTING ACCEPT [0:0]\n:TCNP-A - [0:0]\n-A PREROUTING -m comment --comment "a b" -j TCNP-A\nCOMMIT\n`);
-  assert.deepEqual([...dump.get("nat")!], [["PREROUTING", ['-m comment --comment "a b" -j TCNP-A']], ["TCNP-A", []]]);
+  const dump = parseIptablesSave(
+    `# Generated\n*nat\n:PREROUTING ACCEPT [0:0]\n:TCNP-A - [0:0]\n-A PREROUTING -m comment --comment "a b" -j TCNP-A\nCOMMIT\n`,
+  );
+  assert.deepEqual(
+    [...dump.get("nat")!],
+    [
+      ["PREROUTING", ['-m comment --comment "a b" -j TCNP-A']],
+      ["TCNP-A", []],
+    ],
+  );
 });
 
 test("applyText declares (flushes) chains and appends only missing jumps", () => {
   const first = applyText(set, new Map());
-  assert.equal(first, "*nat\n:TCNP-A - [0:0]\n-A TCNP-A -j MASQUERADE\n-A POSTROUTING -s 10.0.0.5/32 -j TCNP-A\nCOMMIT\n");
+  assert.equal(
+    first,
+    "*nat\n:TCNP-A - [0:0]\n-A TCNP-A -j MASQUERADE\n-A POSTROUTING -s 10.0.0.5/32 -j TCNP-A\nCOMMIT\n",
+  );
   const t = restore(emptyTables(), first);
   assert.ok(!applyText(set, t).includes("-A POSTROUTING"));
   assert.deepEqual(missingFrom(set, t), []);
@@ -28,5 +39,8 @@ test("deleteText removes the jump, foreign jumps into the chain, then the chain;
   assert.equal(t.get("nat")!.has("TCNP-A"), false);
   assert.deepEqual(t.get("nat")!.get("PREROUTING"), []);
   assert.equal(deleteText(set, t), "");
-  assert.deepEqual(missingFrom(set, t), ["chain nat/TCNP-A is missing", 'rule "-s 10.0.0.5/32 -j TCNP-A" is missing from nat/POSTROUTING']);
+  assert.deepEqual(missingFrom(set, t), [
+    "chain nat/TCNP-A is missing",
+    'rule "-s 10.0.0.5/32 -j TCNP-A" is missing from nat/POSTROUTING',
+  ]);
 });

@@ -69,7 +69,11 @@ export function deleteText(set: IptablesRuleSet, current: ReadonlyMap<string, Ip
     for (const [chain, rules] of dump) {
       for (const r of rules) {
         for (const c of chains) {
-          if (r.endsWith(`-j ${c.name}`) && !body.includes(`-D ${chain} ${r}`) && !set.jumps.some((j) => j.chain === chain && j.rule === r)) {
+          if (
+            r.endsWith(`-j ${c.name}`) &&
+            !body.includes(`-D ${chain} ${r}`) &&
+            !set.jumps.some((j) => j.chain === chain && j.rule === r)
+          ) {
             body.push(`-D ${chain} ${r}`);
           }
         }
@@ -88,10 +92,12 @@ export function missingFrom(set: IptablesRuleSet, current: ReadonlyMap<string, I
   for (const c of set.chains) {
     const have = current.get(c.table)?.get(c.name);
     if (have === undefined) problems.push(`chain ${c.table}/${c.name} is missing`);
-    else if (have.join("\n") !== c.rules.join("\n")) problems.push(`chain ${c.table}/${c.name} does not hold the expected rules`);
+    else if (have.join("\n") !== c.rules.join("\n"))
+      problems.push(`chain ${c.table}/${c.name} does not hold the expected rules`);
   }
   for (const j of set.jumps) {
-    if (!(current.get(j.table)?.get(j.chain) ?? []).includes(j.rule)) problems.push(`rule "${j.rule}" is missing from ${j.table}/${j.chain}`);
+    if (!(current.get(j.table)?.get(j.chain) ?? []).includes(j.rule))
+      problems.push(`rule "${j.rule}" is missing from ${j.table}/${j.chain}`);
   }
   return problems;
 }

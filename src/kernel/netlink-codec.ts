@@ -29,7 +29,8 @@ const NLA_F_NESTED = 0x8000;
 
 export function macBytes(mac: string): Buffer {
   const parts = mac.split(":");
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new TypeError(`Cannot parse MAC address "${mac}"`);
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p)))
+    throw new TypeError(`Cannot parse MAC address "${mac}"`);
   return Buffer.from(parts.map((p) => parseInt(p, 16)));
 }
 
@@ -47,7 +48,10 @@ export function vethLinkinfo(peer: { name: string; netnsFd?: number; mac?: strin
   if (peer.mtu !== undefined) attrs.push(nla(IFLA_MTU, u32(peer.mtu)));
   if (peer.netnsFd !== undefined) attrs.push(nla(IFLA_NET_NS_FD, u32(peer.netnsFd)));
   const ifinfomsg = Buffer.alloc(16);
-  return Buffer.concat([kindLinkinfo("veth"), nla(IFLA_INFO_DATA | NLA_F_NESTED, nla(VETH_INFO_PEER | NLA_F_NESTED, [ifinfomsg, ...attrs]))]);
+  return Buffer.concat([
+    kindLinkinfo("veth"),
+    nla(IFLA_INFO_DATA | NLA_F_NESTED, nla(VETH_INFO_PEER | NLA_F_NESTED, [ifinfomsg, ...attrs])),
+  ]);
 }
 
 /** Walk the attributes of a nested payload. */

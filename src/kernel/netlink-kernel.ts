@@ -10,9 +10,23 @@ import { formatMac, kindLinkinfo, linkKind, macBytes, vethLinkinfo } from "./net
 import { hostNetnsFd, openNetns, withNetns } from "./netns.js";
 import { tcnpNative } from "../native/load.js";
 import {
-  HOST, KernelError, namedNetns, sysctlPath,
-  type Address, type IptablesDump, type IptablesRuleSet, type IptablesTable, type Kernel, type Link, type LinkChange,
-  type Neighbour, type Netns, type Route, type RouteScope, type Rule, type VethSpec,
+  HOST,
+  KernelError,
+  namedNetns,
+  sysctlPath,
+  type Address,
+  type IptablesDump,
+  type IptablesRuleSet,
+  type IptablesTable,
+  type Kernel,
+  type Link,
+  type LinkChange,
+  type Neighbour,
+  type Netns,
+  type Route,
+  type RouteScope,
+  type Rule,
+  type VethSpec,
 } from "./types.js";
 
 // Only the rtnetlink part of the library: its index also evaluates the genl, nl80211 and wireguard
@@ -28,7 +42,8 @@ const RTNH_F_ONLINK = 4;
 const TIMEOUT_MS = 10_000;
 
 const SCOPES: Record<RouteScope, string> = { global: "UNIVERSE", link: "LINK", host: "HOST" };
-const scopeName = (s: unknown): RouteScope => (s === "LINK" || s === 253 ? "link" : s === "HOST" || s === 254 ? "host" : "global");
+const scopeName = (s: unknown): RouteScope =>
+  s === "LINK" || s === 253 ? "link" : s === "HOST" || s === 254 ? "host" : "global";
 const familyOf = (cidrOrIp: string): number => (cidrOrIp.includes(":") ? 10 : 2);
 
 function errnoOf(e: unknown): string {
@@ -128,7 +143,10 @@ export class NetlinkKernel implements Kernel {
 
   async createNetns(name: string): Promise<Netns> {
     const r = spawnSync("ip", ["netns", "add", name], { encoding: "utf8" });
-    if (r.status !== 0) throw new KernelError(`create netns "${name}"`, HOST, r.stderr.includes("exists") ? "EEXIST" : "EIO", { detail: r.stderr.trim() });
+    if (r.status !== 0)
+      throw new KernelError(`create netns "${name}"`, HOST, r.stderr.includes("exists") ? "EEXIST" : "EIO", {
+        detail: r.stderr.trim(),
+      });
     return namedNetns(name);
   }
 
@@ -159,7 +177,9 @@ export class NetlinkKernel implements Kernel {
   /** One RTM_GETLINK by name, not a dump. */
   async getLink(ns: Netns, name: string): Promise<Link | undefined> {
     try {
-      const msgs = await this.#call(`find link "${name}"`, ns, (s) => s.getLink({}, { ifname: name }, { timeout: TIMEOUT_MS }));
+      const msgs = await this.#call(`find link "${name}"`, ns, (s) =>
+        s.getLink({}, { ifname: name }, { timeout: TIMEOUT_MS }),
+      );
       return msgs[0] === undefined ? undefined : toLink(msgs[0]);
     } catch (e) {
       if (e instanceof KernelError && (e.errno === "ENODEV" || e.errno === "ENOENT")) return undefined;
@@ -181,7 +201,10 @@ export class NetlinkKernel implements Kernel {
       if (fd !== undefined) peer.netnsFd = fd;
       if (spec.peer.mac !== undefined) peer.mac = spec.peer.mac;
       if (spec.peer.mtu !== undefined) peer.mtu = spec.peer.mtu;
-      const attrs: NonNullable<Parameters<RtNetlinkSocket["newLink"]>[1]> = { ifname: spec.name, linkinfo: vethLinkinfo(peer) };
+      const attrs: NonNullable<Parameters<RtNetlinkSocket["newLink"]>[1]> = {
+        ifname: spec.name,
+        linkinfo: vethLinkinfo(peer),
+      };
       if (spec.mac !== undefined) attrs.address = macBytes(spec.mac);
       if (spec.mtu !== undefined) attrs.mtu = spec.mtu;
       await this.#call(op, ns, (s) => s.newLink({}, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }));
@@ -190,11 +213,19 @@ export class NetlinkKernel implements Kernel {
     }
   }
 
-  async createLink(ns: Netns, spec: { name: string; kind: "bridge" | "dummy"; mac?: string; mtu?: number }): Promise<void> {
-    const attrs: NonNullable<Parameters<RtNetlinkSocket["newLink"]>[1]> = { ifname: spec.name, linkinfo: kindLinkinfo(spec.kind) };
+  async createLink(
+    ns: Netns,
+    spec: { name: string; kind: "bridge" | "dummy"; mac?: string; mtu?: number },
+  ): Promise<void> {
+    const attrs: NonNullable<Parameters<RtNetlinkSocket["newLink"]>[1]> = {
+      ifname: spec.name,
+      linkinfo: kindLinkinfo(spec.kind),
+    };
     if (spec.mac !== undefined) attrs.address = macBytes(spec.mac);
     if (spec.mtu !== undefined) attrs.mtu = spec.mtu;
-    await this.#call(`create ${spec.kind} "${spec.name}"`, ns, (s) => s.newLink({}, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }));
+    await this.#call(`create ${spec.kind} "${spec.name}"`, ns, (s) =>
+      s.newLink({}, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }),
+    );
   }
 
   async setLink(ns: Netns, name: string, change: LinkChange): Promise<void> {
@@ -231,7 +262,9 @@ export class NetlinkKernel implements Kernel {
     const l = await this.getLink(ns, name);
     if (l === undefined) return false;
     try {
-      await this.#call(`delete link "${name}"`, ns, (s) => s.delLink({ index: l.index }, undefined, { timeout: TIMEOUT_MS }));
+      await this.#call(`delete link "${name}"`, ns, (s) =>
+        s.delLink({ index: l.index }, undefined, { timeout: TIMEOUT_MS }),
+      );
       return true;
     } catch (e) {
       if (e instanceof KernelError && e.missing) return false;
@@ -243,7 +276,9 @@ export class NetlinkKernel implements Kernel {
 
   async listAddresses(ns: Netns, dev?: string): Promise<Address[]> {
     const links = new Map((await this.listLinks(ns)).map((l) => [l.index, l.name]));
-    const msgs = await this.#call("list addresses", ns, (s) => s.getAddresses(undefined, undefined, { timeout: TIMEOUT_MS }));
+    const msgs = await this.#call("list addresses", ns, (s) =>
+      s.getAddresses(undefined, undefined, { timeout: TIMEOUT_MS }),
+    );
     const out: Address[] = [];
     for (const m of msgs) {
       const bytes = m.attrs.local ?? m.attrs.address;
@@ -267,7 +302,11 @@ export class NetlinkKernel implements Kernel {
     if (addr.noprefixroute === true) attrs.flags = { noprefixroute: true };
     const scope = addr.scope === "link" ? 253 : addr.scope === "host" ? 254 : 0;
     await this.#call(op, ns, (s) =>
-      s.newAddress({ family: c.ip.family === 4 ? 2 : 10, prefixlen: c.prefix, index, scope }, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }));
+      s.newAddress({ family: c.ip.family === 4 ? 2 : 10, prefixlen: c.prefix, index, scope }, attrs, {
+        flags: CREATE_EXCL,
+        timeout: TIMEOUT_MS,
+      }),
+    );
   }
 
   async deleteAddress(ns: Netns, addr: Address): Promise<boolean> {
@@ -277,7 +316,12 @@ export class NetlinkKernel implements Kernel {
     const b = ipBytes(c.ip);
     try {
       await this.#call(`delete address ${addr.cidr}`, ns, (s) =>
-        s.delAddress({ family: c.ip.family === 4 ? 2 : 10, prefixlen: c.prefix, index: link.index }, { local: b, address: b }, { timeout: TIMEOUT_MS }));
+        s.delAddress(
+          { family: c.ip.family === 4 ? 2 : 10, prefixlen: c.prefix, index: link.index },
+          { local: b, address: b },
+          { timeout: TIMEOUT_MS },
+        ),
+      );
       return true;
     } catch (e) {
       if (e instanceof KernelError && e.missing) return false;
@@ -305,19 +349,36 @@ export class NetlinkKernel implements Kernel {
       if (m.attrs.prefsrc !== undefined) r.src = formatIp(ipFromBytes(m.attrs.prefsrc));
       if (m.attrs.priority !== undefined) r.metric = m.attrs.priority;
       if (((m.data.flags?.__unknown ?? 0) & RTNH_F_ONLINK) !== 0) r.onlink = true;
-      r.proto = m.data.protocol === "KERNEL" ? "kernel" : m.data.protocol === "BOOT" ? "boot" : m.data.protocol === "STATIC" ? "static" : "other";
+      r.proto =
+        m.data.protocol === "KERNEL"
+          ? "kernel"
+          : m.data.protocol === "BOOT"
+            ? "boot"
+            : m.data.protocol === "STATIC"
+              ? "static"
+              : "other";
       out.push(r);
     }
     return out;
   }
 
-  async #routeMessage(ns: Netns, route: Route, op: string): Promise<[NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[0]>, NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[1]>]> {
+  async #routeMessage(
+    ns: Netns,
+    route: Route,
+    op: string,
+  ): Promise<
+    [NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[0]>, NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[1]>]
+  > {
     const c = parseCidr(route.dst);
     const table = route.table ?? RT_TABLE_MAIN;
     const scope = route.scope ?? (route.gw === undefined ? "link" : "global");
     const data: NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[0]> = {
-      family: familyOf(route.dst), dstLen: c.prefix, table: table < 256 ? table : 252, protocol: "BOOT",
-      scope: SCOPES[scope] as "UNIVERSE", type: "UNICAST",
+      family: familyOf(route.dst),
+      dstLen: c.prefix,
+      table: table < 256 ? table : 252,
+      protocol: "BOOT",
+      scope: SCOPES[scope] as "UNIVERSE",
+      type: "UNICAST",
     };
     if (route.onlink === true) data.flags = { __unknown: RTNH_F_ONLINK };
     const attrs: NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[1]> = { table };
@@ -363,7 +424,9 @@ export class NetlinkKernel implements Kernel {
     // IPv4 rules only: tcnp's policy routing is IPv4.
     const out: Rule[] = [];
     for (const family of [2]) {
-      const msgs = await this.#call("list rules", ns, (s) => s.getRules({ family }, undefined, { timeout: TIMEOUT_MS }));
+      const msgs = await this.#call("list rules", ns, (s) =>
+        s.getRules({ family }, undefined, { timeout: TIMEOUT_MS }),
+      );
       for (const m of msgs) {
         const r: Rule = { priority: m.attrs.priority ?? 0, table: m.attrs.table ?? m.data.table ?? 0 };
         if (m.attrs.iifname !== undefined) r.iif = m.attrs.iifname;
@@ -378,10 +441,19 @@ export class NetlinkKernel implements Kernel {
     return out;
   }
 
-  #ruleMessage(rule: Rule): [NonNullable<Parameters<RtNetlinkSocket["newRule"]>[0]>, NonNullable<Parameters<RtNetlinkSocket["newRule"]>[1]>] {
+  #ruleMessage(
+    rule: Rule,
+  ): [NonNullable<Parameters<RtNetlinkSocket["newRule"]>[0]>, NonNullable<Parameters<RtNetlinkSocket["newRule"]>[1]>] {
     const fam = rule.src?.includes(":") === true || rule.dst?.includes(":") === true ? 10 : 2;
-    const data: NonNullable<Parameters<RtNetlinkSocket["newRule"]>[0]> = { family: fam, action: "toTbl", table: rule.table < 256 ? rule.table : 252 };
-    const attrs: NonNullable<Parameters<RtNetlinkSocket["newRule"]>[1]> = { priority: rule.priority, table: rule.table };
+    const data: NonNullable<Parameters<RtNetlinkSocket["newRule"]>[0]> = {
+      family: fam,
+      action: "toTbl",
+      table: rule.table < 256 ? rule.table : 252,
+    };
+    const attrs: NonNullable<Parameters<RtNetlinkSocket["newRule"]>[1]> = {
+      priority: rule.priority,
+      table: rule.table,
+    };
     if (rule.iif !== undefined) attrs.iifname = rule.iif;
     if (rule.oif !== undefined) attrs.oifname = rule.oif;
     if (rule.src !== undefined) {
@@ -401,13 +473,17 @@ export class NetlinkKernel implements Kernel {
 
   async addRule(ns: Netns, rule: Rule): Promise<void> {
     const [data, attrs] = this.#ruleMessage(rule);
-    await this.#call(`add rule priority ${rule.priority}`, ns, (s) => s.newRule(data, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }));
+    await this.#call(`add rule priority ${rule.priority}`, ns, (s) =>
+      s.newRule(data, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }),
+    );
   }
 
   async deleteRule(ns: Netns, rule: Rule): Promise<boolean> {
     const [data, attrs] = this.#ruleMessage(rule);
     try {
-      await this.#call(`delete rule priority ${rule.priority}`, ns, (s) => s.delRule(data, attrs, { timeout: TIMEOUT_MS }));
+      await this.#call(`delete rule priority ${rule.priority}`, ns, (s) =>
+        s.delRule(data, attrs, { timeout: TIMEOUT_MS }),
+      );
       return true;
     } catch (e) {
       if (e instanceof KernelError && e.missing) return false;
@@ -421,7 +497,8 @@ export class NetlinkKernel implements Kernel {
     const links = new Map((await this.listLinks(ns)).map((l) => [l.index, l.name]));
     const proxy = opts?.proxy === true;
     const msgs = await this.#call("list neighbours", ns, (s) =>
-      s.getNeighbors(proxy ? { family: 2, flags: { proxy: true } } : { family: 2 }, undefined, { timeout: TIMEOUT_MS }));
+      s.getNeighbors(proxy ? { family: 2, flags: { proxy: true } } : { family: 2 }, undefined, { timeout: TIMEOUT_MS }),
+    );
     const out: Neighbour[] = [];
     for (const m of msgs) {
       const dev = links.get(m.data.ifindex ?? -1);
@@ -441,7 +518,11 @@ export class NetlinkKernel implements Kernel {
     const ifindex = await this.#index(ns, n.dev, op);
     const attrs: NonNullable<Parameters<RtNetlinkSocket["newNeighbor"]>[1]> = { dst: ipBytes(parseIp(n.ip)) };
     if (n.mac !== undefined) attrs.lladdr = macBytes(n.mac);
-    const data: NonNullable<Parameters<RtNetlinkSocket["newNeighbor"]>[0]> = { family: familyOf(n.ip), ifindex, state: n.permanent === false ? { reachable: true } : { permanent: true } };
+    const data: NonNullable<Parameters<RtNetlinkSocket["newNeighbor"]>[0]> = {
+      family: familyOf(n.ip),
+      ifindex,
+      state: n.permanent === false ? { reachable: true } : { permanent: true },
+    };
     if (n.proxy === true) data.flags = { proxy: true };
     await this.#call(op, ns, (s) => s.newNeighbor(data, attrs, { flags: CREATE_REPLACE, timeout: TIMEOUT_MS }));
   }
@@ -449,10 +530,15 @@ export class NetlinkKernel implements Kernel {
   async deleteNeighbour(ns: Netns, n: Neighbour): Promise<boolean> {
     const link = await this.getLink(ns, n.dev);
     if (link === undefined) return false;
-    const data: NonNullable<Parameters<RtNetlinkSocket["delNeighbor"]>[0]> = { family: familyOf(n.ip), ifindex: link.index };
+    const data: NonNullable<Parameters<RtNetlinkSocket["delNeighbor"]>[0]> = {
+      family: familyOf(n.ip),
+      ifindex: link.index,
+    };
     if (n.proxy === true) data.flags = { proxy: true };
     try {
-      await this.#call(`delete neighbour ${n.ip}`, ns, (s) => s.delNeighbor(data, { dst: ipBytes(parseIp(n.ip)) }, { timeout: TIMEOUT_MS }));
+      await this.#call(`delete neighbour ${n.ip}`, ns, (s) =>
+        s.delNeighbor(data, { dst: ipBytes(parseIp(n.ip)) }, { timeout: TIMEOUT_MS }),
+      );
       return true;
     } catch (e) {
       if (e instanceof KernelError && e.missing) return false;
@@ -479,7 +565,12 @@ export class NetlinkKernel implements Kernel {
       try {
         fs.writeFileSync(file, value);
       } catch (e) {
-        throw new KernelError(`write sysctl ${sysctlPath(key)}=${value}`, ns, (e as NodeJS.ErrnoException).code ?? "EIO", { cause: e });
+        throw new KernelError(
+          `write sysctl ${sysctlPath(key)}=${value}`,
+          ns,
+          (e as NodeJS.ErrnoException).code ?? "EIO",
+          { cause: e },
+        );
       }
     });
   }
@@ -489,16 +580,22 @@ export class NetlinkKernel implements Kernel {
   #iptables(ns: Netns, argv: string[], input: string | undefined, op: string): string {
     const r = withNetns(ns, () => spawnSync(argv[0]!, argv.slice(1), { input, encoding: "utf8", timeout: 30_000 }));
     if (r.error !== undefined) {
-      throw new KernelError(op, ns, (r.error as NodeJS.ErrnoException).code ?? "EIO", { cause: r.error, detail: `${argv[0]} could not be run` });
+      throw new KernelError(op, ns, (r.error as NodeJS.ErrnoException).code ?? "EIO", {
+        cause: r.error,
+        detail: `${argv[0]} could not be run`,
+      });
     }
-    if (r.status !== 0) throw new KernelError(op, ns, "EIPTABLES", { detail: r.stderr.trim().split("\n").slice(0, 3).join("; ") });
+    if (r.status !== 0)
+      throw new KernelError(op, ns, "EIPTABLES", { detail: r.stderr.trim().split("\n").slice(0, 3).join("; ") });
     return r.stdout;
   }
 
   #save(ns: Netns, tables: IptablesTable[]): Map<string, IptablesDump> {
     const out = new Map<string, IptablesDump>();
     for (const t of tables) {
-      const parsed = parseIptablesSave(this.#iptables(ns, ["iptables-save", "-t", t], undefined, `read iptables table ${t}`));
+      const parsed = parseIptablesSave(
+        this.#iptables(ns, ["iptables-save", "-t", t], undefined, `read iptables table ${t}`),
+      );
       out.set(t, parsed.get(t) ?? new Map());
     }
     return out;
@@ -531,7 +628,9 @@ export class NetlinkKernel implements Kernel {
     const direct = names(`${sysfsDir}/net`);
     if (direct.length > 0) return direct;
     // virtio-net NICs in VMs hang their net/ under a virtioN child of the PCI device.
-    return names(sysfsDir).filter((n) => n.startsWith("virtio")).flatMap((v) => names(`${sysfsDir}/${v}/net`));
+    return names(sysfsDir)
+      .filter((n) => n.startsWith("virtio"))
+      .flatMap((v) => names(`${sysfsDir}/${v}/net`));
   }
 
   // ---- announcements ----------------------------------------------------------------------------
@@ -545,7 +644,9 @@ export class NetlinkKernel implements Kernel {
       try {
         tcnpNative().sendGarp(link.index, macBytes(link.mac), ipBytes(addr));
       } catch (e) {
-        throw new KernelError(`announce ${ip} on "${dev}"`, ns, (e as NodeJS.ErrnoException).code ?? "EIO", { cause: e });
+        throw new KernelError(`announce ${ip} on "${dev}"`, ns, (e as NodeJS.ErrnoException).code ?? "EIO", {
+          cause: e,
+        });
       }
     });
   }

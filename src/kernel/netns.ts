@@ -34,7 +34,9 @@ export function withNetns<T>(ns: Netns, fn: () => T): T {
     try {
       native.setns(target, native.CLONE_NEWNET);
     } catch (e) {
-      throw new KernelError("enter the network namespace", ns, (e as NodeJS.ErrnoException).code ?? "EIO", { cause: e });
+      throw new KernelError("enter the network namespace", ns, (e as NodeJS.ErrnoException).code ?? "EIO", {
+        cause: e,
+      });
     }
     try {
       const out = fn();

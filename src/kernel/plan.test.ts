@@ -39,7 +39,9 @@ test("applyPlan restores a sysctl it changed, and a renamed link's name", async 
 test("a failed announcement is a warning, not a failure", async () => {
   const k = new FakeKernel();
   const warnings: string[] = [];
-  await applyPlan(k, [{ op: "announce", ns: HOST, dev: "missing", ip: "10.0.0.1" }], { onWarn: (m) => warnings.push(m) });
+  await applyPlan(k, [{ op: "announce", ns: HOST, dev: "missing", ip: "10.0.0.1" }], {
+    onWarn: (m) => warnings.push(m),
+  });
   assert.equal(warnings.length, 1);
 });
 

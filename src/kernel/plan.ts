@@ -40,24 +40,42 @@ type Undo = () => Promise<void>;
 
 export function describeStep(s: Op | Teardown): string {
   switch (s.op) {
-    case "createVeth": return `create veth ${s.spec.name} (peer ${s.spec.peer.name})`;
-    case "createLink": return `create ${s.kind} ${s.name}`;
-    case "setLink": return `set link ${s.name} ${JSON.stringify(s.change)}`;
-    case "moveLink": return `move link ${s.name}${s.newName === undefined ? "" : ` as ${s.newName}`}`;
-    case "addAddress": return `add address ${s.addr.cidr} to ${s.addr.dev}`;
-    case "addRoute": return `add route ${s.route.dst}${s.route.gw === undefined ? "" : ` via ${s.route.gw}`}${s.route.dev === undefined ? "" : ` dev ${s.route.dev}`}${s.route.table === undefined ? "" : ` table ${s.route.table}`}`;
-    case "addRule": return `add rule priority ${s.rule.priority} table ${s.rule.table}`;
-    case "setNeighbour": return `set ${s.neigh.proxy === true ? "proxy " : ""}neighbour ${s.neigh.ip} on ${s.neigh.dev}`;
-    case "writeSysctl": return `set ${s.key}=${s.value}`;
-    case "applyIptables": return `apply iptables chains ${s.set.chains.map((c) => c.name).join(",")}`;
-    case "announce": return `announce ${s.ip} on ${s.dev}`;
-    case "deleteLink": return `delete link ${s.name}`;
-    case "deleteRoute": return `delete route ${s.route.dst}`;
-    case "deleteRule": return `delete rule priority ${s.rule.priority}`;
-    case "deleteNeighbour": return `delete neighbour ${s.neigh.ip} on ${s.neigh.dev}`;
-    case "deleteAddress": return `delete address ${s.addr.cidr}`;
-    case "deleteIptables": return `delete iptables chains ${s.set.chains.map((c) => c.name).join(",")}`;
-    case "returnLink": return `return link ${s.name}${s.mac === undefined ? "" : ` (${s.mac})`} as ${s.home ?? "its original name"}`;
+    case "createVeth":
+      return `create veth ${s.spec.name} (peer ${s.spec.peer.name})`;
+    case "createLink":
+      return `create ${s.kind} ${s.name}`;
+    case "setLink":
+      return `set link ${s.name} ${JSON.stringify(s.change)}`;
+    case "moveLink":
+      return `move link ${s.name}${s.newName === undefined ? "" : ` as ${s.newName}`}`;
+    case "addAddress":
+      return `add address ${s.addr.cidr} to ${s.addr.dev}`;
+    case "addRoute":
+      return `add route ${s.route.dst}${s.route.gw === undefined ? "" : ` via ${s.route.gw}`}${s.route.dev === undefined ? "" : ` dev ${s.route.dev}`}${s.route.table === undefined ? "" : ` table ${s.route.table}`}`;
+    case "addRule":
+      return `add rule priority ${s.rule.priority} table ${s.rule.table}`;
+    case "setNeighbour":
+      return `set ${s.neigh.proxy === true ? "proxy " : ""}neighbour ${s.neigh.ip} on ${s.neigh.dev}`;
+    case "writeSysctl":
+      return `set ${s.key}=${s.value}`;
+    case "applyIptables":
+      return `apply iptables chains ${s.set.chains.map((c) => c.name).join(",")}`;
+    case "announce":
+      return `announce ${s.ip} on ${s.dev}`;
+    case "deleteLink":
+      return `delete link ${s.name}`;
+    case "deleteRoute":
+      return `delete route ${s.route.dst}`;
+    case "deleteRule":
+      return `delete rule priority ${s.rule.priority}`;
+    case "deleteNeighbour":
+      return `delete neighbour ${s.neigh.ip} on ${s.neigh.dev}`;
+    case "deleteAddress":
+      return `delete address ${s.addr.cidr}`;
+    case "deleteIptables":
+      return `delete iptables chains ${s.set.chains.map((c) => c.name).join(",")}`;
+    case "returnLink":
+      return `return link ${s.name}${s.mac === undefined ? "" : ` (${s.mac})`} as ${s.home ?? "its original name"}`;
   }
 }
 
@@ -67,7 +85,10 @@ async function run(k: Kernel, s: Step, onWarn: (msg: string, e: unknown) => void
       await k.createVeth(s.ns, s.spec);
       return async () => void (await k.deleteLink(s.ns, s.spec.name));
     case "createLink":
-      await k.createLink(s.ns, s.mtu === undefined ? { name: s.name, kind: s.kind } : { name: s.name, kind: s.kind, mtu: s.mtu });
+      await k.createLink(
+        s.ns,
+        s.mtu === undefined ? { name: s.name, kind: s.kind } : { name: s.name, kind: s.kind, mtu: s.mtu },
+      );
       return async () => void (await k.deleteLink(s.ns, s.name));
     case "setLink": {
       const before = await k.getLink(s.ns, s.name);
@@ -146,14 +167,17 @@ async function returnLink(k: Kernel, s: Extract<Teardown, { op: "returnLink" }>,
   const onWarn = opts.onWarn ?? (() => {});
   let home: string | undefined;
   if (s.from !== "" && k.netnsExists(s.from)) {
-    const inPod = (await k.getLink(s.from, s.name)) ?? (s.mac === undefined ? undefined : (await k.listLinks(s.from)).find((l) => l.mac === s.mac));
+    const inPod =
+      (await k.getLink(s.from, s.name)) ??
+      (s.mac === undefined ? undefined : (await k.listLinks(s.from)).find((l) => l.mac === s.mac));
     if (inPod !== undefined && (s.mac === undefined || inPod.mac === s.mac)) {
       await k.setLink(s.from, inPod.name, { up: false });
       await k.moveLink(s.from, inPod.name, s.ns, s.tempName);
       home = s.tempName;
     }
   }
-  if (home === undefined && s.mac !== undefined) home = (await k.listLinks(s.ns)).find((l) => l.mac === s.mac && l.master === undefined)?.name;
+  if (home === undefined && s.mac !== undefined)
+    home = (await k.listLinks(s.ns)).find((l) => l.mac === s.mac && l.master === undefined)?.name;
   if (home === undefined) return;
   const link = await k.getLink(s.ns, home);
   const want = s.home ?? (link?.alias !== undefined && link.alias !== "" ? link.alias : undefined);
@@ -180,13 +204,27 @@ export async function runTeardown(k: Kernel, steps: readonly Teardown[], opts: A
     try {
       if (!k.netnsExists(s.ns)) continue;
       switch (s.op) {
-        case "deleteLink": await k.deleteLink(s.ns, s.name); break;
-        case "deleteRoute": await k.deleteRoute(s.ns, s.route); break;
-        case "deleteRule": await k.deleteRule(s.ns, s.rule); break;
-        case "deleteNeighbour": await k.deleteNeighbour(s.ns, s.neigh); break;
-        case "deleteAddress": await k.deleteAddress(s.ns, s.addr); break;
-        case "deleteIptables": await k.deleteIptables(s.ns, s.set); break;
-        case "returnLink": await returnLink(k, s, opts); break;
+        case "deleteLink":
+          await k.deleteLink(s.ns, s.name);
+          break;
+        case "deleteRoute":
+          await k.deleteRoute(s.ns, s.route);
+          break;
+        case "deleteRule":
+          await k.deleteRule(s.ns, s.rule);
+          break;
+        case "deleteNeighbour":
+          await k.deleteNeighbour(s.ns, s.neigh);
+          break;
+        case "deleteAddress":
+          await k.deleteAddress(s.ns, s.addr);
+          break;
+        case "deleteIptables":
+          await k.deleteIptables(s.ns, s.set);
+          break;
+        case "returnLink":
+          await returnLink(k, s, opts);
+          break;
       }
     } catch (e) {
       if (isKernelError(e) && (e.missing || e.errno === "ENOENT_NETNS")) continue;

@@ -1,6 +1,17 @@
 // One namespace's network state, read once: what CHECK and the doctor compare a plan's expected
 // state against, and what the doctor prints.
-import { HOST, type Address, type IptablesDump, type IptablesTable, type Kernel, type Link, type Neighbour, type Netns, type Route, type Rule } from "./types.js";
+import {
+  HOST,
+  type Address,
+  type IptablesDump,
+  type IptablesTable,
+  type Kernel,
+  type Link,
+  type Neighbour,
+  type Netns,
+  type Route,
+  type Rule,
+} from "./types.js";
 
 export interface Snapshot {
   exists: boolean;
@@ -18,10 +29,24 @@ export interface Snapshot {
   sysctls: Record<string, string | undefined>;
 }
 
-export const emptySnapshot = (): Snapshot => ({ exists: false, links: [], addresses: [], routes: [], rules: [], neighbours: [], proxies: [], iptables: {}, sysctls: {} });
+export const emptySnapshot = (): Snapshot => ({
+  exists: false,
+  links: [],
+  addresses: [],
+  routes: [],
+  rules: [],
+  neighbours: [],
+  proxies: [],
+  iptables: {},
+  sysctls: {},
+});
 
 /** Read a namespace; a missing one (or "" for a DEL without netns) is a snapshot that does not exist. */
-export async function snapshot(k: Kernel, ns: Netns, want: { iptables?: readonly IptablesTable[]; sysctls?: readonly string[] } = {}): Promise<Snapshot> {
+export async function snapshot(
+  k: Kernel,
+  ns: Netns,
+  want: { iptables?: readonly IptablesTable[]; sysctls?: readonly string[] } = {},
+): Promise<Snapshot> {
   if (ns !== HOST && (ns === "" || !k.netnsExists(ns))) return emptySnapshot();
   const s: Snapshot = {
     exists: true,

@@ -182,7 +182,10 @@ export class KernelError extends Error {
   readonly errno: string;
   constructor(op: string, netns: Netns, errno: string, options?: { cause?: unknown; detail?: string }) {
     const where = netns === HOST ? "the host namespace" : `netns "${netns}"`;
-    super(`Cannot ${op} in ${where}: ${errno}${options?.detail === undefined ? "" : ` (${options.detail})`}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      `Cannot ${op} in ${where}: ${errno}${options?.detail === undefined ? "" : ` (${options.detail})`}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = "KernelError";
     this.op = op;
     this.netns = netns;
@@ -192,7 +195,9 @@ export class KernelError extends Error {
     return this.errno === "EEXIST";
   }
   get missing(): boolean {
-    return this.errno === "ENODEV" || this.errno === "ENOENT" || this.errno === "ESRCH" || this.errno === "EADDRNOTAVAIL";
+    return (
+      this.errno === "ENODEV" || this.errno === "ENOENT" || this.errno === "ESRCH" || this.errno === "EADDRNOTAVAIL"
+    );
   }
 }
 

@@ -12,7 +12,10 @@ import { stopProcess } from "./proc.js";
 
 async function strayNamespaces(): Promise<string[]> {
   const r = await run(["ip", "netns", "list"]);
-  return r.stdout.split("\n").map((l) => l.split(" ")[0]!).filter((n) => n.startsWith(`${LAB.prefix}-`));
+  return r.stdout
+    .split("\n")
+    .map((l) => l.split(" ")[0]!)
+    .filter((n) => n.startsWith(`${LAB.prefix}-`));
 }
 
 export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicaller: string }): Promise<number> {
@@ -29,7 +32,9 @@ export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicalle
       say(`DEL ${pod.podName}: ${r.code === 0 ? "ok" : (r.stderr.trim() || r.stdout.trim()).split("\n").pop()}`);
     }
     for (const p of [...s.processes].reverse()) say(`${p.name} (pid ${p.pid}): ${await stopProcess(p)}`);
-    const made = s.cloud !== undefined && (s.cloud.networks.length + s.cloud.ports.length + s.cloud.servers.length > 0 || s.cloud.router !== undefined);
+    const made =
+      s.cloud !== undefined &&
+      (s.cloud.networks.length + s.cloud.ports.length + s.cloud.servers.length > 0 || s.cloud.router !== undefined);
     if (s.cloud !== undefined && made) {
       try {
         await deprovision(realClients(s.cloud, o.io.env), s.cloud, (m) => say(`cloud "${s.cloud!.name}": ${m}`));
@@ -42,7 +47,9 @@ export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicalle
     // Without a record here, namespaces with the lab's prefix belong to a lab recorded elsewhere.
     const others = await strayNamespaces();
     if (others.length > 0) {
-      o.io.err(`no lab is recorded in ${o.dir}, but namespaces ${others.join(", ")} exist: give "tcnp lab down" the --dir of the lab that made them (default ${DEFAULT_LAB_DIR})\n`);
+      o.io.err(
+        `no lab is recorded in ${o.dir}, but namespaces ${others.join(", ")} exist: give "tcnp lab down" the --dir of the lab that made them (default ${DEFAULT_LAB_DIR})\n`,
+      );
       return 1;
     }
     say("no lab was recorded; nothing left behind");
@@ -78,7 +85,9 @@ export async function labStatus(o: { dir: string; io: Io; kernel: Kernel }): Pro
   o.io.out(`lab in ${s.dir}: ${s.status}${s.error === undefined ? "" : ` (${s.error})`}, since ${s.startedAt}\n`);
   o.io.out(`cloud: ${s.cloud === undefined ? "embedded" : `"${s.cloud.name}" (real)`} at ${s.authUrl ?? "-"}\n`);
   if (s.cloud !== undefined) {
-    o.io.out(`  made there: networks ${s.cloud.networks.map((n) => n.id).join(", ") || "-"}; router ${s.cloud.router ?? "-"}; servers ${s.cloud.servers.join(", ") || "-"}\n`);
+    o.io.out(
+      `  made there: networks ${s.cloud.networks.map((n) => n.id).join(", ") || "-"}; router ${s.cloud.router ?? "-"}; servers ${s.cloud.servers.join(", ") || "-"}\n`,
+    );
   }
   for (const v of s.vms) o.io.out(`  ${v.name}  ${v.ip}  namespace ${v.ns}\n`);
   for (const p of s.pods) o.io.out(`  pod default/${p.podName}  ${p.mode}  ${p.ip ?? "(no address)"}  on ${p.vm}\n`);

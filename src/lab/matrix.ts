@@ -22,7 +22,10 @@ export interface CheckResult extends Check {
 }
 
 export async function runCheck(c: Check): Promise<CheckResult> {
-  const argv = c.kind === "ping" ? ["ping", "-c", "1", "-W", "2", "-q", c.target] : ["nc", "-d", "-w", "3", c.target, String(c.port)];
+  const argv =
+    c.kind === "ping"
+      ? ["ping", "-c", "1", "-W", "2", "-q", c.target]
+      : ["nc", "-d", "-w", "3", c.target, String(c.port)];
   let last = { code: 1, stdout: "", stderr: "", ms: 0 };
   for (let attempt = 0; attempt < 3; attempt++) {
     last = await run(inNetns(c.ns, argv), { timeoutMs: 10_000 });
@@ -34,8 +37,20 @@ export async function runCheck(c: Check): Promise<CheckResult> {
 
 export function renderMatrix(rows: CheckResult[]): string {
   const head = ["", "path", "from", "to", "how", "ms", ""];
-  const cells = rows.map((r) => [r.ok ? "✓" : "✗", r.path, r.from, r.to, r.kind === "tcp" ? `tcp/${r.port}` : "ping", r.ok ? r.ms.toFixed(1) : "-", r.detail]);
+  const cells = rows.map((r) => [
+    r.ok ? "✓" : "✗",
+    r.path,
+    r.from,
+    r.to,
+    r.kind === "tcp" ? `tcp/${r.port}` : "ping",
+    r.ok ? r.ms.toFixed(1) : "-",
+    r.detail,
+  ]);
   const w = head.map((h, i) => Math.max(h.length, ...cells.map((c) => [...c[i]!].length)));
-  const line = (c: string[]): string => c.map((x, i) => x + " ".repeat(w[i]! - [...x].length)).join("  ").trimEnd();
+  const line = (c: string[]): string =>
+    c
+      .map((x, i) => x + " ".repeat(w[i]! - [...x].length))
+      .join("  ")
+      .trimEnd();
   return [line(head), line(w.map((n) => "-".repeat(n))), ...cells.map(line)].join("\n");
 }

@@ -11,11 +11,29 @@ export interface Ran {
   ms: number;
 }
 
-export function run(argv: string[], opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {}): Promise<Ran> {
+export function run(
+  argv: string[],
+  opts: { env?: Record<string, string>; timeoutMs?: number; input?: string } = {},
+): Promise<Ran> {
   const t0 = performance.now();
   return new Promise((resolve) => {
-    const child = execFile(argv[0]!, argv.slice(1), { env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...opts.env }, encoding: "utf8", timeout: opts.timeoutMs ?? 60_000, maxBuffer: 8 << 20 },
-      (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : 1, stdout, stderr, ms: performance.now() - t0 }));
+    const child = execFile(
+      argv[0]!,
+      argv.slice(1),
+      {
+        env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...opts.env },
+        encoding: "utf8",
+        timeout: opts.timeoutMs ?? 60_000,
+        maxBuffer: 8 << 20,
+      },
+      (err, stdout, stderr) =>
+        resolve({
+          code: err === null ? 0 : typeof err.code === "number" ? err.code : 1,
+          stdout,
+          stderr,
+          ms: performance.now() - t0,
+        }),
+    );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }

@@ -34,11 +34,23 @@ export interface RealCloudRecord {
 
 type Env = Readonly<Record<string, string | undefined>>;
 
-export function realClients(rec: Pick<RealCloudRecord, "name" | "cloudsYaml">, env: Env): Clients & { authUrl: string } {
-  const creds = resolveCredentials({ cloud: rec.name, ...(rec.cloudsYaml === undefined ? {} : { cloudsYaml: rec.cloudsYaml }) }, fileSources(env), "--cloud");
+export function realClients(
+  rec: Pick<RealCloudRecord, "name" | "cloudsYaml">,
+  env: Env,
+): Clients & { authUrl: string } {
+  const creds = resolveCredentials(
+    { cloud: rec.name, ...(rec.cloudsYaml === undefined ? {} : { cloudsYaml: rec.cloudsYaml }) },
+    fileSources(env),
+    "--cloud",
+  );
   const c = createClients({
-    auth: creds.auth, clock: systemClock,
-    fetch: nodeFetch({ timeoutMs: 60_000, ...(creds.caCert === undefined ? {} : { caCert: creds.caCert }), ...(creds.insecure === undefined ? {} : { insecure: creds.insecure }) }),
+    auth: creds.auth,
+    clock: systemClock,
+    fetch: nodeFetch({
+      timeoutMs: 60_000,
+      ...(creds.caCert === undefined ? {} : { caCert: creds.caCert }),
+      ...(creds.insecure === undefined ? {} : { insecure: creds.insecure }),
+    }),
   });
   return { ...c, authUrl: creds.auth.authUrl };
 }
@@ -61,14 +73,25 @@ export interface Provisioned {
 }
 
 /** Make the lab's networks, router and servers in the real cloud. `save` persists `rec` after each step. */
-export async function provision(c: Clients, rec: RealCloudRecord, o: { vms: number; image: string; flavor: string }, save: () => void, say: (m: string) => void): Promise<Provisioned> {
+export async function provision(
+  c: Clients,
+  rec: RealCloudRecord,
+  o: { vms: number; image: string; flavor: string },
+  save: () => void,
+  say: (m: string) => void,
+): Promise<Provisioned> {
   const makeNet = async (role: "mix" | "eni", cidr: string, bridge: string): Promise<LabNet> => {
     const net = await c.neutron.createNetwork({ name: `${LAB.prefix}-${role}` });
     const mtu = net.mtu ?? 1500;
     rec.networks.push({ id: net.id, role, bridge, mtu });
     save();
     const sub = await c.neutron.createSubnet({
-      network_id: net.id, name: `${LAB.prefix}-${role}-v4`, ip_version: 4, cidr: `${cidr}.0/24`, gateway_ip: `${cidr}.1`, enable_dhcp: false,
+      network_id: net.id,
+      name: `${LAB.prefix}-${role}-v4`,
+      ip_version: 4,
+      cidr: `${cidr}.0/24`,
+      gateway_ip: `${cidr}.1`,
+      enable_dhcp: false,
       allocation_pools: [{ start: `${cidr}.50`, end: `${cidr}.250` }],
     });
     rec.subnets.push(sub.id);
@@ -76,7 +99,10 @@ export async function provision(c: Clients, rec: RealCloudRecord, o: { vms: numb
     say(`network ${LAB.prefix}-${role} ${net.id}, subnet ${cidr}.0/24 (no DHCP)`);
     return { net: net.id, subnet: sub.id, routerMac: "", mtu };
   };
-  const nets: Record<"mix" | "eni", LabNet> = { mix: await makeNet("mix", "10.10.10", "br0"), eni: await makeNet("eni", "10.10.20", "br1") };
+  const nets: Record<"mix" | "eni", LabNet> = {
+    mix: await makeNet("mix", "10.10.10", "br0"),
+    eni: await makeNet("eni", "10.10.20", "br1"),
+  };
   const router = await c.neutron.createRouter({ name: `${LAB.prefix}-router` });
   rec.router = router.id;
   save();
@@ -91,10 +117,19 @@ export async function provision(c: Clients, rec: RealCloudRecord, o: { vms: numb
   say(`router ${LAB.prefix}-router ${router.id} on both subnets`);
   const servers: Provisioned["servers"] = [];
   for (let i = 1; i <= o.vms; i++) {
-    const port = await c.neutron.createPort({ network_id: nets.mix.net, name: `${LAB.prefix}-vm${i}`, fixed_ips: [{ subnet_id: nets.mix.subnet, ip_address: labVmIp(i) }] });
+    const port = await c.neutron.createPort({
+      network_id: nets.mix.net,
+      name: `${LAB.prefix}-vm${i}`,
+      fixed_ips: [{ subnet_id: nets.mix.subnet, ip_address: labVmIp(i) }],
+    });
     rec.ports.push(port.id);
     save();
-    const server = await c.nova.createServer({ name: `${LAB.prefix}-vm${i}`, imageRef: o.image, flavorRef: o.flavor, networks: [{ port: port.id }] });
+    const server = await c.nova.createServer({
+      name: `${LAB.prefix}-vm${i}`,
+      imageRef: o.image,
+      flavorRef: o.flavor,
+      networks: [{ port: port.id }],
+    });
     rec.servers.push(server.id);
     save();
     servers.push({ id: server.id, mac: port.mac_address, ip: labVmIp(i) });
@@ -122,7 +157,14 @@ export async function deprovision(c: Clients, rec: RealCloudRecord, say: (m: str
   for (const id of rec.servers) await c.nova.deleteServer(id).catch(ignoreNotFound);
   const end = Date.now() + 120_000;
   for (const id of rec.servers) {
-    while (Date.now() < end && (await c.nova.getServer(id).then(() => true, (e: unknown) => (ignoreNotFound(e), false)))) await sleep(500);
+    while (
+      Date.now() < end &&
+      (await c.nova.getServer(id).then(
+        () => true,
+        (e: unknown) => (ignoreNotFound(e), false),
+      ))
+    )
+      await sleep(500);
   }
   if (rec.servers.length > 0) say(`deleted servers ${rec.servers.join(", ")}`);
   if (rec.router !== undefined) await c.neutron.updateRouter(rec.router, { routes: [] }).catch(ignoreNotFound);
@@ -145,12 +187,18 @@ export async function deprovision(c: Clients, rec: RealCloudRecord, say: (m: str
   if (rec.networks.length > 0) say(`deleted networks ${rec.networks.map((n) => n.id).join(", ")}`);
 }
 
-
 /**
  * The hypervisor's and network node's part for a lab on a real cloud, until SIGTERM: relays, the
  * metadata service, NIC hot-plug from Nova attachments, router routes into the router namespace.
  */
-export async function runAgent(s: LabState, kernel: Kernel, env: Env, log: Logger, ready: () => void, intervalMs = 500): Promise<never> {
+export async function runAgent(
+  s: LabState,
+  kernel: Kernel,
+  env: Env,
+  log: Logger,
+  ready: () => void,
+  intervalMs = 500,
+): Promise<never> {
   const rec = s.cloud!;
   const c = realClients(rec, env);
   const token = await c.session.token();
@@ -161,7 +209,10 @@ export async function runAgent(s: LabState, kernel: Kernel, env: Env, log: Logge
   }
   const relays: Relay[] = [];
   for (const vm of s.vms) relays.push(await relayIntoNetns(namedNetns(vm.ns), [...targets.values()], kernel));
-  log.info("relaying the cloud's endpoints into the VMs", { targets: [...targets.keys()], vms: s.vms.map((v) => v.name) });
+  log.info("relaying the cloud's endpoints into the VMs", {
+    targets: [...targets.keys()],
+    vms: s.vms.map((v) => v.name),
+  });
   // The metadata service, answering each VM by its source address.
   const byIp = new Map(s.vms.map((v) => [v.ip, v]));
   const md = http.createServer((req, res) => {
@@ -170,9 +221,13 @@ export async function runAgent(s: LabState, kernel: Kernel, env: Env, log: Logge
       res.writeHead(404).end();
       return;
     }
-    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ uuid: vm.serverId, name: `${LAB.prefix}-${vm.name}` }));
+    res
+      .writeHead(200, { "content-type": "application/json" })
+      .end(JSON.stringify({ uuid: vm.serverId, name: `${LAB.prefix}-${vm.name}` }));
   });
-  await new Promise<void>((r) => md.listen(boundInNetns(namedNetns(`${LAB.prefix}-svc`), "169.254.169.254", 80) as net.Server, () => r()));
+  await new Promise<void>((r) =>
+    md.listen(boundInNetns(namedNetns(`${LAB.prefix}-svc`), "169.254.169.254", 80) as net.Server, () => r()),
+  );
   const primary = new Set(rec.ports);
   const vmOf = new Map(s.vms.map((v) => [v.serverId, v]));
   const netNs = namedNetns(`${LAB.prefix}-net`);
@@ -186,7 +241,9 @@ export async function runAgent(s: LabState, kernel: Kernel, env: Env, log: Logge
   ready();
   for (;;) {
     try {
-      const ports = (await c.neutron.listPorts({ device_id: s.vms.map((v) => v.serverId) })).filter((p) => !primary.has(p.id) && p.device_owner.startsWith("compute:"));
+      const ports = (await c.neutron.listPorts({ device_id: s.vms.map((v) => v.serverId) })).filter(
+        (p) => !primary.has(p.id) && p.device_owner.startsWith("compute:"),
+      );
       const taps = new Set((await kernel.listLinks(netNs)).map((l) => l.name).filter((n) => n.startsWith("tap")));
       for (const p of ports) {
         const net = rec.networks.find((n) => n.id === p.network_id);
@@ -201,7 +258,14 @@ export async function runAgent(s: LabState, kernel: Kernel, env: Env, log: Logge
         await kernel.deleteLink(netNs, t);
         log.info("unplugged a NIC", { tap: t });
       }
-      if (rec.router !== undefined) await syncRouterRoutes(kernel, `${LAB.prefix}-rtr`, (await c.neutron.getRouter(rec.router)).routes, log, `${LAB.prefix}-router`);
+      if (rec.router !== undefined)
+        await syncRouterRoutes(
+          kernel,
+          `${LAB.prefix}-rtr`,
+          (await c.neutron.getRouter(rec.router)).routes,
+          log,
+          `${LAB.prefix}-router`,
+        );
     } catch (e) {
       log.warn("data-path sync failed; retrying", { error: e });
     }

@@ -20,7 +20,8 @@ export async function relayIntoNetns(ns: string, targets: Target[], kernel?: Ker
   const sockets = new Set<net.Socket>();
   for (const t of targets) {
     if (!t.host.startsWith("127.")) {
-      if (kernel === undefined) throw new Error(`Cannot relay ${t.host}:${t.port} into ${ns}: only loopback addresses without a kernel`);
+      if (kernel === undefined)
+        throw new Error(`Cannot relay ${t.host}:${t.port} into ${ns}: only loopback addresses without a kernel`);
       try {
         await kernel.addAddress(ns, { cidr: `${t.host}/32`, dev: "lo" });
       } catch (e) {

@@ -24,17 +24,49 @@ export const labVmIp = (i: number): string => `10.10.10.${10 + i}`;
 export function labSeed(vms: number): Seed {
   return {
     networks: [
-      { id: LAB.mixNet, name: "mix", mtu: 1450, subnets: [{ id: LAB.mixSubnet, name: "mix-v4", cidr: "10.10.10.0/24", allocation_pools: [{ start: "10.10.10.50", end: "10.10.10.250" }] }] },
-      { id: LAB.eniNet, name: "eni", mtu: 1450, subnets: [{ id: LAB.eniSubnet, name: "eni-v4", cidr: "10.10.20.0/24", allocation_pools: [{ start: "10.10.20.50", end: "10.10.20.250" }] }] },
+      {
+        id: LAB.mixNet,
+        name: "mix",
+        mtu: 1450,
+        subnets: [
+          {
+            id: LAB.mixSubnet,
+            name: "mix-v4",
+            cidr: "10.10.10.0/24",
+            allocation_pools: [{ start: "10.10.10.50", end: "10.10.10.250" }],
+          },
+        ],
+      },
+      {
+        id: LAB.eniNet,
+        name: "eni",
+        mtu: 1450,
+        subnets: [
+          {
+            id: LAB.eniSubnet,
+            name: "eni-v4",
+            cidr: "10.10.20.0/24",
+            allocation_pools: [{ start: "10.10.20.50", end: "10.10.20.250" }],
+          },
+        ],
+      },
     ],
     routers: [{ id: LAB.router, name: "lab-router", interfaces: ["mix-v4", "eni-v4"] }],
-    servers: Array.from({ length: vms }, (_, i) => ({ id: labServerId(i + 1), name: `vm${i + 1}`, ports: [{ network: "mix", ip: labVmIp(i + 1) }] })),
+    servers: Array.from({ length: vms }, (_, i) => ({
+      id: labServerId(i + 1),
+      name: `vm${i + 1}`,
+      ports: [{ network: "mix", ip: labVmIp(i + 1) }],
+    })),
   };
 }
 
 /** The seed's eni conflist, exactly as written but for the cloud (authUrl, or a clouds.yaml entry) and network. */
-export const eniConflist = (openstackConf: Record<string, unknown>, network: string = LAB.eniNet): Record<string, unknown> => ({
-  name: "cni0", cniVersion: "0.3.1",
+export const eniConflist = (
+  openstackConf: Record<string, unknown>,
+  network: string = LAB.eniNet,
+): Record<string, unknown> => ({
+  name: "cni0",
+  cniVersion: "0.3.1",
   plugins: [
     {
       type: "host-device",
@@ -45,13 +77,24 @@ export const eniConflist = (openstackConf: Record<string, unknown>, network: str
         routes: [{ dst: "0.0.0.0/0" }],
       },
     },
-    { type: "veth-host", serviceCidr: "10.96.0.0/12", hostInterface: "eth0", containerInterface: "veth0", ipMasq: true },
+    {
+      type: "veth-host",
+      serviceCidr: "10.96.0.0/12",
+      hostInterface: "eth0",
+      containerInterface: "veth0",
+      ipMasq: true,
+    },
   ],
 });
 
 /** The seed's mix configuration, exactly as written but for the cloud and network. */
-export const mixConf = (openstackConf: Record<string, unknown>, network: string = LAB.mixNet): Record<string, unknown> => ({
-  name: "cni0", cniVersion: "0.3.1", type: "veth-route",
+export const mixConf = (
+  openstackConf: Record<string, unknown>,
+  network: string = LAB.mixNet,
+): Record<string, unknown> => ({
+  name: "cni0",
+  cniVersion: "0.3.1",
+  type: "veth-route",
   ipam: {
     type: "tcnp-ipam",
     openstackConf,

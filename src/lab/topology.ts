@@ -53,7 +53,8 @@ export interface Topology {
   routerExternalIp: string;
 }
 
-const host = (cidr: string, n: bigint): string => formatIp({ family: 4, value: networkOf(parseCidr(cidr)).ip.value + n });
+const host = (cidr: string, n: bigint): string =>
+  formatIp({ family: 4, value: networkOf(parseCidr(cidr)).ip.value + n });
 
 export function describeTopology(spec: TopologySpec): Topology {
   const vms: Record<string, string> = {};
@@ -61,7 +62,13 @@ export function describeTopology(spec: TopologySpec): Topology {
   const bridges = new Map(spec.networks.map((n, i) => [n.id, `br${i}`]));
   return {
     spec,
-    ns: { net: namedNetns(`${spec.prefix}-net`), router: namedNetns(`${spec.prefix}-rtr`), svc: namedNetns(`${spec.prefix}-svc`), ext: namedNetns(`${spec.prefix}-ext`), vms },
+    ns: {
+      net: namedNetns(`${spec.prefix}-net`),
+      router: namedNetns(`${spec.prefix}-rtr`),
+      svc: namedNetns(`${spec.prefix}-svc`),
+      ext: namedNetns(`${spec.prefix}-ext`),
+      vms,
+    },
     bridge: (id) => {
       const b = bridges.get(id);
       if (b === undefined) throw new Error(`No bridge for network ${id}`);
@@ -74,11 +81,20 @@ export function describeTopology(spec: TopologySpec): Topology {
   };
 }
 
-export const topologyNamespaces = (t: Topology): string[] => [t.ns.net, t.ns.router, t.ns.svc, t.ns.ext, ...Object.values(t.ns.vms)];
-
+export const topologyNamespaces = (t: Topology): string[] => [
+  t.ns.net,
+  t.ns.router,
+  t.ns.svc,
+  t.ns.ext,
+  ...Object.values(t.ns.vms),
+];
 
 /** Build it. On failure, what was built is removed before the error is rethrown. */
-export async function buildTopology(k: Kernel, spec: TopologySpec, onStep: (msg: string) => void = () => {}): Promise<Topology> {
+export async function buildTopology(
+  k: Kernel,
+  spec: TopologySpec,
+  onStep: (msg: string) => void = () => {},
+): Promise<Topology> {
   const t = describeTopology(spec);
   try {
     for (const ns of topologyNamespaces(t)) await k.createNetns(netnsName(ns));
@@ -91,7 +107,12 @@ export async function buildTopology(k: Kernel, spec: TopologySpec, onStep: (msg:
       await k.setLink(t.ns.net, br, { up: true });
       // The router's interface on this network.
       const qr = `qr-${br}`;
-      await k.createVeth(t.ns.router, { name: qr, mac: n.routerMac, mtu: n.mtu, peer: { name: `r-${br}`, netns: t.ns.net, mtu: n.mtu } });
+      await k.createVeth(t.ns.router, {
+        name: qr,
+        mac: n.routerMac,
+        mtu: n.mtu,
+        peer: { name: `r-${br}`, netns: t.ns.net, mtu: n.mtu },
+      });
       await k.setLink(t.ns.net, `r-${br}`, { master: br, up: true });
       await k.addAddress(t.ns.router, { cidr: `${n.gateway}/${parseCidr(n.cidr).prefix}`, dev: qr });
       await k.setLink(t.ns.router, qr, { up: true });
@@ -128,7 +149,11 @@ export async function buildTopology(k: Kernel, spec: TopologySpec, onStep: (msg:
         if (net === undefined) throw new Error(`VM ${vm.name}: unknown network ${nic.network}`);
         const br = t.bridge(net.id);
         const peer = `${vm.name}-${nic.name}`.slice(0, 15);
-        await k.createVeth(t.ns.net, { name: peer, mtu: net.mtu, peer: { name: nic.name, netns: ns, mac: nic.mac, mtu: net.mtu } });
+        await k.createVeth(t.ns.net, {
+          name: peer,
+          mtu: net.mtu,
+          peer: { name: nic.name, netns: ns, mac: nic.mac, mtu: net.mtu },
+        });
         await k.setLink(t.ns.net, peer, { master: br, up: true });
         await k.addAddress(ns, { cidr: `${nic.ip}/${parseCidr(net.cidr).prefix}`, dev: nic.name });
         await k.setLink(ns, nic.name, { up: true });
@@ -149,4 +174,3 @@ export async function buildTopology(k: Kernel, spec: TopologySpec, onStep: (msg:
 export async function destroyTopology(k: Kernel, t: Topology): Promise<void> {
   for (const ns of topologyNamespaces(t).reverse()) await k.deleteNetns(netnsName(ns));
 }
-

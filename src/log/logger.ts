@@ -23,20 +23,34 @@ const SECRET_KEY = /pass(word)?|secret|token|credential|authorization|x-auth|api
 export function redact(v: unknown, depth = 0): unknown {
   if (depth > 6 || v === null || typeof v !== "object") return v;
   if (Array.isArray(v)) return v.map((x) => redact(x, depth + 1));
-  if (v instanceof Error) return { name: v.name, message: v.message, ...(v.cause === undefined ? {} : { cause: redact(v.cause instanceof Error ? v.cause.message : v.cause, depth + 1) }) };
+  if (v instanceof Error)
+    return {
+      name: v.name,
+      message: v.message,
+      ...(v.cause === undefined
+        ? {}
+        : { cause: redact(v.cause instanceof Error ? v.cause.message : v.cause, depth + 1) }),
+    };
   const out: Record<string, unknown> = {};
-  for (const [k, val] of Object.entries(v)) out[k] = SECRET_KEY.test(k) && val !== undefined && val !== null && val !== "" ? "[redacted]" : redact(val, depth + 1);
+  for (const [k, val] of Object.entries(v))
+    out[k] =
+      SECRET_KEY.test(k) && val !== undefined && val !== null && val !== "" ? "[redacted]" : redact(val, depth + 1);
   return out;
 }
 
-export function createLogger(sink: LogSink, opts: { level?: Level; now?: () => Date; fields?: Record<string, unknown> } = {}): Logger {
+export function createLogger(
+  sink: LogSink,
+  opts: { level?: Level; now?: () => Date; fields?: Record<string, unknown> } = {},
+): Logger {
   const min = ORDER[opts.level ?? "info"];
   const now = opts.now ?? (() => new Date());
   const base = opts.fields ?? {};
   const emit = (level: Level, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[level] < min) return;
     try {
-      sink.write(`${JSON.stringify({ time: now().toISOString(), level, msg, ...(redact({ ...base, ...fields }) as object) })}\n`);
+      sink.write(
+        `${JSON.stringify({ time: now().toISOString(), level, msg, ...(redact({ ...base, ...fields }) as object) })}\n`,
+      );
     } catch {
       // logging must never break the operation
     }

@@ -78,11 +78,17 @@ export function formatIp(ip: Ip): string {
   // RFC 5952: compress the longest run (≥ 2) of zero groups.
   let best = -1;
   let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) { i++; continue; }
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
     let j = i;
     while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) { best = i; bestLen = j - i; }
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
@@ -124,7 +130,10 @@ export function networkOf(c: Cidr): Cidr {
 
 export function broadcastOf(c: Cidr): Ip {
   const all = (1n << BigInt(bits(c.ip.family))) - 1n;
-  return { family: c.ip.family, value: (c.ip.value & mask(c.ip.family, c.prefix)) | (all & ~mask(c.ip.family, c.prefix)) };
+  return {
+    family: c.ip.family,
+    value: (c.ip.value & mask(c.ip.family, c.prefix)) | (all & ~mask(c.ip.family, c.prefix)),
+  };
 }
 
 export function cidrContains(c: Cidr, ip: Ip): boolean {
@@ -134,7 +143,8 @@ export function cidrContains(c: Cidr, ip: Ip): boolean {
 }
 
 /** True if `inner` lies wholly inside `outer`. */
-export const cidrCovers = (outer: Cidr, inner: Cidr): boolean => inner.prefix >= outer.prefix && cidrContains(outer, inner.ip);
+export const cidrCovers = (outer: Cidr, inner: Cidr): boolean =>
+  inner.prefix >= outer.prefix && cidrContains(outer, inner.ip);
 
 export const ipEquals = (a: Ip, b: Ip): boolean => a.family === b.family && a.value === b.value;
 
@@ -163,7 +173,8 @@ export function ipFromBytes(b: Uint8Array): Ip {
   return { family: b.length === 4 ? 4 : 6, value: v };
 }
 
-export const compareIps = (a: Ip, b: Ip): number => (a.family !== b.family ? a.family - b.family : a.value < b.value ? -1 : a.value > b.value ? 1 : 0);
+export const compareIps = (a: Ip, b: Ip): number =>
+  a.family !== b.family ? a.family - b.family : a.value < b.value ? -1 : a.value > b.value ? 1 : 0;
 
 /** Number of addresses in a CIDR. */
 export const cidrSize = (c: Cidr): bigint => 1n << BigInt(bits(c.ip.family) - c.prefix);
@@ -200,7 +211,10 @@ export function aggregate(ips: readonly Ip[], minPrefix = 0): Cidr[] {
         }
       }
       for (const v of kept) blocks.push({ v, p: prefix });
-      if (next.size === 0) { cur = new Set(); break; }
+      if (next.size === 0) {
+        cur = new Set();
+        break;
+      }
       cur = next;
       prefix--;
     }

@@ -5,7 +5,8 @@ import { createHash } from "node:crypto";
 const IFNAMSIZ = 15;
 const XT_CHAIN_MAXLEN = 28;
 
-const hex = (algo: "sha256" | "sha512", s: string, n: number): string => createHash(algo).update(s).digest("hex").slice(0, n);
+const hex = (algo: "sha256" | "sha512", s: string, n: number): string =>
+  createHash(algo).update(s).digest("hex").slice(0, n);
 
 function checked(name: string, max: number, what: string): string {
   if (name.length > max) throw new RangeError(`Cannot use ${what} "${name}": longer than ${max} characters`);
@@ -17,7 +18,8 @@ export const hostVethName = (containerId: string, podIfname: string): string =>
   checked(`veth${hex("sha256", `${containerId}/${podIfname}`, 11)}`, IFNAMSIZ, "interface name");
 
 /** A temporary interface name used while moving/renaming a device. */
-export const tempIfname = (seed: string): string => checked(`tcnp${hex("sha256", `tmp/${seed}`, 11)}`, IFNAMSIZ, "interface name");
+export const tempIfname = (seed: string): string =>
+  checked(`tcnp${hex("sha256", `tmp/${seed}`, 11)}`, IFNAMSIZ, "interface name");
 
 /** A per-pod iptables chain, like the reference plugins' CNI-<hash>: "TCNP-" + 23 hex digits. */
 export const podChainName = (network: string, containerId: string, ifname: string): string =>
@@ -27,4 +29,5 @@ export const podChainName = (network: string, containerId: string, ifname: strin
 export const podComment = (containerId: string): string => `tcnp:${containerId.slice(0, 32)}`;
 
 /** A routing table id in [1000, 1000+2^20) derived from a name (deterministic, no scanning). */
-export const tableIdFor = (name: string): number => 1000 + (parseInt(hex("sha256", `table/${name}`, 5), 16) % (1 << 20));
+export const tableIdFor = (name: string): number =>
+  1000 + (parseInt(hex("sha256", `table/${name}`, 5), 16) % (1 << 20));

@@ -29,7 +29,13 @@ export interface ClientDeps {
 }
 
 export function createClients(d: ClientDeps): Clients {
-  const o: SessionOptions = { auth: d.auth, fetch: d.fetch, clock: d.clock, tokens: d.tokens ?? new MemoryTokenStore(), lock: d.lock ?? new MemoryLock() };
+  const o: SessionOptions = {
+    auth: d.auth,
+    fetch: d.fetch,
+    clock: d.clock,
+    tokens: d.tokens ?? new MemoryTokenStore(),
+    lock: d.lock ?? new MemoryLock(),
+  };
   if (d.log !== undefined) o.log = d.log;
   if (d.timeoutMs !== undefined) o.timeoutMs = d.timeoutMs;
   if (d.endpoints !== undefined) o.endpoints = d.endpoints;

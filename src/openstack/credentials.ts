@@ -71,13 +71,18 @@ function cloudsYamlFiles(src: CredentialSources, explicit: string | undefined): 
   const fromEnv = src.env["OS_CLIENT_CONFIG_FILE"];
   if (fromEnv !== undefined) return [fromEnv];
   const home = src.env["HOME"];
-  return ["clouds.yaml", ...(home === undefined ? [] : [path.join(home, ".config/openstack/clouds.yaml")]), "/etc/openstack/clouds.yaml"];
+  return [
+    "clouds.yaml",
+    ...(home === undefined ? [] : [path.join(home, ".config/openstack/clouds.yaml")]),
+    "/etc/openstack/clouds.yaml",
+  ];
 }
 
 function cloudLayer(src: CredentialSources, name: string, file: string | undefined, field: string): Layer {
   const files = cloudsYamlFiles(src, file);
   const found = files.find((f) => src.exists(f));
-  if (found === undefined) throw invalidConfig(`${field} "${name}": no clouds.yaml found (looked in ${files.join(", ")})`);
+  if (found === undefined)
+    throw invalidConfig(`${field} "${name}": no clouds.yaml found (looked in ${files.join(", ")})`);
   let doc: Yaml;
   try {
     doc = parseYaml(src.readFile(found));
@@ -88,7 +93,8 @@ function cloudLayer(src: CredentialSources, name: string, file: string | undefin
   const c = isObj(clouds) ? clouds[name] : undefined;
   if (!isObj(c)) throw invalidConfig(`${field} "${name}" is not a cloud in "${found}"`);
   const a = isObj(c["auth"]) ? c["auth"] : {};
-  const s = (v: unknown): string | undefined => (typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined);
+  const s = (v: unknown): string | undefined =>
+    typeof v === "string" ? v : typeof v === "number" ? String(v) : undefined;
   const l: Layer = {};
   set(l, "authUrl", s(a["auth_url"]));
   set(l, "username", s(a["username"]));
@@ -124,7 +130,10 @@ function configLayer(src: CredentialSources, o: J, field: string): Layer {
     try {
       return src.readFile(f).replace(/\r?\n$/, "");
     } catch (e) {
-      throw invalidConfig(`Cannot read ${field}.${k} "${f}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, e);
+      throw invalidConfig(
+        `Cannot read ${field}.${k} "${f}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        e,
+      );
     }
   };
   set(l, "authUrl", str("authUrl"));
@@ -162,32 +171,44 @@ export function resolveCredentials(conf: unknown, src: CredentialSources, field 
   const cloudsFile = typeof o["cloudsYaml"] === "string" ? o["cloudsYaml"] : undefined;
   const merged: Layer = {
     ...envLayer(src.env),
-    ...(cloud === undefined ? {} : cloudLayer(src, cloud, cloudsFile, typeof o["cloud"] === "string" ? `${field}.cloud` : "OS_CLOUD")),
+    ...(cloud === undefined
+      ? {}
+      : cloudLayer(src, cloud, cloudsFile, typeof o["cloud"] === "string" ? `${field}.cloud` : "OS_CLOUD")),
     ...configLayer(src, o, field),
   };
-  if (merged.authUrl === undefined) throw invalidConfig(`${field}.authUrl is required (or a clouds.yaml "cloud", or OS_AUTH_URL)`);
+  if (merged.authUrl === undefined)
+    throw invalidConfig(`${field}.authUrl is required (or a clouds.yaml "cloud", or OS_AUTH_URL)`);
   if (!/^https?:\/\/[^/]+/.test(merged.authUrl) && !merged.authUrl.startsWith("http+unix://")) {
     throw invalidConfig(`${field}.authUrl "${merged.authUrl}" is not an http(s) URL`);
   }
   const appCred = merged.applicationCredentialId !== undefined || merged.applicationCredentialName !== undefined;
   if (appCred) {
-    if (merged.applicationCredentialSecret === undefined) throw invalidConfig(`${field}.applicationCredentialSecret is required with an application credential`);
+    if (merged.applicationCredentialSecret === undefined)
+      throw invalidConfig(`${field}.applicationCredentialSecret is required with an application credential`);
     if (merged.applicationCredentialId === undefined && merged.username === undefined && merged.userId === undefined) {
       throw invalidConfig(`${field}.username is required with applicationCredentialName`);
     }
   } else {
-    if (merged.username === undefined && merged.userId === undefined) throw invalidConfig(`${field}.username is required (or an application credential)`);
-    if (merged.password === undefined) throw invalidConfig(`${field}.password is required (or passwordFile, or an application credential)`);
-    if (merged.projectName === undefined && merged.projectId === undefined) throw invalidConfig(`${field}.project is required`);
+    if (merged.username === undefined && merged.userId === undefined)
+      throw invalidConfig(`${field}.username is required (or an application credential)`);
+    if (merged.password === undefined)
+      throw invalidConfig(`${field}.password is required (or passwordFile, or an application credential)`);
+    if (merged.projectName === undefined && merged.projectId === undefined)
+      throw invalidConfig(`${field}.project is required`);
     if (merged.userId === undefined && merged.userDomainId === undefined && merged.userDomainName === undefined) {
       throw invalidConfig(`${field}.domain is required (the user's domain)`);
     }
-    if (merged.projectId === undefined && merged.projectDomainId === undefined && merged.projectDomainName === undefined) {
+    if (
+      merged.projectId === undefined &&
+      merged.projectDomainId === undefined &&
+      merged.projectDomainName === undefined
+    ) {
       throw invalidConfig(`${field}.domain is required (the project's domain)`);
     }
   }
   const iface = merged.interface ?? "public";
-  if (!INTERFACES.has(iface)) throw invalidConfig(`${field}.interface must be "public", "internal" or "admin" (got "${iface}")`);
+  if (!INTERFACES.has(iface))
+    throw invalidConfig(`${field}.interface must be "public", "internal" or "admin" (got "${iface}")`);
   const { caCert, insecure, ...auth } = merged;
   const out: Credentials = { auth: { ...(auth as AuthConfig), interface: iface } };
   if (caCert !== undefined) out.caCert = caCert;

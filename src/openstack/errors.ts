@@ -25,7 +25,10 @@ export class OpenStackError extends Error {
   readonly requestId: string | undefined;
   constructor(f: OpenStackErrorFields, options?: { cause?: unknown }) {
     const rid = f.requestId === undefined ? "" : ` [${f.requestId}]`;
-    super(`${f.method} ${f.path} (${f.service}) failed: ${f.status} ${f.type}: ${f.detail}${rid}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      `${f.method} ${f.path} (${f.service}) failed: ${f.status} ${f.type}: ${f.detail}${rid}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = "OpenStackError";
     this.service = f.service;
     this.method = f.method;
@@ -35,7 +38,6 @@ export class OpenStackError extends Error {
     this.detail = f.detail;
     this.requestId = f.requestId;
   }
-
 }
 
 /** The cloud configuration is wrong (a credential field, clouds.yaml, the catalog): the operator must fix it. */
@@ -47,22 +49,31 @@ export class CloudConfigError extends Error {
 }
 
 export const isOpenStackError = (e: unknown, type?: string, status?: number): e is OpenStackError =>
-  e instanceof OpenStackError && (type === undefined || e.type === type) && (status === undefined || e.status === status);
+  e instanceof OpenStackError &&
+  (type === undefined || e.type === type) &&
+  (status === undefined || e.status === status);
 
 /** Read the error type and message out of any of the three services' error bodies. */
 export function parseErrorBody(status: number, body: string): { type: string; detail: string } {
   try {
     const j = JSON.parse(body) as Record<string, unknown>;
     const ne = j["NeutronError"] as Record<string, unknown> | undefined;
-    if (ne !== undefined && typeof ne === "object" && ne !== null) return { type: String(ne["type"] ?? "NeutronError"), detail: String(ne["message"] ?? "") };
+    if (ne !== undefined && typeof ne === "object" && ne !== null)
+      return { type: String(ne["type"] ?? "NeutronError"), detail: String(ne["message"] ?? "") };
     const ke = j["error"] as Record<string, unknown> | undefined;
-    if (ke !== undefined && typeof ke === "object" && ke !== null) return { type: String(ke["title"] ?? "Error"), detail: String(ke["message"] ?? "") };
+    if (ke !== undefined && typeof ke === "object" && ke !== null)
+      return { type: String(ke["title"] ?? "Error"), detail: String(ke["message"] ?? "") };
     for (const [k, v] of Object.entries(j)) {
-      if (typeof v === "object" && v !== null && "message" in v) return { type: k, detail: String((v as Record<string, unknown>)["message"]) };
+      if (typeof v === "object" && v !== null && "message" in v)
+        return { type: k, detail: String((v as Record<string, unknown>)["message"]) };
     }
   } catch {
     // not JSON (a proxy's HTML page, or empty)
   }
-  const text = body.replace(/<[^>]*>/g, " ").replace(/\s+/g, " ").trim().slice(0, 200);
+  const text = body
+    .replace(/<[^>]*>/g, " ")
+    .replace(/\s+/g, " ")
+    .trim()
+    .slice(0, 200);
   return { type: `HTTP${status}`, detail: text === "" ? "(no body)" : text };
 }

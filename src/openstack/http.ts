@@ -29,7 +29,10 @@ export class NetworkError extends Error {
   readonly url: string;
   readonly code: string;
   constructor(method: string, url: string, code: string, options?: { cause?: unknown }) {
-    super(`Cannot ${method} ${redactUrl(url)}: ${code}`, options?.cause === undefined ? undefined : { cause: options.cause });
+    super(
+      `Cannot ${method} ${redactUrl(url)}: ${code}`,
+      options?.cause === undefined ? undefined : { cause: options.cause },
+    );
     this.name = "NetworkError";
     this.method = method;
     this.url = url;
@@ -51,5 +54,7 @@ export function redactUrl(url: string): string {
 }
 
 export const jsonHeaders = (extra: Record<string, string> = {}): Record<string, string> => ({
-  "content-type": "application/json", accept: "application/json", ...extra,
+  "content-type": "application/json",
+  accept: "application/json",
+  ...extra,
 });

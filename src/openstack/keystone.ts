@@ -88,7 +88,10 @@ export function authBody(c: AuthConfig): Record<string, unknown> {
 /** POST /v3/auth/tokens. The password never appears in an error: Keystone's 401 text is generic. */
 export async function authenticate(fetch: HttpFetch, c: AuthConfig, opts: { timeoutMs?: number } = {}): Promise<Token> {
   const url = tokenUrl(c.authUrl);
-  const res = await fetch({ method: "POST", url, headers: jsonHeaders(), body: JSON.stringify(authBody(c)) }, opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs });
+  const res = await fetch(
+    { method: "POST", url, headers: jsonHeaders(), body: JSON.stringify(authBody(c)) },
+    opts.timeoutMs === undefined ? {} : { timeoutMs: opts.timeoutMs },
+  );
   const path = new URL(url).pathname;
   if (res.status !== 201 && res.status !== 200) {
     const { type, detail } = parseErrorBody(res.status, res.body);
@@ -101,10 +104,27 @@ export async function authenticate(fetch: HttpFetch, c: AuthConfig, opts: { time
   try {
     tok = (JSON.parse(res.body) as { token: Record<string, unknown> }).token;
   } catch (e) {
-    throw new OpenStackError({ service: "identity", method: "POST", path, status: res.status, type: "BadResponse", detail: "token response is not JSON" }, { cause: e });
+    throw new OpenStackError(
+      {
+        service: "identity",
+        method: "POST",
+        path,
+        status: res.status,
+        type: "BadResponse",
+        detail: "token response is not JSON",
+      },
+      { cause: e },
+    );
   }
   if (id === undefined || tok === undefined) {
-    throw new OpenStackError({ service: "identity", method: "POST", path, status: res.status, type: "BadResponse", detail: "no X-Subject-Token in the response" });
+    throw new OpenStackError({
+      service: "identity",
+      method: "POST",
+      path,
+      status: res.status,
+      type: "BadResponse",
+      detail: "no X-Subject-Token in the response",
+    });
   }
   return {
     id,
@@ -117,11 +137,20 @@ export async function authenticate(fetch: HttpFetch, c: AuthConfig, opts: { time
 }
 
 /** The endpoint URL for a service type, by interface and (if given) region; no trailing slash. */
-export function endpointFor(catalog: readonly CatalogEntry[], type: string, iface: EndpointInterface, region?: string): string {
+export function endpointFor(
+  catalog: readonly CatalogEntry[],
+  type: string,
+  iface: EndpointInterface,
+  region?: string,
+): string {
   const entry = catalog.find((e) => e.type === type);
-  const ep = entry?.endpoints.find((e) => e.interface === iface && (region === undefined || e.region_id === region || e.region === region));
+  const ep = entry?.endpoints.find(
+    (e) => e.interface === iface && (region === undefined || e.region_id === region || e.region === region),
+  );
   if (ep === undefined) {
-    throw new CloudConfigError(`Cannot find a ${iface} "${type}" endpoint${region === undefined ? "" : ` in region "${region}"`} in the Keystone catalog`);
+    throw new CloudConfigError(
+      `Cannot find a ${iface} "${type}" endpoint${region === undefined ? "" : ` in region "${region}"`} in the Keystone catalog`,
+    );
   }
   return ep.url.replace(/\/+$/, "");
 }

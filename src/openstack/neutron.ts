@@ -1,10 +1,21 @@
 // Neutron v2.0: the calls tcnp makes, typed. One method per API call; no policy here.
 import type { OpenStackSession } from "./session.js";
 import { query } from "./session.js";
-import type { Extension, FixedIp, FloatingIp, Network, Port, Router, RouterRoute, SecurityGroup, Subnet } from "./types.js";
+import type {
+  Extension,
+  FixedIp,
+  FloatingIp,
+  Network,
+  Port,
+  Router,
+  RouterRoute,
+  SecurityGroup,
+  Subnet,
+} from "./types.js";
 
 type Filters = Record<string, string | number | boolean | ReadonlyArray<string> | undefined>;
-const ifMatch = (rev: number | undefined): Record<string, string> => (rev === undefined ? {} : { "if-match": `revision_number=${rev}` });
+const ifMatch = (rev: number | undefined): Record<string, string> =>
+  rev === undefined ? {} : { "if-match": `revision_number=${rev}` };
 
 export class Neutron {
   readonly #s: OpenStackSession;
@@ -22,10 +33,13 @@ export class Neutron {
     return (await this.#s.request<{ network: Network }>("network", "GET", `/v2.0/networks/${id}`)).body.network;
   }
   async listNetworks(f: Filters = {}): Promise<Network[]> {
-    return (await this.#s.request<{ networks: Network[] }>("network", "GET", `/v2.0/networks${query(f)}`)).body.networks;
+    return (await this.#s.request<{ networks: Network[] }>("network", "GET", `/v2.0/networks${query(f)}`)).body
+      .networks;
   }
   async createNetwork(body: Record<string, unknown>): Promise<Network> {
-    return (await this.#s.request<{ network: Network }>("network", "POST", "/v2.0/networks", { body: { network: body } })).body.network;
+    return (
+      await this.#s.request<{ network: Network }>("network", "POST", "/v2.0/networks", { body: { network: body } })
+    ).body.network;
   }
   async deleteNetwork(id: string): Promise<void> {
     await this.#s.request("network", "DELETE", `/v2.0/networks/${id}`, { retry: true });
@@ -37,7 +51,8 @@ export class Neutron {
     return (await this.#s.request<{ subnets: Subnet[] }>("network", "GET", `/v2.0/subnets${query(f)}`)).body.subnets;
   }
   async createSubnet(body: Record<string, unknown>): Promise<Subnet> {
-    return (await this.#s.request<{ subnet: Subnet }>("network", "POST", "/v2.0/subnets", { body: { subnet: body } })).body.subnet;
+    return (await this.#s.request<{ subnet: Subnet }>("network", "POST", "/v2.0/subnets", { body: { subnet: body } }))
+      .body.subnet;
   }
   async deleteSubnet(id: string): Promise<void> {
     await this.#s.request("network", "DELETE", `/v2.0/subnets/${id}`, { retry: true });
@@ -51,11 +66,17 @@ export class Neutron {
     return (await this.#s.request<{ ports: Port[] }>("network", "GET", `/v2.0/ports${query(f)}`)).body.ports;
   }
   async createPort(body: Record<string, unknown>): Promise<Port> {
-    return (await this.#s.request<{ port: Port }>("network", "POST", "/v2.0/ports", { body: { port: body } })).body.port;
+    return (await this.#s.request<{ port: Port }>("network", "POST", "/v2.0/ports", { body: { port: body } })).body
+      .port;
   }
   /** PUT a port; with `revision`, only if it is still at that revision (412 otherwise). */
   async updatePort(id: string, body: Record<string, unknown>, revision?: number): Promise<Port> {
-    return (await this.#s.request<{ port: Port }>("network", "PUT", `/v2.0/ports/${id}`, { body: { port: body }, headers: ifMatch(revision) })).body.port;
+    return (
+      await this.#s.request<{ port: Port }>("network", "PUT", `/v2.0/ports/${id}`, {
+        body: { port: body },
+        headers: ifMatch(revision),
+      })
+    ).body.port;
   }
   async updateFixedIps(id: string, fixedIps: ReadonlyArray<Partial<FixedIp>>, revision?: number): Promise<Port> {
     return this.updatePort(id, { fixed_ips: fixedIps }, revision);
@@ -66,17 +87,28 @@ export class Neutron {
 
   // tags
   async addTag(collection: "ports" | "routers" | "networks", id: string, tag: string): Promise<void> {
-    await this.#s.request("network", "PUT", `/v2.0/${collection}/${id}/tags/${encodeURIComponent(tag)}`, { retry: true });
+    await this.#s.request("network", "PUT", `/v2.0/${collection}/${id}/tags/${encodeURIComponent(tag)}`, {
+      retry: true,
+    });
   }
   async setTags(collection: "ports" | "routers" | "networks", id: string, tags: string[]): Promise<string[]> {
-    return (await this.#s.request<{ tags: string[] }>("network", "PUT", `/v2.0/${collection}/${id}/tags`, { body: { tags }, retry: true })).body.tags;
+    return (
+      await this.#s.request<{ tags: string[] }>("network", "PUT", `/v2.0/${collection}/${id}/tags`, {
+        body: { tags },
+        retry: true,
+      })
+    ).body.tags;
   }
   async deleteTag(collection: "ports" | "routers" | "networks", id: string, tag: string): Promise<void> {
-    await this.#s.request("network", "DELETE", `/v2.0/${collection}/${id}/tags/${encodeURIComponent(tag)}`, { retry: true });
+    await this.#s.request("network", "DELETE", `/v2.0/${collection}/${id}/tags/${encodeURIComponent(tag)}`, {
+      retry: true,
+    });
   }
 
   async listSecurityGroups(f: Filters = {}): Promise<SecurityGroup[]> {
-    return (await this.#s.request<{ security_groups: SecurityGroup[] }>("network", "GET", `/v2.0/security-groups${query(f)}`)).body.security_groups;
+    return (
+      await this.#s.request<{ security_groups: SecurityGroup[] }>("network", "GET", `/v2.0/security-groups${query(f)}`)
+    ).body.security_groups;
   }
 
   // routers
@@ -87,39 +119,75 @@ export class Neutron {
     return (await this.#s.request<{ routers: Router[] }>("network", "GET", `/v2.0/routers${query(f)}`)).body.routers;
   }
   async createRouter(body: Record<string, unknown>): Promise<Router> {
-    return (await this.#s.request<{ router: Router }>("network", "POST", "/v2.0/routers", { body: { router: body } })).body.router;
+    return (await this.#s.request<{ router: Router }>("network", "POST", "/v2.0/routers", { body: { router: body } }))
+      .body.router;
   }
   async deleteRouter(id: string): Promise<void> {
     await this.#s.request("network", "DELETE", `/v2.0/routers/${id}`, { retry: true });
   }
   async setRoutes(id: string, routes: RouterRoute[], revision?: number): Promise<Router> {
-    return (await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}`, { body: { router: { routes } }, headers: ifMatch(revision) })).body.router;
+    return (
+      await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}`, {
+        body: { router: { routes } },
+        headers: ifMatch(revision),
+      })
+    ).body.router;
   }
   async updateRouter(id: string, body: Record<string, unknown>): Promise<Router> {
-    return (await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}`, { body: { router: body } })).body.router;
+    return (
+      await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}`, { body: { router: body } })
+    ).body.router;
   }
   async addExtraRoutes(id: string, routes: RouterRoute[]): Promise<Router> {
-    return (await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}/add_extraroutes`, { body: { router: { routes } }, retry: true })).body.router;
+    return (
+      await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}/add_extraroutes`, {
+        body: { router: { routes } },
+        retry: true,
+      })
+    ).body.router;
   }
   async removeExtraRoutes(id: string, routes: RouterRoute[]): Promise<Router> {
-    return (await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}/remove_extraroutes`, { body: { router: { routes } }, retry: true })).body.router;
+    return (
+      await this.#s.request<{ router: Router }>("network", "PUT", `/v2.0/routers/${id}/remove_extraroutes`, {
+        body: { router: { routes } },
+        retry: true,
+      })
+    ).body.router;
   }
   async addRouterInterface(id: string, subnetId: string): Promise<{ port_id: string; subnet_id: string }> {
-    return (await this.#s.request<{ port_id: string; subnet_id: string }>("network", "PUT", `/v2.0/routers/${id}/add_router_interface`, { body: { subnet_id: subnetId } })).body;
+    return (
+      await this.#s.request<{ port_id: string; subnet_id: string }>(
+        "network",
+        "PUT",
+        `/v2.0/routers/${id}/add_router_interface`,
+        { body: { subnet_id: subnetId } },
+      )
+    ).body;
   }
   async removeRouterInterface(id: string, subnetId: string): Promise<void> {
-    await this.#s.request("network", "PUT", `/v2.0/routers/${id}/remove_router_interface`, { body: { subnet_id: subnetId } });
+    await this.#s.request("network", "PUT", `/v2.0/routers/${id}/remove_router_interface`, {
+      body: { subnet_id: subnetId },
+    });
   }
 
   // floating IPs
   async createFloatingIp(body: Record<string, unknown>): Promise<FloatingIp> {
-    return (await this.#s.request<{ floatingip: FloatingIp }>("network", "POST", "/v2.0/floatingips", { body: { floatingip: body } })).body.floatingip;
+    return (
+      await this.#s.request<{ floatingip: FloatingIp }>("network", "POST", "/v2.0/floatingips", {
+        body: { floatingip: body },
+      })
+    ).body.floatingip;
   }
   async updateFloatingIp(id: string, body: Record<string, unknown>): Promise<FloatingIp> {
-    return (await this.#s.request<{ floatingip: FloatingIp }>("network", "PUT", `/v2.0/floatingips/${id}`, { body: { floatingip: body } })).body.floatingip;
+    return (
+      await this.#s.request<{ floatingip: FloatingIp }>("network", "PUT", `/v2.0/floatingips/${id}`, {
+        body: { floatingip: body },
+      })
+    ).body.floatingip;
   }
   async listFloatingIps(f: Filters = {}): Promise<FloatingIp[]> {
-    return (await this.#s.request<{ floatingips: FloatingIp[] }>("network", "GET", `/v2.0/floatingips${query(f)}`)).body.floatingips;
+    return (await this.#s.request<{ floatingips: FloatingIp[] }>("network", "GET", `/v2.0/floatingips${query(f)}`)).body
+      .floatingips;
   }
   async deleteFloatingIp(id: string): Promise<void> {
     await this.#s.request("network", "DELETE", `/v2.0/floatingips/${id}`, { retry: true });

@@ -49,7 +49,11 @@ export function nodeFetch(opts: NodeFetchOptions = {}): HttpFetch {
       const headers: Record<string, string | number> = { ...req.headers };
       if (req.body !== undefined) headers["content-length"] = Buffer.byteLength(req.body);
       const options: Https.RequestOptions = {
-        method: req.method, hostname: url.hostname, port: url.port, path: `${url.pathname}${url.search}`, headers,
+        method: req.method,
+        hostname: url.hostname,
+        port: url.port,
+        path: `${url.pathname}${url.search}`,
+        headers,
         agent: socketPath !== undefined ? undefined : isHttps ? httpsAgent() : httpAgent,
       };
       if (socketPath !== undefined) options.socketPath = socketPath;
@@ -58,13 +62,20 @@ export function nodeFetch(opts: NodeFetchOptions = {}): HttpFetch {
         res.on("data", (c: Buffer) => chunks.push(c));
         res.on("end", () => {
           const hdrs: Record<string, string> = {};
-          for (const [k, v] of Object.entries(res.headers)) if (v !== undefined) hdrs[k] = Array.isArray(v) ? v.join(", ") : v;
+          for (const [k, v] of Object.entries(res.headers))
+            if (v !== undefined) hdrs[k] = Array.isArray(v) ? v.join(", ") : v;
           resolve({ status: res.statusCode ?? 0, headers: hdrs, body: Buffer.concat(chunks).toString("utf8") });
         });
-        res.on("error", (e) => reject(new NetworkError(req.method, req.url, (e as NodeJS.ErrnoException).code ?? "ERESPONSE", { cause: e })));
+        res.on("error", (e) =>
+          reject(new NetworkError(req.method, req.url, (e as NodeJS.ErrnoException).code ?? "ERESPONSE", { cause: e })),
+        );
       });
-      r.setTimeout(timeout, () => r.destroy(Object.assign(new Error(`no answer within ${timeout} ms`), { code: "ETIMEDOUT" })));
-      r.on("error", (e) => reject(new NetworkError(req.method, req.url, (e as NodeJS.ErrnoException).code ?? "EREQUEST", { cause: e })));
+      r.setTimeout(timeout, () =>
+        r.destroy(Object.assign(new Error(`no answer within ${timeout} ms`), { code: "ETIMEDOUT" })),
+      );
+      r.on("error", (e) =>
+        reject(new NetworkError(req.method, req.url, (e as NodeJS.ErrnoException).code ?? "EREQUEST", { cause: e })),
+      );
       if (req.body !== undefined) r.write(req.body);
       r.end();
     });

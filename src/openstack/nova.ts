@@ -14,19 +14,39 @@ export class Nova {
     return (await this.#s.request<{ servers: Server[] }>("compute", "GET", "/servers/detail")).body.servers;
   }
   async createServer(body: Record<string, unknown>): Promise<Server> {
-    return (await this.#s.request<{ server: Server }>("compute", "POST", "/servers", { body: { server: body }, expect: [202] })).body.server;
+    return (
+      await this.#s.request<{ server: Server }>("compute", "POST", "/servers", {
+        body: { server: body },
+        expect: [202],
+      })
+    ).body.server;
   }
   async deleteServer(id: string): Promise<void> {
     await this.#s.request("compute", "DELETE", `/servers/${id}`, { expect: [204], retry: true });
   }
   async attachInterface(serverId: string, portId: string): Promise<InterfaceAttachment> {
-    return (await this.#s.request<{ interfaceAttachment: InterfaceAttachment }>("compute", "POST", `/servers/${serverId}/os-interface`,
-      { body: { interfaceAttachment: { port_id: portId } }, expect: [200] })).body.interfaceAttachment;
+    return (
+      await this.#s.request<{ interfaceAttachment: InterfaceAttachment }>(
+        "compute",
+        "POST",
+        `/servers/${serverId}/os-interface`,
+        { body: { interfaceAttachment: { port_id: portId } }, expect: [200] },
+      )
+    ).body.interfaceAttachment;
   }
   async listInterfaces(serverId: string): Promise<InterfaceAttachment[]> {
-    return (await this.#s.request<{ interfaceAttachments: InterfaceAttachment[] }>("compute", "GET", `/servers/${serverId}/os-interface`)).body.interfaceAttachments;
+    return (
+      await this.#s.request<{ interfaceAttachments: InterfaceAttachment[] }>(
+        "compute",
+        "GET",
+        `/servers/${serverId}/os-interface`,
+      )
+    ).body.interfaceAttachments;
   }
   async detachInterface(serverId: string, portId: string): Promise<void> {
-    await this.#s.request("compute", "DELETE", `/servers/${serverId}/os-interface/${portId}`, { expect: [202], retry: true });
+    await this.#s.request("compute", "DELETE", `/servers/${serverId}/os-interface/${portId}`, {
+      expect: [202],
+      retry: true,
+    });
   }
 }

@@ -39,7 +39,10 @@ export interface Reply<T> {
   body: T;
 }
 
-const SERVICE_TYPE: Record<Exclude<Service, "identity" | "metadata">, string> = { network: "network", compute: "compute" };
+const SERVICE_TYPE: Record<Exclude<Service, "identity" | "metadata">, string> = {
+  network: "network",
+  compute: "compute",
+};
 
 export class OpenStackSession {
   readonly #o: SessionOptions;
@@ -66,15 +69,26 @@ export class OpenStackSession {
     if (this.#valid(this.#token)) return this.#token;
     const cached = this.#o.tokens.get(this.#key);
     if (this.#valid(cached)) return (this.#token = cached);
-    return this.#o.lock.withLock(`token-${this.#key}`, async () => {
-      const again = this.#o.tokens.get(this.#key);
-      if (this.#valid(again)) return (this.#token = again);
-      this.calls.identity++;
-      const t = await authenticate(this.#o.fetch, this.#o.auth, this.#o.timeoutMs === undefined ? {} : { timeoutMs: this.#o.timeoutMs });
-      this.#o.tokens.put(this.#key, t);
-      this.#o.log?.debug("authenticated", { authUrl: this.#o.auth.authUrl, expiresAt: new Date(t.expiresAt).toISOString() });
-      return (this.#token = t);
-    }, { timeoutMs: 60_000 });
+    return this.#o.lock.withLock(
+      `token-${this.#key}`,
+      async () => {
+        const again = this.#o.tokens.get(this.#key);
+        if (this.#valid(again)) return (this.#token = again);
+        this.calls.identity++;
+        const t = await authenticate(
+          this.#o.fetch,
+          this.#o.auth,
+          this.#o.timeoutMs === undefined ? {} : { timeoutMs: this.#o.timeoutMs },
+        );
+        this.#o.tokens.put(this.#key, t);
+        this.#o.log?.debug("authenticated", {
+          authUrl: this.#o.auth.authUrl,
+          expiresAt: new Date(t.expiresAt).toISOString(),
+        });
+        return (this.#token = t);
+      },
+      { timeoutMs: 60_000 },
+    );
   }
 
   #dropToken(stale: Token): void {
@@ -88,7 +102,12 @@ export class OpenStackSession {
     return endpointFor(token.catalog, SERVICE_TYPE[service], this.#o.auth.interface, this.#o.auth.region);
   }
 
-  async request<T>(service: "network" | "compute", method: string, path: string, opts: RequestOptions = {}): Promise<Reply<T>> {
+  async request<T>(
+    service: "network" | "compute",
+    method: string,
+    path: string,
+    opts: RequestOptions = {},
+  ): Promise<Reply<T>> {
     const retryable = opts.retry ?? method === "GET";
     const attempts = retryable ? 1 + (this.#o.retries ?? 2) : 1;
     let reauthed = false;
@@ -97,11 +116,19 @@ export class OpenStackSession {
       let res: HttpResponse;
       try {
         this.calls[service]++;
-        res = await this.#o.fetch({
-          method, url: `${this.endpoint(service, token)}${path}`,
-          headers: jsonHeaders({ "x-auth-token": token.id, ...(service === "compute" ? { "openstack-api-version": "compute 2.1" } : {}), ...opts.headers }),
-          ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
-        }, this.#o.timeoutMs === undefined ? {} : { timeoutMs: this.#o.timeoutMs });
+        res = await this.#o.fetch(
+          {
+            method,
+            url: `${this.endpoint(service, token)}${path}`,
+            headers: jsonHeaders({
+              "x-auth-token": token.id,
+              ...(service === "compute" ? { "openstack-api-version": "compute 2.1" } : {}),
+              ...opts.headers,
+            }),
+            ...(opts.body === undefined ? {} : { body: JSON.stringify(opts.body) }),
+          },
+          this.#o.timeoutMs === undefined ? {} : { timeoutMs: this.#o.timeoutMs },
+        );
       } catch (e) {
         if (e instanceof NetworkError && attempt < attempts) {
           await this.#o.clock.sleep(backoff(attempt));
@@ -133,7 +160,10 @@ export class OpenStackSession {
         try {
           body = JSON.parse(res.body);
         } catch (e) {
-          throw new OpenStackError({ service, method, path, status: res.status, type: "BadResponse", detail: "response body is not JSON" }, { cause: e });
+          throw new OpenStackError(
+            { service, method, path, status: res.status, type: "BadResponse", detail: "response body is not JSON" },
+            { cause: e },
+          );
         }
       }
       return { status: res.status, headers: res.headers, body: body as T };

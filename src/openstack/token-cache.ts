@@ -13,10 +13,19 @@ export interface TokenStore {
 
 /** The cache key: which cloud, which identity, which scope. Never the secret itself. */
 export function tokenKey(c: AuthConfig): string {
-  const ident = [c.authUrl, c.userId ?? c.username ?? "", c.userDomainId ?? c.userDomainName ?? "", c.projectId ?? c.projectName ?? "",
-    c.projectDomainId ?? c.projectDomainName ?? "", c.applicationCredentialId ?? c.applicationCredentialName ?? "",
+  const ident = [
+    c.authUrl,
+    c.userId ?? c.username ?? "",
+    c.userDomainId ?? c.userDomainName ?? "",
+    c.projectId ?? c.projectName ?? "",
+    c.projectDomainId ?? c.projectDomainName ?? "",
+    c.applicationCredentialId ?? c.applicationCredentialName ?? "",
     // A changed password must not reuse a token got with the old one, so mix in a digest of it.
-    createHash("sha256").update(c.password ?? c.applicationCredentialSecret ?? "").digest("hex").slice(0, 16)].join("\n");
+    createHash("sha256")
+      .update(c.password ?? c.applicationCredentialSecret ?? "")
+      .digest("hex")
+      .slice(0, 16),
+  ].join("\n");
   return createHash("sha256").update(ident).digest("hex").slice(0, 32);
 }
 

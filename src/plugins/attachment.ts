@@ -63,7 +63,8 @@ export function requiredIpamType(conf: NetConf): string {
   const type = ipam["type"];
   if (typeof type !== "string" || type === "") throw invalidConfig(`ipam.type is required (e.g. "tcnp-ipam")`);
   // A plugin type is a name looked up in CNI_PATH, as libcni insists: a path would run any file as root.
-  if (/[/\\]/.test(type) || type === "." || type === "..") throw invalidConfig(`ipam.type "${type}" must be a plugin name, not a path`);
+  if (/[/\\]/.test(type) || type === "." || type === "..")
+    throw invalidConfig(`ipam.type "${type}" must be a plugin name, not a path`);
   return type;
 }
 
@@ -72,7 +73,13 @@ const recordsOf = (name: string, ctx: PluginContext, deps: PluginDeps): Attachme
 
 /** A record this version can act on (older ones had no teardown or expectations: DEL falls back). */
 export function isAttachmentRecord(r: unknown): r is AttachmentRecord {
-  return isObject(r) && typeof r["containerId"] === "string" && typeof r["ifname"] === "string" && Array.isArray(r["teardown"]) && Array.isArray(r["expect"]);
+  return (
+    isObject(r) &&
+    typeof r["containerId"] === "string" &&
+    typeof r["ifname"] === "string" &&
+    Array.isArray(r["teardown"]) &&
+    Array.isArray(r["expect"])
+  );
 }
 
 /** Snapshot every namespace the expectations name, reading only the tables and sysctls they need. */
@@ -97,7 +104,14 @@ export function attachmentPlugin<C, F>(p: AttachmentPlugin<C, F>, deps: PluginDe
     const records = recordsOf(p.name, ctx, deps);
     const { containerId, ifname, netns } = ctx.args;
     // Recorded before the first step: a process killed mid-apply leaves DEL what to undo.
-    records.put(containerId, ifname, { containerId, ifname, network: ctx.conf.name, netns, teardown: plan.teardown, expect: plan.expect });
+    records.put(containerId, ifname, {
+      containerId,
+      ifname,
+      network: ctx.conf.name,
+      netns,
+      teardown: plan.teardown,
+      expect: plan.expect,
+    });
     try {
       await applyPlan(k, plan.steps, { onWarn: warn });
     } catch (e) {
@@ -113,9 +127,11 @@ export function attachmentPlugin<C, F>(p: AttachmentPlugin<C, F>, deps: PluginDe
       const config = p.parse(ctx.conf, ctx.args);
       const ipamType = p.ipamType(config, ctx.conf);
       const k = await deps.kernel();
-      if (!k.netnsExists(ctx.args.netns)) throw new CniError(CniCode.UnknownContainer, `The pod's network namespace "${ctx.args.netns}" does not exist`);
+      if (!k.netnsExists(ctx.args.netns))
+        throw new CniError(CniCode.UnknownContainer, `The pod's network namespace "${ctx.args.netns}" does not exist`);
       for (const name of p.podInterfaces(config, ctx.args)) {
-        if ((await k.getLink(ctx.args.netns, name)) !== undefined) throw invalidConfig(`Interface ${name} already exists in the pod's namespace`);
+        if ((await k.getLink(ctx.args.netns, name)) !== undefined)
+          throw invalidConfig(`Interface ${name} already exists in the pod's namespace`);
       }
       if (ipamType === undefined) return attach(ctx, k, config, ctx.conf.prevResult);
       const ipam = deps.ipam(ipamType);
@@ -150,7 +166,11 @@ export function attachmentPlugin<C, F>(p: AttachmentPlugin<C, F>, deps: PluginDe
       const errors = await runTeardown(k, teardown, { onWarn: warn, onInfo: info });
       const ipamType = config === undefined ? ipamTypeOf(ctx.conf) : p.ipamType(config, ctx.conf);
       if (ipamType !== undefined) await deps.ipam(ipamType).del(ctx);
-      if (errors.length > 0) throw new CniError(CniCode.KernelFailure, `Cannot remove the pod's network: ${errors.map((e) => e.message).join("; ")}`);
+      if (errors.length > 0)
+        throw new CniError(
+          CniCode.KernelFailure,
+          `Cannot remove the pod's network: ${errors.map((e) => e.message).join("; ")}`,
+        );
       records.delete(ctx.args.containerId, ctx.args.ifname);
     },
 
@@ -158,7 +178,11 @@ export function attachmentPlugin<C, F>(p: AttachmentPlugin<C, F>, deps: PluginDe
       const config = p.parse(ctx.conf, ctx.args);
       if (ctx.conf.prevResult === undefined) throw invalidConfig("CHECK needs a prevResult");
       const rec = recordsOf(p.name, ctx, deps).get(ctx.args.containerId, ctx.args.ifname);
-      if (rec === undefined) throw new CniError(CniCode.CheckFailed, `No record of ${ctx.args.containerId}/${ctx.args.ifname} in ${stateDirOf(ctx.conf, deps.env)}/${p.name}: this attachment was not made here`);
+      if (rec === undefined)
+        throw new CniError(
+          CniCode.CheckFailed,
+          `No record of ${ctx.args.containerId}/${ctx.args.ifname} in ${stateDirOf(ctx.conf, deps.env)}/${p.name}: this attachment was not made here`,
+        );
       const findings = await checkRecord(await deps.kernel(), rec);
       if (findings.length > 0) throw new CniError(CniCode.CheckFailed, findings.map((f) => f.message).join("; "));
       const ipamType = p.ipamType(config, ctx.conf);
@@ -173,7 +197,12 @@ export function attachmentPlugin<C, F>(p: AttachmentPlugin<C, F>, deps: PluginDe
         if (r.network !== ctx.conf.name || valid.has(`${r.containerId}/${r.ifname}`)) continue;
         const errors = await runTeardown(k, r.teardown, { onWarn: warn, onInfo: info });
         if (errors.length === 0) records.delete(r.containerId, r.ifname);
-        else deps.log.warn("GC could not remove an attachment's leftovers", { containerId: r.containerId, ifname: r.ifname, errors: errors.map((e) => e.message) });
+        else
+          deps.log.warn("GC could not remove an attachment's leftovers", {
+            containerId: r.containerId,
+            ifname: r.ifname,
+            errors: errors.map((e) => e.message),
+          });
       }
       const ipamType = ipamTypeOf(ctx.conf);
       if (ipamType !== undefined) await deps.ipam(ipamType).gc?.(ctx);

@@ -40,7 +40,8 @@ export async function linkForAddress(kernel: Kernel, ip: string): Promise<string
 export const optionalPositiveInt = (conf: NetConf, key: string, min: number, max: number): number | undefined => {
   const v = conf.raw[key];
   if (v === undefined) return undefined;
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) throw invalidConfig(`"${key}" must be an integer from ${min} to ${max}`);
+  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max)
+    throw invalidConfig(`"${key}" must be an integer from ${min} to ${max}`);
   return v;
 };
 

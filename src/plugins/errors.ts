@@ -9,7 +9,8 @@ import { LockError } from "../state/lock.js";
 /** The CNI code for a failed OpenStack call: Neutron's error type first, then the HTTP status. */
 export function openStackCode(e: OpenStackError): number {
   if (e.type === "IpAddressGenerationFailure") return CniCode.AddressExhausted;
-  if (e.type === "OverQuota" || e.type === "RoutesExhausted" || e.type === "PortLimitExceeded") return CniCode.QuotaExceeded;
+  if (e.type === "OverQuota" || e.type === "RoutesExhausted" || e.type === "PortLimitExceeded")
+    return CniCode.QuotaExceeded;
   if (e.status === 401 || e.status === 404) return CniCode.InvalidConfig;
   if (e.status === 403) return CniCode.PermissionDenied;
   if (e.status === 409 || e.status === 412 || e.status === 429 || e.status >= 500) return CniCode.TryAgainLater;

@@ -3,7 +3,15 @@
 // findings with the consequence each one has for the pod.
 import { missingFrom } from "../kernel/iptables.js";
 import type { Snapshot } from "../kernel/snapshot.js";
-import { HOST, type IptablesRuleSet, type IptablesTable, type Neighbour, type Netns, type Route, type Rule } from "../kernel/types.js";
+import {
+  HOST,
+  type IptablesRuleSet,
+  type IptablesTable,
+  type Neighbour,
+  type Netns,
+  type Route,
+  type Rule,
+} from "../kernel/types.js";
 
 export type Fact =
   | { kind: "link"; ns: Netns; name: string; up?: boolean; mac?: string; linkKind?: string; alias?: string }
@@ -40,13 +48,20 @@ export function describeRoute(r: Route): string {
 
 export function describeFact(f: Fact): string {
   switch (f.kind) {
-    case "link": return `interface ${f.name}`;
-    case "address": return `address ${f.cidr} on ${f.dev}`;
-    case "route": return describeRoute(f.route);
-    case "rule": return `rule ${f.rule.priority} lookup ${f.rule.table}`;
-    case "neighbour": return `${f.neigh.proxy === true ? "proxy-ARP entry" : "neighbour"} ${f.neigh.ip} on ${f.neigh.dev}`;
-    case "iptables": return `iptables ${f.set.chains.map((c) => `${c.table}/${c.name}`).join(", ")}`;
-    case "sysctl": return `sysctl ${f.key}`;
+    case "link":
+      return `interface ${f.name}`;
+    case "address":
+      return `address ${f.cidr} on ${f.dev}`;
+    case "route":
+      return describeRoute(f.route);
+    case "rule":
+      return `rule ${f.rule.priority} lookup ${f.rule.table}`;
+    case "neighbour":
+      return `${f.neigh.proxy === true ? "proxy-ARP entry" : "neighbour"} ${f.neigh.ip} on ${f.neigh.dev}`;
+    case "iptables":
+      return `iptables ${f.set.chains.map((c) => `${c.table}/${c.name}`).join(", ")}`;
+    case "sysctl":
+      return `sysctl ${f.key}`;
   }
 }
 
@@ -57,7 +72,10 @@ function routeOutcome(s: Snapshot, want: Route): Outcome {
   const table = want.table ?? 254;
   const same = s.routes.filter((r) => r.dst === want.dst && (r.table ?? 254) === table);
   if (same.length === 0) return { missing: true };
-  const fits = (r: Route): boolean => (want.gw === undefined || r.gw === want.gw) && (want.dev === undefined || r.dev === want.dev) && (want.scope === undefined || (r.scope ?? "global") === want.scope);
+  const fits = (r: Route): boolean =>
+    (want.gw === undefined || r.gw === want.gw) &&
+    (want.dev === undefined || r.dev === want.dev) &&
+    (want.scope === undefined || (r.scope ?? "global") === want.scope);
   if (same.some(fits)) return ok;
   return { missing: false, wrong: `it is ${same.map((r) => describeRoute(r)).join(", ")}` };
 }
@@ -68,9 +86,15 @@ function outcome(f: Fact, s: Snapshot): Outcome {
       const l = s.links.find((x) => x.name === f.name);
       if (l === undefined) return { missing: true };
       if (f.up === true && !l.up) return { missing: false, wrong: "it is down" };
-      if (f.mac !== undefined && l.mac !== f.mac.toLowerCase()) return { missing: false, wrong: `its MAC is ${l.mac}, expected ${f.mac}` };
-      if (f.linkKind !== undefined && l.kind !== f.linkKind) return { missing: false, wrong: `it is a ${l.kind}, expected a ${f.linkKind}` };
-      if (f.alias !== undefined && l.alias !== f.alias) return { missing: false, wrong: `its alias is ${l.alias === undefined ? "empty" : `"${l.alias}"`}, expected "${f.alias}"` };
+      if (f.mac !== undefined && l.mac !== f.mac.toLowerCase())
+        return { missing: false, wrong: `its MAC is ${l.mac}, expected ${f.mac}` };
+      if (f.linkKind !== undefined && l.kind !== f.linkKind)
+        return { missing: false, wrong: `it is a ${l.kind}, expected a ${f.linkKind}` };
+      if (f.alias !== undefined && l.alias !== f.alias)
+        return {
+          missing: false,
+          wrong: `its alias is ${l.alias === undefined ? "empty" : `"${l.alias}"`}, expected "${f.alias}"`,
+        };
       return ok;
     }
     case "address":
@@ -79,19 +103,25 @@ function outcome(f: Fact, s: Snapshot): Outcome {
       return routeOutcome(s, f.route);
     case "rule": {
       const r = f.rule;
-      const same = (x: Rule): boolean => x.priority === r.priority && x.table === r.table && x.fwmark === r.fwmark && x.iif === r.iif && x.src === r.src;
+      const same = (x: Rule): boolean =>
+        x.priority === r.priority && x.table === r.table && x.fwmark === r.fwmark && x.iif === r.iif && x.src === r.src;
       return s.rules.some(same) ? ok : { missing: true };
     }
     case "neighbour": {
       const list = f.neigh.proxy === true ? s.proxies : s.neighbours;
       const n = list.find((x) => x.dev === f.neigh.dev && x.ip === f.neigh.ip);
       if (n === undefined) return { missing: true };
-      if (f.neigh.mac !== undefined && n.mac !== f.neigh.mac.toLowerCase()) return { missing: false, wrong: `it points at ${n.mac ?? "nothing"}, expected ${f.neigh.mac}` };
+      if (f.neigh.mac !== undefined && n.mac !== f.neigh.mac.toLowerCase())
+        return { missing: false, wrong: `it points at ${n.mac ?? "nothing"}, expected ${f.neigh.mac}` };
       return ok;
     }
     case "iptables": {
-      const tables = new Map(Object.entries(s.iptables)) as Map<string, NonNullable<Snapshot["iptables"][IptablesTable]>>;
-      for (const c of [...f.set.chains, ...f.set.jumps]) if (!tables.has(c.table)) return { missing: false, wrong: `table ${c.table} could not be read` };
+      const tables = new Map(Object.entries(s.iptables)) as Map<
+        string,
+        NonNullable<Snapshot["iptables"][IptablesTable]>
+      >;
+      for (const c of [...f.set.chains, ...f.set.jumps])
+        if (!tables.has(c.table)) return { missing: false, wrong: `table ${c.table} could not be read` };
       const problems = missingFrom(f.set, tables);
       return problems.length === 0 ? ok : { missing: false, wrong: problems.join("; ") };
     }
@@ -104,7 +134,10 @@ function outcome(f: Fact, s: Snapshot): Outcome {
 }
 
 /** The iptables tables and sysctls a snapshot must read for these expectations, per namespace. */
-export function snapshotNeeds(expect: readonly Expectation[], ns: Netns): { iptables: IptablesTable[]; sysctls: string[] } {
+export function snapshotNeeds(
+  expect: readonly Expectation[],
+  ns: Netns,
+): { iptables: IptablesTable[]; sysctls: string[] } {
   const tables = new Set<IptablesTable>();
   const sysctls = new Set<string>();
   for (const e of expect) {
@@ -122,8 +155,18 @@ export function diffExpect(expect: readonly Expectation[], snapshots: ReadonlyMa
     const s = snapshots.get(e.fact.ns);
     if (s === undefined || !s.exists) continue;
     const o = outcome(e.fact, s);
-    if (o.missing) out.push({ severity: e.severity, code: `${e.code}-missing`, message: `The ${describeFact(e.fact)} is missing ${where(e.fact.ns)}: ${e.why}` });
-    else if (o.wrong !== undefined) out.push({ severity: e.severity, code: `${e.code}-wrong`, message: `The ${describeFact(e.fact)} ${where(e.fact.ns)} is not as planned (${o.wrong}): ${e.why}` });
+    if (o.missing)
+      out.push({
+        severity: e.severity,
+        code: `${e.code}-missing`,
+        message: `The ${describeFact(e.fact)} is missing ${where(e.fact.ns)}: ${e.why}`,
+      });
+    else if (o.wrong !== undefined)
+      out.push({
+        severity: e.severity,
+        code: `${e.code}-wrong`,
+        message: `The ${describeFact(e.fact)} ${where(e.fact.ns)} is not as planned (${o.wrong}): ${e.why}`,
+      });
   }
   return out;
 }

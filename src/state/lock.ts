@@ -41,7 +41,10 @@ export class FileLock implements Lock {
         if (rc === 0) break;
         if (rc !== native.EWOULDBLOCK) throw new LockError("io", `Cannot lock "${file}": errno ${rc}`);
         if (this.#clock.now() >= deadline) {
-          throw new LockError("busy", `Cannot acquire lock "${file}" within ${opts.timeoutMs ?? 120_000} ms: another tcnp process holds it`);
+          throw new LockError(
+            "busy",
+            `Cannot acquire lock "${file}" within ${opts.timeoutMs ?? 120_000} ms: another tcnp process holds it`,
+          );
         }
         await this.#clock.sleep(wait + Math.random() * wait);
         wait = Math.min(wait * 2, 50);
@@ -60,7 +63,10 @@ export class MemoryLock implements Lock {
     const prev = this.#tails.get(name) ?? Promise.resolve();
     let release!: () => void;
     const mine = new Promise<void>((r) => (release = r));
-    this.#tails.set(name, prev.then(() => mine));
+    this.#tails.set(
+      name,
+      prev.then(() => mine),
+    );
     await prev.catch(() => {});
     try {
       return await fn();

@@ -23,8 +23,15 @@ clouds:
   assert.deepEqual(y, {
     clouds: {
       lab: {
-        auth: { auth_url: "http://198.18.0.2:5000/v3", username: "admin", password: "it's # not a comment", project_name: "admin" },
-        region_name: "RegionOne", interface: "public", verify: false,
+        auth: {
+          auth_url: "http://198.18.0.2:5000/v3",
+          username: "admin",
+          password: "it's # not a comment",
+          project_name: "admin",
+        },
+        region_name: "RegionOne",
+        interface: "public",
+        verify: false,
         regions: ["RegionOne", { name: "RegionTwo", values: 2 }],
       },
     },
@@ -64,7 +71,14 @@ test("reads the clouds.yaml files devstack and kolla-ansible write", () => {
     region_name: RegionOne
 `);
   assert.deepEqual((devstack as { clouds: Record<string, unknown> }).clouds["devstack-admin"], {
-    auth: { auth_url: "http://10.0.0.5/identity", password: "secretadmin", project_domain_id: "default", project_name: "admin", user_domain_id: "default", username: "admin" },
+    auth: {
+      auth_url: "http://10.0.0.5/identity",
+      password: "secretadmin",
+      project_domain_id: "default",
+      project_name: "admin",
+      user_domain_id: "default",
+      username: "admin",
+    },
     identity_api_version: "3",
     region_name: "RegionOne",
   });
@@ -91,6 +105,12 @@ clouds:
 });
 
 test("refuses, with the line, what it cannot read rather than misreading it (a PEM block, a flow list)", () => {
-  assert.throws(() => parseYaml("clouds:\n  c:\n    cacert: |\n      -----BEGIN CERTIFICATE-----\n"), /YAML line 3: .*block scalars are not supported/);
-  assert.throws(() => parseYaml("clouds:\n  c:\n    regions: [RegionOne, RegionTwo]\n"), /YAML line 3: flow collections/);
+  assert.throws(
+    () => parseYaml("clouds:\n  c:\n    cacert: |\n      -----BEGIN CERTIFICATE-----\n"),
+    /YAML line 3: .*block scalars are not supported/,
+  );
+  assert.throws(
+    () => parseYaml("clouds:\n  c:\n    regions: [RegionOne, RegionTwo]\n"),
+    /YAML line 3: flow collections/,
+  );
 });

@@ -21,7 +21,8 @@ function scalar(raw: string, n: number): Yaml {
     if (!s.endsWith("'") || s.length < 2) throw new SyntaxError(`YAML line ${n}: unterminated string`);
     return s.slice(1, -1).replace(/''/g, "'");
   }
-  if (/^[[{&*!|>]/.test(s)) throw new SyntaxError(`YAML line ${n}: flow collections, anchors, tags and block scalars are not supported`);
+  if (/^[[{&*!|>]/.test(s))
+    throw new SyntaxError(`YAML line ${n}: flow collections, anchors, tags and block scalars are not supported`);
   if (s === "true" || s === "True") return true;
   if (s === "false" || s === "False") return false;
   if (/^-?\d+$/.test(s)) return Number(s);
@@ -52,7 +53,11 @@ function block(lines: Line[], start: number, indent: number): [Yaml, number] {
   if (first.text.startsWith("- ") || first.text === "-") {
     const out: Yaml[] = [];
     let i = start;
-    while (i < lines.length && lines[i]!.indent === first.indent && (lines[i]!.text.startsWith("- ") || lines[i]!.text === "-")) {
+    while (
+      i < lines.length &&
+      lines[i]!.indent === first.indent &&
+      (lines[i]!.text.startsWith("- ") || lines[i]!.text === "-")
+    ) {
       const rest = lines[i]!.text.slice(1).trim();
       if (rest === "") {
         const [v, next] = block(lines, i + 1, first.indent + 1);
@@ -87,7 +92,8 @@ function block(lines: Line[], start: number, indent: number): [Yaml, number] {
       i++;
     }
   }
-  if (i < lines.length && lines[i]!.indent > first.indent) throw new SyntaxError(`YAML line ${lines[i]!.n}: unexpected indentation`);
+  if (i < lines.length && lines[i]!.indent > first.indent)
+    throw new SyntaxError(`YAML line ${lines[i]!.n}: unexpected indentation`);
   return [out, i];
 }
 

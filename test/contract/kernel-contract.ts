@@ -19,7 +19,11 @@ const rejectsWith = async (p: Promise<unknown>, errno: string): Promise<void> =>
   });
 };
 
-export function kernelContract(adapter: string, make: () => Promise<KernelHarness>, opts: { skip?: string } = {}): void {
+export function kernelContract(
+  adapter: string,
+  make: () => Promise<KernelHarness>,
+  opts: { skip?: string } = {},
+): void {
   describe(`Kernel contract: ${adapter}`, { skip: opts.skip ?? false }, () => {
     let h: KernelHarness;
     let k: Kernel;
@@ -34,7 +38,12 @@ export function kernelContract(adapter: string, make: () => Promise<KernelHarnes
     async function pair(): Promise<{ host: Netns; pod: Netns }> {
       const host = await h.netns("h");
       const pod = await h.netns("p");
-      await k.createVeth(host, { name: "vh", mac: "02:00:00:00:01:01", mtu: 1450, peer: { name: "eth0", netns: pod, mac: "02:00:00:00:01:02", mtu: 1450 } });
+      await k.createVeth(host, {
+        name: "vh",
+        mac: "02:00:00:00:01:01",
+        mtu: 1450,
+        peer: { name: "eth0", netns: pod, mac: "02:00:00:00:01:02", mtu: 1450 },
+      });
       return { host, pod };
     }
 
@@ -96,9 +105,18 @@ export function kernelContract(adapter: string, make: () => Promise<KernelHarnes
       await k.setLink(pod, "eth0", { up: true });
       const routes = await k.listRoutes(pod);
       const connected = routes.filter((r) => r.proto === "kernel");
-      assert.deepEqual(connected.map((r) => [r.dst, r.dev, r.scope, r.src]), [["10.9.0.0/24", "eth0", "link", "10.9.0.5"]]);
-      const addrs = (await k.listAddresses(pod, "eth0")).filter((a) => !a.cidr.includes(":")).map((a) => [a.cidr, a.noprefixroute === true]);
-      assert.deepEqual(addrs.sort(), [["10.7.0.5/24", true], ["10.8.0.5/32", false], ["10.9.0.5/24", false]]);
+      assert.deepEqual(
+        connected.map((r) => [r.dst, r.dev, r.scope, r.src]),
+        [["10.9.0.0/24", "eth0", "link", "10.9.0.5"]],
+      );
+      const addrs = (await k.listAddresses(pod, "eth0"))
+        .filter((a) => !a.cidr.includes(":"))
+        .map((a) => [a.cidr, a.noprefixroute === true]);
+      assert.deepEqual(addrs.sort(), [
+        ["10.7.0.5/24", true],
+        ["10.8.0.5/32", false],
+        ["10.9.0.5/24", false],
+      ]);
       await rejectsWith(k.addAddress(pod, { cidr: "10.8.0.5/32", dev: "eth0" }), "EEXIST");
       assert.equal(await k.deleteAddress(pod, { cidr: "10.8.0.5/32", dev: "eth0" }), true);
       assert.equal(await k.deleteAddress(pod, { cidr: "10.8.0.5/32", dev: "eth0" }), false);
@@ -116,11 +134,20 @@ export function kernelContract(adapter: string, make: () => Promise<KernelHarnes
       await k.addRoute(host, { dst: "10.1.1.5/32", dev: "vh", scope: "global" });
       await rejectsWith(k.addRoute(pod, { dst: "169.254.1.1/32", dev: "eth0", scope: "link" }), "EEXIST");
       const main = (await k.listRoutes(pod)).map((r) => [r.dst, r.gw ?? "", r.dev, r.scope]).sort();
-      assert.deepEqual(main, [["0.0.0.0/0", "169.254.1.1", "eth0", "global"], ["169.254.1.1/32", "", "eth0", "link"]]);
+      assert.deepEqual(main, [
+        ["0.0.0.0/0", "169.254.1.1", "eth0", "global"],
+        ["169.254.1.1/32", "", "eth0", "link"],
+      ]);
       const t = await k.listRoutes(pod, 1000);
-      assert.deepEqual(t.map((r) => [r.dst, r.gw, r.onlink, r.table]), [["10.96.0.0/12", "10.1.1.1", true, 1000]]);
+      assert.deepEqual(
+        t.map((r) => [r.dst, r.gw, r.onlink, r.table]),
+        [["10.96.0.0/12", "10.1.1.1", true, 1000]],
+      );
       assert.equal((await k.listRoutes(pod, "all")).length, 3);
-      assert.deepEqual((await k.listRoutes(host)).map((r) => [r.dst, r.dev, r.scope]), [["10.1.1.5/32", "vh", "global"]]);
+      assert.deepEqual(
+        (await k.listRoutes(host)).map((r) => [r.dst, r.dev, r.scope]),
+        [["10.1.1.5/32", "vh", "global"]],
+      );
       await k.replaceRoute(pod, { dst: "0.0.0.0/0", gw: "10.1.1.1", dev: "eth0", onlink: true });
       assert.equal((await k.listRoutes(pod)).find((r) => r.dst === "0.0.0.0/0")?.gw, "10.1.1.1");
       assert.equal(await k.deleteRoute(pod, { dst: "10.96.0.0/12", table: 1000 }), true);
@@ -137,8 +164,20 @@ export function kernelContract(adapter: string, make: () => Promise<KernelHarnes
       await k.addRule(host, { priority: 1536, table: 100, src: "10.1.1.5/32" });
       await rejectsWith(k.addRule(host, { priority: 1024, table: 596, iif: "vh" }), "EEXIST");
       await k.deleteLink(host, "vh");
-      const rules = (await k.listRules(host)).map((r) => `${r.priority}:${r.table}:${r.iif ?? ""}:${r.src ?? ""}:${r.fwmark ?? ""}/${r.fwmask ?? ""}`);
-      assert.deepEqual(rules.sort(), ["0:255:::/", "1024:596:vh::/", "1536:100::10.1.1.5/32:/", "32766:254:::/", "32767:253:::/", "512:254:::8192/8192"].sort());
+      const rules = (await k.listRules(host)).map(
+        (r) => `${r.priority}:${r.table}:${r.iif ?? ""}:${r.src ?? ""}:${r.fwmark ?? ""}/${r.fwmask ?? ""}`,
+      );
+      assert.deepEqual(
+        rules.sort(),
+        [
+          "0:255:::/",
+          "1024:596:vh::/",
+          "1536:100::10.1.1.5/32:/",
+          "32766:254:::/",
+          "32767:253:::/",
+          "512:254:::8192/8192",
+        ].sort(),
+      );
       assert.equal(await k.deleteRule(host, { priority: 1024, table: 596, iif: "vh" }), true);
       assert.equal(await k.deleteRule(host, { priority: 1024, table: 596, iif: "vh" }), false);
     });
@@ -152,7 +191,11 @@ export function kernelContract(adapter: string, make: () => Promise<KernelHarnes
       const n = (await k.listNeighbours(pod)).filter((x) => x.ip === "169.254.1.1");
       assert.deepEqual(n, [{ dev: "eth0", ip: "169.254.1.1", mac: "02:00:00:00:01:03", permanent: true }]);
       assert.deepEqual(await k.listNeighbours(host, { proxy: true }), [{ dev: "vh", ip: "10.1.1.77", proxy: true }]);
-      assert.equal((await k.listNeighbours(host)).some((x) => x.ip === "10.1.1.77"), false, "proxy entries are listed apart");
+      assert.equal(
+        (await k.listNeighbours(host)).some((x) => x.ip === "10.1.1.77"),
+        false,
+        "proxy entries are listed apart",
+      );
       assert.equal(await k.deleteNeighbour(host, { dev: "vh", ip: "10.1.1.77", proxy: true }), true);
       assert.equal(await k.deleteNeighbour(host, { dev: "vh", ip: "10.1.1.77", proxy: true }), false);
       await rejectsWith(k.setNeighbour(host, { dev: "nope", ip: "10.1.1.1", mac: "02:00:00:00:00:01" }), "ENODEV");
@@ -167,14 +210,23 @@ export function kernelContract(adapter: string, make: () => Promise<KernelHarnes
       assert.equal(k.readSysctl(pod, "net.ipv4.ip_forward"), "1");
       assert.equal(k.readSysctl(host, "net.ipv4.ip_forward"), "0");
       assert.equal(k.readSysctl(host, "net.ipv4.conf.nope.proxy_arp"), undefined);
-      assert.throws(() => k.writeSysctl(host, "net.ipv4.conf.nope.proxy_arp", "1"), (e: unknown) => isKernelError(e, "ENOENT"));
+      assert.throws(
+        () => k.writeSysctl(host, "net.ipv4.conf.nope.proxy_arp", "1"),
+        (e: unknown) => isKernelError(e, "ENOENT"),
+      );
     });
 
     it("applies an iptables rule set atomically and idempotently, and removes it", async () => {
       const { host } = await pair();
       const set = {
         chains: [{ table: "nat" as const, name: "TCNP-TEST1", rules: ["-d 10.1.1.5/32 -j ACCEPT", "-j MASQUERADE"] }],
-        jumps: [{ table: "nat" as const, chain: "POSTROUTING", rule: `-s 10.1.1.5/32 -m comment --comment "tcnp:test" -j TCNP-TEST1` }],
+        jumps: [
+          {
+            table: "nat" as const,
+            chain: "POSTROUTING",
+            rule: `-s 10.1.1.5/32 -m comment --comment "tcnp:test" -j TCNP-TEST1`,
+          },
+        ],
       };
       await k.applyIptables(host, set);
       await k.applyIptables(host, set);
@@ -210,10 +262,14 @@ export function kernelContract(adapter: string, make: () => Promise<KernelHarnes
 
     it("answers many concurrent requests on one namespace consistently", async () => {
       const { host } = await pair();
-      const dumps = await Promise.all(Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? k.listLinks(host) : k.listRoutes(host, "all"))));
+      const dumps = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? k.listLinks(host) : k.listRoutes(host, "all"))),
+      );
       const links = dumps.filter((_, i) => i % 2 === 0).map((d) => JSON.stringify(d));
       assert.equal(new Set(links).size, 1);
-      await Promise.all(Array.from({ length: 10 }, (_, i) => k.setNeighbour(host, { dev: "vh", ip: `10.5.0.${i + 1}`, proxy: true })));
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => k.setNeighbour(host, { dev: "vh", ip: `10.5.0.${i + 1}`, proxy: true })),
+      );
       assert.equal((await k.listNeighbours(host, { proxy: true })).length, 10);
     });
 

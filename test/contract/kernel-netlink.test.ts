@@ -4,14 +4,18 @@ import { rootSkipReason } from "../helpers/root.js";
 import { kernelContract } from "./kernel-contract.js";
 
 const skip = rootSkipReason("iptables-restore");
-kernelContract("NetlinkKernel (real kernel, throwaway namespaces)", async () => {
-  const kernel = await NetlinkKernel.create();
-  return {
-    kernel,
-    netns: async (tag) => addNetns(tag).path,
-    cleanup: async () => {
-      kernel.close();
-      cleanupNamespaces();
-    },
-  };
-}, skip === undefined ? {} : { skip });
+kernelContract(
+  "NetlinkKernel (real kernel, throwaway namespaces)",
+  async () => {
+    const kernel = await NetlinkKernel.create();
+    return {
+      kernel,
+      netns: async (tag) => addNetns(tag).path,
+      cleanup: async () => {
+        kernel.close();
+        cleanupNamespaces();
+      },
+    };
+  },
+  skip === undefined ? {} : { skip },
+);

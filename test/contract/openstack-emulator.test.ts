@@ -8,7 +8,15 @@ openstackContract(async () => {
   return {
     name: "emulator",
     fetch: em.fetch,
-    auth: { authUrl: "http://cloud.test/v3", username: DEFAULT_ADMIN.user, password: DEFAULT_ADMIN.password, projectName: DEFAULT_ADMIN.project, userDomainName: "Default", projectDomainName: "Default", interface: "public" },
+    auth: {
+      authUrl: "http://cloud.test/v3",
+      username: DEFAULT_ADMIN.user,
+      password: DEFAULT_ADMIN.password,
+      projectName: DEFAULT_ADMIN.project,
+      userDomainName: "Default",
+      projectDomainName: "Default",
+      interface: "public",
+    },
     serverExtras: {},
     routeLimit: em.config.routeLimit,
     close: () => em.settle(),

@@ -22,17 +22,48 @@ describe("tcnp cloud (the built executable)", { skip: skip ?? false }, () => {
     await cloud?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  const ctl = (...args: string[]) => spawnSync(distBinary, ["cloud", ...args, "--url", cloud!.url], { encoding: "utf8" });
+  const ctl = (...args: string[]) =>
+    spawnSync(distBinary, ["cloud", ...args, "--url", cloud!.url], { encoding: "utf8" });
 
   it("serves the documented admin, takes faults while running, and persists its world", async () => {
     const state = path.join(dir, "state.json");
-    cloud = await startCloudProcess(["--listen", "127.0.0.1:0", "--state", state, "--log-file", path.join(dir, "cloud.log")]);
+    cloud = await startCloudProcess([
+      "--listen",
+      "127.0.0.1:0",
+      "--state",
+      state,
+      "--log-file",
+      path.join(dir, "cloud.log"),
+    ]);
     const c = createClients({
-      auth: { authUrl: `${cloud.url}/v3`, username: "admin", password: "secret", projectName: "admin", userDomainName: "Default", projectDomainName: "Default", interface: "public" },
-      fetch: nodeFetch(), clock: systemClock, retries: 0,
+      auth: {
+        authUrl: `${cloud.url}/v3`,
+        username: "admin",
+        password: "secret",
+        projectName: "admin",
+        userDomainName: "Default",
+        projectDomainName: "Default",
+        interface: "public",
+      },
+      fetch: nodeFetch(),
+      clock: systemClock,
+      retries: 0,
     });
     const net = await c.neutron.createNetwork({ name: "n1" });
-    let r = ctl("fault", "add", "--kind", "error", "--status", "503", "--service", "network", "--method", "GET", "--path", "^/v2.0/networks");
+    let r = ctl(
+      "fault",
+      "add",
+      "--kind",
+      "error",
+      "--status",
+      "503",
+      "--service",
+      "network",
+      "--method",
+      "GET",
+      "--path",
+      "^/v2.0/networks",
+    );
     assert.equal(r.status, 0, r.stderr);
     const e = await c.neutron.getNetwork(net.id).catch((x: unknown) => x);
     assert.ok(isOpenStackError(e, "HTTPInternalServerError", 503), String(e));
@@ -48,7 +79,19 @@ describe("tcnp cloud (the built executable)", { skip: skip ?? false }, () => {
     assert.equal(c.session.calls.identity, before + 1, "the running cloud expired our token");
     await cloud.stop();
     cloud = await startCloudProcess(["--listen", "127.0.0.1:0", "--state", state]);
-    const c2 = createClients({ auth: { authUrl: `${cloud.url}/v3`, username: "admin", password: "secret", projectName: "admin", userDomainName: "Default", projectDomainName: "Default", interface: "public" }, fetch: nodeFetch(), clock: systemClock });
+    const c2 = createClients({
+      auth: {
+        authUrl: `${cloud.url}/v3`,
+        username: "admin",
+        password: "secret",
+        projectName: "admin",
+        userDomainName: "Default",
+        projectDomainName: "Default",
+        interface: "public",
+      },
+      fetch: nodeFetch(),
+      clock: systemClock,
+    });
     assert.equal((await c2.neutron.getNetwork(net.id)).name, "n1", "the world came back from the state file");
     assert.equal(JSON.parse(ctl("config").stdout).config.routeLimit, 5);
   });

@@ -27,29 +27,58 @@ describe("vrouter-route-controller (the built executable)", { skip: skip ?? fals
   });
 
   it("reconciles once, then runs with /healthz and /metrics until SIGTERM", async () => {
-    fs.writeFileSync(path.join(dir, "seed.json"), JSON.stringify({
-      networks: [{ id: NET, name: "pods", subnets: [{ name: "pods-v4", cidr: "10.50.0.0/24" }] }],
-      routers: [{ id: ROUTER, name: "r1", interfaces: ["pods-v4"] }],
-      servers: [{ name: "vm1", ports: [{ network: "pods", ip: "10.50.0.11" }] }],
-    }));
+    fs.writeFileSync(
+      path.join(dir, "seed.json"),
+      JSON.stringify({
+        networks: [{ id: NET, name: "pods", subnets: [{ name: "pods-v4", cidr: "10.50.0.0/24" }] }],
+        routers: [{ id: ROUTER, name: "r1", interfaces: ["pods-v4"] }],
+        servers: [{ name: "vm1", ports: [{ network: "pods", ip: "10.50.0.11" }] }],
+      }),
+    );
     cloud = await startCloudProcess(["--listen", "127.0.0.1:0", "--seed", path.join(dir, "seed.json")]);
-    const auth = { authUrl: `${cloud.url}/v3`, username: "admin", password: "secret", projectName: "admin", userDomainId: "default", projectDomainId: "default", interface: "public" as const };
+    const auth = {
+      authUrl: `${cloud.url}/v3`,
+      username: "admin",
+      password: "secret",
+      projectName: "admin",
+      userDomainId: "default",
+      projectDomainId: "default",
+      interface: "public" as const,
+    };
     const c = createClients({ auth, fetch: nodeFetch(), clock: systemClock });
     const port = (await c.neutron.listPorts({ network_id: NET })).find((p) => p.device_owner === "compute:nova")!;
-    await c.neutron.updateFixedIps(port.id, [...port.fixed_ips, { subnet_id: port.fixed_ips[0]!.subnet_id, ip_address: "10.50.0.77" }]);
+    await c.neutron.updateFixedIps(port.id, [
+      ...port.fixed_ips,
+      { subnet_id: port.fixed_ips[0]!.subnet_id, ip_address: "10.50.0.77" },
+    ]);
     await c.neutron.setTags("ports", port.id, ["tcnp-mix", "tcnp-node-ip=10.50.0.11"]);
     const conf = path.join(dir, "vrc.json");
-    fs.writeFileSync(conf, JSON.stringify({
-      openstack: { authUrl: auth.authUrl, username: "admin", password: "secret", project: "admin", domain: "default" },
-      routerId: ROUTER, networks: [NET], intervalSeconds: 0.2, listen: "127.0.0.1:0", kubernetes: { enabled: false },
-    }));
+    fs.writeFileSync(
+      conf,
+      JSON.stringify({
+        openstack: {
+          authUrl: auth.authUrl,
+          username: "admin",
+          password: "secret",
+          project: "admin",
+          domain: "default",
+        },
+        routerId: ROUTER,
+        networks: [NET],
+        intervalSeconds: 0.2,
+        listen: "127.0.0.1:0",
+        kubernetes: { enabled: false },
+      }),
+    );
     sb = makeSandbox("vrc");
     const bin = path.join(sb.binDir, "vrouter-route-controller");
     const once = spawnSync(bin, ["--config", conf, "--once"], { encoding: "utf8" });
     assert.equal(once.status, 0, once.stderr);
     const r = JSON.parse(once.stdout) as { added: number; installed: number; missing: string[] };
     assert.deepEqual([r.added, r.installed, r.missing], [1, 1, []]);
-    assert.deepEqual((await c.neutron.getRouter(ROUTER)).routes, [{ destination: "10.50.0.77/32", nexthop: "10.50.0.11" }]);
+    assert.deepEqual((await c.neutron.getRouter(ROUTER)).routes, [
+      { destination: "10.50.0.77/32", nexthop: "10.50.0.11" },
+    ]);
     const bad = spawnSync(bin, ["--config", path.join(dir, "missing.json")], { encoding: "utf8" });
     assert.equal(bad.status, 2);
     // Running: find the HTTP address in its log, read /metrics and /healthz, stop it.

@@ -16,23 +16,41 @@ describe("the built executable", { skip: skip ?? false }, () => {
   it("answers VERSION under every plugin name, and libcni validates every supported version", () => {
     sb = makeSandbox("exe");
     for (const v of LIBCNI_VERSIONS) {
-      writeConf(sb, `10-v${v}.conflist`, { cniVersion: v, name: `v${v.replace(/\./g, "")}`, plugins: PLUGINS.map((type) => ({ type })) });
+      writeConf(sb, `10-v${v}.conflist`, {
+        cniVersion: v,
+        name: `v${v.replace(/\./g, "")}`,
+        plugins: PLUGINS.map((type) => ({ type })),
+      });
       const r = cnicaller(sb, ["version", `v${v.replace(/\./g, "")}`]);
       assert.equal(r.status, 0, r.stderr);
-      for (const p of PLUGINS) assert.match(r.stdout, new RegExp(`${p}: 0\\.3\\.0,0\\.3\\.1,0\\.4\\.0,1\\.0\\.0,1\\.1\\.0`));
+      for (const p of PLUGINS)
+        assert.match(r.stdout, new RegExp(`${p}: 0\\.3\\.0,0\\.3\\.1,0\\.4\\.0,1\\.0\\.0,1\\.1\\.0`));
       const val = cnicaller(sb, ["validate", `v${v.replace(/\./g, "")}`]);
       assert.equal(val.status, 0, `libcni rejects ${v}: ${val.stderr}`);
     }
     const direct = execPlugin(sb, "veth-route", { CNI_COMMAND: "VERSION" }, JSON.stringify({ cniVersion: "1.1.0" }));
-    assert.deepEqual(direct.json, { cniVersion: "1.1.0", supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"] });
+    assert.deepEqual(direct.json, {
+      cniVersion: "1.1.0",
+      supportedVersions: ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"],
+    });
   });
 
   it("gives code 6 for malformed stdin, 4 for a missing variable, 1 for an unsupported version; exit non-zero", () => {
     sb ??= makeSandbox("exe");
     const cases: Array<[Record<string, string>, string, number, RegExp]> = [
       [baseEnv, "{not json", 6, /Cannot decode network configuration/],
-      [{ ...baseEnv, CNI_IFNAME: "" }, JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "veth-route" }), 4, /CNI_IFNAME/],
-      [{ CNI_COMMAND: "ADD", CNI_NETNS: "/x", CNI_IFNAME: "eth0" }, JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "veth-route" }), 4, /CNI_CONTAINERID/],
+      [
+        { ...baseEnv, CNI_IFNAME: "" },
+        JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "veth-route" }),
+        4,
+        /CNI_IFNAME/,
+      ],
+      [
+        { CNI_COMMAND: "ADD", CNI_NETNS: "/x", CNI_IFNAME: "eth0" },
+        JSON.stringify({ cniVersion: "1.0.0", name: "n", type: "veth-route" }),
+        4,
+        /CNI_CONTAINERID/,
+      ],
       [baseEnv, JSON.stringify({ cniVersion: "0.2.0", name: "n", type: "veth-route" }), 1, /"0\.2\.0"/],
       [baseEnv, JSON.stringify({ cniVersion: "7.0.0", name: "n", type: "veth-route" }), 1, /plugin supports/],
     ];

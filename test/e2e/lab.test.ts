@@ -34,8 +34,17 @@ function sh(argv: string[]): Ran {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-const labNamespaces = (): string[] => sh(["ip", "netns", "list"]).stdout.split("\n").map((l) => l.split(" ")[0]!).filter((n) => n.startsWith(PREFIX));
-const hostLinks = (): string[] => sh(["ip", "-o", "link", "show"]).stdout.split("\n").map((l) => l.split(":")[1]?.trim() ?? "").filter((n) => n !== "").sort();
+const labNamespaces = (): string[] =>
+  sh(["ip", "netns", "list"])
+    .stdout.split("\n")
+    .map((l) => l.split(" ")[0]!)
+    .filter((n) => n.startsWith(PREFIX));
+const hostLinks = (): string[] =>
+  sh(["ip", "-o", "link", "show"])
+    .stdout.split("\n")
+    .map((l) => l.split(":")[1]?.trim() ?? "")
+    .filter((n) => n !== "")
+    .sort();
 
 interface Finding {
   severity: string;
@@ -47,7 +56,12 @@ function doctor(dir: string, pod: string): { code: number; healthy: boolean; fin
   const r = tcnp(["lab", "doctor", pod, "--json", "--dir", dir]);
   assert.ok(r.code === 0 || r.code === 1, `doctor ${pod}: exit ${r.code}: ${r.stderr}`);
   const rep = JSON.parse(r.stdout) as { healthy: boolean; findings: Finding[] };
-  return { code: r.code, healthy: rep.healthy, findings: rep.findings, errors: rep.findings.filter((f) => f.severity === "error").map((f) => f.code) };
+  return {
+    code: r.code,
+    healthy: rep.healthy,
+    findings: rep.findings,
+    errors: rep.findings.filter((f) => f.severity === "error").map((f) => f.code),
+  };
 }
 
 /** Everything a lab leaves behind must be gone: its namespaces, host links, processes and directory. */
@@ -79,7 +93,10 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
   });
 
   it("the README's lab command (scripts/lab.sh) builds the cloud and every path of the matrix works", () => {
-    const run = spawnSync(path.join(repoRoot, "scripts", "lab.sh"), ["--dir", dir], { encoding: "utf8", timeout: 600_000 });
+    const run = spawnSync(path.join(repoRoot, "scripts", "lab.sh"), ["--dir", dir], {
+      encoding: "utf8",
+      timeout: 600_000,
+    });
     const r: Ran = { code: run.status ?? -1, stdout: run.stdout, stderr: run.stderr };
     assert.equal(r.code, 0, `lab up failed:\n${r.stdout}\n${r.stderr}`);
     lab = readState();
@@ -90,7 +107,13 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     assert.equal(rows.filter((l) => l.trim().startsWith("✗")).length, 0, `every path works:\n${r.stdout}`);
     assert.match(r.stdout, /15 of 15 paths work/);
     assert.doesNotMatch(r.stdout + r.stderr, /\bsecret\b/, "the cloud's password is never printed");
-    for (const path of ["pod → pod, other VM (mix)", "pod → Service (eni)", "outside → pod via router (mix)", "outside → NodePort → local pod (eni)"]) assert.ok(r.stdout.includes(path), path);
+    for (const path of [
+      "pod → pod, other VM (mix)",
+      "pod → Service (eni)",
+      "outside → pod via router (mix)",
+      "outside → NodePort → local pod (eni)",
+    ])
+      assert.ok(r.stdout.includes(path), path);
   });
 
   it("lab status exits 0 while the lab is up", () => {
@@ -115,8 +138,14 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     const p = pod("vm1-eni-a");
     const vm = lab.vms.find((v) => v.name === p.vm)!;
     const env = { CNI_CACHEDIR: path.join(vm.dir, "cache"), TCNP_STATE_DIR: path.join(vm.dir, "state") };
-    for (const sel of [["--container", p.containerId], ["--netns", `/var/run/netns/${p.ns}`]]) {
-      const r = spawnSync("ip", ["netns", "exec", vm.ns, distBinary, "doctor", ...sel, "--json"], { encoding: "utf8", env: { ...process.env, ...env } });
+    for (const sel of [
+      ["--container", p.containerId],
+      ["--netns", `/var/run/netns/${p.ns}`],
+    ]) {
+      const r = spawnSync("ip", ["netns", "exec", vm.ns, distBinary, "doctor", ...sel, "--json"], {
+        encoding: "utf8",
+        env: { ...process.env, ...env },
+      });
       assert.equal(r.status, 0, r.stdout + r.stderr);
       const rep = JSON.parse(r.stdout) as { healthy: boolean; pod: { ip?: string } };
       assert.equal(rep.healthy, true);
@@ -135,7 +164,12 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     const d = doctor(dir, p.podName);
     assert.equal(d.code, 1);
     assert.deepEqual(d.errors, ["host-route-missing"]);
-    assert.match(d.findings.find((f) => f.code === "host-route-missing")!.message, new RegExp(`route ${p.ip!.replace(/\./g, "\\.")}/32 dev \\S+ is missing on the host: nothing the VM forwards to the pod reaches it`));
+    assert.match(
+      d.findings.find((f) => f.code === "host-route-missing")!.message,
+      new RegExp(
+        `route ${p.ip!.replace(/\./g, "\\.")}/32 dev \\S+ is missing on the host: nothing the VM forwards to the pod reaches it`,
+      ),
+    );
     assert.equal(sh(["ip", "-n", vmNs(p.podName), "route", "add", `${p.ip!}/32`, "dev", veth]).code, 0);
     assert.equal(doctor(dir, p.podName).healthy, true, "healthy again once repaired");
   });
@@ -167,7 +201,9 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     const neutron = await cloudApi(lab);
     process.kill(controller.pid, "SIGSTOP");
     try {
-      const router = (await neutron("GET", `/network/v2.0/routers/${LAB_ROUTER}`)).router as { routes: Array<{ destination: string; nexthop: string }> };
+      const router = (await neutron("GET", `/network/v2.0/routers/${LAB_ROUTER}`)).router as {
+        routes: Array<{ destination: string; nexthop: string }>;
+      };
       // The controller may have aggregated the pod into a block: remove whatever covers it.
       const routes = router.routes.filter((r) => !cidrContains(parseCidr(r.destination), parseIp(p.ip!)));
       assert.equal(routes.length, router.routes.length - 1, `the router held a route to ${p.ip!}`);
@@ -190,12 +226,22 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     const p = pod("vm2-mix-b");
     const neutron = await cloudApi(lab);
     const vm = lab.vms.find((v) => v.name === p.vm)!;
-    const port = ((await neutron("GET", `/network/v2.0/ports?device_id=${vm.serverId}`)).ports as Array<{ id: string; fixed_ips: Array<{ ip_address: string }> }>)[0]!;
-    await neutron("PUT", `/network/v2.0/ports/${port.id}`, { port: { fixed_ips: port.fixed_ips.filter((f) => f.ip_address !== p.ip) } });
+    const port = (
+      (await neutron("GET", `/network/v2.0/ports?device_id=${vm.serverId}`)).ports as Array<{
+        id: string;
+        fixed_ips: Array<{ ip_address: string }>;
+      }>
+    )[0]!;
+    await neutron("PUT", `/network/v2.0/ports/${port.id}`, {
+      port: { fixed_ips: port.fixed_ips.filter((f) => f.ip_address !== p.ip) },
+    });
     const d = doctor(dir, p.podName);
     assert.equal(d.code, 1);
     assert.ok(d.errors.includes("address-not-on-port"), JSON.stringify(d.findings));
-    assert.match(d.findings.find((f) => f.code === "address-not-on-port")!.message, new RegExp(`${p.ip!.replace(/\./g, "\\.")} is no longer on Neutron port ${port.id}`));
+    assert.match(
+      d.findings.find((f) => f.code === "address-not-on-port")!.message,
+      new RegExp(`${p.ip!.replace(/\./g, "\\.")} is no longer on Neutron port ${port.id}`),
+    );
   });
 
   it("doctor names a host veth deleted on the VM", () => {
@@ -246,17 +292,34 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
 const LAB_ROUTER = "7c000000-0000-4000-8000-000000000001";
 
 /** The lab cloud's API over its unix socket (as admin), for injecting faults into Neutron. */
-async function cloudApi(lab: LabState): Promise<(method: string, p: string, body?: unknown) => Promise<Record<string, unknown>>> {
+async function cloudApi(
+  lab: LabState,
+): Promise<(method: string, p: string, body?: unknown) => Promise<Record<string, unknown>>> {
   const f = nodeFetch({ timeoutMs: 5000 });
   const base = `http+unix://${encodeURIComponent(lab.cloudSocket!)}`;
   const auth = await f({
-    method: "POST", url: `${base}/v3/auth/tokens`, headers: { "content-type": "application/json" },
-    body: JSON.stringify({ auth: { identity: { methods: ["password"], password: { user: { name: "admin", domain: { id: "default" }, password: "secret" } } }, scope: { project: { name: "admin", domain: { id: "default" } } } } }),
+    method: "POST",
+    url: `${base}/v3/auth/tokens`,
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      auth: {
+        identity: {
+          methods: ["password"],
+          password: { user: { name: "admin", domain: { id: "default" }, password: "secret" } },
+        },
+        scope: { project: { name: "admin", domain: { id: "default" } } },
+      },
+    }),
   });
   assert.equal(auth.status, 201);
   const token = auth.headers["x-subject-token"]!;
   return async (method, p, body) => {
-    const r = await f({ method, url: `${base}${p}`, headers: { "x-auth-token": token, "content-type": "application/json" }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+    const r = await f({
+      method,
+      url: `${base}${p}`,
+      headers: { "x-auth-token": token, "content-type": "application/json" },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
     assert.ok(r.status < 300, `${method} ${p}: ${r.status} ${r.body}`);
     return JSON.parse(r.body) as Record<string, unknown>;
   };

@@ -19,12 +19,32 @@ import { nodeFetch } from "../../src/openstack/node-fetch.js";
 import { systemClock } from "../../src/base/clock.js";
 import { toCniError } from "../../src/plugins/errors.js";
 
-const ADMIN: AuthConfig = { authUrl: "http://cloud.test/v3", username: DEFAULT_ADMIN.user, password: DEFAULT_ADMIN.password, projectName: "admin", userDomainName: "Default", projectDomainName: "Default", interface: "public" };
+const ADMIN: AuthConfig = {
+  authUrl: "http://cloud.test/v3",
+  username: DEFAULT_ADMIN.user,
+  password: DEFAULT_ADMIN.password,
+  projectName: "admin",
+  userDomainName: "Default",
+  projectDomainName: "Default",
+  interface: "public",
+};
 const NET = "73fe8ad8-eda8-4ee0-9d10-ffca11752362";
 const SEED: Seed = {
-  networks: [{ id: NET, name: "pods", subnets: [{ id: "11111111-1111-4111-8111-111111111111", name: "pods-v4", cidr: "10.10.20.0/24" }] }],
+  networks: [
+    {
+      id: NET,
+      name: "pods",
+      subnets: [{ id: "11111111-1111-4111-8111-111111111111", name: "pods-v4", cidr: "10.10.20.0/24" }],
+    },
+  ],
   routers: [{ id: "22222222-2222-4222-8222-222222222222", name: "r1", interfaces: ["pods-v4"] }],
-  servers: [{ id: "33333333-3333-4333-8333-333333333333", name: "vm1", ports: [{ network: "pods", ip: "10.10.20.11", mac: "fa:16:3e:00:00:11" }] }],
+  servers: [
+    {
+      id: "33333333-3333-4333-8333-333333333333",
+      name: "vm1",
+      ports: [{ network: "pods", ip: "10.10.20.11", mac: "fa:16:3e:00:00:11" }],
+    },
+  ],
 };
 
 function cloud(config = {}, seed: Seed = SEED): { em: Emulator; c: ReturnType<typeof createClients> } {
@@ -32,7 +52,8 @@ function cloud(config = {}, seed: Seed = SEED): { em: Emulator; c: ReturnType<ty
   applySeed(em, seed);
   return { em, c: createClients({ auth: ADMIN, fetch: em.fetch, clock: systemClock, retries: 0 }) };
 }
-const vmPort = (em: Emulator) => Object.values(em.world.ports).find((p) => p.device_id === "33333333-3333-4333-8333-333333333333")!;
+const vmPort = (em: Emulator) =>
+  Object.values(em.world.ports).find((p) => p.device_id === "33333333-3333-4333-8333-333333333333")!;
 
 describe("embedded OpenStack", () => {
   it("starts with the documented admin and seeds networks with the given IDs", async () => {
@@ -82,7 +103,15 @@ describe("embedded OpenStack", () => {
     const { em, c } = cloud();
     const port = vmPort(em);
     const rev = port.revision_number;
-    const results = await Promise.allSettled(Array.from({ length: 10 }, (_, i) => c.neutron.updateFixedIps(port.id, [...port.fixed_ips, { subnet_id: "11111111-1111-4111-8111-111111111111", ip_address: `10.10.20.${100 + i}` }], rev)));
+    const results = await Promise.allSettled(
+      Array.from({ length: 10 }, (_, i) =>
+        c.neutron.updateFixedIps(
+          port.id,
+          [...port.fixed_ips, { subnet_id: "11111111-1111-4111-8111-111111111111", ip_address: `10.10.20.${100 + i}` }],
+          rev,
+        ),
+      ),
+    );
     assert.equal(results.filter((r) => r.status === "fulfilled").length, 1);
   });
 
@@ -90,11 +119,19 @@ describe("embedded OpenStack", () => {
     for (const mode of ["RoutesExhausted", "OverQuota"] as const) {
       const { c } = cloud({ routeLimit: 2, routeLimitMode: mode });
       const rid = "22222222-2222-4222-8222-222222222222";
-      await c.neutron.addExtraRoutes(rid, [{ destination: "10.1.0.1/32", nexthop: "10.10.20.11" }, { destination: "10.1.0.2/32", nexthop: "10.10.20.11" }]);
-      const e = await c.neutron.addExtraRoutes(rid, [{ destination: "10.1.0.3/32", nexthop: "10.10.20.11" }]).catch((x: unknown) => x);
+      await c.neutron.addExtraRoutes(rid, [
+        { destination: "10.1.0.1/32", nexthop: "10.10.20.11" },
+        { destination: "10.1.0.2/32", nexthop: "10.10.20.11" },
+      ]);
+      const e = await c.neutron
+        .addExtraRoutes(rid, [{ destination: "10.1.0.3/32", nexthop: "10.10.20.11" }])
+        .catch((x: unknown) => x);
       if (mode === "RoutesExhausted") {
         assert.ok(isOpenStackError(e, "RoutesExhausted", 400));
-        assert.equal((e as OpenStackError).detail, `Unable to complete operation for ${rid}. The number of routes exceeds the maximum 2.`);
+        assert.equal(
+          (e as OpenStackError).detail,
+          `Unable to complete operation for ${rid}. The number of routes exceeds the maximum 2.`,
+        );
       } else {
         assert.ok(isOpenStackError(e, "OverQuota", 409));
         assert.equal((e as OpenStackError).detail, "Quota exceeded for resources: ['router_route'].");
@@ -105,21 +142,39 @@ describe("embedded OpenStack", () => {
   it("switches the extraroute-atomic extension off (an older OVN cloud)", async () => {
     const { c } = cloud({ extraRouteAtomic: false });
     assert.equal((await c.neutron.extensions()).has("extraroute-atomic"), false);
-    const e = await c.neutron.addExtraRoutes("22222222-2222-4222-8222-222222222222", [{ destination: "10.1.0.1/32", nexthop: "10.10.20.11" }]).catch((x: unknown) => x);
+    const e = await c.neutron
+      .addExtraRoutes("22222222-2222-4222-8222-222222222222", [{ destination: "10.1.0.1/32", nexthop: "10.10.20.11" }])
+      .catch((x: unknown) => x);
     assert.ok(isOpenStackError(e, "HTTPNotFound", 404));
   });
 
   it("answers 403 when a tenant adds fixed IPs to its port on someone else's shared network", async () => {
-    const { em, c } = cloud({}, {
-      ...SEED, projects: [{ name: "tenant" }], users: [{ name: "alice", password: "pw", project: "tenant", roles: ["member"] }],
-      networks: [{ id: NET, name: "pods", shared: true, subnets: [{ name: "pods-v4", cidr: "10.10.20.0/24" }] }], routers: [], servers: [],
-    });
+    const { em, c } = cloud(
+      {},
+      {
+        ...SEED,
+        projects: [{ name: "tenant" }],
+        users: [{ name: "alice", password: "pw", project: "tenant", roles: ["member"] }],
+        networks: [{ id: NET, name: "pods", shared: true, subnets: [{ name: "pods-v4", cidr: "10.10.20.0/24" }] }],
+        routers: [],
+        servers: [],
+      },
+    );
     void em;
-    const alice = createClients({ auth: { ...ADMIN, username: "alice", password: "pw", projectName: "tenant" }, fetch: em.fetch, clock: systemClock });
+    const alice = createClients({
+      auth: { ...ADMIN, username: "alice", password: "pw", projectName: "tenant" },
+      fetch: em.fetch,
+      clock: systemClock,
+    });
     const p = await alice.neutron.createPort({ network_id: NET });
-    const e = await alice.neutron.updateFixedIps(p.id, [...p.fixed_ips, { subnet_id: p.fixed_ips[0]!.subnet_id }]).catch((x: unknown) => x);
+    const e = await alice.neutron
+      .updateFixedIps(p.id, [...p.fixed_ips, { subnet_id: p.fixed_ips[0]!.subnet_id }])
+      .catch((x: unknown) => x);
     assert.ok(isOpenStackError(e, "PolicyNotAuthorized", 403));
-    assert.equal((e as OpenStackError).detail, "(rule:update_port and rule:update_port:fixed_ips) is disallowed by policy");
+    assert.equal(
+      (e as OpenStackError).detail,
+      "(rule:update_port and rule:update_port:fixed_ips) is disallowed by policy",
+    );
     assert.equal(toCniError(e).code, 103);
     void c;
   });
@@ -144,8 +199,12 @@ describe("embedded OpenStack", () => {
 
   it("serves the metadata document to the VM that asks, by its source address", async () => {
     const { em } = cloud();
-    const asVm = (remote: string) => (req: Parameters<typeof em.fetch>[0]) => em.fetch({ ...req, remoteAddress: remote });
-    assert.equal(await instanceUuidFromMetadata(asVm("10.10.20.11"), "http://169.254.169.254"), "33333333-3333-4333-8333-333333333333");
+    const asVm = (remote: string) => (req: Parameters<typeof em.fetch>[0]) =>
+      em.fetch({ ...req, remoteAddress: remote });
+    assert.equal(
+      await instanceUuidFromMetadata(asVm("10.10.20.11"), "http://169.254.169.254"),
+      "33333333-3333-4333-8333-333333333333",
+    );
     assert.equal(await instanceUuidFromMetadata(asVm("10.10.20.99"), "http://169.254.169.254"), undefined);
   });
 
@@ -175,21 +234,42 @@ describe("embedded OpenStack", () => {
     await kernel.setLink(rNs, "qr", { up: true });
     await kernel.addAddress(rNs, { cidr: "10.10.20.1/24", dev: "qr" });
     const { em, c } = cloud();
-    em.hooks = kernelDataPath(em, kernel, { servers: { vm1: { netns: "vm1" } }, networks: { pods: { netns: "net", bridge: "br-pods" } }, routers: { r1: { netns: "router" } } });
+    em.hooks = kernelDataPath(em, kernel, {
+      servers: { vm1: { netns: "vm1" } },
+      networks: { pods: { netns: "net", bridge: "br-pods" } },
+      routers: { r1: { netns: "router" } },
+    });
     const p = await c.neutron.createPort({ network_id: NET });
     await c.nova.attachInterface("33333333-3333-4333-8333-333333333333", p.id);
     await em.settle();
     const nic = (await kernel.listLinks(vmNs)).find((l) => l.mac === p.mac_address);
     assert.equal(nic?.name, "ens4");
     await c.nova.detachInterface("33333333-3333-4333-8333-333333333333", p.id);
-    assert.equal((await c.neutron.getPort(p.id)).device_id, "33333333-3333-4333-8333-333333333333", "a detach is asynchronous");
+    assert.equal(
+      (await c.neutron.getPort(p.id)).device_id,
+      "33333333-3333-4333-8333-333333333333",
+      "a detach is asynchronous",
+    );
     await em.settle();
-    assert.equal((await kernel.listLinks(vmNs)).some((l) => l.mac === p.mac_address), false);
+    assert.equal(
+      (await kernel.listLinks(vmNs)).some((l) => l.mac === p.mac_address),
+      false,
+    );
     assert.equal((await c.neutron.getPort(p.id)).device_id, "");
-    await c.neutron.addExtraRoutes("22222222-2222-4222-8222-222222222222", [{ destination: "10.99.0.5/32", nexthop: "10.10.20.11" }]);
-    assert.deepEqual((await kernel.listRoutes(rNs)).filter((r) => r.gw !== undefined).map((r) => [r.dst, r.gw]), [["10.99.0.5/32", "10.10.20.11"]]);
-    await c.neutron.removeExtraRoutes("22222222-2222-4222-8222-222222222222", [{ destination: "10.99.0.5/32", nexthop: "10.10.20.11" }]);
-    assert.deepEqual((await kernel.listRoutes(rNs)).filter((r) => r.gw !== undefined), []);
+    await c.neutron.addExtraRoutes("22222222-2222-4222-8222-222222222222", [
+      { destination: "10.99.0.5/32", nexthop: "10.10.20.11" },
+    ]);
+    assert.deepEqual(
+      (await kernel.listRoutes(rNs)).filter((r) => r.gw !== undefined).map((r) => [r.dst, r.gw]),
+      [["10.99.0.5/32", "10.10.20.11"]],
+    );
+    await c.neutron.removeExtraRoutes("22222222-2222-4222-8222-222222222222", [
+      { destination: "10.99.0.5/32", nexthop: "10.10.20.11" },
+    ]);
+    assert.deepEqual(
+      (await kernel.listRoutes(rNs)).filter((r) => r.gw !== undefined),
+      [],
+    );
   });
 
   it("can be told that an attached NIC never appears in the guest", async () => {
@@ -198,12 +278,18 @@ describe("embedded OpenStack", () => {
     const netNs = await kernel.createNetns("net");
     await kernel.createLink(netNs, { name: "br-pods", kind: "bridge" });
     const { em, c } = cloud();
-    em.hooks = kernelDataPath(em, kernel, { servers: { vm1: { netns: "vm1" } }, networks: { pods: { netns: "net", bridge: "br-pods" } } });
+    em.hooks = kernelDataPath(em, kernel, {
+      servers: { vm1: { netns: "vm1" } },
+      networks: { pods: { netns: "net", bridge: "br-pods" } },
+    });
     em.addFault({ kind: "no-nic", remaining: 1 });
     const p = await c.neutron.createPort({ network_id: NET });
     await c.nova.attachInterface("33333333-3333-4333-8333-333333333333", p.id);
     await em.settle();
-    assert.equal((await kernel.listLinks(vmNs)).some((l) => l.mac === p.mac_address), false);
+    assert.equal(
+      (await kernel.listLinks(vmNs)).some((l) => l.mac === p.mac_address),
+      false,
+    );
   });
 
   it("serves the same handler on a TCP socket; a drop fault closes the connection", async () => {
@@ -212,7 +298,12 @@ describe("embedded OpenStack", () => {
     const s = await serve(em, ["127.0.0.1:0"]);
     try {
       const fetch = nodeFetch();
-      const c = createClients({ auth: { ...ADMIN, authUrl: `http://${s.addresses[0]}/v3` }, fetch, clock: systemClock, retries: 0 });
+      const c = createClients({
+        auth: { ...ADMIN, authUrl: `http://${s.addresses[0]}/v3` },
+        fetch,
+        clock: systemClock,
+        retries: 0,
+      });
       assert.equal((await c.neutron.getNetwork(NET)).name, "pods");
       em.addFault({ kind: "drop", service: "network", remaining: 1 });
       const e = await c.neutron.getNetwork(NET).catch((x: unknown) => x);

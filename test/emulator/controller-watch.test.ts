@@ -31,8 +31,22 @@ describe("vrouter-route-controller woken by pod events (Kubernetes API double)",
     const w = await routeWorld({ vms: 2 });
     api = await kubeDouble();
     const cfg: ControllerConfig = {
-      credentials: { auth: ADMIN }, routerId: ROUTER, networks: [NET], intervalMs: 3_600_000, aggregate: false, apply: "auto",
-      kubernetes: { enabled: true, apiUrl: api.url, leaseName: "vrc", leaseNamespace: "kube-system", leaseDurationMs: 15_000, renewMs: 5_000, events: false, watchPods: true },
+      credentials: { auth: ADMIN },
+      routerId: ROUTER,
+      networks: [NET],
+      intervalMs: 3_600_000,
+      aggregate: false,
+      apply: "auto",
+      kubernetes: {
+        enabled: true,
+        apiUrl: api.url,
+        leaseName: "vrc",
+        leaseNamespace: "kube-system",
+        leaseDurationMs: 15_000,
+        renewMs: 5_000,
+        events: false,
+        watchPods: true,
+      },
     };
     c = await startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch });
     const routes = (): string[] => w.em.world.routers[ROUTER]!.routes.map((r) => r.destination);
@@ -65,6 +79,10 @@ describe("vrouter-route-controller woken by pod events (Kubernetes API double)",
     await until("the watch to reconnect", () => api!.watchers() === 1, 10_000);
     const before = c.metrics.get("tcnp_pod_event_wakeups_total") ?? 0;
     api.podEvent("ADDED", { namespace: "default", name: "web-1", uid: "u1", ip: "10.10.10.99" });
-    await until("a wake-up after reconnecting", () => (c!.metrics.get("tcnp_pod_event_wakeups_total") ?? 0) === before + 1, 3000);
+    await until(
+      "a wake-up after reconnecting",
+      () => (c!.metrics.get("tcnp_pod_event_wakeups_total") ?? 0) === before + 1,
+      3000,
+    );
   });
 });

@@ -5,7 +5,8 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { ROUTER, routeWorld } from "../helpers/route-world.js";
 
-const routesOf = (w: Awaited<ReturnType<typeof routeWorld>>): string[] => w.em.world.routers[ROUTER]!.routes.map((r) => `${r.destination} ${r.nexthop}`).sort();
+const routesOf = (w: Awaited<ReturnType<typeof routeWorld>>): string[] =>
+  w.em.world.routers[ROUTER]!.routes.map((r) => `${r.destination} ${r.nexthop}`).sort();
 const FOREIGN = { destination: "192.0.2.0/24", nexthop: "10.10.10.11" };
 
 describe("vrouter-route-controller (emulator)", () => {
@@ -18,7 +19,10 @@ describe("vrouter-route-controller (emulator)", () => {
       const { r } = w.controller({ aggregate: false });
       const res = await r.reconcile();
       assert.equal(res.mode, apply);
-      assert.deepEqual(routesOf(w), [...a.map((ip) => `${ip}/32 10.10.10.11`), `${b[0]}/32 10.10.10.12`, "192.0.2.0/24 10.10.10.11"].sort());
+      assert.deepEqual(
+        routesOf(w),
+        [...a.map((ip) => `${ip}/32 10.10.10.11`), `${b[0]}/32 10.10.10.12`, "192.0.2.0/24 10.10.10.11"].sort(),
+      );
       await w.removePod(0, a[0]!);
       const res2 = await r.reconcile();
       assert.deepEqual([res2.added, res2.removed], [0, 1]);
@@ -42,7 +46,11 @@ describe("vrouter-route-controller (emulator)", () => {
       assert.equal(first.missing.length, 31);
       assert.equal(metrics.get("tcnp_pods_without_route"), 31);
       const routed = new Set(routesOf(w).map((x) => x.split("/")[0]));
-      assert.deepEqual(first.missing.filter((ip) => routed.has(ip)), [], "exactly the pods without a route are reported");
+      assert.deepEqual(
+        first.missing.filter((ip) => routed.has(ip)),
+        [],
+        "exactly the pods without a route are reported",
+      );
       assert.equal(pods.filter((ip) => !routed.has(ip)).length, 31);
       assert.ok(logs.some((l) => l.includes("pods without a router route")));
       const snapshot = routesOf(w);
@@ -58,7 +66,11 @@ describe("vrouter-route-controller (emulator)", () => {
 
   it("with per-node blocks, 60 pods on 3 VMs need at most 3 routes", async () => {
     const w = await routeWorld({ vms: 3, config: { routeLimit: 30 } });
-    const pods = [...(await w.addPods(0, 20, { blocks: 27 })), ...(await w.addPods(1, 20, { blocks: 27 })), ...(await w.addPods(2, 20, { blocks: 27 }))];
+    const pods = [
+      ...(await w.addPods(0, 20, { blocks: 27 })),
+      ...(await w.addPods(1, 20, { blocks: 27 })),
+      ...(await w.addPods(2, 20, { blocks: 27 })),
+    ];
     assert.equal(new Set(pods).size, 60);
     const { r } = w.controller({ routeLimit: 30 });
     const res = await r.reconcile();
@@ -76,7 +88,11 @@ describe("vrouter-route-controller (emulator)", () => {
       for (;;) {
         const cur = await w.c.neutron.getRouter(ROUTER);
         try {
-          await w.c.neutron.setRoutes(ROUTER, [...cur.routes, { destination: `198.51.100.${i}/32`, nexthop: "10.10.10.12" }], cur.revision_number);
+          await w.c.neutron.setRoutes(
+            ROUTER,
+            [...cur.routes, { destination: `198.51.100.${i}/32`, nexthop: "10.10.10.12" }],
+            cur.revision_number,
+          );
           return;
         } catch {
           // 412: someone else wrote first; read again
@@ -102,6 +118,8 @@ describe("vrouter-route-controller (emulator)", () => {
     const res = await r.reconcile();
     assert.deepEqual([res.added, res.removed], [0, 1]);
     assert.ok(res.apiCalls <= 4, `${res.apiCalls} calls`);
-    process.stdout.write(`# API calls: first reconcile of 500 pods ${first.apiCalls} (incl. extension and subnet discovery), reconcile after one change ${res.apiCalls}\n`);
+    process.stdout.write(
+      `# API calls: first reconcile of 500 pods ${first.apiCalls} (incl. extension and subnet discovery), reconcile after one change ${res.apiCalls}\n`,
+    );
   });
 });

@@ -18,7 +18,16 @@ describe("leader election and events (Kubernetes API double)", () => {
     let now = 1_000_000;
     const clock: Clock = { now: () => now, sleep: async () => {} };
     const kube = new Kube(nodeFetch(), { apiUrl: api.url });
-    const mk = (identity: string) => new LeaderElector({ kube, namespace: "kube-system", name: "vrc", identity, durationMs: 15_000, clock, log: nullLogger });
+    const mk = (identity: string) =>
+      new LeaderElector({
+        kube,
+        namespace: "kube-system",
+        name: "vrc",
+        identity,
+        durationMs: 15_000,
+        clock,
+        log: nullLogger,
+      });
     const a = mk("a");
     const b = mk("b");
     assert.equal(await a.tick(), true);

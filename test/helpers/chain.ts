@@ -5,14 +5,24 @@ import { toCniError } from "../../src/plugins/errors.js";
 
 const runCni = (p: CniPlugin, io: CniIo): ReturnType<typeof runCniRaw> => runCniRaw(p, io, { toCniError });
 
-export async function runChain(plugins: Record<string, CniPlugin>, list: Record<string, unknown>, env: Record<string, string>, prev?: unknown): Promise<CniOutcome & { result?: unknown }> {
+export async function runChain(
+  plugins: Record<string, CniPlugin>,
+  list: Record<string, unknown>,
+  env: Record<string, string>,
+  prev?: unknown,
+): Promise<CniOutcome & { result?: unknown }> {
   const confs = list["plugins"] as Array<Record<string, unknown>>;
   const cmd = env["CNI_COMMAND"];
   const order = cmd === "DEL" ? [...confs].reverse() : confs;
   let prevResult = cmd === "ADD" ? undefined : prev;
   let last: CniOutcome = { exitCode: 0, stdout: "", stderr: "" };
   for (const c of order) {
-    const conf = { ...c, name: list["name"], cniVersion: list["cniVersion"], ...(prevResult === undefined ? {} : { prevResult }) };
+    const conf = {
+      ...c,
+      name: list["name"],
+      cniVersion: list["cniVersion"],
+      ...(prevResult === undefined ? {} : { prevResult }),
+    };
     const p = plugins[String(c["type"])];
     if (p === undefined) throw new Error(`no plugin ${String(c["type"])}`);
     last = await runCni(p, { env, stdin: JSON.stringify(conf) });

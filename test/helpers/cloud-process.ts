@@ -9,9 +9,18 @@ export interface CloudProcess {
   stop(): Promise<void>;
 }
 
-export async function startCloudProcess(args: string[], opts: { inNetns?: string; env?: Record<string, string> } = {}): Promise<CloudProcess> {
-  const argv = opts.inNetns === undefined ? [distBinary, "cloud", ...args] : ["ip", "netns", "exec", opts.inNetns, distBinary, "cloud", ...args];
-  const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, ...opts.env } });
+export async function startCloudProcess(
+  args: string[],
+  opts: { inNetns?: string; env?: Record<string, string> } = {},
+): Promise<CloudProcess> {
+  const argv =
+    opts.inNetns === undefined
+      ? [distBinary, "cloud", ...args]
+      : ["ip", "netns", "exec", opts.inNetns, distBinary, "cloud", ...args];
+  const proc = spawn(argv[0]!, argv.slice(1), {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, ...opts.env },
+  });
   let stderr = "";
   proc.stderr!.on("data", (d: Buffer) => (stderr += d.toString()));
   const url = await new Promise<string>((resolve, reject) => {
@@ -31,11 +40,13 @@ export async function startCloudProcess(args: string[], opts: { inNetns?: string
     });
   });
   return {
-    url, proc,
-    stop: () => new Promise<void>((resolve) => {
-      if (proc.exitCode !== null) return resolve();
-      proc.once("exit", () => resolve());
-      proc.kill("SIGTERM");
-    }),
+    url,
+    proc,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (proc.exitCode !== null) return resolve();
+        proc.once("exit", () => resolve());
+        proc.kill("SIGTERM");
+      }),
   };
 }

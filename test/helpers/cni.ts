@@ -14,7 +14,8 @@ export const REFERENCE_CNI_DIR = "/usr/lib/cni";
 /** undefined when the built artefacts exist, else why the e2e layer cannot run. */
 export function e2eSkipReason(): string | undefined {
   if (!fs.existsSync(distBinary)) return skipUnlessRequired("dist/tcnp is not built (npm run build)");
-  if (!fs.existsSync(cnicallerBinary)) return skipUnlessRequired("build/bin/cnicaller is not built (scripts/build-cnicaller.sh)");
+  if (!fs.existsSync(cnicallerBinary))
+    return skipUnlessRequired("build/bin/cnicaller is not built (scripts/build-cnicaller.sh)");
   return undefined;
 }
 
@@ -37,7 +38,8 @@ export function makeSandbox(tag: string): Sandbox {
   if (r.status !== 0) throw new Error(`tcnp install failed: ${r.stderr}`);
   for (const sub of ["net.d", "cache", "state"]) fs.mkdirSync(path.join(dir, sub));
   return {
-    dir, binDir,
+    dir,
+    binDir,
     confDir: path.join(dir, "net.d"),
     cacheDir: path.join(dir, "cache"),
     stateDir: path.join(dir, "state"),
@@ -66,24 +68,51 @@ function parsed(status: number | null, stdout: string, stderr: string): Run {
 }
 
 /** Exec one plugin directly, as a runtime does, optionally inside a namespace (`ip netns exec`). */
-export function execPlugin(sb: Sandbox, plugin: string, env: Record<string, string>, stdin: string, opts: { inNetns?: string } = {}): Run {
+export function execPlugin(
+  sb: Sandbox,
+  plugin: string,
+  env: Record<string, string>,
+  stdin: string,
+  opts: { inNetns?: string } = {},
+): Run {
   const bin = path.join(sb.binDir, plugin);
   const argv = opts.inNetns === undefined ? [bin] : ["ip", "netns", "exec", opts.inNetns, bin];
   const r = spawnSync(argv[0]!, argv.slice(1), {
-    input: stdin, encoding: "utf8", timeout: 60_000,
-    env: { PATH: process.env["PATH"] ?? "/usr/bin:/bin", TCNP_LOG_FILE: sb.logFile, TCNP_STATE_DIR: sb.stateDir, CNI_PATH: sb.cniPath, ...env },
+    input: stdin,
+    encoding: "utf8",
+    timeout: 60_000,
+    env: {
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      TCNP_LOG_FILE: sb.logFile,
+      TCNP_STATE_DIR: sb.stateDir,
+      CNI_PATH: sb.cniPath,
+      ...env,
+    },
   });
   return parsed(r.status, r.stdout, r.stderr);
 }
 
 /** Run cnicaller (libcni) with the sandbox's conf/cache/bin dirs, optionally inside a namespace. */
-export function cnicaller(sb: Sandbox, args: string[], opts: { inNetns?: string; env?: Record<string, string> } = {}): Run {
-  const argv = opts.inNetns === undefined ? [cnicallerBinary, ...args] : ["ip", "netns", "exec", opts.inNetns, cnicallerBinary, ...args];
+export function cnicaller(
+  sb: Sandbox,
+  args: string[],
+  opts: { inNetns?: string; env?: Record<string, string> } = {},
+): Run {
+  const argv =
+    opts.inNetns === undefined
+      ? [cnicallerBinary, ...args]
+      : ["ip", "netns", "exec", opts.inNetns, cnicallerBinary, ...args];
   const r = spawnSync(argv[0]!, argv.slice(1), {
-    encoding: "utf8", timeout: 120_000,
+    encoding: "utf8",
+    timeout: 120_000,
     env: {
-      PATH: process.env["PATH"] ?? "/usr/bin:/bin", NETCONFPATH: sb.confDir, CNI_PATH: sb.cniPath, CNI_CACHEDIR: sb.cacheDir,
-      TCNP_LOG_FILE: sb.logFile, TCNP_STATE_DIR: sb.stateDir, ...opts.env,
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      NETCONFPATH: sb.confDir,
+      CNI_PATH: sb.cniPath,
+      CNI_CACHEDIR: sb.cacheDir,
+      TCNP_LOG_FILE: sb.logFile,
+      TCNP_STATE_DIR: sb.stateDir,
+      ...opts.env,
     },
   });
   return parsed(r.status, r.stdout, r.stderr);

@@ -45,7 +45,9 @@ export function buildPauseImage(dir: string): string {
   fs.mkdirSync(path.join(root, "bin"), { recursive: true });
   fs.copyFileSync("/bin/busybox", path.join(root, "bin", "busybox"));
   fs.chmodSync(path.join(root, "bin", "busybox"), 0o755);
-  const layer = execFileSync("tar", ["-C", root, "--owner=0", "--group=0", "--numeric-owner", "-cf", "-", "."], { maxBuffer: 64 << 20 });
+  const layer = execFileSync("tar", ["-C", root, "--owner=0", "--group=0", "--numeric-owner", "-cf", "-", "."], {
+    maxBuffer: 64 << 20,
+  });
   const oci = path.join(dir, "oci");
   const blobs = path.join(oci, "blobs", "sha256");
   fs.mkdirSync(blobs, { recursive: true });
@@ -55,20 +57,40 @@ export function buildPauseImage(dir: string): string {
     return { digest: `sha256:${h}`, size: b.length };
   };
   const l = put(layer);
-  const config = put(Buffer.from(JSON.stringify({
-    architecture: "amd64", os: "linux", config: { Entrypoint: ["/bin/busybox", "sleep", "86400"] },
-    rootfs: { type: "layers", diff_ids: [l.digest] },
-  })));
-  const manifest = put(Buffer.from(JSON.stringify({
-    schemaVersion: 2, mediaType: "application/vnd.oci.image.manifest.v1+json",
-    config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
-    layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...l }],
-  })));
+  const config = put(
+    Buffer.from(
+      JSON.stringify({
+        architecture: "amd64",
+        os: "linux",
+        config: { Entrypoint: ["/bin/busybox", "sleep", "86400"] },
+        rootfs: { type: "layers", diff_ids: [l.digest] },
+      }),
+    ),
+  );
+  const manifest = put(
+    Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: "application/vnd.oci.image.manifest.v1+json",
+        config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+        layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...l }],
+      }),
+    ),
+  );
   fs.writeFileSync(path.join(oci, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
-  fs.writeFileSync(path.join(oci, "index.json"), JSON.stringify({
-    schemaVersion: 2,
-    manifests: [{ mediaType: "application/vnd.oci.image.manifest.v1+json", ...manifest, annotations: { "io.containerd.image.name": PAUSE_IMAGE, "org.opencontainers.image.ref.name": "latest" } }],
-  }));
+  fs.writeFileSync(
+    path.join(oci, "index.json"),
+    JSON.stringify({
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          ...manifest,
+          annotations: { "io.containerd.image.name": PAUSE_IMAGE, "org.opencontainers.image.ref.name": "latest" },
+        },
+      ],
+    }),
+  );
   const archive = path.join(dir, "pause.oci.tar");
   execFileSync("tar", ["-C", oci, "-cf", archive, "."]);
   return archive;
@@ -103,20 +125,40 @@ state = "${dir}/state"
 }
 
 function criClient(sock: string): Cri {
-  const def = protoLoader.loadSync(path.join(repoRoot, "test", "helpers", "cri", "runtime.proto"), { keepCase: true, longs: Number, enums: String, defaults: true });
-  const pkg = grpc.loadPackageDefinition(def) as unknown as { runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor } } };
-  const client = new pkg.runtime.v1.RuntimeService(`unix://${sock}`, grpc.credentials.createInsecure());
-  const call = <T>(method: string, req: unknown): Promise<T> => new Promise((resolve, reject) => {
-    (client[method] as (r: unknown, m: grpc.Metadata, o: grpc.CallOptions, cb: (e: grpc.ServiceError | null, r: T) => void) => void)
-      .call(client, req, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (e, r) => (e === null ? resolve(r) : reject(e)));
+  const def = protoLoader.loadSync(path.join(repoRoot, "test", "helpers", "cri", "runtime.proto"), {
+    keepCase: true,
+    longs: Number,
+    enums: String,
+    defaults: true,
   });
+  const pkg = grpc.loadPackageDefinition(def) as unknown as {
+    runtime: { v1: { RuntimeService: grpc.ServiceClientConstructor } };
+  };
+  const client = new pkg.runtime.v1.RuntimeService(`unix://${sock}`, grpc.credentials.createInsecure());
+  const call = <T>(method: string, req: unknown): Promise<T> =>
+    new Promise((resolve, reject) => {
+      (
+        client[method] as (
+          r: unknown,
+          m: grpc.Metadata,
+          o: grpc.CallOptions,
+          cb: (e: grpc.ServiceError | null, r: T) => void,
+        ) => void
+      ).call(client, req, new grpc.Metadata(), { deadline: Date.now() + 120_000 }, (e, r) =>
+        e === null ? resolve(r) : reject(e),
+      );
+    });
   return {
     version: () => call("Version", { version: "v1" }),
     async runPodSandbox(name, namespace, uid) {
       const r = await call<{ pod_sandbox_id: string }>("RunPodSandbox", {
         config: {
-          metadata: { name, uid, namespace, attempt: 0 }, hostname: name, log_directory: "",
-          linux: { security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } } }, labels: {}, annotations: {},
+          metadata: { name, uid, namespace, attempt: 0 },
+          hostname: name,
+          log_directory: "",
+          linux: { security_context: { namespace_options: { network: "POD", pid: "CONTAINER", ipc: "POD" } } },
+          labels: {},
+          annotations: {},
         },
         runtime_handler: "",
       });
@@ -137,10 +179,18 @@ function criClient(sock: string): Cri {
 
 /** Kill what is left in the cgroups of these sandboxes and remove the cgroups (a test that failed midway). */
 function removeSandboxCgroups(ids: string[]): void {
-  const roots = fs.readdirSync("/sys/fs/cgroup").map((c) => path.join("/sys/fs/cgroup", c)).filter((d) => fs.statSync(d).isDirectory());
-  const dirs = [...roots, "/sys/fs/cgroup"].flatMap((r) => ids.map((id) => path.join(r, "k8s.io", id))).filter((d) => fs.existsSync(d));
+  const roots = fs
+    .readdirSync("/sys/fs/cgroup")
+    .map((c) => path.join("/sys/fs/cgroup", c))
+    .filter((d) => fs.statSync(d).isDirectory());
+  const dirs = [...roots, "/sys/fs/cgroup"]
+    .flatMap((r) => ids.map((id) => path.join(r, "k8s.io", id)))
+    .filter((d) => fs.existsSync(d));
   for (const d of dirs) {
-    for (const pid of fs.readFileSync(path.join(d, "cgroup.procs"), "utf8").split("\n").filter((x) => x !== "")) {
+    for (const pid of fs
+      .readFileSync(path.join(d, "cgroup.procs"), "utf8")
+      .split("\n")
+      .filter((x) => x !== "")) {
       try {
         process.kill(Number(pid), "SIGKILL");
       } catch {
@@ -183,7 +233,13 @@ function processesWith(marker: string): number[] {
 }
 
 /** `env` reaches the CNI plugins: libcni starts them with the runtime's environment plus the CNI_* variables. */
-export async function startContainerd(o: { netns: string; dir: string; cniBinDir: string; cniConfDir: string; env?: Record<string, string> }): Promise<Containerd> {
+export async function startContainerd(o: {
+  netns: string;
+  dir: string;
+  cniBinDir: string;
+  cniConfDir: string;
+  env?: Record<string, string>;
+}): Promise<Containerd> {
   fs.mkdirSync(o.dir, { recursive: true });
   const cfg = path.join(o.dir, "config.toml");
   fs.writeFileSync(cfg, configToml(o.dir, { binDir: o.cniBinDir, confDir: o.cniConfDir }));
@@ -191,13 +247,19 @@ export async function startContainerd(o: { netns: string; dir: string; cniBinDir
   const logFile = path.join(o.dir, "containerd.log");
   const fd = fs.openSync(logFile, "a");
   // /run and /var/lib private to containerd (pod netns files, shim sockets, libcni's cache).
-  const script = "mount -t tmpfs tcnp-run /run && mkdir -p /run/netns " +
-    "&& mount -t tmpfs tcnp-varlib /var/lib && mkdir -p /var/lib/cni && exec containerd --config \"$1\"";
-  const child: ChildProcess = spawn("nsenter", [`--net=/var/run/netns/${o.netns}`, "unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", cfg], { stdio: ["ignore", fd, fd], env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...o.env } });
+  const script =
+    "mount -t tmpfs tcnp-run /run && mkdir -p /run/netns " +
+    '&& mount -t tmpfs tcnp-varlib /var/lib && mkdir -p /var/lib/cni && exec containerd --config "$1"';
+  const child: ChildProcess = spawn(
+    "nsenter",
+    [`--net=/var/run/netns/${o.netns}`, "unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", cfg],
+    { stdio: ["ignore", fd, fd], env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...o.env } },
+  );
   fs.closeSync(fd);
   const end = Date.now() + 20_000;
   while (!fs.existsSync(sock)) {
-    if (child.exitCode !== null || Date.now() > end) throw new Error(`containerd did not start: ${fs.readFileSync(logFile, "utf8").slice(-2000)}`);
+    if (child.exitCode !== null || Date.now() > end)
+      throw new Error(`containerd did not start: ${fs.readFileSync(logFile, "utf8").slice(-2000)}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   const cri = criClient(sock);
@@ -209,7 +271,9 @@ export async function startContainerd(o: { netns: string; dir: string; cniBinDir
     return id;
   };
   return {
-    sock, pid: child.pid!, cri,
+    sock,
+    pid: child.pid!,
+    cri,
     log: () => fs.readFileSync(logFile, "utf8"),
     async stop() {
       // Sandboxes a failed test left: stopped and removed as the kubelet would, then whatever remains killed.
@@ -232,5 +296,7 @@ export async function startContainerd(o: { netns: string; dir: string; cniBinDir
 
 /** Import an image archive into containerd's k8s.io namespace. */
 export function importImage(c: Containerd, archive: string): void {
-  execFileSync("ctr", ["-a", c.sock, "-n", "k8s.io", "image", "import", "--snapshotter", "native", archive], { stdio: "pipe" });
+  execFileSync("ctr", ["-a", c.sock, "-n", "k8s.io", "image", "import", "--snapshotter", "native", archive], {
+    stdio: "pipe",
+  });
 }

@@ -24,19 +24,44 @@ export const VM1_MAC = "fa:16:3e:00:01:01";
 
 export const nodeSeed = (): Seed => ({
   networks: [
-    { id: MIX_NET, name: "mix", subnets: [{ id: "20000000-0000-4000-8000-000000000001", name: "mix-v4", cidr: "10.10.10.0/24" }] },
-    { id: ENI_NET, name: "eni", subnets: [{ id: "20000000-0000-4000-8000-000000000002", name: "eni-v4", cidr: "10.10.20.0/24" }] },
+    {
+      id: MIX_NET,
+      name: "mix",
+      subnets: [{ id: "20000000-0000-4000-8000-000000000001", name: "mix-v4", cidr: "10.10.10.0/24" }],
+    },
+    {
+      id: ENI_NET,
+      name: "eni",
+      subnets: [{ id: "20000000-0000-4000-8000-000000000002", name: "eni-v4", cidr: "10.10.20.0/24" }],
+    },
   ],
   routers: [{ id: "30000000-0000-4000-8000-000000000001", name: "r1", interfaces: ["mix-v4", "eni-v4"] }],
-  servers: [{ id: VM1, name: "vm1", ports: [{ network: "mix", ip: "10.10.10.11", mac: VM1_MAC }, { network: "eni", ip: "10.10.20.11", mac: "fa:16:3e:00:02:01" }] }],
+  servers: [
+    {
+      id: VM1,
+      name: "vm1",
+      ports: [
+        { network: "mix", ip: "10.10.10.11", mac: VM1_MAC },
+        { network: "eni", ip: "10.10.20.11", mac: "fa:16:3e:00:02:01" },
+      ],
+    },
+  ],
 });
 
 /** The seed's mix configuration, as written, with authUrl pointed at the in-memory cloud. */
 export const mixConf = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
-  name: "cni0", cniVersion: "0.3.1", type: "veth-route",
+  name: "cni0",
+  cniVersion: "0.3.1",
+  type: "veth-route",
   ipam: {
     type: "tcnp-ipam",
-    openstackConf: { username: "admin", password: "secret", project: "admin", domain: "default", authUrl: "http://cloud.test/v3" },
+    openstackConf: {
+      username: "admin",
+      password: "secret",
+      project: "admin",
+      domain: "default",
+      authUrl: "http://cloud.test/v3",
+    },
     neutronConf: { networks: [MIX_NET], mode: "mix" },
     routes: [{ dst: "0.0.0.0/0" }],
   },
@@ -89,10 +114,27 @@ export async function fakeNode(opts: { config?: Partial<EmulatorConfig>; seed?: 
     storeFor: (dir) => new FileAllocationStore(dir),
     ipam: (type) => (type === "tcnp-ipam" ? (ipam ??= createIpam(deps)) : execIpam(type, env)),
   };
-  return { em, kernel, deps, ipam: createIpam(deps), stateDir, logs: sink.lines, cleanup: () => fs.rmSync(stateDir, { recursive: true, force: true }) };
+  return {
+    em,
+    kernel,
+    deps,
+    ipam: createIpam(deps),
+    stateDir,
+    logs: sink.lines,
+    cleanup: () => fs.rmSync(stateDir, { recursive: true, force: true }),
+  };
 }
 
-export const cniEnv = (command: string, containerId: string, netns: string, ifname = "eth0"): Record<string, string> => ({
-  CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_PATH: "/opt/cni/bin",
+export const cniEnv = (
+  command: string,
+  containerId: string,
+  netns: string,
+  ifname = "eth0",
+): Record<string, string> => ({
+  CNI_COMMAND: command,
+  CNI_CONTAINERID: containerId,
+  CNI_NETNS: netns,
+  CNI_IFNAME: ifname,
+  CNI_PATH: "/opt/cni/bin",
   CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=pod-${containerId.slice(0, 6)}`,
 });

@@ -12,7 +12,10 @@ export interface KubeDouble {
   /** End every open watch stream (as an API server does on restart or timeout). */
   dropWatches(): void;
   /** Send a pod event to every open watch. */
-  podEvent(type: "ADDED" | "MODIFIED" | "DELETED", pod: { namespace: string; name: string; uid: string; ip?: string }): void;
+  podEvent(
+    type: "ADDED" | "MODIFIED" | "DELETED",
+    pod: { namespace: string; name: string; uid: string; ip?: string },
+  ): void;
   close(): Promise<void>;
 }
 
@@ -23,7 +26,8 @@ export function kubeDouble(): Promise<KubeDouble> {
   const watches = new Set<http.ServerResponse>();
   let rv = 1;
   const podObject = (p: { namespace: string; name: string; uid: string; ip?: string }): unknown => ({
-    metadata: { namespace: p.namespace, name: p.name, uid: p.uid }, status: p.ip === undefined ? {} : { podIP: p.ip },
+    metadata: { namespace: p.namespace, name: p.name, uid: p.uid },
+    status: p.ip === undefined ? {} : { podIP: p.ip },
   });
   const srv = http.createServer((req, res) => {
     let body = "";
@@ -36,7 +40,8 @@ export function kubeDouble(): Promise<KubeDouble> {
       const m = /^\/apis\/coordination\.k8s\.io\/v1\/namespaces\/([^/]+)\/leases(?:\/([^/]+))?$/.exec(req.url ?? "");
       if (m !== null) {
         const key = `${m[1]}/${m[2] ?? ""}`;
-        if (req.method === "GET") return leases.has(key) ? send(200, leases.get(key)) : send(404, { kind: "Status", code: 404 });
+        if (req.method === "GET")
+          return leases.has(key) ? send(200, leases.get(key)) : send(404, { kind: "Status", code: 404 });
         const l = JSON.parse(body) as Lease;
         const k = `${m[1]}/${l.metadata.name}`;
         if (req.method === "POST") {
@@ -67,24 +72,29 @@ export function kubeDouble(): Promise<KubeDouble> {
       send(404);
     });
   });
-  return new Promise((resolve) => srv.listen(0, "127.0.0.1", () => {
-    const a = srv.address() as { port: number };
-    resolve({
-      url: `http://127.0.0.1:${a.port}`, leases, events,
-      watchers: () => watches.size,
-      dropWatches() {
-        for (const w of watches) w.destroy();
-        watches.clear();
-      },
-      podEvent(type, pod) {
-        if (type === "DELETED") pods.delete(pod.uid);
-        else pods.set(pod.uid, pod);
-        for (const w of watches) w.write(`${JSON.stringify({ type, object: podObject(pod) })}\n`);
-      },
-      close: () => new Promise((r) => {
-        for (const w of watches) w.destroy();
-        srv.close(() => r());
-      }),
-    });
-  }));
+  return new Promise((resolve) =>
+    srv.listen(0, "127.0.0.1", () => {
+      const a = srv.address() as { port: number };
+      resolve({
+        url: `http://127.0.0.1:${a.port}`,
+        leases,
+        events,
+        watchers: () => watches.size,
+        dropWatches() {
+          for (const w of watches) w.destroy();
+          watches.clear();
+        },
+        podEvent(type, pod) {
+          if (type === "DELETED") pods.delete(pod.uid);
+          else pods.set(pod.uid, pod);
+          for (const w of watches) w.write(`${JSON.stringify({ type, object: podObject(pod) })}\n`);
+        },
+        close: () =>
+          new Promise((r) => {
+            for (const w of watches) w.destroy();
+            srv.close(() => r());
+          }),
+      });
+    }),
+  );
 }

@@ -59,7 +59,11 @@ export function cleanupNamespaces(): void {
 export const netnsExists = (name: string): boolean => fs.existsSync(`/var/run/netns/${name}`);
 
 /** Run a command inside a namespace; returns stdout (throws with stderr on failure). */
-export function nsExec(name: string, argv: string[], opts: { allowFail?: boolean; timeoutMs?: number } = {}): { ok: boolean; out: string; err: string } {
+export function nsExec(
+  name: string,
+  argv: string[],
+  opts: { allowFail?: boolean; timeoutMs?: number } = {},
+): { ok: boolean; out: string; err: string } {
   const r = spawnSync("ip", ["netns", "exec", name, ...argv], { encoding: "utf8", timeout: opts.timeoutMs ?? 20_000 });
   const ok = r.status === 0;
   if (!ok && opts.allowFail !== true) throw new Error(`${argv.join(" ")} in ${name} failed (${r.status}): ${r.stderr}`);
@@ -67,5 +71,7 @@ export function nsExec(name: string, argv: string[], opts: { allowFail?: boolean
 }
 
 export function ping(from: string, to: string, opts: { count?: number; timeoutS?: number } = {}): boolean {
-  return nsExec(from, ["ping", "-c", String(opts.count ?? 1), "-W", String(opts.timeoutS ?? 2), "-q", to], { allowFail: true }).ok;
+  return nsExec(from, ["ping", "-c", String(opts.count ?? 1), "-W", String(opts.timeoutS ?? 2), "-q", to], {
+    allowFail: true,
+  }).ok;
 }

@@ -13,15 +13,23 @@ export interface RealCloud {
 
 /** undefined when the real cloud's environment is present (scripts/realcloud/env.sh), else why not. */
 export function realCloudSkipReason(): string | undefined {
-  return process.env["TCNP_REAL_AUTH_URL"] !== undefined ? undefined : skipUnlessRequired("no real cloud: run scripts/realcloud/setup.sh and source scripts/realcloud/env.sh (scripts/test.sh does)");
+  return process.env["TCNP_REAL_AUTH_URL"] !== undefined
+    ? undefined
+    : skipUnlessRequired(
+        "no real cloud: run scripts/realcloud/setup.sh and source scripts/realcloud/env.sh (scripts/test.sh does)",
+      );
 }
 
 export function realCloud(): RealCloud {
   const e = process.env;
   return {
     auth: {
-      authUrl: e["TCNP_REAL_AUTH_URL"] ?? "", username: e["TCNP_REAL_USER"] ?? "admin", password: e["TCNP_REAL_PASSWORD"] ?? "",
-      projectName: e["TCNP_REAL_PROJECT"] ?? "admin", userDomainName: e["TCNP_REAL_DOMAIN"] ?? "Default", projectDomainName: e["TCNP_REAL_DOMAIN"] ?? "Default",
+      authUrl: e["TCNP_REAL_AUTH_URL"] ?? "",
+      username: e["TCNP_REAL_USER"] ?? "admin",
+      password: e["TCNP_REAL_PASSWORD"] ?? "",
+      projectName: e["TCNP_REAL_PROJECT"] ?? "admin",
+      userDomainName: e["TCNP_REAL_DOMAIN"] ?? "Default",
+      projectDomainName: e["TCNP_REAL_DOMAIN"] ?? "Default",
       interface: "public",
     },
     fetch: nodeFetch({ timeoutMs: 120_000 }),

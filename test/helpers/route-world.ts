@@ -20,7 +20,15 @@ export const NET = "5a000000-0000-4000-8000-000000000001";
 export const SUBNET = "5b000000-0000-4000-8000-000000000001";
 export const ROUTER = "5c000000-0000-4000-8000-000000000001";
 export const server = (i: number): string => `5d000000-0000-4000-8000-${String(i).padStart(12, "0")}`;
-export const ADMIN: AuthConfig = { authUrl: "http://cloud.test/v3", username: "admin", password: "secret", projectName: "admin", userDomainId: "default", projectDomainId: "default", interface: "public" };
+export const ADMIN: AuthConfig = {
+  authUrl: "http://cloud.test/v3",
+  username: "admin",
+  password: "secret",
+  projectName: "admin",
+  userDomainId: "default",
+  projectDomainId: "default",
+  interface: "public",
+};
 
 export interface RouteWorld {
   em: Emulator;
@@ -29,52 +37,123 @@ export interface RouteWorld {
   ipamCfg: IpamConfig;
   addPods(vm: number, n: number, opts?: { blocks?: number }): Promise<string[]>;
   removePod(vm: number, ip: string): Promise<void>;
-  controller(over?: Partial<ControllerConfig>, opts?: { fetch?: HttpFetch; logLines?: string[] }): { r: Reconciler; metrics: Metrics; clients: Clients };
+  controller(
+    over?: Partial<ControllerConfig>,
+    opts?: { fetch?: HttpFetch; logLines?: string[] },
+  ): { r: Reconciler; metrics: Metrics; clients: Clients };
 }
 
-export async function routeWorld(opts: { vms: number; cidr?: string; config?: Partial<EmulatorConfig> }): Promise<RouteWorld> {
+export async function routeWorld(opts: {
+  vms: number;
+  cidr?: string;
+  config?: Partial<EmulatorConfig>;
+}): Promise<RouteWorld> {
   const cidr = opts.cidr ?? "10.10.10.0/24";
   const base = cidr.split("/")[0]!.split(".").slice(0, 3).join(".");
   const em = new Emulator({ config: opts.config ?? {} });
   applySeed(em, {
     networks: [{ id: NET, name: "pods", subnets: [{ id: SUBNET, name: "pods-v4", cidr }] }],
     routers: [{ id: ROUTER, name: "r1", interfaces: ["pods-v4"] }],
-    servers: Array.from({ length: opts.vms }, (_, i) => ({ id: server(i + 1), name: `vm${i + 1}`, ports: [{ network: "pods", ip: `${base}.${11 + i}` }] })),
+    servers: Array.from({ length: opts.vms }, (_, i) => ({
+      id: server(i + 1),
+      name: `vm${i + 1}`,
+      ports: [{ network: "pods", ip: `${base}.${11 + i}` }],
+    })),
   });
   const c = createClients({ auth: ADMIN, fetch: em.fetch, clock: systemClock });
   const vms: VmPort[] = Array.from({ length: opts.vms }, (_, i) => {
     const p = Object.values(em.world.ports).find((x) => x.device_id === server(i + 1))!;
-    return { portId: p.id, networkId: NET, mac: p.mac_address, serverId: server(i + 1), hostIf: "eth0", nodeIp: p.fixed_ips[0]!.ip_address };
+    return {
+      portId: p.id,
+      networkId: NET,
+      mac: p.mac_address,
+      serverId: server(i + 1),
+      hostIf: "eth0",
+      nodeIp: p.fixed_ips[0]!.ip_address,
+    };
   });
   const ipamCfg = {
-    mode: "mix", networks: [NET], subnets: [], routes: [], credentials: { auth: ADMIN }, metadataUrl: null, stateDir: "/nonexistent", dmiUuidPath: "/nonexistent",
-    configDrivePaths: [], timeouts: { apiMs: 5000, nicMs: 5000, detachMs: 5000, lockMs: 5000 }, conflictAttempts: 10, unknownKeys: [],
+    mode: "mix",
+    networks: [NET],
+    subnets: [],
+    routes: [],
+    credentials: { auth: ADMIN },
+    metadataUrl: null,
+    stateDir: "/nonexistent",
+    dmiUuidPath: "/nonexistent",
+    configDrivePaths: [],
+    timeouts: { apiMs: 5000, nicMs: 5000, detachMs: 5000, lockMs: 5000 },
+    conflictAttempts: 10,
+    unknownKeys: [],
   } as IpamConfig;
   const store = new MemoryAllocationStore();
   let seq = 0;
   return {
-    em, c, vms, ipamCfg,
+    em,
+    c,
+    vms,
+    ipamCfg,
     // What tcnp-ipam does for each pod (mix mode), optionally from per-node blocks.
     async addPods(vm, n, o = {}) {
       const cfg: IpamConfig = o.blocks === undefined ? ipamCfg : { ...ipamCfg, nodeBlockPrefix: o.blocks };
-      const d = { cfg, neutron: c.neutron, store, clock: systemClock, log: nullLogger, ...(o.blocks === undefined ? {} : { chooseEntry: blockChooser(cfg, c.neutron, nullLogger) }) };
+      const d = {
+        cfg,
+        neutron: c.neutron,
+        store,
+        clock: systemClock,
+        log: nullLogger,
+        ...(o.blocks === undefined ? {} : { chooseEntry: blockChooser(cfg, c.neutron, nullLogger) }),
+      };
       const ips: string[] = [];
-      for (let i = 0; i < n; i++) ips.push((await mixAdd(d, { containerId: `pod${++seq}`, ifname: "eth0", serverId: vms[vm]!.serverId }, [vms[vm]!])).ip!);
+      for (let i = 0; i < n; i++)
+        ips.push(
+          (await mixAdd(d, { containerId: `pod${++seq}`, ifname: "eth0", serverId: vms[vm]!.serverId }, [vms[vm]!]))
+            .ip!,
+        );
       return ips;
     },
     async removePod(vm, ip) {
-      await removeAddresses({ neutron: c.neutron, cfg: ipamCfg, clock: systemClock, log: nullLogger }, vms[vm]!.portId, (f) => f.ip_address === ip);
+      await removeAddresses(
+        { neutron: c.neutron, cfg: ipamCfg, clock: systemClock, log: nullLogger },
+        vms[vm]!.portId,
+        (f) => f.ip_address === ip,
+      );
     },
     controller(over = {}, o = {}) {
       const clients = createClients({ auth: ADMIN, fetch: o.fetch ?? em.fetch, clock: systemClock });
       const metrics = new Metrics();
       const cfg: ControllerConfig = {
-        credentials: { auth: ADMIN }, routerId: ROUTER, networks: [NET], intervalMs: 1000, aggregate: true, apply: "auto",
-        kubernetes: { enabled: false, leaseName: "l", leaseNamespace: "n", leaseDurationMs: 15000, renewMs: 5000, events: false, watchPods: false }, ...over,
+        credentials: { auth: ADMIN },
+        routerId: ROUTER,
+        networks: [NET],
+        intervalMs: 1000,
+        aggregate: true,
+        apply: "auto",
+        kubernetes: {
+          enabled: false,
+          leaseName: "l",
+          leaseNamespace: "n",
+          leaseDurationMs: 15000,
+          renewMs: 5000,
+          events: false,
+          watchPods: false,
+        },
+        ...over,
       };
       const log = o.logLines === undefined ? nullLogger : createLogger({ write: (l) => void o.logLines!.push(l) });
       void memorySink;
-      return { r: new Reconciler({ cfg, neutron: clients.neutron, session: clients.session, log, clock: systemClock, metrics }), metrics, clients };
+      return {
+        r: new Reconciler({
+          cfg,
+          neutron: clients.neutron,
+          session: clients.session,
+          log,
+          clock: systemClock,
+          metrics,
+        }),
+        metrics,
+        clients,
+      };
     },
   };
 }

@@ -48,15 +48,20 @@ export interface VmHandle {
 
 const execAsync = (argv: string[], env: Record<string, string>, input?: string): Promise<Run> =>
   new Promise((resolve) => {
-    const child = execFile(argv[0]!, argv.slice(1), { env, encoding: "utf8", timeout: 180_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      const r: Run = { status: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr };
-      try {
-        r.json = JSON.parse(stdout) as Record<string, unknown>;
-      } catch {
-        // not JSON
-      }
-      resolve(r);
-    });
+    const child = execFile(
+      argv[0]!,
+      argv.slice(1),
+      { env, encoding: "utf8", timeout: 180_000, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        const r: Run = { status: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr };
+        try {
+          r.json = JSON.parse(stdout) as Record<string, unknown>;
+        } catch {
+          // not JSON
+        }
+        resolve(r);
+      },
+    );
     if (input !== undefined) child.stdin?.end(input);
   });
 
@@ -87,43 +92,96 @@ export class World {
     const home = o.home === "mix" ? "mix" : "eni";
     const seed: Seed = {
       networks: [
-        { id: MIX_NET, name: "mix", mtu: 1450, subnets: [
-          { id: MIX_SUBNET, name: "mix-v4", cidr: "10.10.10.0/24", allocation_pools: [{ start: "10.10.10.10", end: "10.10.10.250" }] },
-          ...(o.podSubnet === true ? [{ id: POD_SUBNET, name: "mix-pods", cidr: "10.10.30.0/24", enable_dhcp: false }] : []),
-        ] },
-        { id: ENI_NET, name: "eni", mtu: 1450, subnets: [{ id: ENI_SUBNET, name: "eni-v4", cidr: "10.10.20.0/24", allocation_pools: [{ start: "10.10.20.10", end: "10.10.20.250" }] }] },
+        {
+          id: MIX_NET,
+          name: "mix",
+          mtu: 1450,
+          subnets: [
+            {
+              id: MIX_SUBNET,
+              name: "mix-v4",
+              cidr: "10.10.10.0/24",
+              allocation_pools: [{ start: "10.10.10.10", end: "10.10.10.250" }],
+            },
+            ...(o.podSubnet === true
+              ? [{ id: POD_SUBNET, name: "mix-pods", cidr: "10.10.30.0/24", enable_dhcp: false }]
+              : []),
+          ],
+        },
+        {
+          id: ENI_NET,
+          name: "eni",
+          mtu: 1450,
+          subnets: [
+            {
+              id: ENI_SUBNET,
+              name: "eni-v4",
+              cidr: "10.10.20.0/24",
+              allocation_pools: [{ start: "10.10.20.10", end: "10.10.20.250" }],
+            },
+          ],
+        },
         ...(o.extraSeed?.networks ?? []),
       ],
       routers: [{ id: ROUTER, name: "r1", interfaces: ["mix-v4", "eni-v4"] }],
-      servers: Array.from({ length: o.vms }, (_, i) => ({ id: serverId(i + 1), name: `vm${i + 1}`, ports: [{ network: home, ip: `10.10.${home === "mix" ? 10 : 20}.${11 + i}` }] })),
+      servers: Array.from({ length: o.vms }, (_, i) => ({
+        id: serverId(i + 1),
+        name: `vm${i + 1}`,
+        ports: [{ network: home, ip: `10.10.${home === "mix" ? 10 : 20}.${11 + i}` }],
+      })),
     };
     applySeed(this.em, seed);
     this.kernel = await NetlinkKernel.create();
     const routerPorts = Object.values(this.em.world.ports).filter((p) => p.device_owner === "network:router_interface");
     const vms: TopoVm[] = Array.from({ length: o.vms }, (_, i) => {
       const port = Object.values(this.em.world.ports).find((p) => p.device_id === serverId(i + 1))!;
-      return { name: `vm${i + 1}`, serverId: serverId(i + 1), defaultVia: "eth0", nics: [{ name: "eth0", network: port.network_id, mac: port.mac_address, ip: port.fixed_ips[0]!.ip_address }] };
+      return {
+        name: `vm${i + 1}`,
+        serverId: serverId(i + 1),
+        defaultVia: "eth0",
+        nics: [{ name: "eth0", network: port.network_id, mac: port.mac_address, ip: port.fixed_ips[0]!.ip_address }],
+      };
     });
     for (const vm of vms) for (const ns of ["net", "rtr", "svc", "ext", vm.name]) trackNetns(`${this.prefix}-${ns}`);
     this.topo = await buildTopology(this.kernel, {
       prefix: this.prefix,
       networks: [MIX_NET, ENI_NET].map((id) => {
         const sub = Object.values(this.em.world.subnets).find((s) => s.network_id === id && s.id !== POD_SUBNET)!;
-        return { id, cidr: sub.cidr, gateway: sub.gateway_ip!, mtu: 1450, routerMac: routerPorts.find((p) => p.network_id === id)!.mac_address };
+        return {
+          id,
+          cidr: sub.cidr,
+          gateway: sub.gateway_ip!,
+          mtu: 1450,
+          routerMac: routerPorts.find((p) => p.network_id === id)!.mac_address,
+        };
       }),
-      vms, serviceCidr: "198.18.0.0/30", externalCidr: "203.0.113.0/24",
+      vms,
+      serviceCidr: "198.18.0.0/30",
+      externalCidr: "203.0.113.0/24",
     });
     this.em.hooks = kernelDataPath(this.em, this.kernel, {
-      networks: { [MIX_NET]: { netns: this.topo.ns.net, bridge: this.topo.bridge(MIX_NET) }, [ENI_NET]: { netns: this.topo.ns.net, bridge: this.topo.bridge(ENI_NET) } },
+      networks: {
+        [MIX_NET]: { netns: this.topo.ns.net, bridge: this.topo.bridge(MIX_NET) },
+        [ENI_NET]: { netns: this.topo.ns.net, bridge: this.topo.bridge(ENI_NET) },
+      },
       servers: Object.fromEntries(vms.map((v) => [v.serverId, { netns: this.topo.ns.vms[v.name]! }])),
       routers: { [ROUTER]: { netns: this.topo.ns.router } },
     });
-    this.#served.push(await serve(this.em, [`${this.topo.serviceIp}:5000`, "169.254.169.254:80"], { netns: this.topo.ns.svc }));
+    this.#served.push(
+      await serve(this.em, [`${this.topo.serviceIp}:5000`, "169.254.169.254:80"], { netns: this.topo.ns.svc }),
+    );
     this.vms = vms.map((v) => {
       const dir = path.join(this.dir, v.name);
       const h: VmHandle = {
-        name: v.name, serverId: v.serverId, ns: this.topo.ns.vms[v.name]!, nsName: `${this.prefix}-${v.name}`, ip: v.nics[0]!.ip, dir,
-        confDir: path.join(dir, "net.d"), stateDir: path.join(dir, "state"), cacheDir: path.join(dir, "cache"),
+        name: v.name,
+        serverId: v.serverId,
+        ns: this.topo.ns.vms[v.name]!,
+        nsName: `${this.prefix}-${v.name}`,
+        ip: v.nics[0]!.ip,
+        dir,
+        confDir: path.join(dir, "net.d"),
+        stateDir: path.join(dir, "state"),
+        cacheDir: path.join(dir, "cache"),
       };
       for (const d of [h.confDir, h.stateDir, h.cacheDir]) fs.mkdirSync(d, { recursive: true });
       return h;
@@ -137,11 +195,21 @@ export class World {
   /** The seed's mix configuration, exactly as written but for authUrl. */
   mixConf(over: Record<string, unknown> = {}, ipamOver: Record<string, unknown> = {}): Record<string, unknown> {
     return {
-      name: "cni0", cniVersion: "0.3.1", type: "veth-route",
+      name: "cni0",
+      cniVersion: "0.3.1",
+      type: "veth-route",
       ipam: {
         type: "tcnp-ipam",
-        openstackConf: { username: "admin", password: "secret", project: "admin", domain: "default", authUrl: this.authUrl },
-        neutronConf: { networks: [MIX_NET], mode: "mix" }, routes: [{ dst: "0.0.0.0/0" }], ...ipamOver,
+        openstackConf: {
+          username: "admin",
+          password: "secret",
+          project: "admin",
+          domain: "default",
+          authUrl: this.authUrl,
+        },
+        neutronConf: { networks: [MIX_NET], mode: "mix" },
+        routes: [{ dst: "0.0.0.0/0" }],
+        ...ipamOver,
       },
       ...over,
     };
@@ -150,10 +218,31 @@ export class World {
   /** The seed's eni conflist, exactly as written but for authUrl. */
   eniConf(over: Record<string, unknown> = {}): Record<string, unknown> {
     return {
-      name: "cni0", cniVersion: "0.3.1",
+      name: "cni0",
+      cniVersion: "0.3.1",
       plugins: [
-        { type: "host-device", ipam: { type: "tcnp-ipam", openstackConf: { username: "admin", password: "secret", project: "admin", domain: "default", authUrl: this.authUrl }, neutronConf: { networks: [ENI_NET], mode: "eni" }, routes: [{ dst: "0.0.0.0/0" }] } },
-        { type: "veth-host", serviceCidr: "10.96.0.0/12", hostInterface: "eth0", containerInterface: "veth0", ipMasq: true },
+        {
+          type: "host-device",
+          ipam: {
+            type: "tcnp-ipam",
+            openstackConf: {
+              username: "admin",
+              password: "secret",
+              project: "admin",
+              domain: "default",
+              authUrl: this.authUrl,
+            },
+            neutronConf: { networks: [ENI_NET], mode: "eni" },
+            routes: [{ dst: "0.0.0.0/0" }],
+          },
+        },
+        {
+          type: "veth-host",
+          serviceCidr: "10.96.0.0/12",
+          hostInterface: "eth0",
+          containerInterface: "veth0",
+          ipMasq: true,
+        },
       ],
       ...over,
     };
@@ -166,8 +255,14 @@ export class World {
 
   env(vm: VmHandle, extra: Record<string, string> = {}): Record<string, string> {
     return {
-      PATH: process.env["PATH"] ?? "/usr/bin:/bin", NETCONFPATH: vm.confDir, CNI_PATH: `${this.binDir}:${REFERENCE_CNI_DIR}`, CNI_CACHEDIR: vm.cacheDir,
-      TCNP_STATE_DIR: vm.stateDir, TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log"), TCNP_LOG_LEVEL: "debug", ...extra,
+      PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+      NETCONFPATH: vm.confDir,
+      CNI_PATH: `${this.binDir}:${REFERENCE_CNI_DIR}`,
+      CNI_CACHEDIR: vm.cacheDir,
+      TCNP_STATE_DIR: vm.stateDir,
+      TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log"),
+      TCNP_LOG_LEVEL: "debug",
+      ...extra,
     };
   }
 
@@ -187,14 +282,25 @@ export class World {
     this.#pods.delete(name);
   }
 
-  cni(vm: VmHandle, verb: string, pod: { path: string; id: string }, opts: { net?: string; env?: Record<string, string> } = {}): Promise<Run> {
-    return execAsync(["ip", "netns", "exec", vm.nsName, cnicallerBinary, verb, opts.net ?? "cni0", pod.path, pod.id],
-      this.env(vm, { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.id}`, ...opts.env }));
+  cni(
+    vm: VmHandle,
+    verb: string,
+    pod: { path: string; id: string },
+    opts: { net?: string; env?: Record<string, string> } = {},
+  ): Promise<Run> {
+    return execAsync(
+      ["ip", "netns", "exec", vm.nsName, cnicallerBinary, verb, opts.net ?? "cni0", pod.path, pod.id],
+      this.env(vm, { CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.id}`, ...opts.env }),
+    );
   }
 
   /** Run one plugin binary directly in a VM (as a runtime execs it). */
   plugin(vm: VmHandle, plugin: string, env: Record<string, string>, stdin: string): Promise<Run> {
-    return execAsync(["ip", "netns", "exec", vm.nsName, path.join(this.binDir, plugin)], { ...this.env(vm), ...env }, stdin);
+    return execAsync(
+      ["ip", "netns", "exec", vm.nsName, path.join(this.binDir, plugin)],
+      { ...this.env(vm), ...env },
+      stdin,
+    );
   }
 
   exec(nsName: string, argv: string[]): Promise<Run> {
@@ -206,7 +312,9 @@ export class World {
   }
 
   vmPort(vm: VmHandle, networkId: string): { id: string; ips: string[] } {
-    const p = Object.values(this.em.world.ports).find((x) => x.device_id === vm.serverId && x.network_id === networkId && !x.tags.includes("tcnp-eni"));
+    const p = Object.values(this.em.world.ports).find(
+      (x) => x.device_id === vm.serverId && x.network_id === networkId && !x.tags.includes("tcnp-eni"),
+    );
     return { id: p!.id, ips: p!.fixed_ips.map((f) => f.ip_address).sort() };
   }
 

@@ -13,7 +13,17 @@ import { e2eSkipReason, REFERENCE_CNI_DIR } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
 import { ENI_NET, MIX_NET, World, type VmHandle } from "../helpers/world.js";
 
-const skip = rootSkipReason("iptables-restore", "containerd", "containerd-shim-runc-v2", "runc", "ctr", "busybox", "nsenter", "unshare") ?? e2eSkipReason();
+const skip =
+  rootSkipReason(
+    "iptables-restore",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "runc",
+    "ctr",
+    "busybox",
+    "nsenter",
+    "unshare",
+  ) ?? e2eSkipReason();
 
 describe("containerd CRI (the kubelet path) with the seed configurations", { skip: skip ?? false }, () => {
   let w: World;
@@ -27,7 +37,10 @@ describe("containerd CRI (the kubelet path) with the seed configurations", { ski
     // containerd always sets up the pod's loopback with the reference plugin, from the same bin dir.
     fs.symlinkSync(path.join(REFERENCE_CNI_DIR, "loopback"), path.join(w.binDir, "loopback"));
     ctd = await startContainerd({
-      netns: vm.nsName, dir, cniBinDir: w.binDir, cniConfDir: vm.confDir,
+      netns: vm.nsName,
+      dir,
+      cniBinDir: w.binDir,
+      cniConfDir: vm.confDir,
       env: { TCNP_STATE_DIR: vm.stateDir, TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log") },
     });
     importImage(ctd, buildPauseImage(path.join(dir, "image")));
@@ -49,13 +62,19 @@ describe("containerd CRI (the kubelet path) with the seed configurations", { ski
     const before = w.vmPort(vm, MIX_NET).ips;
     const t0 = performance.now();
     const id = await ctd!.cri.runPodSandbox("web-0", "default", "uid-web-0");
-    process.stdout.write(`# RunPodSandbox (pause container + CNI ADD, mix) took ${(performance.now() - t0).toFixed(0)} ms\n`);
+    process.stdout.write(
+      `# RunPodSandbox (pause container + CNI ADD, mix) took ${(performance.now() - t0).toFixed(0)} ms\n`,
+    );
     const st = await ctd!.cri.status(id);
     assert.equal(st.state, "SANDBOX_READY");
     const ip = st.network?.ip ?? "";
     assert.match(ip, /^10\.10\.10\.\d+$/, `${JSON.stringify(st)}\n${ctd!.log().slice(-1500)}`);
     assert.deepEqual(w.vmPort(vm, MIX_NET).ips, [...before, ip].sort());
-    assert.match(hostRoutes(), new RegExp(`^${ip.replace(/\./g, "\\.")} dev ${hostVethName(id, "eth0")} `, "m"), "the host route to the pod, on the veth named from the sandbox ID");
+    assert.match(
+      hostRoutes(),
+      new RegExp(`^${ip.replace(/\./g, "\\.")} dev ${hostVethName(id, "eth0")} `, "m"),
+      "the host route to the pod, on the veth named from the sandbox ID",
+    );
     assert.ok(await w.ping(vm.nsName, ip), "the VM reaches its pod");
     await ctd!.cri.stopPodSandbox(id);
     assert.deepEqual(w.vmPort(vm, MIX_NET).ips, before, "the address is back");
@@ -65,7 +84,10 @@ describe("containerd CRI (the kubelet path) with the seed configurations", { ski
 
   it("eni: RunPodSandbox gives the pod a Neutron port of its own; StopPodSandbox deletes it", async () => {
     w.install(vm, "10-cnichain.conflist", w.eniConf());
-    const eniPorts = (): string[] => Object.values(w.em.world.ports).filter((p) => p.network_id === ENI_NET && p.tags.includes("tcnp-eni")).map((p) => p.id);
+    const eniPorts = (): string[] =>
+      Object.values(w.em.world.ports)
+        .filter((p) => p.network_id === ENI_NET && p.tags.includes("tcnp-eni"))
+        .map((p) => p.id);
     const id = await ctd!.cri.runPodSandbox("db-0", "default", "uid-db-0");
     const ip = (await ctd!.cri.status(id)).network?.ip ?? "";
     assert.match(ip, /^10\.10\.20\.\d+$/, ctd!.log().slice(-1500));

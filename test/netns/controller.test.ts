@@ -26,7 +26,12 @@ describe("vrouter-route-controller with the data plane", { skip: skip ?? false }
   let c: Controller | undefined;
   before(async () => {
     w = await World.start({ vms: 2, home: "mix", podSubnet: true });
-    for (const vm of w.vms) w.install(vm, "10-tcnp.conf", w.mixConf({}, { neutronConf: { networks: [MIX_NET], mode: "mix", subnets: [POD_SUBNET] } }));
+    for (const vm of w.vms)
+      w.install(
+        vm,
+        "10-tcnp.conf",
+        w.mixConf({}, { neutronConf: { networks: [MIX_NET], mode: "mix", subnets: [POD_SUBNET] } }),
+      );
   });
   after(async () => {
     await c?.stop();
@@ -37,8 +42,17 @@ describe("vrouter-route-controller with the data plane", { skip: skip ?? false }
     const ext = w.topo.ns.ext.slice("/var/run/netns/".length);
     const rtr = w.topo.ns.router;
     const admin = (await import("../../src/openstack/clients.js")).createClients({
-      auth: { authUrl: "http://cloud.test/v3", username: "admin", password: "secret", projectName: "admin", userDomainId: "default", projectDomainId: "default", interface: "public" },
-      fetch: w.em.fetch, clock: (await import("../../src/base/clock.js")).systemClock,
+      auth: {
+        authUrl: "http://cloud.test/v3",
+        username: "admin",
+        password: "secret",
+        projectName: "admin",
+        userDomainId: "default",
+        projectDomainId: "default",
+        interface: "public",
+      },
+      fetch: w.em.fetch,
+      clock: (await import("../../src/base/clock.js")).systemClock,
     });
     await admin.neutron.setRoutes(ROUTER, [{ destination: "192.0.2.0/24", nexthop: w.vms[1]!.ip }]);
     const pods = [await w.newPod(), await w.newPod()];
@@ -48,22 +62,47 @@ describe("vrouter-route-controller with the data plane", { skip: skip ?? false }
       assert.equal(r.status, 0, r.stderr);
       ips.push(String((r.json!["ips"] as Array<{ address: string }>)[0]!.address).split("/")[0]!);
     }
-    assert.ok(ips.every((ip) => ip.startsWith("10.10.30.")), "pods come from the dedicated subnet");
+    assert.ok(
+      ips.every((ip) => ip.startsWith("10.10.30.")),
+      "pods come from the dedicated subnet",
+    );
     assert.equal(await w.ping(ext, ips[0]!), false, "without the route the outside cannot reach the pod");
-    const cfg = parseControllerConfig(JSON.stringify({
-      openstack: { authUrl: "http://cloud.test/v3", username: "admin", password: "secret", project: "admin", domain: "default" },
-      routerId: ROUTER, networks: [MIX_NET], podCidrs: ["10.10.30.0/24"], intervalSeconds: 0.5, kubernetes: { enabled: false },
-    }), "controller.json", fileSources({}));
+    const cfg = parseControllerConfig(
+      JSON.stringify({
+        openstack: {
+          authUrl: "http://cloud.test/v3",
+          username: "admin",
+          password: "secret",
+          project: "admin",
+          domain: "default",
+        },
+        routerId: ROUTER,
+        networks: [MIX_NET],
+        podCidrs: ["10.10.30.0/24"],
+        intervalSeconds: 0.5,
+        kubernetes: { enabled: false },
+      }),
+      "controller.json",
+      fileSources({}),
+    );
     c = await startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch });
     for (const ip of ips) await until(`the outside to reach ${ip}`, () => w.ping(ext, ip), 10_000);
-    const kernelRoutes = async (): Promise<string[]> => (await w.kernel.listRoutes(rtr)).filter((r) => r.gw !== undefined).map((r) => `${r.dst} ${r.gw}`);
+    const kernelRoutes = async (): Promise<string[]> =>
+      (await w.kernel.listRoutes(rtr)).filter((r) => r.gw !== undefined).map((r) => `${r.dst} ${r.gw}`);
     assert.ok((await kernelRoutes()).includes(`${ips[0]}/32 ${w.vms[0]!.ip}`));
     assert.equal((await w.cni(w.vms[0]!, "del", pods[0]!)).status, 0);
-    const took = await until("the route to go", async () => !(await kernelRoutes()).some((r) => r.startsWith(`${ips[0]}/32`)), 2 * cfg.intervalMs + 2000);
+    const took = await until(
+      "the route to go",
+      async () => !(await kernelRoutes()).some((r) => r.startsWith(`${ips[0]}/32`)),
+      2 * cfg.intervalMs + 2000,
+    );
     assert.ok(took <= cfg.intervalMs + 1500, `the route went after ${took} ms (interval ${cfg.intervalMs} ms)`);
     assert.ok(await w.ping(ext, ips[1]!), "the other pod is still reachable");
     for (let i = 0; i < 3; i++) await c.step();
-    assert.ok((await admin.neutron.getRouter(ROUTER)).routes.some((r) => r.destination === "192.0.2.0/24"), "the foreign route survives every reconcile");
+    assert.ok(
+      (await admin.neutron.getRouter(ROUTER)).routes.some((r) => r.destination === "192.0.2.0/24"),
+      "the foreign route survives every reconcile",
+    );
     assert.ok((await kernelRoutes()).includes(`192.0.2.0/24 ${w.vms[1]!.ip}`));
     assert.equal((await w.cni(w.vms[1]!, "del", pods[1]!)).status, 0);
   });

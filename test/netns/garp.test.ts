@@ -22,7 +22,18 @@ describe("gratuitous ARP", { skip: skip ?? false }, () => {
       await k.setLink(a.path, "va", { up: true });
       await k.setLink(b.path, "vb", { up: true });
       await k.addAddress(b.path, { cidr: "10.77.0.2/24", dev: "vb" });
-      nsExec(b.name, ["ip", "neigh", "replace", "10.77.0.9", "lladdr", "02:00:00:00:00:99", "nud", "stale", "dev", "vb"]);
+      nsExec(b.name, [
+        "ip",
+        "neigh",
+        "replace",
+        "10.77.0.9",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "nud",
+        "stale",
+        "dev",
+        "vb",
+      ]);
       await k.announce(a.path, "va", "10.77.0.9");
       let mac: string | undefined;
       for (let i = 0; i < 50 && mac !== "02:00:00:aa:00:01"; i++) {
@@ -44,10 +55,29 @@ describe("gratuitous ARP", { skip: skip ?? false }, () => {
       await k.createVeth(vm.path, { name: "ens4", mac: "02:00:00:bb:00:04", peer: { name: "tap", netns: wire.path } });
       await k.setLink(wire.path, "tap", { up: true });
       await k.addAddress(wire.path, { cidr: "10.77.1.1/24", dev: "tap" });
-      nsExec(wire.name, ["ip", "neigh", "replace", "10.77.1.9", "lladdr", "02:00:00:00:00:99", "nud", "stale", "dev", "tap"]);
+      nsExec(wire.name, [
+        "ip",
+        "neigh",
+        "replace",
+        "10.77.1.9",
+        "lladdr",
+        "02:00:00:00:00:99",
+        "nud",
+        "stale",
+        "dev",
+        "tap",
+      ]);
       // The plan's "host" is the VM: run it with the VM's namespace in that place (never this machine's).
-      const steps = planMoveIn({ device: "ens4", mac: "02:00:00:bb:00:04", linkMtu: 1500, tempName: "tmp0", podNetns: pod.path, podIfname: "eth0", ips: [{ address: "10.77.1.9/24", gateway: "10.77.1.1" }], routes: [] })
-        .map((s): Step => (s.ns === HOST ? { ...s, ns: vm.path } : s));
+      const steps = planMoveIn({
+        device: "ens4",
+        mac: "02:00:00:bb:00:04",
+        linkMtu: 1500,
+        tempName: "tmp0",
+        podNetns: pod.path,
+        podIfname: "eth0",
+        ips: [{ address: "10.77.1.9/24", gateway: "10.77.1.1" }],
+        routes: [],
+      }).map((s): Step => (s.ns === HOST ? { ...s, ns: vm.path } : s));
       assert.equal(steps.filter((s) => s.op === "announce").length, 0, "no second announcement from user space");
       await applyPlan(k, steps);
       let mac: string | undefined;

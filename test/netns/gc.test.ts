@@ -15,8 +15,13 @@ const skip = rootSkipReason("iptables-restore") ?? e2eSkipReason();
 // Asynchronous: the cloud it talks to is served from this process.
 function gc(w: World, vm: VmHandle, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile("ip", ["netns", "exec", vm.nsName, distBinary, "gc", ...args], { encoding: "utf8", env: { ...w.env(vm), NETCONFPATH: vm.confDir }, timeout: 120_000 },
-      (err, stdout, stderr) => resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr }));
+    execFile(
+      "ip",
+      ["netns", "exec", vm.nsName, distBinary, "gc", ...args],
+      { encoding: "utf8", env: { ...w.env(vm), NETCONFPATH: vm.confDir }, timeout: 120_000 },
+      (err, stdout, stderr) =>
+        resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr }),
+    );
   });
 }
 
@@ -49,7 +54,10 @@ describe("tcnp gc (runtimes without CNI GC)", { skip: skip ?? false }, () => {
 
     const dry = await gc(w, vm, ["--dry-run", "--min-age", "0"]);
     assert.equal(dry.code, 0, dry.stderr);
-    assert.match(dry.stdout, new RegExp(`1 allocation\\(s\\) to release\\n  ${pods[1]!.id}/eth0 mix ${ips[1]!.replace(/\./g, "\\.")}`));
+    assert.match(
+      dry.stdout,
+      new RegExp(`1 allocation\\(s\\) to release\\n  ${pods[1]!.id}/eth0 mix ${ips[1]!.replace(/\./g, "\\.")}`),
+    );
     assert.ok(w.vmPort(vm, MIX_NET).ips.includes(ips[1]!), "a dry run releases nothing");
 
     const young = await gc(w, vm, []);
@@ -59,7 +67,7 @@ describe("tcnp gc (runtimes without CNI GC)", { skip: skip ?? false }, () => {
 
     // Nothing is released while the runtime's cache cannot be trusted.
     const garbage = path.join(vm.cacheDir, "results", "cni0-half-written");
-    fs.writeFileSync(garbage, "{\"kind\":\"cniCacheV1\",");
+    fs.writeFileSync(garbage, '{"kind":"cniCacheV1",');
     const unsure = await gc(w, vm, ["--min-age", "0"]);
     assert.equal(unsure.code, 1);
     assert.match(unsure.stderr, /cannot read 1 CNI cache entry .*cni0-half-written.*nothing is released/);
@@ -81,7 +89,11 @@ describe("tcnp gc (runtimes without CNI GC)", { skip: skip ?? false }, () => {
     assert.equal(routes.includes(`${ips[1]!} `), false, "its host route is gone");
     assert.ok(routes.includes(`${ips[0]!} `));
     assert.ok(await w.ping(pods[0]!.name, vm.ip), "a remaining pod still reaches its VM");
-    assert.match((await gc(w, vm, ["--min-age", "0"])).stdout, /0 allocation\(s\) to release/, "a second run finds nothing");
+    assert.match(
+      (await gc(w, vm, ["--min-age", "0"])).stdout,
+      /0 allocation\(s\) to release/,
+      "a second run finds nothing",
+    );
     for (const p of [pods[0]!, pods[2]!]) assert.equal((await w.cni(vm, "del", p)).status, 0);
   });
 
@@ -97,7 +109,10 @@ describe("tcnp gc (runtimes without CNI GC)", { skip: skip ?? false }, () => {
     const pod = await w.newPod();
     const r = await w.cni(vm, "add", pod);
     assert.equal(r.status, 0, r.stderr);
-    const portsOf = (): string[] => Object.values(w.em.world.ports).filter((p) => p.network_id === ENI_NET && p.tags.includes("tcnp-eni")).map((p) => p.id);
+    const portsOf = (): string[] =>
+      Object.values(w.em.world.ports)
+        .filter((p) => p.network_id === ENI_NET && p.tags.includes("tcnp-eni"))
+        .map((p) => p.id);
     assert.equal(portsOf().length, 1);
     await forget(w, vm, pod);
     const out = await gc(w, vm, ["--min-age", "0"]);

@@ -25,7 +25,9 @@ describe("spec versions through libcni", { skip: skip ?? false }, () => {
       delete plugin["name"];
       delete plugin["cniVersion"];
       const chained = v !== "1.1.0";
-      const plugins = chained ? [plugin, { type: "tuning", sysctl: { "net.ipv4.conf.eth0.arp_notify": "1" } }] : [plugin];
+      const plugins = chained
+        ? [plugin, { type: "tuning", sysctl: { "net.ipv4.conf.eth0.arp_notify": "1" } }]
+        : [plugin];
       w.install(vm, "10-chain.conflist", { cniVersion: v, name: "chain", plugins });
       const pod = await w.newPod("v");
       const before = w.vmPort(vm, MIX_NET).ips;
@@ -36,7 +38,12 @@ describe("spec versions through libcni", { skip: skip ?? false }, () => {
       const ips = r["ips"] as Array<Record<string, unknown>>;
       assert.equal("version" in ips[0]!, compareVersions(v, "1.0.0") < 0, "ips[].version only before 1.0.0");
       assert.deepEqual((r["interfaces"] as Array<{ name: string }>).map((i) => i.name).length, 2);
-      if (chained) assert.equal(w.kernel.readSysctl(pod.path, "net.ipv4.conf.eth0.arp_notify"), "1", "tuning got our result as prevResult and applied");
+      if (chained)
+        assert.equal(
+          w.kernel.readSysctl(pod.path, "net.ipv4.conf.eth0.arp_notify"),
+          "1",
+          "tuning got our result as prevResult and applied",
+        );
       if (compareVersions(v, "0.4.0") >= 0) {
         const check = await w.cni(vm, "check", pod, { net: "chain" });
         assert.equal(check.status, 0, check.stderr);
@@ -55,7 +62,18 @@ describe("spec versions through libcni", { skip: skip ?? false }, () => {
 
   it("GC (1.1.0) releases every allocation missing from cni.dev/valid-attachments", async () => {
     const vm = w.vms[0]!;
-    w.install(vm, "10-chain.conflist", { cniVersion: "1.1.0", name: "chain", plugins: [(() => { const p = { ...w.mixConf() }; delete p["name"]; delete p["cniVersion"]; return p; })()] });
+    w.install(vm, "10-chain.conflist", {
+      cniVersion: "1.1.0",
+      name: "chain",
+      plugins: [
+        (() => {
+          const p = { ...w.mixConf() };
+          delete p["name"];
+          delete p["cniVersion"];
+          return p;
+        })(),
+      ],
+    });
     const before = w.vmPort(vm, MIX_NET).ips;
     const pods = [await w.newPod("g"), await w.newPod("g"), await w.newPod("g")];
     for (const p of pods) assert.equal((await w.cni(vm, "add", p, { net: "chain" })).status, 0);

@@ -24,7 +24,12 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
     const net = await c.neutron.createNetwork({ name: "tcnp-rc" });
     netId = net.id;
     undo.push(() => c.neutron.deleteNetwork(net.id));
-    const sub = await c.neutron.createSubnet({ network_id: net.id, cidr: "10.233.0.0/24", ip_version: 4, name: "tcnp-rc" });
+    const sub = await c.neutron.createSubnet({
+      network_id: net.id,
+      cidr: "10.233.0.0/24",
+      ip_version: 4,
+      name: "tcnp-rc",
+    });
     const r = await c.neutron.createRouter({ name: "tcnp-rc" });
     routerId = r.id;
     undo.push(() => c.neutron.deleteRouter(r.id));
@@ -33,7 +38,10 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
     undo.push(() => c.neutron.setRoutes(r.id, []));
     // A "VM" port as tcnp-ipam leaves it: its own address plus pod addresses, tagged.
     const ips = ["10.233.0.11", ...Array.from({ length: 34 }, (_, i) => `10.233.0.${100 + i}`)];
-    const port = await c.neutron.createPort({ network_id: net.id, fixed_ips: ips.map((ip) => ({ subnet_id: sub.id, ip_address: ip })) });
+    const port = await c.neutron.createPort({
+      network_id: net.id,
+      fixed_ips: ips.map((ip) => ({ subnet_id: sub.id, ip_address: ip })),
+    });
     undo.push(() => c.neutron.deletePort(port.id));
     await c.neutron.setTags("ports", port.id, ["tcnp-mix", "tcnp-node-ip=10.233.0.11"]);
     pods = ips.slice(1);
@@ -46,10 +54,30 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
     const rc = realCloud();
     const clients = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
     const cfg: ControllerConfig = {
-      credentials: { auth: rc.auth }, routerId, networks: [netId], intervalMs: 1000, aggregate: false, apply,
-      kubernetes: { enabled: false, leaseName: "l", leaseNamespace: "n", leaseDurationMs: 15000, renewMs: 5000, events: false, watchPods: false },
+      credentials: { auth: rc.auth },
+      routerId,
+      networks: [netId],
+      intervalMs: 1000,
+      aggregate: false,
+      apply,
+      kubernetes: {
+        enabled: false,
+        leaseName: "l",
+        leaseNamespace: "n",
+        leaseDurationMs: 15000,
+        renewMs: 5000,
+        events: false,
+        watchPods: false,
+      },
     };
-    return new Reconciler({ cfg, neutron: clients.neutron, session: clients.session, log: nullLogger, clock: systemClock, metrics: new Metrics() });
+    return new Reconciler({
+      cfg,
+      neutron: clients.neutron,
+      session: clients.session,
+      log: nullLogger,
+      clock: systemClock,
+      metrics: new Metrics(),
+    });
   };
 
   for (const apply of ["atomic", "put"] as const) {

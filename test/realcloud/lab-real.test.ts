@@ -16,24 +16,44 @@ import { realCloud, realCloudSkipReason } from "../helpers/realcloud.js";
 import { rootSkipReason } from "../helpers/root.js";
 
 const skip = realCloudSkipReason() ?? rootSkipReason("iptables-restore", "nc", "ping") ?? e2eSkipReason();
-const labNamespaces = (): string[] => spawnSync("ip", ["netns", "list"], { encoding: "utf8" }).stdout.split("\n").map((l) => l.split(" ")[0]!).filter((n) => n.startsWith("tcnp-lab-"));
+const labNamespaces = (): string[] =>
+  spawnSync("ip", ["netns", "list"], { encoding: "utf8" })
+    .stdout.split("\n")
+    .map((l) => l.split(" ")[0]!)
+    .filter((n) => n.startsWith("tcnp-lab-"));
 
 describe("tcnp lab on a real OpenStack (--cloud)", { skip: skip ?? false }, () => {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-labreal-"));
   const dir = path.join(base, "lab");
   const clouds = path.join(base, "clouds.yaml");
   const tcnp = (args: string[]): { code: number; stdout: string; stderr: string } => {
-    const r = spawnSync(distBinary, args, { encoding: "utf8", timeout: 600_000, env: { ...process.env, OS_CLIENT_CONFIG_FILE: clouds } });
+    const r = spawnSync(distBinary, args, {
+      encoding: "utf8",
+      timeout: 600_000,
+      env: { ...process.env, OS_CLIENT_CONFIG_FILE: clouds },
+    });
     return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
   };
   let lab: LabState | undefined;
   before(() => {
     assert.deepEqual(labNamespaces(), [], "no lab may be up before this test");
     const a = realCloud().auth;
-    fs.writeFileSync(clouds, [
-      "clouds:", "  tcnp-real:", "    auth:", `      auth_url: ${a.authUrl}`, `      username: ${a.username}`, `      password: "${a.password}"`,
-      `      project_name: ${a.projectName}`, `      user_domain_name: ${a.userDomainName}`, `      project_domain_name: ${a.projectDomainName}`, "",
-    ].join("\n"), { mode: 0o600 });
+    fs.writeFileSync(
+      clouds,
+      [
+        "clouds:",
+        "  tcnp-real:",
+        "    auth:",
+        `      auth_url: ${a.authUrl}`,
+        `      username: ${a.username}`,
+        `      password: "${a.password}"`,
+        `      project_name: ${a.projectName}`,
+        `      user_domain_name: ${a.userDomainName}`,
+        `      project_domain_name: ${a.projectDomainName}`,
+        "",
+      ].join("\n"),
+      { mode: 0o600 },
+    );
   });
   after(() => {
     tcnp(["lab", "down", "--dir", dir]);
@@ -43,18 +63,46 @@ describe("tcnp lab on a real OpenStack (--cloud)", { skip: skip ?? false }, () =
 
   it("lab up --cloud refuses an unknown cloud before making anything, and down cleans up after a failed up", async () => {
     const rc = realCloud();
-    const bad = tcnp(["lab", "up", "--dir", dir, "--cloud", "no-such-cloud", "--image", rc.image, "--flavor", rc.flavor]);
+    const bad = tcnp([
+      "lab",
+      "up",
+      "--dir",
+      dir,
+      "--cloud",
+      "no-such-cloud",
+      "--image",
+      rc.image,
+      "--flavor",
+      rc.flavor,
+    ]);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /no-such-cloud: is not a cloud in/);
     assert.equal(fs.existsSync(dir), false);
-    const failed = tcnp(["lab", "up", "--dir", dir, "--cloud", "tcnp-real", "--image", "00000000-0000-4000-8000-000000000000", "--flavor", rc.flavor]);
+    const failed = tcnp([
+      "lab",
+      "up",
+      "--dir",
+      dir,
+      "--cloud",
+      "tcnp-real",
+      "--image",
+      "00000000-0000-4000-8000-000000000000",
+      "--flavor",
+      rc.flavor,
+    ]);
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /lab up failed: POST \/servers \(compute\) failed: 400/);
     const down = tcnp(["lab", "down", "--dir", dir]);
     assert.equal(down.code, 0, down.stdout + down.stderr);
     const c = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
-    assert.deepEqual((await c.neutron.listNetworks()).filter((n) => n.name.startsWith("tcnp-lab-")).map((n) => n.id), []);
-    assert.deepEqual((await c.neutron.listRouters()).filter((x) => x.name.startsWith("tcnp-lab-")).map((x) => x.id), []);
+    assert.deepEqual(
+      (await c.neutron.listNetworks()).filter((n) => n.name.startsWith("tcnp-lab-")).map((n) => n.id),
+      [],
+    );
+    assert.deepEqual(
+      (await c.neutron.listRouters()).filter((x) => x.name.startsWith("tcnp-lab-")).map((x) => x.id),
+      [],
+    );
     assert.deepEqual(labNamespaces(), []);
   });
 
@@ -86,12 +134,20 @@ describe("tcnp lab on a real OpenStack (--cloud)", { skip: skip ?? false }, () =
     const c = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
     const pod = lab!.pods.find((p) => p.podName === "vm2-mix-b")!;
     const vm = lab!.vms.find((v) => v.name === pod.vm)!;
-    const port = (await c.neutron.listPorts({ device_id: vm.serverId })).find((p) => p.fixed_ips.some((f) => f.ip_address === pod.ip))!;
-    await c.neutron.updateFixedIps(port.id, port.fixed_ips.filter((f) => f.ip_address !== pod.ip));
+    const port = (await c.neutron.listPorts({ device_id: vm.serverId })).find((p) =>
+      p.fixed_ips.some((f) => f.ip_address === pod.ip),
+    )!;
+    await c.neutron.updateFixedIps(
+      port.id,
+      port.fixed_ips.filter((f) => f.ip_address !== pod.ip),
+    );
     const r = tcnp(["lab", "doctor", pod.podName, "--json", "--dir", dir]);
     assert.equal(r.code, 1, r.stdout + r.stderr);
     const rep = JSON.parse(r.stdout) as { findings: Array<{ severity: string; code: string }> };
-    assert.ok(rep.findings.some((f) => f.severity === "error" && f.code === "address-not-on-port"), JSON.stringify(rep.findings));
+    assert.ok(
+      rep.findings.some((f) => f.severity === "error" && f.code === "address-not-on-port"),
+      JSON.stringify(rep.findings),
+    );
   });
 
   it("lab down removes the lab from the kernel and from the cloud", async () => {
@@ -101,12 +157,29 @@ describe("tcnp lab on a real OpenStack (--cloud)", { skip: skip ?? false }, () =
     assert.equal(fs.existsSync(dir), false);
     const rc = realCloud();
     const c = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
-    assert.deepEqual((await c.neutron.listNetworks()).filter((n) => n.name.startsWith("tcnp-lab-")), []);
-    assert.deepEqual((await c.neutron.listRouters()).filter((x) => x.name.startsWith("tcnp-lab-")), []);
+    assert.deepEqual(
+      (await c.neutron.listNetworks()).filter((n) => n.name.startsWith("tcnp-lab-")),
+      [],
+    );
+    assert.deepEqual(
+      (await c.neutron.listRouters()).filter((x) => x.name.startsWith("tcnp-lab-")),
+      [],
+    );
     for (const id of lab!.cloud!.servers) {
-      const gone = await c.nova.getServer(id).then(() => false, () => true);
+      const gone = await c.nova.getServer(id).then(
+        () => false,
+        () => true,
+      );
       assert.ok(gone, `server ${id} is deleted`);
     }
-    for (const id of lab!.cloud!.ports) assert.equal(await c.neutron.getPort(id).then(() => true, () => false), false, `port ${id} is deleted`);
+    for (const id of lab!.cloud!.ports)
+      assert.equal(
+        await c.neutron.getPort(id).then(
+          () => true,
+          () => false,
+        ),
+        false,
+        `port ${id} is deleted`,
+      );
   });
 });

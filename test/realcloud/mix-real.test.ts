@@ -19,9 +19,15 @@ import { rootSkipReason } from "../helpers/root.js";
 
 const skip = realCloudSkipReason() ?? rootSkipReason() ?? e2eSkipReason();
 
-const run = (argv: string[], env: Record<string, string>): Promise<{ status: number; stdout: string; stderr: string }> =>
-  new Promise((resolve) => execFile(argv[0]!, argv.slice(1), { env, encoding: "utf8", timeout: 120_000 }, (err, stdout, stderr) =>
-    resolve({ status: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr })));
+const run = (
+  argv: string[],
+  env: Record<string, string>,
+): Promise<{ status: number; stdout: string; stderr: string }> =>
+  new Promise((resolve) =>
+    execFile(argv[0]!, argv.slice(1), { env, encoding: "utf8", timeout: 120_000 }, (err, stdout, stderr) =>
+      resolve({ status: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr }),
+    ),
+  );
 
 describe("mix mode against the real cloud", { skip: skip ?? false }, () => {
   let c: Clients;
@@ -46,12 +52,26 @@ describe("mix mode against the real cloud", { skip: skip ?? false }, () => {
     const rc = realCloud();
     const net = await c.neutron.createNetwork({ name: "tcnp-realmix" });
     undo.push(() => c.neutron.deleteNetwork(net.id));
-    const sub = await c.neutron.createSubnet({ network_id: net.id, cidr: "10.232.0.0/24", ip_version: 4, name: "tcnp-realmix" });
-    const port = await c.neutron.createPort({ network_id: net.id, fixed_ips: [{ subnet_id: sub.id, ip_address: "10.232.0.25" }] });
+    const sub = await c.neutron.createSubnet({
+      network_id: net.id,
+      cidr: "10.232.0.0/24",
+      ip_version: 4,
+      name: "tcnp-realmix",
+    });
+    const port = await c.neutron.createPort({
+      network_id: net.id,
+      fixed_ips: [{ subnet_id: sub.id, ip_address: "10.232.0.25" }],
+    });
     undo.push(() => c.neutron.deletePort(port.id));
-    const server = await c.nova.createServer({ name: "tcnp-realmix-vm", imageRef: rc.image, flavorRef: rc.flavor, networks: [{ port: port.id }] });
+    const server = await c.nova.createServer({
+      name: "tcnp-realmix-vm",
+      imageRef: rc.image,
+      flavorRef: rc.flavor,
+      networks: [{ port: port.id }],
+    });
     undo.push(() => c.nova.deleteServer(server.id));
-    for (let i = 0; i < 600 && (await c.nova.getServer(server.id)).status !== "ACTIVE"; i++) await new Promise((r) => setTimeout(r, 200));
+    for (let i = 0; i < 600 && (await c.nova.getServer(server.id)).status !== "ACTIVE"; i++)
+      await new Promise((r) => setTimeout(r, 200));
     // The "VM": a namespace whose eth0 is that port (MAC and address); the real cloud via its loopback.
     const vm = addNetns("realvm");
     const peer = addNetns("realpeer");
@@ -66,22 +86,54 @@ describe("mix mode against the real cloud", { skip: skip ?? false }, () => {
     await run([distBinary, "install", "--bin-dir", bin], { PATH: process.env["PATH"] ?? "" });
     const confDir = path.join(dir, "net.d");
     fs.mkdirSync(confDir);
-    fs.writeFileSync(path.join(confDir, "10-tcnp.conf"), JSON.stringify({
-      name: "cni0", cniVersion: "0.3.1", type: "veth-route",
-      ipam: { type: "tcnp-ipam", openstackConf: { username: rc.auth.username, password: rc.auth.password, project: rc.auth.projectName, domain: "default", authUrl: rc.auth.authUrl },
-        neutronConf: { networks: [net.id], mode: "mix" }, routes: [{ dst: "0.0.0.0/0" }] },
-    }));
-    const env = { PATH: process.env["PATH"] ?? "", NETCONFPATH: confDir, CNI_PATH: `${bin}:${REFERENCE_CNI_DIR}`, CNI_CACHEDIR: path.join(dir, "cache"), TCNP_STATE_DIR: path.join(dir, "state"), TCNP_LOG_FILE: path.join(dir, "tcnp.log") };
+    fs.writeFileSync(
+      path.join(confDir, "10-tcnp.conf"),
+      JSON.stringify({
+        name: "cni0",
+        cniVersion: "0.3.1",
+        type: "veth-route",
+        ipam: {
+          type: "tcnp-ipam",
+          openstackConf: {
+            username: rc.auth.username,
+            password: rc.auth.password,
+            project: rc.auth.projectName,
+            domain: "default",
+            authUrl: rc.auth.authUrl,
+          },
+          neutronConf: { networks: [net.id], mode: "mix" },
+          routes: [{ dst: "0.0.0.0/0" }],
+        },
+      }),
+    );
+    const env = {
+      PATH: process.env["PATH"] ?? "",
+      NETCONFPATH: confDir,
+      CNI_PATH: `${bin}:${REFERENCE_CNI_DIR}`,
+      CNI_CACHEDIR: path.join(dir, "cache"),
+      TCNP_STATE_DIR: path.join(dir, "state"),
+      TCNP_LOG_FILE: path.join(dir, "tcnp.log"),
+    };
     const add = await run(["ip", "netns", "exec", vm.name, cnicallerBinary, "add", "cni0", pod.path, "realmix01"], env);
-    assert.equal(add.status, 0, `${add.stderr}\n${fs.existsSync(path.join(dir, "tcnp.log")) ? fs.readFileSync(path.join(dir, "tcnp.log"), "utf8").slice(-2000) : ""}`);
+    assert.equal(
+      add.status,
+      0,
+      `${add.stderr}\n${fs.existsSync(path.join(dir, "tcnp.log")) ? fs.readFileSync(path.join(dir, "tcnp.log"), "utf8").slice(-2000) : ""}`,
+    );
     const ip = (JSON.parse(add.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
     const during = await c.neutron.getPort(port.id);
     assert.deepEqual(during.fixed_ips.map((f) => f.ip_address).sort(), ["10.232.0.25", ip].sort());
     assert.ok(during.tags.includes("tcnp-mix"));
-    assert.deepEqual((await kernel.listAddresses(pod.path, "eth0")).filter((a) => !a.cidr.includes(":")).map((a) => a.cidr), [`${ip}/32`]);
+    assert.deepEqual(
+      (await kernel.listAddresses(pod.path, "eth0")).filter((a) => !a.cidr.includes(":")).map((a) => a.cidr),
+      [`${ip}/32`],
+    );
     const del = await run(["ip", "netns", "exec", vm.name, cnicallerBinary, "del", "cni0", pod.path, "realmix01"], env);
     assert.equal(del.status, 0, del.stderr);
-    assert.deepEqual((await c.neutron.getPort(port.id)).fixed_ips.map((f) => f.ip_address), ["10.232.0.25"]);
+    assert.deepEqual(
+      (await c.neutron.getPort(port.id)).fixed_ips.map((f) => f.ip_address),
+      ["10.232.0.25"],
+    );
     assert.deepEqual((await kernel.listLinks(vm.path)).map((l) => l.name).sort(), ["eth0", "lo"]);
   });
 });

@@ -12,7 +12,10 @@ import { cniEnv, fakeNode, mixConf, VM1, VM1_MAC } from "../helpers/fake-node.js
 const runCni = (p: CniPlugin, io: CniIo): ReturnType<typeof runCniRaw> => runCniRaw(p, io, { toCniError });
 
 const vmPortIps = (n: Awaited<ReturnType<typeof fakeNode>>): string[] =>
-  Object.values(n.em.world.ports).find((p) => p.device_id === VM1 && p.network_id.startsWith("b953"))!.fixed_ips.map((f) => f.ip_address).sort();
+  Object.values(n.em.world.ports)
+    .find((p) => p.device_id === VM1 && p.network_id.startsWith("b953"))!
+    .fixed_ips.map((f) => f.ip_address)
+    .sort();
 
 describe("mix mode (emulator + fake kernel)", () => {
   it("ADD gives the pod an extra fixed IP of the VM's port, behind 169.254.1.1; DEL puts everything back", async () => {
@@ -20,7 +23,12 @@ describe("mix mode (emulator + fake kernel)", () => {
     try {
       const pod = await n.kernel.createNetns("pod1");
       const plugin = createVethRoute(n.deps);
-      const before = { ips: vmPortIps(n), links: await n.kernel.listLinks(HOST), routes: await n.kernel.listRoutes(HOST), proxies: await n.kernel.listNeighbours(HOST, { proxy: true }) };
+      const before = {
+        ips: vmPortIps(n),
+        links: await n.kernel.listLinks(HOST),
+        routes: await n.kernel.listRoutes(HOST),
+        proxies: await n.kernel.listNeighbours(HOST, { proxy: true }),
+      };
       const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee01", pod), stdin: JSON.stringify(mixConf()) });
       assert.equal(add.exitCode, 0, add.stdout);
       const r = JSON.parse(add.stdout);
@@ -29,24 +37,44 @@ describe("mix mode (emulator + fake kernel)", () => {
       assert.deepEqual(r.ips[0], { version: "4", interface: 1, address: `${ip}/32`, gateway: "169.254.1.1" });
       assert.deepEqual(vmPortIps(n), [...before.ips, ip].sort());
       // pod side
-      assert.deepEqual((await n.kernel.listAddresses(pod, "eth0")).map((a) => a.cidr), [`${ip}/32`]);
+      assert.deepEqual(
+        (await n.kernel.listAddresses(pod, "eth0")).map((a) => a.cidr),
+        [`${ip}/32`],
+      );
       const podRoutes = (await n.kernel.listRoutes(pod)).map((x) => `${x.dst} ${x.gw ?? ""} ${x.scope}`).sort();
       assert.deepEqual(podRoutes, ["0.0.0.0/0 169.254.1.1 global", "169.254.1.1/32  link"]);
       assert.equal((await n.kernel.listNeighbours(pod))[0]?.permanent, true);
       // host side
       const hostVeth = r.interfaces[0].name as string;
-      assert.ok((await n.kernel.listRoutes(HOST)).some((x) => x.dst === `${ip}/32` && x.dev === hostVeth && x.scope === "global"));
+      assert.ok(
+        (await n.kernel.listRoutes(HOST)).some(
+          (x) => x.dst === `${ip}/32` && x.dev === hostVeth && x.scope === "global",
+        ),
+      );
       assert.deepEqual(await n.kernel.listNeighbours(HOST, { proxy: true }), [{ dev: "eth0", ip, proxy: true }]);
-      assert.equal(n.kernel.readSysctl(HOST, `net/ipv4/conf/${hostVeth}/proxy_arp`), "1", "no dummy in this kernel: proxy ARP");
-      const check = await runCni(plugin, { env: cniEnv("CHECK", "c0ffee01", pod), stdin: JSON.stringify({ ...mixConf({ cniVersion: "0.4.0" }), prevResult: r }) });
+      assert.equal(
+        n.kernel.readSysctl(HOST, `net/ipv4/conf/${hostVeth}/proxy_arp`),
+        "1",
+        "no dummy in this kernel: proxy ARP",
+      );
+      const check = await runCni(plugin, {
+        env: cniEnv("CHECK", "c0ffee01", pod),
+        stdin: JSON.stringify({ ...mixConf({ cniVersion: "0.4.0" }), prevResult: r }),
+      });
       assert.equal(check.exitCode, 0, check.stdout);
-      const del = await runCni(plugin, { env: cniEnv("DEL", "c0ffee01", pod), stdin: JSON.stringify({ ...mixConf(), prevResult: r }) });
+      const del = await runCni(plugin, {
+        env: cniEnv("DEL", "c0ffee01", pod),
+        stdin: JSON.stringify({ ...mixConf(), prevResult: r }),
+      });
       assert.equal(del.exitCode, 0, del.stdout);
       assert.deepEqual(vmPortIps(n), before.ips);
       assert.deepEqual(await n.kernel.listLinks(HOST), before.links);
       assert.deepEqual(await n.kernel.listRoutes(HOST), before.routes);
       assert.deepEqual(await n.kernel.listNeighbours(HOST, { proxy: true }), before.proxies);
-      const again = await runCni(plugin, { env: cniEnv("DEL", "c0ffee01", pod), stdin: JSON.stringify({ ...mixConf(), prevResult: r }) });
+      const again = await runCni(plugin, {
+        env: cniEnv("DEL", "c0ffee01", pod),
+        stdin: JSON.stringify({ ...mixConf(), prevResult: r }),
+      });
       assert.equal(again.exitCode, 0, "DEL is repeatable");
     } finally {
       n.cleanup();
@@ -64,9 +92,16 @@ describe("mix mode (emulator + fake kernel)", () => {
       const plugin = createVethRoute({ ...n.deps, kernel: async () => k2 });
       const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee02", pod), stdin: JSON.stringify(mixConf()) });
       assert.equal(add.exitCode, 0, add.stdout);
-      assert.deepEqual((await k2.listAddresses(HOST, "dummy0")).map((a) => a.cidr), ["169.254.1.1/32"]);
+      assert.deepEqual(
+        (await k2.listAddresses(HOST, "dummy0")).map((a) => a.cidr),
+        ["169.254.1.1/32"],
+      );
       const hostVeth = JSON.parse(add.stdout).interfaces[0].name as string;
-      assert.equal(k2.readSysctl(HOST, `net/ipv4/conf/${hostVeth}/proxy_arp`), "0", "the dummy answers for the gateway, not proxy ARP");
+      assert.equal(
+        k2.readSysctl(HOST, `net/ipv4/conf/${hostVeth}/proxy_arp`),
+        "0",
+        "the dummy answers for the gateway, not proxy ARP",
+      );
     } finally {
       n.cleanup();
     }
@@ -78,13 +113,31 @@ describe("mix mode (emulator + fake kernel)", () => {
       try {
         const pod = await n.kernel.createNetns("pod1");
         const before = vmPortIps(n);
-        n.em.addFault({ kind, service: "network", method: "PUT", path: "^/v2.0/ports/[^/]+$", status: 500, remaining: 1 });
-        const add = await runCni(createVethRoute(n.deps), { env: cniEnv("ADD", "c0ffee03", pod), stdin: JSON.stringify(mixConf()) });
+        n.em.addFault({
+          kind,
+          service: "network",
+          method: "PUT",
+          path: "^/v2.0/ports/[^/]+$",
+          status: 500,
+          remaining: 1,
+        });
+        const add = await runCni(createVethRoute(n.deps), {
+          env: cniEnv("ADD", "c0ffee03", pod),
+          stdin: JSON.stringify(mixConf()),
+        });
         assert.equal(add.exitCode, 1, `${kind}: ${add.stdout}`);
         assert.equal(JSON.parse(add.stdout).code, 11, `${kind}: ${add.stdout}`);
         assert.deepEqual(vmPortIps(n), before, `${kind}: the port is as before`);
-        assert.deepEqual((await n.kernel.listLinks(pod)).map((l) => l.name), ["lo"], `${kind}: no interface left in the pod`);
-        assert.deepEqual((await n.kernel.listLinks(HOST)).map((l) => l.name), ["lo", "eth0", "eth1"], `${kind}: no veth left`);
+        assert.deepEqual(
+          (await n.kernel.listLinks(pod)).map((l) => l.name),
+          ["lo"],
+          `${kind}: no interface left in the pod`,
+        );
+        assert.deepEqual(
+          (await n.kernel.listLinks(HOST)).map((l) => l.name),
+          ["lo", "eth0", "eth1"],
+          `${kind}: no veth left`,
+        );
       } finally {
         n.cleanup();
       }
@@ -96,7 +149,10 @@ describe("mix mode (emulator + fake kernel)", () => {
     try {
       const pod = await n.kernel.createNetns("pod1");
       n.em.addFault({ kind: "stale-revision", service: "network", method: "PUT", remaining: 6 });
-      const add = await runCni(createVethRoute(n.deps), { env: cniEnv("ADD", "c0ffee04", pod), stdin: JSON.stringify(mixConf()) });
+      const add = await runCni(createVethRoute(n.deps), {
+        env: cniEnv("ADD", "c0ffee04", pod),
+        stdin: JSON.stringify(mixConf()),
+      });
       assert.equal(add.exitCode, 0, add.stdout);
       assert.equal(n.em.faults[0]!.remaining, 0, "all six 412s were met and retried");
     } finally {
@@ -109,7 +165,10 @@ describe("mix mode (emulator + fake kernel)", () => {
     try {
       const pod = await n.kernel.createNetns("pod1");
       const plugin = createVethRoute(n.deps);
-      assert.equal((await runCni(plugin, { env: cniEnv("ADD", "c0ffee05", pod), stdin: JSON.stringify(mixConf()) })).exitCode, 0);
+      assert.equal(
+        (await runCni(plugin, { env: cniEnv("ADD", "c0ffee05", pod), stdin: JSON.stringify(mixConf()) })).exitCode,
+        0,
+      );
       n.em.expireTokens();
       const pod2 = await n.kernel.createNetns("pod2");
       const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee06", pod2), stdin: JSON.stringify(mixConf()) });
@@ -126,17 +185,27 @@ describe("mix mode (emulator + fake kernel)", () => {
         const pod = await n.kernel.createNetns("pod1");
         const plugin = createVethRoute(n.deps);
         const before = vmPortIps(n);
-        const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee07", pod), stdin: JSON.stringify(mixConf({ cniVersion: "1.1.0" })) });
+        const add = await runCni(plugin, {
+          env: cniEnv("ADD", "c0ffee07", pod),
+          stdin: JSON.stringify(mixConf({ cniVersion: "1.1.0" })),
+        });
         assert.equal(add.exitCode, 0);
         n.em.addFault({ kind: "error", service: "network", status: 503 });
-        const del = await runCni(plugin, { env: cniEnv("DEL", "c0ffee07", pod), stdin: JSON.stringify(mixConf({ cniVersion: "1.1.0" })) });
+        const del = await runCni(plugin, {
+          env: cniEnv("DEL", "c0ffee07", pod),
+          stdin: JSON.stringify(mixConf({ cniVersion: "1.1.0" })),
+        });
         assert.equal(JSON.parse(del.stdout).code, 11, del.stdout);
         assert.notDeepEqual(vmPortIps(n), before);
         n.em.clearFaults();
         const conf = mixConf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [] });
-        const fin = finisher === "DEL"
-          ? await runCni(plugin, { env: cniEnv("DEL", "c0ffee07", pod), stdin: JSON.stringify(conf) })
-          : await runCni(plugin, { env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" }, stdin: JSON.stringify(conf) });
+        const fin =
+          finisher === "DEL"
+            ? await runCni(plugin, { env: cniEnv("DEL", "c0ffee07", pod), stdin: JSON.stringify(conf) })
+            : await runCni(plugin, {
+                env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+                stdin: JSON.stringify(conf),
+              });
         assert.equal(fin.exitCode, 0, fin.stdout);
         assert.deepEqual(vmPortIps(n), before, `${finisher} completed the release`);
       } finally {
@@ -151,12 +220,20 @@ describe("mix mode (emulator + fake kernel)", () => {
       const plugin = createVethRoute(n.deps);
       const before = vmPortIps(n);
       const pods = await Promise.all(Array.from({ length: 50 }, (_, i) => n.kernel.createNetns(`p${i}`)));
-      const adds = await Promise.all(pods.map((p, i) => runCni(plugin, { env: cniEnv("ADD", `c${String(i).padStart(7, "0")}`, p), stdin: JSON.stringify(mixConf()) })));
+      const adds = await Promise.all(
+        pods.map((p, i) =>
+          runCni(plugin, { env: cniEnv("ADD", `c${String(i).padStart(7, "0")}`, p), stdin: JSON.stringify(mixConf()) }),
+        ),
+      );
       for (const a of adds) assert.equal(a.exitCode, 0, a.stdout);
       const ips = adds.map((a) => JSON.parse(a.stdout).ips[0].address as string);
       assert.equal(new Set(ips).size, 50);
       assert.equal(vmPortIps(n).length, before.length + 50);
-      const dels = await Promise.all(pods.map((p, i) => runCni(plugin, { env: cniEnv("DEL", `c${String(i).padStart(7, "0")}`, p), stdin: JSON.stringify(mixConf()) })));
+      const dels = await Promise.all(
+        pods.map((p, i) =>
+          runCni(plugin, { env: cniEnv("DEL", `c${String(i).padStart(7, "0")}`, p), stdin: JSON.stringify(mixConf()) }),
+        ),
+      );
       for (const d of dels) assert.equal(d.exitCode, 0, d.stdout);
       assert.deepEqual(vmPortIps(n), before);
     } finally {

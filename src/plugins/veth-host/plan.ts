@@ -31,10 +31,18 @@ export interface VethHostInput {
 }
 
 /** The host's masquerade of pod traffic it forwards out of hostInterface (Service replies). */
-export function masqueradeSet(i: Pick<VethHostInput, "podIp" | "hostInterface" | "chain" | "comment">): IptablesRuleSet {
+export function masqueradeSet(
+  i: Pick<VethHostInput, "podIp" | "hostInterface" | "chain" | "comment">,
+): IptablesRuleSet {
   return {
     chains: [{ table: "nat", name: i.chain, rules: [`-m comment --comment "${i.comment}" -j MASQUERADE`] }],
-    jumps: [{ table: "nat", chain: "POSTROUTING", rule: `-s ${i.podIp}/32 -o ${i.hostInterface} -m comment --comment "${i.comment}" -j ${i.chain}` }],
+    jumps: [
+      {
+        table: "nat",
+        chain: "POSTROUTING",
+        rule: `-s ${i.podIp}/32 -o ${i.hostInterface} -m comment --comment "${i.comment}" -j ${i.chain}`,
+      },
+    ],
   };
 }
 
@@ -57,7 +65,16 @@ export function planVethHostAdd(i: VethHostInput): Step[] {
   const p = i.podNetns;
   const steps: Step[] = [
     { op: "writeSysctl", ns: HOST, key: "net.ipv4.ip_forward", value: "1", keep: true },
-    { op: "createVeth", ns: HOST, spec: { name: i.hostVeth, mac: i.hostMac, mtu: i.mtu, peer: { name: i.podVeth, netns: p, mac: i.podVethMac, mtu: i.mtu } } },
+    {
+      op: "createVeth",
+      ns: HOST,
+      spec: {
+        name: i.hostVeth,
+        mac: i.hostMac,
+        mtu: i.mtu,
+        peer: { name: i.podVeth, netns: p, mac: i.podVethMac, mtu: i.mtu },
+      },
+    },
     { op: "setLink", ns: HOST, name: i.hostVeth, change: { up: true } },
     { op: "addRoute", ns: HOST, route: { dst: `${i.podIp}/32`, dev: i.hostVeth, scope: "link" } },
     { op: "setNeighbour", ns: HOST, neigh: { dev: i.hostVeth, ip: i.podIp, mac: i.podVethMac, permanent: true } },
@@ -71,10 +88,19 @@ export function planVethHostAdd(i: VethHostInput): Step[] {
     { op: "addRoute", ns: p, route: { dst: `${i.hostIp}/32`, dev: i.podVeth, scope: "link", src: i.podIp } },
     { op: "setNeighbour", ns: p, neigh: { dev: i.podVeth, ip: i.hostIp, mac: i.hostMac, permanent: true } },
   ];
-  if (i.serviceCidr !== undefined) steps.push({ op: "addRoute", ns: p, route: { dst: i.serviceCidr, gw: i.hostIp, dev: i.podVeth, src: i.podIp } });
+  if (i.serviceCidr !== undefined)
+    steps.push({ op: "addRoute", ns: p, route: { dst: i.serviceCidr, gw: i.hostIp, dev: i.podVeth, src: i.podIp } });
   steps.push(
-    { op: "addRoute", ns: p, route: { dst: "0.0.0.0/0", gw: i.hostIp, dev: i.podVeth, table: REPLY_TABLE, onlink: true } },
-    { op: "addRule", ns: p, rule: { priority: REPLY_RULE_PRIORITY, table: REPLY_TABLE, fwmark: REPLY_MARK, fwmask: REPLY_MARK } },
+    {
+      op: "addRoute",
+      ns: p,
+      route: { dst: "0.0.0.0/0", gw: i.hostIp, dev: i.podVeth, table: REPLY_TABLE, onlink: true },
+    },
+    {
+      op: "addRule",
+      ns: p,
+      rule: { priority: REPLY_RULE_PRIORITY, table: REPLY_TABLE, fwmark: REPLY_MARK, fwmask: REPLY_MARK },
+    },
     { op: "applyIptables", ns: p, set: podReplySet(i.podVeth) },
   );
   if (i.ipMasq) steps.push({ op: "applyIptables", ns: HOST, set: masqueradeSet(i) });
@@ -92,26 +118,100 @@ export function planVethHostDel(i: { hostVeth: string; chain: string }): Teardow
 function expectations(i: VethHostInput): Expectation[] {
   const p = i.podNetns;
   const out: Expectation[] = [
-    { fact: { kind: "sysctl", ns: HOST, key: "net.ipv4.ip_forward", value: "1" }, code: "host-forwarding", severity: "error", why: "the VM does not forward the pod's traffic." },
-    { fact: { kind: "link", ns: HOST, name: i.hostVeth, up: true, mac: i.hostMac, linkKind: "veth" }, code: "host-veth", severity: "error", why: `the pod cannot reach its VM or Services through ${i.podVeth}.` },
-    { fact: { kind: "route", ns: HOST, route: { dst: `${i.podIp}/32`, dev: i.hostVeth } }, code: "host-route", severity: "error", why: "the VM and Service replies cannot reach the pod." },
-    { fact: { kind: "neighbour", ns: HOST, neigh: { dev: i.hostVeth, ip: i.podIp, mac: i.podVethMac, permanent: true } }, code: "host-neighbour", severity: "warning", why: "the VM depends on ARP to reach the pod's unnumbered veth." },
-    { fact: { kind: "link", ns: p, name: i.podVeth, up: true, mac: i.podVethMac }, code: "pod-veth", severity: "error", why: "the pod cannot reach its VM or Services." },
-    { fact: { kind: "sysctl", ns: p, key: `net/ipv4/conf/${i.podVeth}/rp_filter`, value: "0" }, code: "pod-rp-filter", severity: "warning", why: "the pod drops NodePort traffic that arrives on its veth (reverse-path filter)." },
-    { fact: { kind: "sysctl", ns: p, key: "net/ipv4/conf/all/rp_filter", value: "0" }, code: "pod-rp-filter-all", severity: "warning", why: "the pod drops NodePort traffic that arrives on its veth (reverse-path filter)." },
-    { fact: { kind: "route", ns: p, route: { dst: `${i.hostIp}/32`, dev: i.podVeth, scope: "link" } }, code: "pod-host-route", severity: "error", why: `the pod cannot reach its VM (${i.hostIp}).` },
-    { fact: { kind: "neighbour", ns: p, neigh: { dev: i.podVeth, ip: i.hostIp, mac: i.hostMac, permanent: true } }, code: "pod-host-neighbour", severity: "warning", why: "the pod depends on ARP to reach its VM (which arp_ignore on the host can break)." },
+    {
+      fact: { kind: "sysctl", ns: HOST, key: "net.ipv4.ip_forward", value: "1" },
+      code: "host-forwarding",
+      severity: "error",
+      why: "the VM does not forward the pod's traffic.",
+    },
+    {
+      fact: { kind: "link", ns: HOST, name: i.hostVeth, up: true, mac: i.hostMac, linkKind: "veth" },
+      code: "host-veth",
+      severity: "error",
+      why: `the pod cannot reach its VM or Services through ${i.podVeth}.`,
+    },
+    {
+      fact: { kind: "route", ns: HOST, route: { dst: `${i.podIp}/32`, dev: i.hostVeth } },
+      code: "host-route",
+      severity: "error",
+      why: "the VM and Service replies cannot reach the pod.",
+    },
+    {
+      fact: {
+        kind: "neighbour",
+        ns: HOST,
+        neigh: { dev: i.hostVeth, ip: i.podIp, mac: i.podVethMac, permanent: true },
+      },
+      code: "host-neighbour",
+      severity: "warning",
+      why: "the VM depends on ARP to reach the pod's unnumbered veth.",
+    },
+    {
+      fact: { kind: "link", ns: p, name: i.podVeth, up: true, mac: i.podVethMac },
+      code: "pod-veth",
+      severity: "error",
+      why: "the pod cannot reach its VM or Services.",
+    },
+    {
+      fact: { kind: "sysctl", ns: p, key: `net/ipv4/conf/${i.podVeth}/rp_filter`, value: "0" },
+      code: "pod-rp-filter",
+      severity: "warning",
+      why: "the pod drops NodePort traffic that arrives on its veth (reverse-path filter).",
+    },
+    {
+      fact: { kind: "sysctl", ns: p, key: "net/ipv4/conf/all/rp_filter", value: "0" },
+      code: "pod-rp-filter-all",
+      severity: "warning",
+      why: "the pod drops NodePort traffic that arrives on its veth (reverse-path filter).",
+    },
+    {
+      fact: { kind: "route", ns: p, route: { dst: `${i.hostIp}/32`, dev: i.podVeth, scope: "link" } },
+      code: "pod-host-route",
+      severity: "error",
+      why: `the pod cannot reach its VM (${i.hostIp}).`,
+    },
+    {
+      fact: { kind: "neighbour", ns: p, neigh: { dev: i.podVeth, ip: i.hostIp, mac: i.hostMac, permanent: true } },
+      code: "pod-host-neighbour",
+      severity: "warning",
+      why: "the pod depends on ARP to reach its VM (which arp_ignore on the host can break).",
+    },
   ];
   if (i.serviceCidr !== undefined) {
-    out.push({ fact: { kind: "route", ns: p, route: { dst: i.serviceCidr, gw: i.hostIp, dev: i.podVeth } }, code: "service-route", severity: "error", why: `the pod's Service traffic (${i.serviceCidr}) does not go through its VM.` });
+    out.push({
+      fact: { kind: "route", ns: p, route: { dst: i.serviceCidr, gw: i.hostIp, dev: i.podVeth } },
+      code: "service-route",
+      severity: "error",
+      why: `the pod's Service traffic (${i.serviceCidr}) does not go through its VM.`,
+    });
   }
   out.push(
-    { fact: { kind: "route", ns: p, route: { dst: "0.0.0.0/0", gw: i.hostIp, dev: i.podVeth, table: REPLY_TABLE } }, code: "reply-table", severity: "warning", why: "NodePort traffic to the pod without SNAT gets no answer." },
-    { fact: { kind: "rule", ns: p, rule: { priority: REPLY_RULE_PRIORITY, table: REPLY_TABLE, fwmark: REPLY_MARK } }, code: "reply-rule", severity: "warning", why: "NodePort replies do not use the reply table." },
-    { fact: { kind: "iptables", ns: p, set: podReplySet(i.podVeth) }, code: "reply-marks", severity: "warning", why: "NodePort connections are not marked for their replies." },
+    {
+      fact: { kind: "route", ns: p, route: { dst: "0.0.0.0/0", gw: i.hostIp, dev: i.podVeth, table: REPLY_TABLE } },
+      code: "reply-table",
+      severity: "warning",
+      why: "NodePort traffic to the pod without SNAT gets no answer.",
+    },
+    {
+      fact: { kind: "rule", ns: p, rule: { priority: REPLY_RULE_PRIORITY, table: REPLY_TABLE, fwmark: REPLY_MARK } },
+      code: "reply-rule",
+      severity: "warning",
+      why: "NodePort replies do not use the reply table.",
+    },
+    {
+      fact: { kind: "iptables", ns: p, set: podReplySet(i.podVeth) },
+      code: "reply-marks",
+      severity: "warning",
+      why: "NodePort connections are not marked for their replies.",
+    },
   );
   if (i.ipMasq) {
-    out.push({ fact: { kind: "iptables", ns: HOST, set: masqueradeSet(i) }, code: "masquerade", severity: "error", why: "the VM does not masquerade the pod's forwarded traffic: Service replies will not come back through the VM." });
+    out.push({
+      fact: { kind: "iptables", ns: HOST, set: masqueradeSet(i) },
+      code: "masquerade",
+      severity: "error",
+      why: "the VM does not masquerade the pod's forwarded traffic: Service replies will not come back through the VM.",
+    });
   }
   return out;
 }
@@ -121,6 +221,13 @@ export function planVethHost(i: VethHostInput, prev: CniResult): AttachmentPlan 
     steps: planVethHostAdd(i),
     teardown: planVethHostDel(i),
     expect: expectations(i),
-    result: { ...prev, interfaces: [...prev.interfaces, { name: i.hostVeth, mac: i.hostMac }, { name: i.podVeth, mac: i.podVethMac, sandbox: i.podNetns }] },
+    result: {
+      ...prev,
+      interfaces: [
+        ...prev.interfaces,
+        { name: i.hostVeth, mac: i.hostMac },
+        { name: i.podVeth, mac: i.podVethMac, sandbox: i.podNetns },
+      ],
+    },
   };
 }

@@ -22,10 +22,14 @@ export interface VethHostConfig {
 
 export function parseVethHost(conf: NetConf, args: CmdArgs): VethHostConfig {
   const raw = conf.raw;
-  const out: VethHostConfig = { containerInterface: optionalString(conf, "containerInterface") ?? "veth0", ipMasq: false };
+  const out: VethHostConfig = {
+    containerInterface: optionalString(conf, "containerInterface") ?? "veth0",
+    ipMasq: false,
+  };
   const bad = validateIfname(out.containerInterface);
   if (bad !== undefined) throw invalidConfig(`"containerInterface" ${bad}`);
-  if (out.containerInterface === args.ifname) throw invalidConfig(`"containerInterface" must differ from CNI_IFNAME ("${args.ifname}")`);
+  if (out.containerInterface === args.ifname)
+    throw invalidConfig(`"containerInterface" must differ from CNI_IFNAME ("${args.ifname}")`);
   const sc = optionalString(conf, "serviceCidr");
   if (sc !== undefined) {
     if (tryParseCidr(sc) === undefined) throw invalidConfig(`"serviceCidr" "${sc}" is not a CIDR`);
@@ -45,10 +49,13 @@ export function parseVethHost(conf: NetConf, args: CmdArgs): VethHostConfig {
 /** The host interface (configured, else the one with the default route) and its IPv4 address. */
 async function hostSide(k: Kernel, cfg: VethHostConfig): Promise<{ dev: string; ip: string; mtu: number }> {
   const dev = cfg.hostInterface ?? (await k.listRoutes(HOST)).find((r) => r.dst === "0.0.0.0/0")?.dev;
-  if (dev === undefined) throw invalidConfig(`"hostInterface" is not set and this VM has no default route to take it from`);
+  if (dev === undefined)
+    throw invalidConfig(`"hostInterface" is not set and this VM has no default route to take it from`);
   const link = await k.getLink(HOST, dev);
   if (link === undefined) throw invalidConfig(`"hostInterface" "${dev}" does not exist in this VM`);
-  const ip = (await k.listAddresses(HOST, dev)).find((a) => !a.cidr.includes(":") && a.scope !== "host")?.cidr.split("/")[0];
+  const ip = (await k.listAddresses(HOST, dev))
+    .find((a) => !a.cidr.includes(":") && a.scope !== "host")
+    ?.cidr.split("/")[0];
   if (ip === undefined) throw invalidConfig(`"hostInterface" "${dev}" has no IPv4 address`);
   return { dev, ip, mtu: link.mtu };
 }
@@ -72,16 +79,28 @@ export const vethHost: AttachmentPlugin<VethHostConfig, Facts> = {
   ipamType: () => undefined,
   podInterfaces: (c) => [c.containerInterface],
   async facts(k, cfg, ctx, prev) {
-    if (prev === undefined) throw invalidConfig("veth-host must be chained after a plugin that gives the pod its address (no prevResult)");
+    if (prev === undefined)
+      throw invalidConfig("veth-host must be chained after a plugin that gives the pod its address (no prevResult)");
     return { conf: ctx.conf, host: await hostSide(k, cfg) };
   },
   plan(cfg, f, prev, args) {
-    if (prev === undefined) throw invalidConfig("veth-host must be chained after a plugin that gives the pod its address (no prevResult)");
+    if (prev === undefined)
+      throw invalidConfig("veth-host must be chained after a plugin that gives the pod its address (no prevResult)");
     const { ip: podIp } = firstIpv4(prev, "prevResult");
-    return planVethHost({
-      ...names(f.conf, args, cfg), podNetns: args.netns, podVeth: cfg.containerInterface, podIp, hostIp: f.host.ip, hostInterface: f.host.dev,
-      mtu: cfg.mtu ?? f.host.mtu, ipMasq: cfg.ipMasq, ...(cfg.serviceCidr === undefined ? {} : { serviceCidr: cfg.serviceCidr }),
-    }, prev);
+    return planVethHost(
+      {
+        ...names(f.conf, args, cfg),
+        podNetns: args.netns,
+        podVeth: cfg.containerInterface,
+        podIp,
+        hostIp: f.host.ip,
+        hostInterface: f.host.dev,
+        mtu: cfg.mtu ?? f.host.mtu,
+        ipMasq: cfg.ipMasq,
+        ...(cfg.serviceCidr === undefined ? {} : { serviceCidr: cfg.serviceCidr }),
+      },
+      prev,
+    );
   },
   // No record: the names this configuration gives (a renamed network leaves its old chain behind).
   async fallbackTeardown(cfg, ctx) {

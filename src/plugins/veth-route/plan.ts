@@ -31,7 +31,16 @@ export interface VethRouteInput {
 function steps(i: VethRouteInput): Step[] {
   const out: Step[] = [
     { op: "writeSysctl", ns: HOST, key: "net.ipv4.ip_forward", value: "1", keep: true },
-    { op: "createVeth", ns: HOST, spec: { name: i.hostVeth, mac: i.hostMac, mtu: i.mtu, peer: { name: i.podIfname, netns: i.podNetns, mac: i.podMac, mtu: i.mtu } } },
+    {
+      op: "createVeth",
+      ns: HOST,
+      spec: {
+        name: i.hostVeth,
+        mac: i.hostMac,
+        mtu: i.mtu,
+        peer: { name: i.podIfname, netns: i.podNetns, mac: i.podMac, mtu: i.mtu },
+      },
+    },
   ];
   if (i.holder === "proxy-arp") {
     out.push(
@@ -63,28 +72,95 @@ function steps(i: VethRouteInput): Step[] {
 function expectations(i: VethRouteInput): Expectation[] {
   const pod = i.podNetns;
   const out: Expectation[] = [
-    { fact: { kind: "sysctl", ns: HOST, key: "net.ipv4.ip_forward", value: "1" }, code: "host-forwarding", severity: "error", why: "the VM does not forward the pod's traffic." },
-    { fact: { kind: "link", ns: HOST, name: i.hostVeth, up: true, mac: i.hostMac, linkKind: "veth" }, code: "host-veth", severity: "error", why: "the pod is cut off from its VM and from everything beyond it." },
-    { fact: { kind: "route", ns: HOST, route: { dst: `${i.podIp}/32`, dev: i.hostVeth } }, code: "host-route", severity: "error", why: "nothing the VM forwards to the pod reaches it." },
+    {
+      fact: { kind: "sysctl", ns: HOST, key: "net.ipv4.ip_forward", value: "1" },
+      code: "host-forwarding",
+      severity: "error",
+      why: "the VM does not forward the pod's traffic.",
+    },
+    {
+      fact: { kind: "link", ns: HOST, name: i.hostVeth, up: true, mac: i.hostMac, linkKind: "veth" },
+      code: "host-veth",
+      severity: "error",
+      why: "the pod is cut off from its VM and from everything beyond it.",
+    },
+    {
+      fact: { kind: "route", ns: HOST, route: { dst: `${i.podIp}/32`, dev: i.hostVeth } },
+      code: "host-route",
+      severity: "error",
+      why: "nothing the VM forwards to the pod reaches it.",
+    },
   ];
   if (i.holder === "proxy-arp") {
     out.push(
-      { fact: { kind: "sysctl", ns: HOST, key: `net/ipv4/conf/${i.hostVeth}/proxy_arp`, value: "1" }, code: "gateway-proxy-arp", severity: "error", why: `nothing answers the pod's ARP for its gateway ${GATEWAY}.` },
-      { fact: { kind: "sysctl", ns: HOST, key: `net/ipv4/neigh/${i.hostVeth}/proxy_delay`, value: "0" }, code: "gateway-proxy-delay", severity: "warning", why: "the VM delays its proxy-ARP answers (up to 0.8 s)." },
+      {
+        fact: { kind: "sysctl", ns: HOST, key: `net/ipv4/conf/${i.hostVeth}/proxy_arp`, value: "1" },
+        code: "gateway-proxy-arp",
+        severity: "error",
+        why: `nothing answers the pod's ARP for its gateway ${GATEWAY}.`,
+      },
+      {
+        fact: { kind: "sysctl", ns: HOST, key: `net/ipv4/neigh/${i.hostVeth}/proxy_delay`, value: "0" },
+        code: "gateway-proxy-delay",
+        severity: "warning",
+        why: "the VM delays its proxy-ARP answers (up to 0.8 s).",
+      },
     );
   }
   if (i.uplink !== undefined) {
-    out.push({ fact: { kind: "neighbour", ns: HOST, neigh: { dev: i.uplink, ip: i.podIp, proxy: true } }, code: "proxy-arp", severity: "warning", why: "other VMs on the subnet cannot find the pod directly." });
+    out.push({
+      fact: { kind: "neighbour", ns: HOST, neigh: { dev: i.uplink, ip: i.podIp, proxy: true } },
+      code: "proxy-arp",
+      severity: "warning",
+      why: "other VMs on the subnet cannot find the pod directly.",
+    });
   }
   out.push(
-    { fact: { kind: "link", ns: pod, name: "lo", up: true }, code: "pod-loopback", severity: "warning", why: "the pod cannot reach its own services on localhost." },
-    { fact: { kind: "link", ns: pod, name: i.podIfname, up: true, mac: i.podMac }, code: "pod-interface", severity: "error", why: "the pod has no network." },
-    { fact: { kind: "address", ns: pod, dev: i.podIfname, cidr: `${i.podIp}/32` }, code: "pod-address", severity: "error", why: "the pod does not hold its Neutron address." },
-    { fact: { kind: "route", ns: pod, route: { dst: `${GATEWAY}/32`, dev: i.podIfname, scope: "link" } }, code: "pod-gateway-route", severity: "error", why: `the pod cannot reach its gateway ${GATEWAY}.` },
-    { fact: { kind: "neighbour", ns: pod, neigh: { dev: i.podIfname, ip: GATEWAY, mac: i.hostMac, permanent: true } }, code: "pod-gateway-neighbour", severity: "warning", why: "the pod depends on ARP for its gateway (which arp_ignore on the host can break)." },
-    ...i.routes.map((dst): Expectation => dst === "0.0.0.0/0"
-      ? { fact: { kind: "route", ns: pod, route: { dst, gw: GATEWAY, dev: i.podIfname } }, code: "pod-default-route", severity: "error", why: "the pod cannot reach anything beyond its VM." }
-      : { fact: { kind: "route", ns: pod, route: { dst, gw: GATEWAY, dev: i.podIfname } }, code: "pod-route", severity: "error", why: `the pod cannot reach ${dst}.` }),
+    {
+      fact: { kind: "link", ns: pod, name: "lo", up: true },
+      code: "pod-loopback",
+      severity: "warning",
+      why: "the pod cannot reach its own services on localhost.",
+    },
+    {
+      fact: { kind: "link", ns: pod, name: i.podIfname, up: true, mac: i.podMac },
+      code: "pod-interface",
+      severity: "error",
+      why: "the pod has no network.",
+    },
+    {
+      fact: { kind: "address", ns: pod, dev: i.podIfname, cidr: `${i.podIp}/32` },
+      code: "pod-address",
+      severity: "error",
+      why: "the pod does not hold its Neutron address.",
+    },
+    {
+      fact: { kind: "route", ns: pod, route: { dst: `${GATEWAY}/32`, dev: i.podIfname, scope: "link" } },
+      code: "pod-gateway-route",
+      severity: "error",
+      why: `the pod cannot reach its gateway ${GATEWAY}.`,
+    },
+    {
+      fact: { kind: "neighbour", ns: pod, neigh: { dev: i.podIfname, ip: GATEWAY, mac: i.hostMac, permanent: true } },
+      code: "pod-gateway-neighbour",
+      severity: "warning",
+      why: "the pod depends on ARP for its gateway (which arp_ignore on the host can break).",
+    },
+    ...i.routes.map((dst): Expectation =>
+      dst === "0.0.0.0/0"
+        ? {
+            fact: { kind: "route", ns: pod, route: { dst, gw: GATEWAY, dev: i.podIfname } },
+            code: "pod-default-route",
+            severity: "error",
+            why: "the pod cannot reach anything beyond its VM.",
+          }
+        : {
+            fact: { kind: "route", ns: pod, route: { dst, gw: GATEWAY, dev: i.podIfname } },
+            code: "pod-route",
+            severity: "error",
+            why: `the pod cannot reach ${dst}.`,
+          },
+    ),
   );
   return out;
 }
@@ -93,7 +169,8 @@ function expectations(i: VethRouteInput): Expectation[] {
 export function vethRouteTeardown(i: { hostVeth: string; podIp?: string; proxyLinks: readonly string[] }): Teardown[] {
   const out: Teardown[] = [];
   if (i.podIp !== undefined) {
-    for (const dev of i.proxyLinks) out.push({ op: "deleteNeighbour", ns: HOST, neigh: { dev, ip: i.podIp, proxy: true } });
+    for (const dev of i.proxyLinks)
+      out.push({ op: "deleteNeighbour", ns: HOST, neigh: { dev, ip: i.podIp, proxy: true } });
     out.push({ op: "deleteRoute", ns: HOST, route: { dst: `${i.podIp}/32`, dev: i.hostVeth } });
   }
   out.push({ op: "deleteLink", ns: HOST, name: i.hostVeth });
@@ -102,14 +179,21 @@ export function vethRouteTeardown(i: { hostVeth: string; podIp?: string; proxyLi
 
 export function planVethRoute(i: VethRouteInput): AttachmentPlan {
   const result: CniResult = {
-    interfaces: [{ name: i.hostVeth, mac: i.hostMac }, { name: i.podIfname, mac: i.podMac, sandbox: i.podNetns }],
+    interfaces: [
+      { name: i.hostVeth, mac: i.hostMac },
+      { name: i.podIfname, mac: i.podMac, sandbox: i.podNetns },
+    ],
     ips: [{ address: `${i.podIp}/32`, gateway: GATEWAY, interface: 1 }],
     routes: i.routes.map((dst) => ({ dst, gw: GATEWAY })),
   };
   if (i.dns !== undefined) result.dns = i.dns;
   return {
     steps: steps(i),
-    teardown: vethRouteTeardown({ hostVeth: i.hostVeth, podIp: i.podIp, proxyLinks: i.uplink === undefined ? [] : [i.uplink] }),
+    teardown: vethRouteTeardown({
+      hostVeth: i.hostVeth,
+      podIp: i.podIp,
+      proxyLinks: i.uplink === undefined ? [] : [i.uplink],
+    }),
     expect: expectations(i),
     result,
   };

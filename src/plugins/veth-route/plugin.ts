@@ -27,7 +27,11 @@ interface Facts {
 export function parseVethRoute(conf: NetConf): VethRouteConfig {
   const mtu = optionalPositiveInt(conf, "mtu", 576, 65535);
   const hostInterface = optionalString(conf, "hostInterface");
-  return { ipamType: requiredIpamType(conf), ...(mtu === undefined ? {} : { mtu }), ...(hostInterface === undefined ? {} : { hostInterface }) };
+  return {
+    ipamType: requiredIpamType(conf),
+    ...(mtu === undefined ? {} : { mtu }),
+    ...(hostInterface === undefined ? {} : { hostInterface }),
+  };
 }
 
 // Node-wide: hold 169.254.1.1/32 on dummy0 where the kernel has dummy links; else proxy ARP per veth.
@@ -57,12 +61,22 @@ const names = (args: CmdArgs): { hostVeth: string; hostMac: string } => ({
   hostMac: derivedMac(`veth-route/${args.containerId}/${args.ifname}`),
 });
 
-async function facts(k: Kernel, c: VethRouteConfig, _ctx: unknown, ipam: CniResult | undefined, log: Logger): Promise<Facts> {
+async function facts(
+  k: Kernel,
+  c: VethRouteConfig,
+  _ctx: unknown,
+  ipam: CniResult | undefined,
+  log: Logger,
+): Promise<Facts> {
   const { ip } = firstIpv4(ipam ?? { interfaces: [], ips: [], routes: [] }, "IPAM");
   const uplinkName = ipam?.interfaces[0]?.name ?? c.hostInterface ?? (await linkForAddress(k, ip));
   const uplink = uplinkName === undefined ? undefined : await k.getLink(HOST, uplinkName);
   if (uplink === undefined) log.warn("no uplink found for the pod address: it is not published by proxy ARP", { ip });
-  return { podIp: ip, holder: await ensureGatewayHolder(k), ...(uplink === undefined ? {} : { uplink: { name: uplink.name, mtu: uplink.mtu } }) };
+  return {
+    podIp: ip,
+    holder: await ensureGatewayHolder(k),
+    ...(uplink === undefined ? {} : { uplink: { name: uplink.name, mtu: uplink.mtu } }),
+  };
 }
 
 export const vethRoute: AttachmentPlugin<VethRouteConfig, Facts> = {
@@ -72,11 +86,21 @@ export const vethRoute: AttachmentPlugin<VethRouteConfig, Facts> = {
   podInterfaces: (_c, args) => [args.ifname],
   facts,
   plan(c, f, ipam, args) {
-    const routes = ipam === undefined || ipam.routes.length === 0 ? ["0.0.0.0/0"] : ipam.routes.filter((r) => !r.dst.includes(":")).map((r) => r.dst);
+    const routes =
+      ipam === undefined || ipam.routes.length === 0
+        ? ["0.0.0.0/0"]
+        : ipam.routes.filter((r) => !r.dst.includes(":")).map((r) => r.dst);
     return planVethRoute({
-      ...names(args), podNetns: args.netns, podIfname: args.ifname, podMac: podMacFor(f.podIp), podIp: f.podIp,
-      mtu: c.mtu ?? f.uplink?.mtu ?? 1500, routes, holder: f.holder,
-      ...(f.uplink === undefined ? {} : { uplink: f.uplink.name }), ...(ipam?.dns === undefined ? {} : { dns: ipam.dns }),
+      ...names(args),
+      podNetns: args.netns,
+      podIfname: args.ifname,
+      podMac: podMacFor(f.podIp),
+      podIp: f.podIp,
+      mtu: c.mtu ?? f.uplink?.mtu ?? 1500,
+      routes,
+      holder: f.holder,
+      ...(f.uplink === undefined ? {} : { uplink: f.uplink.name }),
+      ...(ipam?.dns === undefined ? {} : { dns: ipam.dns }),
     });
   },
   // No record: the address from prevResult, else the host route through this pod's veth. A proxy
@@ -88,8 +112,12 @@ export const vethRoute: AttachmentPlugin<VethRouteConfig, Facts> = {
     const podIp = prevIp ?? routes.find((r) => r.dev === hostVeth && r.dst.endsWith("/32"))?.dst.split("/")[0];
     if (podIp === undefined) return vethRouteTeardown({ hostVeth, proxyLinks: [] });
     const ownedElsewhere = routes.some((r) => r.dst === `${podIp}/32` && r.dev !== undefined && r.dev !== hostVeth);
-    const proxyLinks = ownedElsewhere ? [] : (await k.listNeighbours(HOST, { proxy: true })).filter((n) => n.ip === podIp).map((n) => n.dev);
-    return ownedElsewhere ? vethRouteTeardown({ hostVeth, proxyLinks }) : vethRouteTeardown({ hostVeth, podIp, proxyLinks });
+    const proxyLinks = ownedElsewhere
+      ? []
+      : (await k.listNeighbours(HOST, { proxy: true })).filter((n) => n.ip === podIp).map((n) => n.dev);
+    return ownedElsewhere
+      ? vethRouteTeardown({ hostVeth, proxyLinks })
+      : vethRouteTeardown({ hostVeth, podIp, proxyLinks });
   },
 };
 
