@@ -4,6 +4,8 @@ import type { Env } from "../cni/env.js";
 import type { CniPlugin } from "../cni/skel.js";
 import type { IpamDeps } from "../ipam/plugin.js";
 import { FileAllocationStore } from "../ipam/store.js";
+import { NodeCache } from "../ipam/node-cache.js";
+import { FileTokenStore } from "../openstack/token-cache.js";
 import type { Kernel } from "../kernel/types.js";
 import type { Logger } from "../log/logger.js";
 import { fileSources } from "../openstack/credentials.js";
@@ -33,6 +35,8 @@ export function productionDeps(opts: { env: Env; log: Logger; kernel: () => Prom
     },
     lockFor: (dir) => new FileLock(dir, systemClock),
     storeFor: (dir) => new FileAllocationStore(dir),
+    tokensFor: (dir) => new FileTokenStore(dir),
+    cacheFor: (stateDir) => new NodeCache(stateDir),
     ipam: (type) => {
       if (type !== "tcnp-ipam") return execIpam(type, opts.env);
       // tcnp-ipam is this executable: run it in process instead of paying a second start-up.

@@ -4,8 +4,7 @@ import { CniError, CniCode, tryAgainLater } from "../cni/errors.js";
 import { HOST, type Kernel } from "../kernel/types.js";
 import type { Logger } from "../log/logger.js";
 import { parseCidr } from "../net/ip.js";
-import { isOpenStackError, OpenStackError } from "../openstack/errors.js";
-import { NetworkError } from "../openstack/http.js";
+import { isOpenStackError, isTransient } from "../openstack/errors.js";
 import type { Neutron } from "../openstack/neutron.js";
 import type { Nova } from "../openstack/nova.js";
 import type { Port, Subnet } from "../openstack/types.js";
@@ -24,10 +23,6 @@ export interface EniDeps {
   clock: Clock;
   log: Logger;
 }
-
-const transient = (e: unknown): boolean =>
-  e instanceof NetworkError ||
-  (e instanceof OpenStackError && (e.status >= 500 || e.status === 429 || e.status === 409));
 
 /** A port name that says whose it is: tcnp-<namespace>-<pod>, else tcnp-<container ID prefix>. */
 export function portName(containerId: string, pod: ReadonlyMap<string, string>): string {
@@ -198,7 +193,7 @@ export async function eniRelease(d: EniDeps, a: Allocation): Promise<void> {
     else await releaseByTags(d, a.containerId, a.ifname, a.serverId);
     d.store.delete(a.containerId, a.ifname);
   } catch (e) {
-    if (!transient(e)) throw e;
+    if (!isTransient(e, { conflict: true })) throw e;
     d.store.put({ ...a, state: "releasing", error: (e as Error).message, updatedAt: d.clock.now() });
     throw tryAgainLater(
       `Cannot release port ${a.portId ?? "(unknown)"} of ${a.containerId}/${a.ifname} now (recorded as pending; a later DEL or GC completes it): ${(e as Error).message}`,

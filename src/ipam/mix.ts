@@ -5,8 +5,8 @@
 // caller holds the node-wide lock: one writer per port, with If-Match guarding against others.
 import { CniError, CniCode, tryAgainLater } from "../cni/errors.js";
 import { parseCidr } from "../net/ip.js";
-import { isOpenStackError, OpenStackError } from "../openstack/errors.js";
-import { NetworkError } from "../openstack/http.js";
+import { isOpenStackError, isTransient } from "../openstack/errors.js";
+import { retry, RetryExhaustedError } from "../util/retry.js";
 import type { Neutron } from "../openstack/neutron.js";
 import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { Logger } from "../log/logger.js";
@@ -24,14 +24,11 @@ export interface MixDeps {
   clock: Clock;
   log: Logger;
   cache?: NodeCache;
+  /** The random source of retry jitter (Math.random when absent). */
+  random?: () => number;
   /** Choose the fixed_ips entry to request on a subnet (per-node blocks pick an address). */
   chooseEntry?(vm: VmPort, subnet: Subnet, port: Port): Promise<Partial<FixedIp> | undefined>;
 }
-
-const transient = (e: unknown): boolean =>
-  e instanceof NetworkError || (e instanceof OpenStackError && (e.status >= 500 || e.status === 429));
-
-const jitter = (attempt: number): number => Math.min(500, 10 * 2 ** attempt) * (0.5 + Math.random());
 
 const entries = (ips: readonly FixedIp[]): FixedIp[] =>
   ips.map((f) => ({ subnet_id: f.subnet_id, ip_address: f.ip_address }));
@@ -59,6 +56,20 @@ async function markPort(d: MixDeps, vm: VmPort, port: Port): Promise<void> {
   }
 }
 
+/** A lost revision race, or our change undone by another writer: worth another attempt. */
+class LostRace extends Error {}
+
+const conflictRetry = (d: Pick<MixDeps, "cfg" | "clock" | "log" | "random">, portId: string) => ({
+  maxAttempts: d.cfg.conflictAttempts,
+  minDelayMs: 10,
+  maxDelayMs: 500,
+  retriable: (e: unknown) => e instanceof LostRace,
+  sleep: (ms: number) => d.clock.sleep(ms),
+  ...(d.random === undefined ? {} : { random: d.random }),
+  onRetry: (e: unknown, attempt: number) =>
+    d.log.debug("lost a race on the port, retrying", { port: portId, attempt, error: e }),
+});
+
 /** Add one address on `subnet` to the VM's port. Returns the address, or undefined if exhausted. */
 async function addOne(
   d: MixDeps,
@@ -66,53 +77,57 @@ async function addOne(
   subnet: Subnet,
   base: Omit<Allocation, "state" | "createdAt" | "updatedAt">,
 ): Promise<string | undefined> {
-  for (let attempt = 0; attempt < d.cfg.conflictAttempts; attempt++) {
-    const port = await d.neutron.getPort(vm.portId);
-    if (attempt === 0) await markPort(d, vm, port);
-    const entry = (await d.chooseEntry?.(vm, subnet, port)) ?? { subnet_id: subnet.id };
-    const before = new Set(port.fixed_ips.map((f) => f.ip_address));
-    const now = d.clock.now();
-    d.store.put({ ...base, state: "adding", before: [...before], createdAt: now, updatedAt: now });
-    let after: Port;
-    try {
-      after = await d.neutron.updateFixedIps(port.id, [...entries(port.fixed_ips), entry], port.revision_number);
-    } catch (e) {
-      if (isOpenStackError(e, "RevisionNumberConstraintFailed")) {
-        d.log.debug("lost a revision race, retrying", { port: port.id, attempt });
-        await d.clock.sleep(jitter(attempt));
-        continue;
-      }
-      if (isOpenStackError(e, "IpAddressGenerationFailure") || isOpenStackError(e, "IpAddressAlreadyAllocated")) {
-        d.store.delete(base.containerId, base.ifname);
-        if (isOpenStackError(e, "IpAddressAlreadyAllocated")) continue;
-        return undefined;
-      }
-      if (transient(e)) await undoUncertainAdd(d, vm.portId, before, base);
-      else d.store.delete(base.containerId, base.ifname);
-      // A cached subnet that no longer exists: forget the cache, the next ADD looks again.
-      if (isOpenStackError(e, "SubnetNotFound")) d.cache?.setSubnets(vm.networkId, undefined, d.clock.now());
-      throw e;
-    }
-    const added = after.fixed_ips
-      .filter((f) => !before.has(f.ip_address) && f.subnet_id === subnet.id)
-      .map((f) => f.ip_address);
-    if (added.length === 0) continue;
-    // Read back: with several writers, real Neutron may have merged or undone our change.
-    const check = await d.neutron.getPort(port.id);
-    const ip = added.find((a) => check.fixed_ips.some((f) => f.ip_address === a));
-    if (ip === undefined) {
-      d.log.warn("our address vanished from the port after the update (a concurrent writer?), retrying", {
-        port: port.id,
-        added,
-      });
-      continue;
-    }
-    return ip;
+  try {
+    return await retry(
+      async (attempt) => {
+        const port = await d.neutron.getPort(vm.portId);
+        if (attempt === 0) await markPort(d, vm, port);
+        const entry = (await d.chooseEntry?.(vm, subnet, port)) ?? { subnet_id: subnet.id };
+        const before = new Set(port.fixed_ips.map((f) => f.ip_address));
+        const now = d.clock.now();
+        d.store.put({ ...base, state: "adding", before: [...before], createdAt: now, updatedAt: now });
+        let after: Port;
+        try {
+          after = await d.neutron.updateFixedIps(port.id, [...entries(port.fixed_ips), entry], port.revision_number);
+        } catch (e) {
+          if (isOpenStackError(e, "RevisionNumberConstraintFailed")) throw new LostRace(e.message, { cause: e });
+          if (isOpenStackError(e, "IpAddressGenerationFailure") || isOpenStackError(e, "IpAddressAlreadyAllocated")) {
+            d.store.delete(base.containerId, base.ifname);
+            if (isOpenStackError(e, "IpAddressAlreadyAllocated")) throw new LostRace(e.message, { cause: e });
+            return undefined;
+          }
+          if (isTransient(e)) await undoUncertainAdd(d, vm.portId, before, base);
+          else d.store.delete(base.containerId, base.ifname);
+          // A cached subnet that no longer exists: forget the cache, the next ADD looks again.
+          if (isOpenStackError(e, "SubnetNotFound")) d.cache?.setSubnets(vm.networkId, undefined, d.clock.now());
+          throw e;
+        }
+        const added = after.fixed_ips
+          .filter((f) => !before.has(f.ip_address) && f.subnet_id === subnet.id)
+          .map((f) => f.ip_address);
+        if (added.length === 0) throw new LostRace("the update answered without a new address");
+        // Read back: with several writers, real Neutron may have merged or undone our change.
+        const check = await d.neutron.getPort(port.id);
+        const ip = added.find((a) => check.fixed_ips.some((f) => f.ip_address === a));
+        if (ip === undefined) {
+          d.log.warn("our address vanished from the port after the update (a concurrent writer?), retrying", {
+            port: port.id,
+            added,
+          });
+          throw new LostRace("our address vanished from the port after the update");
+        }
+        return ip;
+      },
+      conflictRetry(d, vm.portId),
+    );
+  } catch (e) {
+    if (!(e instanceof RetryExhaustedError)) throw e;
+    d.store.delete(base.containerId, base.ifname);
+    throw tryAgainLater(
+      `Cannot add an address to port ${vm.portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${vm.portId}, 412 RevisionNumberConstraintFailed)`,
+      e,
+    );
   }
-  d.store.delete(base.containerId, base.ifname);
-  throw tryAgainLater(
-    `Cannot add an address to port ${vm.portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${vm.portId}, 412 RevisionNumberConstraintFailed)`,
-  );
 }
 
 // The update failed in a way that may or may not have committed (a 5xx, a dropped connection). Read
@@ -140,36 +155,42 @@ const knownAddress = (store: AllocationStore, ip: string): boolean =>
 
 /** Remove every fixed IP matching `drop` from a port (If-Match, retried on 412). Missing port: done. */
 export async function removeAddresses(
-  d: Pick<MixDeps, "neutron" | "cfg" | "clock" | "log">,
+  d: Pick<MixDeps, "neutron" | "cfg" | "clock" | "log" | "random">,
   portId: string,
   drop: (f: FixedIp) => boolean,
 ): Promise<string[]> {
-  for (let attempt = 0; attempt < d.cfg.conflictAttempts; attempt++) {
-    let port: Port;
-    try {
-      port = await d.neutron.getPort(portId);
-    } catch (e) {
-      if (isOpenStackError(e, "PortNotFound")) return [];
-      throw e;
-    }
-    const gone = port.fixed_ips.filter(drop);
-    if (gone.length === 0) return [];
-    try {
-      await d.neutron.updateFixedIps(portId, entries(port.fixed_ips.filter((f) => !drop(f))), port.revision_number);
-    } catch (e) {
-      if (isOpenStackError(e, "RevisionNumberConstraintFailed")) {
-        await d.clock.sleep(jitter(attempt));
-        continue;
-      }
-      if (isOpenStackError(e, "PortNotFound")) return [];
-      throw e;
-    }
-    const check = await d.neutron.getPort(portId);
-    if (!check.fixed_ips.some(drop)) return gone.map((f) => f.ip_address);
+  try {
+    return await retry(
+      async () => {
+        let port: Port;
+        try {
+          port = await d.neutron.getPort(portId);
+        } catch (e) {
+          if (isOpenStackError(e, "PortNotFound")) return [];
+          throw e;
+        }
+        const gone = port.fixed_ips.filter(drop);
+        if (gone.length === 0) return [];
+        try {
+          await d.neutron.updateFixedIps(portId, entries(port.fixed_ips.filter((f) => !drop(f))), port.revision_number);
+        } catch (e) {
+          if (isOpenStackError(e, "RevisionNumberConstraintFailed")) throw new LostRace(e.message, { cause: e });
+          if (isOpenStackError(e, "PortNotFound")) return [];
+          throw e;
+        }
+        const check = await d.neutron.getPort(portId);
+        if (check.fixed_ips.some(drop)) throw new LostRace("the addresses are still on the port after the update");
+        return gone.map((f) => f.ip_address);
+      },
+      conflictRetry(d, portId),
+    );
+  } catch (e) {
+    if (!(e instanceof RetryExhaustedError)) throw e;
+    throw tryAgainLater(
+      `Cannot remove addresses from port ${portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${portId}, 412 RevisionNumberConstraintFailed)`,
+      e,
+    );
   }
-  throw tryAgainLater(
-    `Cannot remove addresses from port ${portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${portId}, 412 RevisionNumberConstraintFailed)`,
-  );
 }
 
 /** Allocate an address for (containerId, ifname): first VM port / subnet with room, in config order. */
@@ -235,7 +256,7 @@ export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
     }
     d.store.delete(a.containerId, a.ifname);
   } catch (e) {
-    if (!transient(e) && !(e instanceof CniError && e.code === CniCode.TryAgainLater)) throw e;
+    if (!isTransient(e) && !(e instanceof CniError && e.code === CniCode.TryAgainLater)) throw e;
     d.store.put({
       ...a,
       state: a.state === "adding" ? "adding" : "releasing",

@@ -1,4 +1,5 @@
 // An answer from an OpenStack service that was not a success, with the service's own error type.
+import { NetworkError } from "./http.js";
 
 export type Service = "identity" | "network" | "compute" | "metadata";
 
@@ -52,6 +53,16 @@ export const isOpenStackError = (e: unknown, type?: string, status?: number): e 
   e instanceof OpenStackError &&
   (type === undefined || e.type === type) &&
   (status === undefined || e.status === status);
+
+/**
+ * A failure that may pass if tried again later: no answer at all, a 5xx or 429, and — where the
+ * caller's own write can collide with another's (`conflict`) — a 409.
+ */
+export function isTransient(e: unknown, opts: { conflict?: boolean } = {}): boolean {
+  if (e instanceof NetworkError) return true;
+  if (!(e instanceof OpenStackError)) return false;
+  return e.status >= 500 || e.status === 429 || (opts.conflict === true && e.status === 409);
+}
 
 /** Read the error type and message out of any of the three services' error bodies. */
 export function parseErrorBody(status: number, body: string): { type: string; detail: string } {

@@ -9,6 +9,8 @@ import type { CniPlugin } from "../../src/cni/skel.js";
 import type { NodeDeps } from "../../src/bin/wiring.js";
 import { createIpam } from "../../src/ipam/plugin.js";
 import { FileAllocationStore } from "../../src/ipam/store.js";
+import { NodeCache } from "../../src/ipam/node-cache.js";
+import { FileTokenStore } from "../../src/openstack/token-cache.js";
 import { FakeKernel } from "../../src/kernel/fake-kernel.js";
 import { HOST } from "../../src/kernel/types.js";
 import { createLogger, memorySink } from "../../src/log/logger.js";
@@ -112,6 +114,8 @@ export async function fakeNode(opts: { config?: Partial<EmulatorConfig>; seed?: 
     },
     lockFor: (dir) => new FileLock(dir, systemClock),
     storeFor: (dir) => new FileAllocationStore(dir),
+    tokensFor: (dir) => new FileTokenStore(dir),
+    cacheFor: (stateDir) => new NodeCache(stateDir),
     ipam: (type) => (type === "tcnp-ipam" ? (ipam ??= createIpam(deps)) : execIpam(type, env)),
   };
   return {
