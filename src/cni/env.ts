@@ -26,6 +26,8 @@ const NEEDS: Record<Verb, { id: boolean; netns: boolean; ifname: boolean; path: 
   VERSION: { id: false, netns: false, ifname: false, path: false },
 };
 
+/** Runtimes use 64 hex characters; 200 leaves room for the interface name and suffixes in file names. */
+export const MAX_CONTAINER_ID = 200;
 const CONTAINER_ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
 
 /** Parse "K=V;K2=V2" leniently: empty segments are skipped, a segment without "=" is an error. */
@@ -73,6 +75,12 @@ export function parseCmdArgs(env: Env): CmdArgs {
   const ifname = get("CNI_IFNAME", need.ifname);
   const path = get("CNI_PATH", need.path);
   if (missing.length > 0) throw invalidEnv(`required env variables [${missing.join(",")}] missing`);
+  // Records are files named by the ID: keep every name within the 255 bytes a file name may have.
+  if (need.id && containerId.length > MAX_CONTAINER_ID) {
+    throw invalidEnv(
+      `CNI_CONTAINERID is ${containerId.length} characters long; at most ${MAX_CONTAINER_ID} are accepted`,
+    );
+  }
   if (need.id && !CONTAINER_ID_RE.test(containerId)) {
     throw invalidEnv(
       `CNI_CONTAINERID "${containerId}" is invalid: must start with an alphanumeric character, then [A-Za-z0-9_.-]`,

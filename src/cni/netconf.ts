@@ -93,7 +93,14 @@ export function parseNetConf(stdin: string, verb: Verb): NetConf {
     raw,
   };
   const prev = raw["prevResult"];
-  if (prev !== undefined && prev !== null) conf.prevResult = parseResult(prev);
+  if (prev !== undefined && prev !== null) {
+    try {
+      conf.prevResult = parseResult(prev);
+    } catch (e) {
+      // DEL is best effort: it releases from its own records even when prevResult is unreadable.
+      if (verb !== "DEL") throw e;
+    }
+  }
   const att = parseAttachments(raw);
   if (att !== undefined) conf.validAttachments = att;
   return conf;

@@ -30,12 +30,14 @@ const plan = planVethRoute({
   mtu: 1500,
   routes: ["0.0.0.0/0"],
   holder: "proxy-arp",
+  uplink: "eth0",
 });
 
 // The snapshots of a node where the plan ran, and then `damage` happened.
 async function node(damage: (k: FakeKernel) => Promise<void>) {
   const k = new FakeKernel();
   k.addNetnsPath(POD);
+  await k.createVeth(HOST, { name: "eth0", peer: { name: "tap", netns: await k.createNetns("wire") } });
   await applyPlan(k, plan.steps);
   await damage(k);
   return new Map([
@@ -86,4 +88,19 @@ test("a gone namespace, a lost record and Neutron's view are findings of their o
     f.map((x) => `${x.severity} ${x.code}`),
     ["error pod-netns-missing", "warning record-missing", "error address-not-on-port"],
   );
+});
+
+// The faults a live node meets: another pod's repeated DEL took this pod's proxy entry (the same
+// address, reused), and the VM's anti-spoofing on the pod's veth was turned off.
+test("the doctor names a taken proxy entry and a disabled anti-spoofing filter", async () => {
+  const snaps = await node(async (k) => {
+    await k.deleteNeighbour(HOST, { dev: "eth0", ip: "10.0.0.57", proxy: true });
+    k.writeSysctl(HOST, "net/ipv4/conf/tcnpaaaa/rp_filter", "0");
+  });
+  const f = diagnose(attachment, [{ type: "veth-route", file: "/r", expect: plan.expect }], snaps, undefined);
+  assert.deepEqual(
+    f.map((x) => `${x.severity} ${x.code}`),
+    ["error anti-spoofing-wrong", "warning proxy-arp-missing"],
+  );
+  assert.match(f[0]!.message, /can send with another pod's address/);
 });

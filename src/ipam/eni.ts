@@ -12,7 +12,7 @@ import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
 import { candidateSubnets } from "./mix.js";
 import type { Allocation, AllocationStore } from "./store.js";
-import { containerTag, ENI_TAG, ifnameTag, nodeTag } from "./tags.js";
+import { containerTag, ENI_TAG, eniDescription, eniOwnerOf, ifnameTag, legacyEniDescription, nodeTag } from "./tags.js";
 
 export interface EniDeps {
   cfg: IpamConfig;
@@ -59,7 +59,7 @@ async function securityGroupsFor(d: EniDeps, serverId: string): Promise<string[]
 }
 
 /** Detach (if attached), wait for Nova to let go, delete. Already-gone pieces are fine. */
-async function destroyPort(d: EniDeps, portId: string, serverId: string): Promise<void> {
+export async function destroyPort(d: EniDeps, portId: string, serverId: string): Promise<void> {
   let port: Port;
   try {
     port = await d.neutron.getPort(portId);
@@ -132,14 +132,28 @@ async function addOnSubnet(
     const body: Record<string, unknown> = {
       network_id: networkId,
       name: portName(who.containerId, who.pod),
-      description: `tcnp eni port of ${who.containerId}/${who.ifname}`,
+      description: eniDescription(who.containerId, who.ifname, who.serverId),
       fixed_ips: [{ subnet_id: subnet.id }],
+      // Kept where the cloud takes tags on create (tag-ports-during-bulk-creation); dropped elsewhere.
+      tags,
     };
     if (sgs !== undefined) body["security_groups"] = sgs;
     port = await d.neutron.createPort(body);
   } catch (e) {
-    d.store.delete(who.containerId, who.ifname);
-    if (isOpenStackError(e, "IpAddressGenerationFailure")) return undefined;
+    if (isOpenStackError(e, "IpAddressGenerationFailure")) {
+      d.store.delete(who.containerId, who.ifname);
+      return undefined;
+    }
+    // The create may have committed with its answer lost: remove what it made now, found by its
+    // description; if that fails too, the record stays and DEL or GC finishes the job.
+    if (isTransient(e, { conflict: true })) {
+      try {
+        await destroyPodPorts(d, who.containerId, who.ifname, who.serverId);
+        d.store.delete(who.containerId, who.ifname);
+      } catch (ce) {
+        d.log.warn("cannot tell whether a failed port create made a port; DEL or GC will look again", { error: ce });
+      }
+    } else d.store.delete(who.containerId, who.ifname);
     throw e;
   }
   const ip = port.fixed_ips.find((f) => f.subnet_id === subnet.id)?.ip_address;
@@ -190,7 +204,8 @@ async function addOnSubnet(
 export async function eniRelease(d: EniDeps, a: Allocation): Promise<void> {
   try {
     if (a.portId !== undefined) await destroyPort(d, a.portId, a.serverId);
-    else await releaseByTags(d, a.containerId, a.ifname, a.serverId);
+    // A create whose answer never came: the port, if any, is known by its description.
+    else await destroyPodPorts(d, a.containerId, a.ifname, a.serverId);
     d.store.delete(a.containerId, a.ifname);
   } catch (e) {
     if (!isTransient(e, { conflict: true })) throw e;
@@ -202,22 +217,63 @@ export async function eniRelease(d: EniDeps, a: Allocation): Promise<void> {
   }
 }
 
-/** Without a local record: the ports tagged as this container's (or carrying prevResult's MACs). */
-export async function releaseByTags(
+/**
+ * The ports of one pod attachment: tagged as its own, or described as its own (a port whose create
+ * answer was lost has no tags yet), or carrying one of prevResult's MACs and tcnp's mark.
+ */
+export async function podPorts(
+  d: Pick<EniDeps, "neutron">,
+  containerId: string,
+  ifname: string,
+  serverId: string,
+  macs: readonly string[] = [],
+): Promise<Port[]> {
+  const lists = await Promise.all([
+    d.neutron.listPorts({ tags: `${containerTag(containerId)},${ifnameTag(ifname)}` }),
+    d.neutron.listPorts({ description: eniDescription(containerId, ifname, serverId) }),
+    d.neutron.listPorts({ description: legacyEniDescription(containerId, ifname) }),
+    ...macs.map((m) => d.neutron.listPorts({ mac_address: m })),
+  ]);
+  const mine = (p: Port): boolean => {
+    const o = eniOwnerOf(p);
+    return o !== undefined && o.containerId === containerId && o.ifname === ifname;
+  };
+  const byId = new Map(
+    lists
+      .flat()
+      .filter(mine)
+      .map((p) => [p.id, p]),
+  );
+  return [...byId.values()];
+}
+
+/** Detach and delete every port of one pod attachment (see podPorts). Returns their IDs. */
+export async function destroyPodPorts(
   d: EniDeps,
   containerId: string,
   ifname: string,
   serverId: string,
-  macs: string[] = [],
+  macs: readonly string[] = [],
 ): Promise<string[]> {
-  const tagged = await d.neutron.listPorts({ tags: `${containerTag(containerId)},${ifnameTag(ifname)}` });
-  const byMac =
-    macs.length === 0
-      ? []
-      : (await Promise.all(macs.map((m) => d.neutron.listPorts({ mac_address: m }))))
-          .flat()
-          .filter((p) => p.tags.includes(ENI_TAG));
-  const ids = [...new Set([...tagged, ...byMac].map((p) => p.id))];
-  for (const id of ids) await destroyPort(d, id, serverId);
-  return ids;
+  const ports = await podPorts(d, containerId, ifname, serverId, macs);
+  for (const p of ports) await destroyPort(d, p.id, serverId);
+  return ports.map((p) => p.id);
+}
+
+/** This server's eni ports (tagged or described as on it), for GC. */
+export async function serverEniPorts(
+  d: Pick<EniDeps, "neutron" | "cfg">,
+  serverId: string,
+): Promise<Array<{ port: Port; containerId: string; ifname: string }>> {
+  const lists = await Promise.all([
+    d.neutron.listPorts({ tags: `${ENI_TAG},${nodeTag(serverId)}` }),
+    ...d.cfg.networks.map((n) => d.neutron.listPorts({ network_id: n })),
+  ]);
+  const out = new Map<string, { port: Port; containerId: string; ifname: string }>();
+  for (const p of lists.flat()) {
+    const o = eniOwnerOf(p);
+    if (o === undefined || o.serverId !== serverId || !d.cfg.networks.includes(p.network_id)) continue;
+    out.set(p.id, { port: p, containerId: o.containerId, ifname: o.ifname });
+  }
+  return [...out.values()];
 }

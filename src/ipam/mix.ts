@@ -150,6 +150,11 @@ async function undoUncertainAdd(
   }
 }
 
+const heldByAnother = (store: AllocationStore, a: Allocation): boolean =>
+  store
+    .list()
+    .some((o) => o.ip === a.ip && o.state === "active" && !(o.containerId === a.containerId && o.ifname === a.ifname));
+
 const knownAddress = (store: AllocationStore, ip: string): boolean =>
   store.list().some((a) => a.ip === ip && a.state === "active");
 
@@ -250,6 +255,10 @@ export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
           a.portId,
           (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address) && f.subnet_id === a.subnetId,
         );
+      } else if (a.ip !== undefined && heldByAnother(d.store, a)) {
+        // An earlier release of it committed with its answer lost, and Neutron has since given the
+        // address to another pod of this node: it is that pod's now.
+        d.log.info("the address of a pending release belongs to another pod now: nothing to release", { ip: a.ip });
       } else if (a.ip !== undefined) {
         await removeAddresses(d, a.portId, (f) => f.ip_address === a.ip);
       }

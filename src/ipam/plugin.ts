@@ -4,7 +4,7 @@ import { CniError, CniCode, tryAgainLater } from "../cni/errors.js";
 import type { CniResult } from "../cni/result.js";
 import type { CniPlugin, PluginContext } from "../cni/skel.js";
 import { isOpenStackError } from "../openstack/errors.js";
-import { eniAdd } from "./eni.js";
+import { destroyPort, eniAdd, serverEniPorts } from "./eni.js";
 import { forgetIdentity } from "./identity.js";
 import { mixAdd } from "./mix.js";
 import { allocationResult, IpamSession, type IpamDeps } from "./session.js";
@@ -95,9 +95,31 @@ async function gc(deps: IpamDeps, ctx: PluginContext): Promise<void> {
         errors.push(`${a.containerId}/${a.ifname}: ${(e as Error).message}`);
       }
     }
+    if (s.cfg.mode === "eni") await collectOrphanPorts(s, valid, errors);
   });
   if (errors.length > 0)
     throw tryAgainLater(`GC could not release ${errors.length} allocation(s): ${errors.join("; ")}`);
+}
+
+// eni ports of this server that no record knows (a create whose answer was lost, a record lost
+// with the disk) and whose attachment is not valid: the runtime has forgotten them, so do we.
+async function collectOrphanPorts(s: IpamSession, valid: ReadonlySet<string>, errors: string[]): Promise<void> {
+  const d = await s.eniDeps();
+  const known = new Set(s.store.list().map((a) => `${a.containerId}/${a.ifname}`));
+  for (const o of await serverEniPorts(d, await s.serverId())) {
+    const who = `${o.containerId}/${o.ifname}`;
+    if (valid.has(who) || known.has(who)) continue;
+    try {
+      await destroyPort(d, o.port.id, o.port.device_id === "" ? await s.serverId() : o.port.device_id);
+      d.log.info("GC released an eni port no record knew", {
+        port: o.port.id,
+        containerId: o.containerId,
+        ifname: o.ifname,
+      });
+    } catch (e) {
+      errors.push(`port ${o.port.id} of ${who}: ${(e as Error).message}`);
+    }
+  }
 }
 
 async function status(deps: IpamDeps, ctx: PluginContext): Promise<void> {

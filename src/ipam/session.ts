@@ -17,7 +17,7 @@ import type { TokenStore } from "../openstack/token-cache.js";
 import type { Lock } from "../state/lock.js";
 import { blockChooser } from "./blocks.js";
 import { parseIpamConfig, type IpamConfig } from "./config.js";
-import { eniRelease, type EniDeps } from "./eni.js";
+import { destroyPodPorts, eniRelease, type EniDeps } from "./eni.js";
 import { resolveIdentity } from "./identity.js";
 import { mixRelease, removeAddresses, type MixDeps } from "./mix.js";
 import type { NodeCache } from "./node-cache.js";
@@ -161,6 +161,20 @@ export class IpamSession {
   // No record (state lost): the prevResult says which address this container had. Release it only
   // if no other container's record holds it, so a repeated DEL never takes a reused address.
   async releaseFromPrevResult(ctx: PluginContext): Promise<void> {
+    if (this.cfg.mode === "eni") {
+      // The pod's own port knows whose it is (tags, description): find it, detach and delete it.
+      const macs = (ctx.conf.prevResult?.interfaces ?? []).flatMap((i) => (i.mac === undefined ? [] : [i.mac]));
+      const ids = await destroyPodPorts(
+        await this.eniDeps(),
+        ctx.args.containerId,
+        ctx.args.ifname,
+        await this.serverId(),
+        macs,
+      );
+      if (ids.length > 0)
+        this.#deps.log.info("released eni ports found by their owner (no local record)", { ports: ids });
+      return;
+    }
     const ips = (ctx.conf.prevResult?.ips ?? []).map((i) => i.address.split("/")[0]!);
     if (ips.length === 0 || this.cfg.mode !== "mix") return;
     const owned = new Set(this.store.list().map((a) => a.ip));

@@ -1,9 +1,10 @@
 // The local allocation store: one record per (container, interface), written before and after
 // every cloud change, so DEL, CHECK and GC need no guesswork and a crash between the cloud write
 // and the record leaves an intent that the next DEL or GC resolves. Records are small JSON files
-// under <stateDir>/allocations, written atomically; callers hold the node lock.
+// under <stateDir>/allocations, written atomically and durably; callers hold the node lock.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { removeFileDurably, removeStaleTemps, writeFileDurably } from "../state/files.js";
 
 export type AllocationState = "adding" | "active" | "releasing";
 
@@ -58,14 +59,10 @@ export class FileAllocationStore implements AllocationStore {
     }
   }
   put(a: Allocation): void {
-    fs.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    const file = path.join(this.#dir, fileName(a.containerId, a.ifname));
-    const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify(a), { mode: 0o600 });
-    fs.renameSync(tmp, file);
+    writeFileDurably(path.join(this.#dir, fileName(a.containerId, a.ifname)), JSON.stringify(a));
   }
   delete(containerId: string, ifname: string): void {
-    fs.rmSync(path.join(this.#dir, fileName(containerId, ifname)), { force: true });
+    removeFileDurably(path.join(this.#dir, fileName(containerId, ifname)));
   }
   list(): Allocation[] {
     let names: string[];
@@ -74,6 +71,7 @@ export class FileAllocationStore implements AllocationStore {
     } catch {
       return [];
     }
+    removeStaleTemps(this.#dir, names);
     const out: Allocation[] = [];
     for (const n of names) {
       if (!n.endsWith(".json")) continue;

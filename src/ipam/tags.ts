@@ -27,3 +27,27 @@ export const nodeIpOf = (p: Port): string | undefined => valueOf(p, NODE_IP);
 /** The CIDR a reservation port stands for. */
 export const blockOf = (p: Port): string | undefined => valueOf(p, BLOCK);
 export const nodeOf = (p: Port): string | undefined => valueOf(p, NODE);
+
+/**
+ * The description of a pod's own port (eni): set in the create request itself, so a port whose
+ * create answer was lost (timeout, reset, a killed plugin) is still found by DEL and GC — tags can
+ * only be added after the create on most clouds.
+ */
+export const eniDescription = (containerId: string, ifname: string, serverId: string): string =>
+  `tcnp eni port of ${containerId}/${ifname} on server ${serverId}`;
+/** The description earlier versions gave eni ports. */
+export const legacyEniDescription = (containerId: string, ifname: string): string =>
+  `tcnp eni port of ${containerId}/${ifname}`;
+
+/** Whose an eni port is, from its tags or its description. */
+export function eniOwnerOf(p: Port): { containerId: string; ifname: string; serverId?: string } | undefined {
+  const c = valueOf(p, "tcnp-container=");
+  const i = valueOf(p, "tcnp-ifname=");
+  if (c !== undefined && i !== undefined) {
+    const server = nodeOf(p);
+    return { containerId: c, ifname: i, ...(server === undefined ? {} : { serverId: server }) };
+  }
+  const m = /^tcnp eni port of (.+)\/([^/\s]+?)(?: on server (\S+))?$/.exec(p.description ?? "");
+  if (m === null) return undefined;
+  return { containerId: m[1]!, ifname: m[2]!, ...(m[3] === undefined ? {} : { serverId: m[3] }) };
+}

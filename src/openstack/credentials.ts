@@ -4,6 +4,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { CloudConfigError } from "./errors.js";
+import { redactUrl } from "./http.js";
 
 const invalidConfig = (message: string, cause?: unknown): CloudConfigError => new CloudConfigError(message, { cause });
 import { parseYaml, type Yaml } from "../util/yaml.js";
@@ -179,7 +180,8 @@ export function resolveCredentials(conf: unknown, src: CredentialSources, field 
   if (merged.authUrl === undefined)
     throw invalidConfig(`${field}.authUrl is required (or a clouds.yaml "cloud", or OS_AUTH_URL)`);
   if (!/^https?:\/\/[^/]+/.test(merged.authUrl) && !merged.authUrl.startsWith("http+unix://")) {
-    throw invalidConfig(`${field}.authUrl "${merged.authUrl}" is not an http(s) URL`);
+    // The URL may carry credentials (user:password@): never repeat those.
+    throw invalidConfig(`${field}.authUrl "${redactUrl(merged.authUrl)}" is not an http(s) URL`);
   }
   const appCred = merged.applicationCredentialId !== undefined || merged.applicationCredentialName !== undefined;
   if (appCred) {
@@ -210,6 +212,16 @@ export function resolveCredentials(conf: unknown, src: CredentialSources, field 
   if (!INTERFACES.has(iface))
     throw invalidConfig(`${field}.interface must be "public", "internal" or "admin" (got "${iface}")`);
   const { caCert, insecure, ...auth } = merged;
+  if (caCert !== undefined) {
+    try {
+      fs.accessSync(caCert, fs.constants.R_OK);
+    } catch (e) {
+      throw invalidConfig(
+        `Cannot read ${field}.caCert "${caCert}": ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`,
+        e,
+      );
+    }
+  }
   const out: Credentials = { auth: { ...(auth as AuthConfig), interface: iface } };
   if (caCert !== undefined) out.caCert = caCert;
   if (insecure !== undefined) out.insecure = insecure;

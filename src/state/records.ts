@@ -4,6 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { isObject, type NetConf } from "../cni/netconf.js";
 import type { Env } from "../cni/env.js";
+import { removeFileDurably, removeStaleTemps, writeFileDurably } from "./files.js";
 
 /** The state directory: the plugin's `stateDir`, else its ipam block's, else TCNP_STATE_DIR, else /var/lib/tcnp. */
 export function stateDirOf(conf: Pick<NetConf, "raw">, env: Env): string {
@@ -41,18 +42,26 @@ export class AttachmentRecords<T> {
     }
   }
   put(containerId: string, ifname: string, rec: T): void {
-    fs.mkdirSync(this.#dir, { recursive: true, mode: 0o700 });
-    const f = this.#file(containerId, ifname);
-    fs.writeFileSync(`${f}.tmp`, JSON.stringify(rec), { mode: 0o600 });
-    fs.renameSync(`${f}.tmp`, f);
+    writeFileDurably(this.#file(containerId, ifname), JSON.stringify(rec));
   }
   delete(containerId: string, ifname: string): void {
-    fs.rmSync(this.#file(containerId, ifname), { force: true });
+    const f = this.#file(containerId, ifname);
+    removeFileDurably(f);
+    // A writer of this record killed midway left its temporary file: gone with the record.
+    try {
+      removeStaleTemps(
+        this.#dir,
+        fs.readdirSync(this.#dir).filter((n) => n.startsWith(`${path.basename(f)}.`)),
+      );
+    } catch {
+      // no directory: nothing left
+    }
   }
   list(): T[] {
     try {
-      return fs
-        .readdirSync(this.#dir)
+      const names = fs.readdirSync(this.#dir);
+      removeStaleTemps(this.#dir, names);
+      return names
         .filter((n) => n.endsWith(".json"))
         .flatMap((n) => {
           try {

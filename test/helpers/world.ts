@@ -32,6 +32,8 @@ export interface WorldOptions {
   extraSeed?: Partial<Seed>;
   /** Add POD_SUBNET (10.10.30.0/24) to the mix network. */
   podSubnet?: boolean;
+  /** The mix subnet's allocation pool (default 10.10.10.10–250); a small one makes Neutron reuse addresses soon. */
+  mixPool?: { start: string; end: string };
 }
 
 export interface VmHandle {
@@ -101,7 +103,7 @@ export class World {
               id: MIX_SUBNET,
               name: "mix-v4",
               cidr: "10.10.10.0/24",
-              allocation_pools: [{ start: "10.10.10.10", end: "10.10.10.250" }],
+              allocation_pools: [o.mixPool ?? { start: "10.10.10.10", end: "10.10.10.250" }],
             },
             ...(o.podSubnet === true
               ? [{ id: POD_SUBNET, name: "mix-pods", cidr: "10.10.30.0/24", enable_dhcp: false }]

@@ -149,6 +149,27 @@ describe("wrong configurations are refused cleanly", { skip: skip ?? false }, ()
         11,
         /Cannot POST http:\/\/198\.18\.0\.2:5999\/v3\/auth\/tokens: ECONNREFUSED/,
       ],
+      // The delegated IPAM is a plugin name looked up in CNI_PATH, never a path (CVE-2021-20206's class).
+      [
+        "ipam.type is a path",
+        withIpam({ type: "../../tmp/x" }),
+        7,
+        /ipam\.type "\.\.\/\.\.\/tmp\/x" must be a plugin name, not a path/,
+      ],
+      ["ipam.type is absolute", withIpam({ type: "/tmp/x" }), 7, /ipam\.type "\/tmp\/x" must be a plugin name/],
+      // A malformed authUrl with credentials in it: named, but without them.
+      [
+        "authUrl with credentials",
+        withOs({ authUrl: `htps://admin:${SECRET}@keystone/v3` }),
+        7,
+        /authUrl "htps:\/\/keystone\/v3" is not an http\(s\) URL/,
+      ],
+      [
+        "caCert missing",
+        withOs({ caCert: "/nonexistent/ca.pem" }),
+        7,
+        /Cannot read ipam\.openstackConf\.caCert "\/nonexistent\/ca\.pem": ENOENT/,
+      ],
     ];
     assert.ok(corpus.length >= 20);
     const k = w.kernel;
@@ -188,5 +209,48 @@ describe("wrong configurations are refused cleanly", { skip: skip ?? false }, ()
     assert.deepEqual(w.vmPort(vm, MIX_NET).ips, before.port, "the VM's port is as it was");
     assert.equal(Object.keys(w.em.world.ports).length, before.ports, "no Neutron port was created");
     assert.equal(fs.readFileSync(log, "utf8").includes(SECRET), false, "no secret in the log file");
+  });
+
+  it("an over-long container ID is refused with code 4 and nothing made", async () => {
+    const vm = w.vms[0]!;
+    const pod = await w.newPod("long");
+    const conf = w.mixConf();
+    const r = await w.plugin(
+      vm,
+      "veth-route",
+      { CNI_COMMAND: "ADD", CNI_CONTAINERID: "c".repeat(300), CNI_NETNS: pod.path, CNI_IFNAME: "eth0" },
+      JSON.stringify(conf),
+    );
+    assert.equal(r.json?.["code"], 4, r.stdout);
+    assert.match(String(r.json?.["details"]), /CNI_CONTAINERID is 300 characters long; at most 200/);
+    assert.deepEqual(
+      (await w.kernel.listLinks(pod.path)).map((l) => l.name),
+      ["lo"],
+    );
+    await w.removePodNetns(pod.name);
+  });
+
+  it("DEL with a prevResult it cannot read still releases the pod (DEL is best effort)", async () => {
+    const vm = w.vms[0]!;
+    const pod = await w.newPod("garbage");
+    const conf = w.mixConf();
+    const env = { CNI_CONTAINERID: pod.id, CNI_NETNS: pod.path, CNI_IFNAME: "eth0" };
+    const before = w.vmPort(vm, MIX_NET).ips;
+    const add = await w.plugin(vm, "veth-route", { ...env, CNI_COMMAND: "ADD" }, JSON.stringify(conf));
+    assert.equal(add.status, 0, add.stdout);
+    const del = await w.plugin(
+      vm,
+      "veth-route",
+      { ...env, CNI_COMMAND: "DEL" },
+      JSON.stringify({ ...conf, prevResult: { ips: "garbage", interfaces: 7 } }),
+    );
+    assert.equal(del.status, 0, del.stdout);
+    assert.deepEqual(w.vmPort(vm, MIX_NET).ips, before, "the address went back");
+    assert.deepEqual(
+      (await w.kernel.listLinks(vm.ns)).filter((l) => l.name.startsWith("tcnp")),
+      [],
+      "the veth is gone",
+    );
+    await w.removePodNetns(pod.name);
   });
 });

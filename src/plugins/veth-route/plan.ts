@@ -49,6 +49,9 @@ function steps(i: VethRouteInput): Step[] {
       { op: "writeSysctl", ns: HOST, key: `net/ipv4/neigh/${i.hostVeth}/proxy_delay`, value: "0" },
     );
   }
+  // All mix pods share the VM's Neutron port, so Neutron's port security cannot tell them apart: the
+  // VM drops what this veth sends from any source but the pod's own address (strict reverse path).
+  out.push({ op: "writeSysctl", ns: HOST, key: `net/ipv4/conf/${i.hostVeth}/rp_filter`, value: "1" });
   out.push(
     { op: "setLink", ns: HOST, name: i.hostVeth, change: { up: true } },
     { op: "addRoute", ns: HOST, route: { dst: `${i.podIp}/32`, dev: i.hostVeth, scope: "global" } },
@@ -62,6 +65,8 @@ function steps(i: VethRouteInput): Step[] {
   );
   if (i.uplink !== undefined) {
     out.push(
+      // The uplink answers ARP for the pod by proxy: at once, not after up to 0.8 s (node-wide, kept).
+      { op: "writeSysctl", ns: HOST, key: `net/ipv4/neigh/${i.uplink}/proxy_delay`, value: "0", keep: true },
       { op: "setNeighbour", ns: HOST, neigh: { dev: i.uplink, ip: i.podIp, proxy: true } },
       { op: "announce", ns: HOST, dev: i.uplink, ip: i.podIp },
     );
@@ -107,13 +112,27 @@ function expectations(i: VethRouteInput): Expectation[] {
       },
     );
   }
+  out.push({
+    fact: { kind: "sysctl", ns: HOST, key: `net/ipv4/conf/${i.hostVeth}/rp_filter`, value: "1" },
+    code: "anti-spoofing",
+    severity: "error",
+    why: "the pod can send with another pod's address (the VM no longer drops sources that are not the pod's own).",
+  });
   if (i.uplink !== undefined) {
-    out.push({
-      fact: { kind: "neighbour", ns: HOST, neigh: { dev: i.uplink, ip: i.podIp, proxy: true } },
-      code: "proxy-arp",
-      severity: "warning",
-      why: "other VMs on the subnet cannot find the pod directly.",
-    });
+    out.push(
+      {
+        fact: { kind: "neighbour", ns: HOST, neigh: { dev: i.uplink, ip: i.podIp, proxy: true } },
+        code: "proxy-arp",
+        severity: "warning",
+        why: "other VMs on the subnet cannot find the pod directly.",
+      },
+      {
+        fact: { kind: "sysctl", ns: HOST, key: `net/ipv4/neigh/${i.uplink}/proxy_delay`, value: "0" },
+        code: "uplink-proxy-delay",
+        severity: "warning",
+        why: "the first packet from another VM to the pod waits up to 0.8 s (the VM delays its proxy-ARP answers).",
+      },
+    );
   }
   out.push(
     {
