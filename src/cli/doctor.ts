@@ -10,7 +10,7 @@ import { HOST, type Kernel } from "../kernel/types.js";
 import type { Env } from "../cni/env.js";
 import { isAttachmentRecord, type AttachmentRecord } from "../plugins/attachment.js";
 import { snapshotNeeds, type Expectation } from "../plugins/expect.js";
-import { AttachmentRecords, stateDirOf } from "../state/records.js";
+import { AttachmentRecords, lockDirOf, stateDirOf } from "../state/records.js";
 import { hostVethName, podChainName } from "../net/names.js";
 import { createClients } from "../openstack/clients.js";
 import { fileSources, resolveCredentials } from "../openstack/credentials.js";
@@ -78,7 +78,7 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
         auth: creds.auth,
         clock: systemClock,
         tokens: new FileTokenStore(`${stateDir}/tokens`),
-        lock: new FileLock(`${stateDir}/locks`, systemClock),
+        lock: new FileLock(lockDirOf(io.env), systemClock),
         fetch: nodeFetch({
           timeoutMs: 10_000,
           ...(creds.caCert === undefined ? {} : { caCert: creds.caCert }),

@@ -11,6 +11,7 @@ import { parseArgs } from "node:util";
 import { isObject, type Json } from "../cni/netconf.js";
 import { allocationsDir, FileAllocationStore, type Allocation } from "../ipam/store.js";
 import { stateDirOf } from "../state/records.js";
+import { GC_MIN_AGE_KEY } from "../cni/netconf.js";
 import type { Io } from "../base/io.js";
 
 export const GC_USAGE = `usage: tcnp gc [--conf-dir DIR] [--cache-dir DIR] [--state-dir DIR] [--min-age SECONDS] [--dry-run]
@@ -155,7 +156,15 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     for (const p of n.plugins) {
       const type = String(p["type"]);
       if (!OURS.has(type)) continue;
-      const stdin = JSON.stringify({ ...p, cniVersion: "1.1.0", name: n.name, "cni.dev/valid-attachments": valid });
+      // The age check is repeated inside each plugin's GC, per attachment and under the node lock: a
+      // pod whose ADD lands after the valid set was read is younger than --min-age there.
+      const stdin = JSON.stringify({
+        ...p,
+        cniVersion: "1.1.0",
+        name: n.name,
+        "cni.dev/valid-attachments": valid,
+        [GC_MIN_AGE_KEY]: minAge,
+      });
       const r = spawnSync(self, [], {
         argv0: type,
         input: stdin,

@@ -155,7 +155,13 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
           `default/${pod.podName}`,
           ...(values.json === true ? ["--json"] : []),
         ],
-        { env: { CNI_CACHEDIR: path.join(vm.dir, "cache"), TCNP_STATE_DIR: path.join(vm.dir, "state") } },
+        {
+          env: {
+            CNI_CACHEDIR: path.join(vm.dir, "cache"),
+            TCNP_STATE_DIR: path.join(vm.dir, "state"),
+            TCNP_LOCK_DIR: path.join(vm.dir, "locks"),
+          },
+        },
       );
       io.out(r.stdout);
       io.err(r.stderr);

@@ -64,6 +64,18 @@ function parseAttachments(raw: Json): Attachment[] | undefined {
   });
 }
 
+/**
+ * The key `tcnp gc` adds to the configuration it hands each plugin's GC: attachments younger than
+ * this many seconds are kept (a runtime's own GC sends none: 0).
+ */
+export const GC_MIN_AGE_KEY = "tcnpGcMinAgeSeconds";
+
+/** The GC grace period a configuration asks for, in ms (0 when absent or not a number ≥ 0). */
+export function gcMinAgeMs(conf: Pick<NetConf, "raw">): number {
+  const v = conf.raw[GC_MIN_AGE_KEY];
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v * 1000 : 0;
+}
+
 /** Decode and validate stdin for `verb`. Version errors are code 1, shape errors 6/7. */
 export function parseNetConf(stdin: string, verb: Verb): NetConf {
   const raw = decodeJson(stdin);

@@ -1,6 +1,7 @@
 // tcnp-ipam: allocates and releases pod addresses in Neutron, as a CNI IPAM plugin. Every verb
 // runs under one node-wide lock; the local store says what each container holds.
 import { CniError, CniCode, tryAgainLater } from "../cni/errors.js";
+import { gcMinAgeMs } from "../cni/netconf.js";
 import type { CniResult } from "../cni/result.js";
 import type { CniPlugin, PluginContext } from "../cni/skel.js";
 import { isOpenStackError } from "../openstack/errors.js";
@@ -84,10 +85,13 @@ async function gc(deps: IpamDeps, ctx: PluginContext): Promise<void> {
   const s = new IpamSession(deps, ctx.conf);
   const valid = new Set((ctx.conf.validAttachments ?? []).map((v) => `${v.containerID}/${v.ifname}`));
   const errors: string[] = [];
+  const minAgeMs = gcMinAgeMs(ctx.conf);
   await s.locked(async () => {
     for (const a of s.store.list()) {
       if (a.mode !== s.cfg.mode || !s.cfg.networks.includes(a.networkId)) continue;
       if (valid.has(`${a.containerId}/${a.ifname}`) && a.state === "active") continue;
+      // Decided here, under the lock: an ADD that landed after the valid set was read is young.
+      if (a.state === "active" && deps.clock.now() - a.createdAt < minAgeMs) continue;
       try {
         await s.release(a);
         deps.log.info("GC released", { containerId: a.containerId, ifname: a.ifname, ip: a.ip });

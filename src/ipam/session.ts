@@ -15,6 +15,7 @@ import type { HttpFetch } from "../openstack/http.js";
 import type { NodeFetchOptions } from "../openstack/node-fetch.js";
 import type { TokenStore } from "../openstack/token-cache.js";
 import type { Lock } from "../state/lock.js";
+import { lockDirOf } from "../state/records.js";
 import { blockChooser } from "./blocks.js";
 import { parseIpamConfig, type IpamConfig } from "./config.js";
 import { destroyPodPorts, eniRelease, type EniDeps } from "./eni.js";
@@ -59,7 +60,7 @@ export class IpamSession {
     if (cfg.credentials.insecure !== undefined) fetchOpts.insecure = cfg.credentials.insecure;
     this.cfg = cfg;
     this.fetch = deps.httpFetch(fetchOpts);
-    this.lock = deps.lockFor(`${cfg.stateDir}/locks`);
+    this.lock = deps.lockFor(lockDirOf(deps.env));
     this.clients = createClients({
       auth: cfg.credentials.auth,
       fetch: this.fetch,

@@ -401,6 +401,7 @@ export function cni(
       CNI_PATH: `${path.join(o.dir, "bin")}:/usr/lib/cni`,
       CNI_CACHEDIR: path.join(vm.dir, "cache"),
       TCNP_STATE_DIR: path.join(vm.dir, "state"),
+      TCNP_LOCK_DIR: path.join(vm.dir, "locks"),
       TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log"),
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.podName}`,
     },

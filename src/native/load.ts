@@ -34,19 +34,44 @@ function cacheDir(): string {
   return process.getuid?.() === 0 ? "/run/tcnp/native" : path.join(process.env["TMPDIR"] ?? "/tmp", "tcnp-native");
 }
 
-// Write the asset to <cache>/<name>-<sha256 prefix>.node unless that exact file is already there.
+/**
+ * Whether a cached addon may be loaded: a regular file owned by this user in a directory owned by
+ * this user, neither writable by anyone else, holding exactly the asset's bytes. A shared
+ * temporary directory is anyone's: a file planted there must never be dlopen'd.
+ */
+export function isTrustedCacheFile(file: string, bytes: Buffer, uid = process.getuid?.() ?? 0): boolean {
+  try {
+    const st = fs.lstatSync(file);
+    const dir = fs.lstatSync(path.dirname(file));
+    if (!st.isFile() || !dir.isDirectory()) return false;
+    if (st.uid !== uid || dir.uid !== uid || (st.mode & 0o022) !== 0 || (dir.mode & 0o022) !== 0) return false;
+    return fs.readFileSync(file).equals(bytes);
+  } catch {
+    return false;
+  }
+}
+
+// Write the asset to <cache>/<name>-<sha256 prefix>.node unless that exact, trusted file is
+// already there; where the cache cannot be trusted, load from a private directory of our own.
 function extractAsset(name: NativeName): string {
   const bytes = Buffer.from(sea.getRawAsset(`${name}.node`) as ArrayBuffer);
   const digest = createHash("sha256").update(bytes).digest("hex").slice(0, 16);
   const dir = cacheDir();
   const file = path.join(dir, `${name}-${digest}.node`);
-  if (!fs.existsSync(file)) {
-    fs.mkdirSync(dir, { recursive: true, mode: 0o755 });
+  if (isTrustedCacheFile(file, bytes)) return file;
+  try {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
     const tmp = `${file}.${process.pid}.tmp`;
-    fs.writeFileSync(tmp, bytes, { mode: 0o755 });
+    fs.writeFileSync(tmp, bytes, { mode: 0o700 });
     fs.renameSync(tmp, file);
+    if (isTrustedCacheFile(file, bytes)) return file;
+  } catch {
+    // someone else's directory: fall through to a private one
   }
-  return file;
+  const own = fs.mkdtempSync(path.join(process.env["TMPDIR"] ?? "/tmp", "tcnp-native-"));
+  const privateFile = path.join(own, `${name}.node`);
+  fs.writeFileSync(privateFile, bytes, { mode: 0o700 });
+  return privateFile;
 }
 
 function buildTreeFile(name: NativeName): string {

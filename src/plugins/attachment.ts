@@ -6,7 +6,7 @@
 // GC = recorded teardown of this network's attachments that are gone.
 import { CniCode, CniError, invalidConfig } from "../cni/errors.js";
 import type { CmdArgs } from "../cni/env.js";
-import { isObject, type NetConf } from "../cni/netconf.js";
+import { gcMinAgeMs, isObject, type NetConf } from "../cni/netconf.js";
 import type { CniResult } from "../cni/result.js";
 import type { CniPlugin, PluginContext } from "../cni/skel.js";
 import { applyPlan, runTeardown, type Step, type Teardown } from "../kernel/plan.js";
@@ -32,6 +32,8 @@ export interface AttachmentRecord {
   /** The network configuration's name (GC touches only its own network's records). */
   network?: string;
   netns?: string;
+  /** When ADD recorded it (ms since the epoch): GC keeps attachments younger than its grace period. */
+  createdAt?: number;
   teardown: Teardown[];
   expect: Expectation[];
 }
@@ -109,6 +111,7 @@ export function attachmentPlugin<C, F>(p: AttachmentPlugin<C, F>, deps: PluginDe
       ifname,
       network: ctx.conf.name,
       netns,
+      createdAt: deps.clock.now(),
       teardown: plan.teardown,
       expect: plan.expect,
     });
@@ -193,8 +196,10 @@ export function attachmentPlugin<C, F>(p: AttachmentPlugin<C, F>, deps: PluginDe
       const k = await deps.kernel();
       const valid = new Set((ctx.conf.validAttachments ?? []).map((a) => `${a.containerID}/${a.ifname}`));
       const records = recordsOf(p.name, ctx, deps);
+      const minAgeMs = gcMinAgeMs(ctx.conf);
       for (const r of records.list()) {
         if (r.network !== ctx.conf.name || valid.has(`${r.containerId}/${r.ifname}`)) continue;
+        if (deps.clock.now() - (r.createdAt ?? 0) < minAgeMs) continue;
         const errors = await runTeardown(k, r.teardown, { onWarn: warn, onInfo: info });
         if (errors.length === 0) records.delete(r.containerId, r.ifname);
         else

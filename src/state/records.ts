@@ -15,6 +15,16 @@ export function stateDirOf(conf: Pick<NetConf, "raw">, env: Env): string {
   return env["TCNP_STATE_DIR"] ?? "/var/lib/tcnp";
 }
 
+/**
+ * The node-wide lock directory: TCNP_LOCK_DIR, else /run/tcnp/locks. It does not follow a
+ * configuration's stateDir: two configurations with different state directories still write the
+ * same VM port, and one lock must guard it.
+ */
+export function lockDirOf(env: Env): string {
+  const d = env["TCNP_LOCK_DIR"];
+  return d !== undefined && d !== "" ? d : "/run/tcnp/locks";
+}
+
 export class AttachmentRecords<T> {
   readonly #dir: string;
   readonly #valid: (r: unknown) => r is T;

@@ -137,7 +137,11 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     }
     const p = pod("vm1-eni-a");
     const vm = lab.vms.find((v) => v.name === p.vm)!;
-    const env = { CNI_CACHEDIR: path.join(vm.dir, "cache"), TCNP_STATE_DIR: path.join(vm.dir, "state") };
+    const env = {
+      CNI_CACHEDIR: path.join(vm.dir, "cache"),
+      TCNP_STATE_DIR: path.join(vm.dir, "state"),
+      TCNP_LOCK_DIR: path.join(vm.dir, "locks"),
+    };
     for (const sel of [
       ["--container", p.containerId],
       ["--netns", `/var/run/netns/${p.ns}`],

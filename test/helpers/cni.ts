@@ -85,6 +85,7 @@ export function execPlugin(
       PATH: process.env["PATH"] ?? "/usr/bin:/bin",
       TCNP_LOG_FILE: sb.logFile,
       TCNP_STATE_DIR: sb.stateDir,
+      TCNP_LOCK_DIR: path.join(sb.stateDir, "locks"),
       CNI_PATH: sb.cniPath,
       ...env,
     },
@@ -112,6 +113,7 @@ export function cnicaller(
       CNI_CACHEDIR: sb.cacheDir,
       TCNP_LOG_FILE: sb.logFile,
       TCNP_STATE_DIR: sb.stateDir,
+      TCNP_LOCK_DIR: path.join(sb.stateDir, "locks"),
       ...opts.env,
     },
   });

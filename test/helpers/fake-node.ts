@@ -94,7 +94,7 @@ export async function fakeNode(opts: { config?: Partial<EmulatorConfig>; seed?: 
   kernel.writeSysctl(HOST, "net.ipv4.ip_forward", "1");
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-node-"));
   const sink = memorySink();
-  const env = { TCNP_STATE_DIR: stateDir };
+  const env = { TCNP_STATE_DIR: stateDir, TCNP_LOCK_DIR: path.join(stateDir, "locks") };
   // The cloud sees this VM's requests as coming from its own address (metadata finds it by that).
   const vmFetch: NodeDeps["httpFetch"] = () => (req) => em.fetch({ ...req, remoteAddress: "10.10.10.11" });
   let ipam: CniPlugin | undefined;

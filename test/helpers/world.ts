@@ -262,6 +262,8 @@ export class World {
       CNI_PATH: `${this.binDir}:${REFERENCE_CNI_DIR}`,
       CNI_CACHEDIR: vm.cacheDir,
       TCNP_STATE_DIR: vm.stateDir,
+      // One lock per VM (a node): the VMs of one test are separate nodes.
+      TCNP_LOCK_DIR: path.join(vm.dir, "locks"),
       TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log"),
       TCNP_LOG_LEVEL: "debug",
       ...extra,

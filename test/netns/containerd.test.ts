@@ -41,7 +41,11 @@ describe("containerd CRI (the kubelet path) with the seed configurations", { ski
       dir,
       cniBinDir: w.binDir,
       cniConfDir: vm.confDir,
-      env: { TCNP_STATE_DIR: vm.stateDir, TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log") },
+      env: {
+        TCNP_STATE_DIR: vm.stateDir,
+        TCNP_LOCK_DIR: path.join(vm.dir, "locks"),
+        TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log"),
+      },
     });
     importImage(ctd, buildPauseImage(path.join(dir, "image")));
   });

@@ -112,6 +112,7 @@ describe("mix mode against the real cloud", { skip: skip ?? false }, () => {
       CNI_PATH: `${bin}:${REFERENCE_CNI_DIR}`,
       CNI_CACHEDIR: path.join(dir, "cache"),
       TCNP_STATE_DIR: path.join(dir, "state"),
+      TCNP_LOCK_DIR: path.join(dir, "locks"),
       TCNP_LOG_FILE: path.join(dir, "tcnp.log"),
     };
     const add = await run(["ip", "netns", "exec", vm.name, cnicallerBinary, "add", "cni0", pod.path, "realmix01"], env);

@@ -214,6 +214,37 @@ describe("mix mode (emulator + fake kernel)", () => {
     }
   });
 
+  // tcnp gc reads the valid set before the plugins' GC runs; a pod whose ADD lands in between is not
+  // in it. The decision is taken per attachment inside GC, under the lock, with the age check there.
+  it("GC keeps an attachment younger than the grace period it is given, and collects it once older", async () => {
+    const n = await fakeNode();
+    try {
+      const pod = await n.kernel.createNetns("pod1");
+      const plugin = createVethRoute(n.deps);
+      const before = vmPortIps(n);
+      const add = await runCni(plugin, {
+        env: cniEnv("ADD", "c0ffee0a", pod),
+        stdin: JSON.stringify(mixConf({ cniVersion: "1.1.0" })),
+      });
+      assert.equal(add.exitCode, 0, add.stdout);
+      const gc = (minAge: number) =>
+        runCni(plugin, {
+          env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+          stdin: JSON.stringify(
+            mixConf({ cniVersion: "1.1.0", "cni.dev/valid-attachments": [], tcnpGcMinAgeSeconds: minAge }),
+          ),
+        });
+      assert.equal((await gc(300)).exitCode, 0);
+      assert.notDeepEqual(vmPortIps(n), before, "the young pod keeps its address");
+      assert.ok(await n.kernel.getLink(pod, "eth0"), "and its veth");
+      assert.equal((await gc(0)).exitCode, 0);
+      assert.deepEqual(vmPortIps(n), before, "an attachment past the grace period is collected");
+      assert.equal(await n.kernel.getLink(pod, "eth0"), undefined);
+    } finally {
+      n.cleanup();
+    }
+  });
+
   it("50 simultaneous ADDs on one VM get 50 distinct addresses; 50 DELs leave the port as before", async () => {
     const n = await fakeNode();
     try {
