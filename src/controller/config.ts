@@ -95,6 +95,11 @@ export function parseControllerConfig(text: string, file: string, src: Credentia
     events: k["events"] !== false,
     watchPods: k["watchPods"] !== false,
   };
+  if (kubernetes.renewMs <= 0 || kubernetes.renewMs >= (kubernetes.leaseDurationMs * 2) / 3) {
+    bad(
+      `"kubernetes.renewSeconds" must be above 0 and below two thirds of "kubernetes.leaseDurationSeconds" (the renew deadline)`,
+    );
+  }
   for (const key of ["apiUrl", "tokenFile", "caCert", "identity"] as const) {
     const v = kstr(key);
     if (v !== undefined) kubernetes[key] = v;

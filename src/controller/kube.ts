@@ -9,6 +9,8 @@ import type { HttpFetch } from "../openstack/http.js";
 export interface KubeAccess {
   apiUrl: string;
   token?: string;
+  /** Read again for every request: projected service-account tokens are rotated by the kubelet. */
+  tokenFile?: string;
   /** The API server's CA (in-cluster: the service account's ca.crt). */
   caCert?: string;
 }
@@ -47,14 +49,20 @@ export function kubeAccess(
   cfg: { apiUrl?: string; tokenFile?: string; caCert?: string },
 ): KubeAccess | undefined {
   const tokenFile = cfg.tokenFile ?? (fs.existsSync(`${SA}/token`) ? `${SA}/token` : undefined);
-  const token = tokenFile === undefined ? undefined : fs.readFileSync(tokenFile, "utf8").trim();
+  if (tokenFile !== undefined) fs.accessSync(tokenFile, fs.constants.R_OK);
   const caCert = cfg.caCert ?? (fs.existsSync(`${SA}/ca.crt`) ? `${SA}/ca.crt` : undefined);
-  const extra = { ...(token === undefined ? {} : { token }), ...(caCert === undefined ? {} : { caCert }) };
+  const extra = { ...(tokenFile === undefined ? {} : { tokenFile }), ...(caCert === undefined ? {} : { caCert }) };
   if (cfg.apiUrl !== undefined) return { apiUrl: cfg.apiUrl.replace(/\/+$/, ""), ...extra };
   const host = env["KUBERNETES_SERVICE_HOST"];
   if (host === undefined) return undefined;
   const port = env["KUBERNETES_SERVICE_PORT"] ?? "443";
   return { apiUrl: `https://${host.includes(":") ? `[${host}]` : host}:${port}`, ...extra };
+}
+
+/** The bearer token for the next request: the token file as it is now, else the fixed token. */
+export function bearerOf(a: KubeAccess): string | undefined {
+  if (a.tokenFile !== undefined) return fs.readFileSync(a.tokenFile, "utf8").trim();
+  return a.token;
 }
 
 export class Kube {
@@ -67,7 +75,8 @@ export class Kube {
 
   async #req<T>(method: string, path: string, body?: unknown, ok: number[] = [200, 201]): Promise<T> {
     const headers: Record<string, string> = { accept: "application/json", "content-type": "application/json" };
-    if (this.#a.token !== undefined) headers["authorization"] = `Bearer ${this.#a.token}`;
+    const token = bearerOf(this.#a);
+    if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
     const res = await this.#fetch(
       {
         method,
@@ -186,7 +195,8 @@ export function watchPods(
     if (stopped) return;
     const u = new URL(`${access.apiUrl}/api/v1/pods?watch=1`);
     const headers: Record<string, string> = { accept: "application/json" };
-    if (access.token !== undefined) headers["authorization"] = `Bearer ${access.token}`;
+    const token = bearerOf(access);
+    if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
     const mod = u.protocol === "https:" ? https : http;
     const o: https.RequestOptions = {
       method: "GET",

@@ -1,6 +1,6 @@
 // Leader election on a coordination.k8s.io/v1 Lease, as client-go's leaderelection does: take the
 // lease when it is free or expired, renew it before it expires, lose leadership when renewing has
-// failed for a whole lease duration. Optimistic concurrency (resourceVersion) decides races.
+// failed for two thirds of the lease duration. Optimistic concurrency (resourceVersion) decides races.
 import type { Logger } from "../log/logger.js";
 import type { Clock } from "../base/clock.js";
 import { KubeError, type Kube, type Lease } from "./kube.js";
@@ -18,6 +18,9 @@ export interface LeaderOptions {
 /** Kubernetes MicroTime: RFC 3339 with microseconds. */
 const iso = (ms: number): string => new Date(ms).toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
 
+/** How long a leader may go without a renewal before it stops acting as leader. */
+export const renewDeadlineMs = (durationMs: number): number => Math.floor((durationMs * 2) / 3);
+
 export class LeaderElector {
   readonly #o: LeaderOptions;
   #leader = false;
@@ -26,8 +29,13 @@ export class LeaderElector {
     this.#o = o;
   }
 
+  /**
+   * Leading ends when renewing has failed for two thirds of the lease (client-go's renew deadline,
+   * 10 s of 15), not at its last millisecond: another replica may take the lease once it expires by
+   * its own clock, and the margin absorbs clock skew and a request in flight.
+   */
   get isLeader(): boolean {
-    return this.#leader && this.#o.clock.now() - this.#lastRenew < this.#o.durationMs;
+    return this.#leader && this.#o.clock.now() - this.#lastRenew < renewDeadlineMs(this.#o.durationMs);
   }
 
   /** One attempt to acquire or renew. Returns whether we hold the lease now. */

@@ -2,7 +2,10 @@
 // has no kube-apiserver): it keeps Leases with resourceVersion conflicts and records Events.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { Kube } from "../../src/controller/kube.js";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { Kube, kubeAccess } from "../../src/controller/kube.js";
 import { LeaderElector } from "../../src/controller/leader.js";
 import { nullLogger } from "../../src/log/logger.js";
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
@@ -35,12 +38,39 @@ describe("leader election and events (Kubernetes API double)", () => {
     now += 5_000;
     assert.equal(await a.tick(), true, "a renews");
     assert.equal(await b.tick(), false);
-    now += 16_000;
-    assert.equal(a.isLeader, false, "a did not renew within the lease duration: it stops leading");
+    now += 9_000;
+    assert.equal(a.isLeader, true, "within the renew deadline a still leads");
+    now += 1_500;
+    assert.equal(
+      a.isLeader,
+      false,
+      "10 s without a renewal (2/3 of the lease): a stops leading, 5 s before the lease expires",
+    );
+    assert.equal(await b.tick(), false, "while b still sees a's unexpired lease: no overlap");
+    now += 5_500;
     assert.equal(await b.tick(), true, "b takes the expired lease");
     assert.equal(api.leases.get("kube-system/vrc")?.spec.holderIdentity, "b");
     assert.equal(api.leases.get("kube-system/vrc")?.spec.leaseTransitions, 1);
     assert.equal(await a.tick(), false, "a sees b's fresh lease");
+  });
+
+  // Projected service-account tokens rotate (the kubelet rewrites the file): each request reads it.
+  it("sends the service-account token as the file holds it now", async () => {
+    api ??= await kubeDouble();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-sa-"));
+    try {
+      const tokenFile = path.join(dir, "token");
+      fs.writeFileSync(tokenFile, "token-one\n");
+      const access = kubeAccess({}, { apiUrl: api.url, tokenFile });
+      assert.ok(access !== undefined);
+      const kube = new Kube(nodeFetch(), access);
+      await kube.getLease("kube-system", "rotation");
+      fs.writeFileSync(tokenFile, "token-two\n");
+      await kube.getLease("kube-system", "rotation");
+      assert.deepEqual(api.authorizations.slice(-2), ["Bearer token-one", "Bearer token-two"]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("posts a Warning event on a pod left without a route", async () => {

@@ -7,6 +7,8 @@ export interface KubeDouble {
   url: string;
   leases: Map<string, Lease>;
   events: unknown[];
+  /** The Authorization header of every request, in order. */
+  authorizations: string[];
   /** Open watch streams. */
   watchers(): number;
   /** End every open watch stream (as an API server does on restart or timeout). */
@@ -22,6 +24,7 @@ export interface KubeDouble {
 export function kubeDouble(): Promise<KubeDouble> {
   const leases = new Map<string, Lease>();
   const events: unknown[] = [];
+  const authorizations: string[] = [];
   const pods = new Map<string, { namespace: string; name: string; uid: string; ip?: string }>();
   const watches = new Set<http.ServerResponse>();
   let rv = 1;
@@ -30,6 +33,7 @@ export function kubeDouble(): Promise<KubeDouble> {
     status: p.ip === undefined ? {} : { podIP: p.ip },
   });
   const srv = http.createServer((req, res) => {
+    authorizations.push(req.headers.authorization ?? "");
     let body = "";
     req.on("data", (d: Buffer) => (body += d.toString()));
     req.on("end", () => {
@@ -78,6 +82,7 @@ export function kubeDouble(): Promise<KubeDouble> {
       resolve({
         url: `http://127.0.0.1:${a.port}`,
         leases,
+        authorizations,
         events,
         watchers: () => watches.size,
         dropWatches() {
