@@ -3,7 +3,7 @@ import * as path from "node:path";
 import * as sea from "node:sea";
 import { parseArgs } from "node:util";
 import { cloudCli } from "../cli/cloud.js";
-import { install } from "../install/install.js";
+import { install, installConf } from "../install/install.js";
 import type { Io } from "../base/io.js";
 import type { Kernel } from "../kernel/types.js";
 import { VERSION } from "../version.js";
@@ -12,7 +12,9 @@ const USAGE = `usage: tcnp <command> [options]
 
 commands:
   version                      print the version
-  install --bin-dir DIR        install the executable and its plugin links into DIR (e.g. /opt/cni/bin)
+  install --bin-dir DIR [--conf FILE ... --conf-dir DIR]
+                               install the executable and its plugin links into DIR (e.g. /opt/cni/bin),
+                               and network configurations into --conf-dir (default /etc/cni/net.d), mode 0600
   cloud ...                    the embedded OpenStack (tcnp cloud help)
   route-controller ...         the same as running vrouter-route-controller
   lab up|status|doctor|down    a whole small cloud on this machine (tcnp lab help)
@@ -74,10 +76,26 @@ export async function adminCli(argv: string[]): Promise<number> {
       process.stdout.write(`tcnp ${VERSION}\n`);
       return 0;
     case "install": {
-      const { values } = parseArgs({ args: rest, options: { "bin-dir": { type: "string", default: "/opt/cni/bin" } } });
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          "bin-dir": { type: "string", default: "/opt/cni/bin" },
+          conf: { type: "string", multiple: true },
+          "conf-dir": { type: "string", default: "/etc/cni/net.d" },
+        },
+      });
       const r = install({ source: selfExecutable(), binDir: values["bin-dir"] ?? "/opt/cni/bin" });
       process.stdout.write(`installed ${r.binary}\n${r.links.map((l) => `  ${l} -> tcnp`).join("\n")}\n`);
       for (const b of r.backedUp) process.stdout.write(`kept the previous file as ${b}\n`);
+      for (const source of values.conf ?? []) {
+        const c = installConf({ source, confDir: values["conf-dir"] ?? "/etc/cni/net.d" });
+        process.stdout.write(`installed ${c.file} (mode 0600)\n`);
+        if (c.inlineSecrets.length > 0) {
+          process.stderr.write(
+            `tcnp install: ${c.file} holds a secret inline (${c.inlineSecrets.join(", ")}); prefer a root-only clouds.yaml ("cloud") or "passwordFile"\n`,
+          );
+        }
+      }
       return 0;
     }
     case "route-controller":

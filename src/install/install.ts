@@ -3,6 +3,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { PROGRAM_NAMES } from "../base/names.js";
+import { writeFileDurably } from "../state/files.js";
 
 export interface InstallResult {
   binary: string;
@@ -42,4 +43,48 @@ export function install(opts: { source: string; binDir: string }): InstallResult
     links.push(link);
   }
   return { binary, links, backedUp };
+}
+
+export interface ConfInstallResult {
+  file: string;
+  /** Where the configuration holds a secret inline (better: a clouds.yaml `cloud`, or `passwordFile`). */
+  inlineSecrets: string[];
+}
+
+const SECRET_KEYS = new Set(["password", "applicationCredentialSecret", "token"]);
+
+function secretPaths(v: unknown, at: string, out: string[]): void {
+  if (Array.isArray(v)) v.forEach((x, i) => secretPaths(x, `${at}[${i}]`, out));
+  else if (typeof v === "object" && v !== null) {
+    for (const [k, x] of Object.entries(v)) {
+      const here = at === "" ? k : `${at}.${k}`;
+      if (SECRET_KEYS.has(k) && typeof x === "string" && x !== "") out.push(here);
+      else secretPaths(x, here, out);
+    }
+  }
+}
+
+/**
+ * Install a CNI network configuration into `confDir`, readable by root only (0600): it may hold
+ * the cloud's credentials, and /etc/cni/net.d is world-readable. Written atomically (the runtime
+ * may read the directory at any moment) under the source file's name.
+ */
+export function installConf(opts: { source: string; confDir: string }): ConfInstallResult {
+  const text = fs.readFileSync(opts.source, "utf8");
+  let conf: unknown;
+  try {
+    conf = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`Cannot install "${opts.source}": not JSON (${(e as Error).message})`, { cause: e });
+  }
+  if (typeof conf !== "object" || conf === null || typeof (conf as Record<string, unknown>)["name"] !== "string") {
+    throw new Error(`Cannot install "${opts.source}": a network configuration needs a "name"`);
+  }
+  fs.mkdirSync(opts.confDir, { recursive: true, mode: 0o755 });
+  const file = path.join(opts.confDir, path.basename(opts.source));
+  writeFileDurably(file, text);
+  fs.chmodSync(file, 0o600);
+  const inlineSecrets: string[] = [];
+  secretPaths(conf, "", inlineSecrets);
+  return { file, inlineSecrets };
 }

@@ -2,7 +2,19 @@
 // spec version, and the error contract for bad input.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import { cnicaller, e2eSkipReason, execPlugin, makeSandbox, writeConf, type Sandbox } from "../helpers/cni.js";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import {
+  cnicaller,
+  distBinary,
+  e2eSkipReason,
+  execPlugin,
+  makeSandbox,
+  writeConf,
+  type Sandbox,
+} from "../helpers/cni.js";
 
 const skip = e2eSkipReason();
 const LIBCNI_VERSIONS = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"];
@@ -62,6 +74,40 @@ describe("the built executable", { skip: skip ?? false }, () => {
         assert.match(String(r.json?.["details"]), msg);
         assert.equal(typeof r.json?.["msg"], "string");
       }
+    }
+  });
+});
+
+describe("tcnp install (the built executable)", { skip: skip ?? false }, () => {
+  it("writes network configurations readable by root only, and warns about an inline password", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-install-e2e-"));
+    try {
+      const seed = path.join(dir, "10-tcnp.conf");
+      fs.writeFileSync(
+        seed,
+        JSON.stringify({
+          name: "cni0",
+          cniVersion: "0.3.1",
+          type: "veth-route",
+          ipam: { type: "tcnp-ipam", openstackConf: { password: "s3cr3t-PW" } },
+        }),
+      );
+      const r = spawnSync(
+        distBinary,
+        ["install", "--bin-dir", path.join(dir, "bin"), "--conf", seed, "--conf-dir", path.join(dir, "net.d")],
+        { encoding: "utf8" },
+      );
+      assert.equal(r.status, 0, r.stderr);
+      const written = path.join(dir, "net.d", "10-tcnp.conf");
+      assert.equal(fs.statSync(written).mode & 0o777, 0o600, "no one but root reads the configuration");
+      assert.equal(fs.readFileSync(written, "utf8"), fs.readFileSync(seed, "utf8"));
+      assert.match(
+        r.stderr,
+        /holds a secret inline \(ipam\.openstackConf\.password\); prefer a root-only clouds\.yaml/,
+      );
+      assert.equal(`${r.stdout}${r.stderr}`.includes("s3cr3t-PW"), false, "the secret itself is never printed");
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
     }
   });
 });

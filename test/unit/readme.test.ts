@@ -24,3 +24,14 @@ test("the README's two commands run as written in a root shell without sudo", ()
     ".ci/run is exactly the test command",
   );
 });
+
+test("the README's clouds.yaml example is read by tcnp as written", async () => {
+  const { parseYaml } = await import("../../src/util/yaml.js");
+  const text = fs.readFileSync(path.join(repoRoot, "README.md"), "utf8");
+  const block = /```yaml\n# \/etc\/openstack\/clouds\.yaml[^\n]*\n([\s\S]*?)```/.exec(text);
+  assert.ok(block !== null, "the README shows a clouds.yaml");
+  const y = parseYaml(block[1]!) as { clouds: { pods: { auth: Record<string, string>; region_name: string } } };
+  assert.equal(y.clouds.pods.auth["username"], "k8s-cni");
+  assert.equal(y.clouds.pods.auth["auth_url"], "https://keystone.example:5000/v3");
+  assert.equal(y.clouds.pods.region_name, "RegionOne");
+});
