@@ -189,7 +189,10 @@ export class Reconciler {
             batch = Math.ceil(step.add.length / 2);
           }
         }
-        if (outcome === "ok" && step === plan) {
+        // add/remove_extraroutes change exactly what they name. A PUT replaces the whole list and
+        // real Neutron's If-Match is no compare-and-swap: read the router back, and go again if a
+        // concurrent writer's update won over ours.
+        if (outcome === "ok" && step === plan && this.#mode === "atomic") {
           plan = { ...plan, add: [], remove: [] };
           break;
         }

@@ -33,6 +33,31 @@ describe("vrouter-route-controller (emulator)", () => {
     });
   }
 
+  // Real Neutron's If-Match is no compare-and-swap: two PUTs with one revision can both "win". Here
+  // another writer's PUT lands right after ours and undoes it; the reconcile reads back and goes again.
+  it("the PUT path reads the router back and puts its routes again when a concurrent update undid them", async () => {
+    const w = await routeWorld({ vms: 1, config: { extraRouteAtomic: false } });
+    const pods = await w.addPods(0, 2);
+    let undone = 0;
+    const fetch: typeof w.em.fetch = async (req) => {
+      const res = await w.em.fetch(req);
+      if (req.method === "PUT" && req.url.includes(`/routers/${ROUTER}`) && undone === 0) {
+        undone++;
+        w.em.world.routers[ROUTER]!.routes = [FOREIGN];
+      }
+      return res;
+    };
+    const { r } = w.controller({ aggregate: false }, { fetch });
+    const res = await r.reconcile();
+    assert.equal(undone, 1, "the concurrent writer struck once");
+    assert.equal(res.mode, "put");
+    assert.deepEqual(
+      routesOf(w),
+      [...pods.map((ip) => `${ip}/32 10.10.10.11`), "192.0.2.0/24 10.10.10.11"].sort(),
+      "every pod is routed when reconcile returns",
+    );
+  });
+
   for (const mode of ["RoutesExhausted", "OverQuota"] as const) {
     it(`at the limit of 30 with 60 pods on 3 VMs: the pods beyond it are reported, nothing flaps over 10 reconciles (limit learnt from ${mode})`, async () => {
       const w = await routeWorld({ vms: 3, config: { routeLimit: 30, routeLimitMode: mode } });
