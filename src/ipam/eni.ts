@@ -120,6 +120,7 @@ async function addOnSubnet(
     ifname: who.ifname,
     mode: "eni",
     state: "adding",
+    pid: process.pid,
     serverId: who.serverId,
     networkId,
     subnetId: subnet.id,

@@ -19,7 +19,7 @@ export { allocationResult };
 async function add(deps: IpamDeps, ctx: PluginContext): Promise<CniResult> {
   const s = new IpamSession(deps, ctx.conf);
   const { containerId, ifname } = ctx.args;
-  return s.locked(async () => {
+  return s.forPod(async () => {
     const existing = s.store.get(containerId, ifname);
     if (existing?.state === "active" && (await s.stillHeld(existing))) {
       deps.log.info("ADD repeated for an allocated container: returning the same address", { ip: existing.ip });
@@ -50,7 +50,7 @@ async function add(deps: IpamDeps, ctx: PluginContext): Promise<CniResult> {
 async function del(deps: IpamDeps, ctx: PluginContext): Promise<void> {
   const s = new IpamSession(deps, ctx.conf);
   const { containerId, ifname } = ctx.args;
-  await s.locked(async () => {
+  await s.forPod(async () => {
     const a = s.store.get(containerId, ifname);
     if (a !== undefined) {
       await s.release(a);

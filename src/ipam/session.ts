@@ -15,6 +15,7 @@ import type { HttpFetch } from "../openstack/http.js";
 import type { NodeFetchOptions } from "../openstack/node-fetch.js";
 import type { TokenStore } from "../openstack/token-cache.js";
 import type { Lock } from "../state/lock.js";
+import { processAlive } from "../state/files.js";
 import { lockDirOf } from "../state/records.js";
 import { blockChooser } from "./blocks.js";
 import { parseIpamConfig, type IpamConfig } from "./config.js";
@@ -77,6 +78,16 @@ export class IpamSession {
   /** Run `fn` under the node-wide IPAM lock. */
   locked<T>(fn: () => Promise<T>): Promise<T> {
     return this.lock.withLock("ipam", fn, { timeoutMs: this.cfg.timeouts.lockMs });
+  }
+
+  /**
+   * Run one pod's ADD or DEL: under the lock in mix mode (all pods write the VM's one port); without
+   * it in eni mode, where each pod has a port of its own and Nova's attach, the NIC's arrival and a
+   * detach take seconds — longer than a runtime waits, so holding the lock through them would get
+   * the plugins queued behind it killed mid-ADD.
+   */
+  forPod<T>(fn: () => Promise<T>): Promise<T> {
+    return this.cfg.mode === "mix" ? this.locked(fn) : fn();
   }
 
   mixDeps(): MixDeps {
@@ -146,7 +157,14 @@ export class IpamSession {
     const pending = this.store
       .list()
       .filter(
-        (a) => a.state !== "active" && `${a.containerId}/${a.ifname}` !== except && clock.now() - a.updatedAt > 1000,
+        (a) =>
+          a.state !== "active" &&
+          a.mode === this.cfg.mode &&
+          this.cfg.networks.includes(a.networkId) &&
+          `${a.containerId}/${a.ifname}` !== except &&
+          clock.now() - a.updatedAt > 1000 &&
+          // an eni ADD runs without the lock: its record is in progress while its writer lives
+          !(a.state === "adding" && a.pid !== undefined && a.pid !== process.pid && processAlive(a.pid)),
       )
       .slice(0, 5);
     for (const a of pending) {

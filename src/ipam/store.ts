@@ -28,6 +28,8 @@ export interface Allocation {
   hostIfname?: string;
   /** mix, while adding: the port's addresses before our write (to find what we added after a crash). */
   before?: string[];
+  /** The process that wrote an "adding" record: while it lives, the ADD is in progress, not pending. */
+  pid?: number;
   /** Why the last release attempt failed (pending releases). */
   error?: string;
   createdAt: number;

@@ -44,7 +44,7 @@ function syncDir(dir: string): void {
 }
 
 // A killed writer whose parent died too may stay a zombie (state Z) until something reaps it: gone.
-const alive = (pid: number): boolean => {
+export const processAlive = (pid: number): boolean => {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
@@ -58,7 +58,7 @@ export function removeStaleTemps(dir: string, names: readonly string[]): string[
   const gone: string[] = [];
   for (const n of names) {
     const m = TEMP.exec(n);
-    if (m === null || alive(Number(m[1]))) continue;
+    if (m === null || processAlive(Number(m[1]))) continue;
     fs.rmSync(path.join(dir, n), { force: true });
     gone.push(n);
   }

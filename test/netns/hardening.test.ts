@@ -119,6 +119,33 @@ describe("hardening (the built executable, real kernel)", { skip: skip ?? false 
     }
   });
 
+  // A Nova attach takes seconds; a node lock held through it queued every other ADD behind it, past
+  // a runtime's deadline. Ordering, not timing: the pods that came later are done first.
+  it("an eni ADD waiting for its NIC holds up neither another eni ADD nor a mix ADD on the VM", async () => {
+    const vm = w.vms[0]!;
+    const [slow, eni, mix] = [await w.newPod("slow"), await w.newPod("fast"), await w.newPod("fastmix")];
+    w.em.addFault({ kind: "latency", service: "compute", method: "POST", latencyMs: 2500, remaining: 1 });
+    const done: string[] = [];
+    const run = async (name: string, p: typeof slow, net?: string): Promise<void> => {
+      const r = await w.cni(vm, "add", p, net === undefined ? {} : { net });
+      assert.equal(r.status, 0, `${name}: ${r.stderr}`);
+      done.push(name);
+    };
+    const first = run("slow eni", slow, "eni");
+    await new Promise((r) => setTimeout(r, 500));
+    await Promise.all([first, run("eni", eni, "eni"), run("mix", mix)]);
+    w.em.faults.length = 0;
+    assert.equal(done[2], "slow eni", `finished in the order ${done.join(", ")}`);
+    for (const [p, net] of [
+      [slow, "eni"],
+      [eni, "eni"],
+      [mix, undefined],
+    ] as const) {
+      assert.equal((await w.cni(vm, "del", p, net === undefined ? {} : { net })).status, 0);
+      await w.removePodNetns(p.name);
+    }
+  });
+
   it("eni DEL without any local record still detaches and deletes the pod's port", async () => {
     const vm = w.vms[0]!;
     const pod = await w.newPod("norec");
