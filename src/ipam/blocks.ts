@@ -7,7 +7,7 @@ import type { Logger } from "../log/logger.js";
 import { addToIp, formatCidr, formatIp, networkOf, parseCidr, parseIp, broadcastOf, type Cidr } from "../net/ip.js";
 import { isOpenStackError } from "../openstack/errors.js";
 import type { Neutron } from "../openstack/neutron.js";
-import type { FixedIp, Subnet } from "../openstack/types.js";
+import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { IpamConfig } from "./config.js";
 import { BLOCK_TAG, blockOf, blockTag, nodeTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
@@ -34,14 +34,44 @@ function blocksOf(subnet: Subnet, prefix: number): Cidr[] {
   return Array.from({ length: Number(count) }, (_, i) => ({ ip: addToIp(net.ip, size * BigInt(i)), prefix }));
 }
 
+const reservationDescription = (cidr: string, serverId: string): string =>
+  `tcnp: ${cidr} reserved for the pods of server ${serverId}`;
+
+/** The block and server an untagged reservation port stands for, from its name and description. */
+export function untaggedReservation(
+  p: Pick<Port, "name" | "description">,
+): { block: string; serverId: string } | undefined {
+  const m = /^tcnp: (\S+) reserved for the pods of server (\S+)$/.exec(p.description ?? "");
+  if (m === null || p.name !== `tcnp-block-${m[1]}`) return undefined;
+  return { block: m[1]!, serverId: m[2]! };
+}
+
 export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
   return async (vm: VmPort, subnet: Subnet): Promise<Partial<FixedIp> | undefined> => {
     const prefix = cfg.nodeBlockPrefix!;
     const serverId = vm.serverId;
-    const reservations = await neutron.listPorts({ network_id: subnet.network_id, tags: BLOCK_TAG });
+    const all = await neutron.listPorts({ network_id: subnet.network_id });
     const taken = new Set<string>();
-    for (const p of await neutron.listPorts({ network_id: subnet.network_id }))
-      for (const f of p.fixed_ips) if (f.subnet_id === subnet.id) taken.add(f.ip_address);
+    for (const p of all) for (const f of p.fixed_ips) if (f.subnet_id === subnet.id) taken.add(f.ip_address);
+    // A reservation whose create answer was lost has no tags yet: its name and description say
+    // whose it is. Ours is tagged now (adopted); another node's still counts as claimed.
+    const reservations: Port[] = [];
+    for (const p of all) {
+      if (p.tags.includes(BLOCK_TAG)) reservations.push(p);
+      else {
+        const claim = untaggedReservation(p);
+        if (claim === undefined) continue;
+        const tags = [BLOCK_TAG, blockTag(claim.block), nodeTag(claim.serverId)];
+        if (claim.serverId === serverId) {
+          await neutron.setTags("ports", p.id, tags);
+          log.info("adopted a block reservation whose create answer was lost", {
+            block: claim.block,
+            reservationPort: p.id,
+          });
+        }
+        reservations.push({ ...p, tags });
+      }
+    }
     const mine = reservations
       .filter((r) => r.tags.includes(nodeTag(serverId)))
       .map(blockOf)
@@ -67,7 +97,7 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
         const r = await neutron.createPort({
           network_id: subnet.network_id,
           name: `tcnp-block-${cidr}`,
-          description: `tcnp: ${cidr} reserved for the pods of server ${serverId}`,
+          description: reservationDescription(cidr, serverId),
           fixed_ips: [{ subnet_id: subnet.id, ip_address: token }],
         });
         await neutron.setTags("ports", r.id, [BLOCK_TAG, blockTag(cidr), nodeTag(serverId)]);

@@ -104,6 +104,31 @@ describe("vrouter-route-controller (emulator)", () => {
     assert.ok(routesOf(w).every((x) => x.includes("/27 ")));
   });
 
+  // The reservation's create commits but its answer is lost: the port has no tags. The next ADD on
+  // that node adopts it (its name and description say whose it is) instead of leaving the block
+  // taken by nobody forever.
+  it("a block reservation whose create answer was lost is adopted by its node, not leaked", async () => {
+    const w = await routeWorld({ vms: 2 });
+    w.em.addFault({
+      kind: "drop-after-commit",
+      service: "network",
+      method: "POST",
+      path: "^/v2.0/ports$",
+      remaining: 1,
+    });
+    await assert.rejects(w.addPods(0, 1, { blocks: 28 }), "the ADD whose reservation answer was lost fails");
+    const pods = await w.addPods(0, 3, { blocks: 28 });
+    const reservations = Object.values(w.em.world.ports).filter((p) => p.name.startsWith("tcnp-block-"));
+    assert.deepEqual(
+      reservations.map((p) => `${p.name} ${[...p.tags].sort().join(",")}`),
+      [
+        `tcnp-block-10.10.10.16/28 tcnp-block,tcnp-block=10.10.10.16/28,tcnp-node=${Object.values(w.em.world.ports).find((x) => x.fixed_ips.some((f) => f.ip_address === "10.10.10.11"))!.device_id}`,
+      ],
+      "one reservation, tagged for its node",
+    );
+    for (const ip of pods) assert.match(ip, /^10\.10\.10\.(1[6-9]|2\d|3[01])$/, `${ip} comes from the adopted block`);
+  });
+
   it("does not lose routes to a concurrent writer on the PUT path (If-Match, re-read on 412)", async () => {
     const w = await routeWorld({ vms: 2, config: { extraRouteAtomic: false } });
     const pods = await w.addPods(0, 5);
