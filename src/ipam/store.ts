@@ -4,7 +4,7 @@
 // under <stateDir>/allocations, written atomically and durably; callers hold the node lock.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { removeFileDurably, removeStaleTemps, writeFileDurably } from "../state/files.js";
+import { removeStaleTemps, writeFileAtomic } from "../state/files.js";
 
 export type AllocationState = "adding" | "active" | "releasing";
 
@@ -60,11 +60,16 @@ export class FileAllocationStore implements AllocationStore {
       return undefined;
     }
   }
+  // Only intents are written durably: an "adding" or "releasing" record must survive a power loss
+  // to finish its cloud work. An "active" record lost with the power goes back to its intent,
+  // and the pod it describes is gone with the power too: DEL or GC releases its address.
   put(a: Allocation): void {
-    writeFileDurably(path.join(this.#dir, fileName(a.containerId, a.ifname)), JSON.stringify(a));
+    writeFileAtomic(path.join(this.#dir, fileName(a.containerId, a.ifname)), JSON.stringify(a), {
+      durable: a.state !== "active",
+    });
   }
   delete(containerId: string, ifname: string): void {
-    removeFileDurably(path.join(this.#dir, fileName(containerId, ifname)));
+    fs.rmSync(path.join(this.#dir, fileName(containerId, ifname)), { force: true });
   }
   list(): Allocation[] {
     let names: string[];

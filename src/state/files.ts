@@ -7,6 +7,20 @@ import * as path from "node:path";
 
 const TEMP = /\.(\d+)\.tmp$/;
 
+/**
+ * Write `data` to `file` (mode 0600) atomically: a crash leaves the old content or the new, never
+ * a torn file. `durable` also survives a power loss (fsync of the file and its directory, ~4 ms on
+ * this machine's disk): needed only for what outlives the kernel state it describes — an intent
+ * recorded before a cloud write — since pods, links and routes do not survive a power loss either.
+ */
+export function writeFileAtomic(file: string, data: string, opts: { durable: boolean }): void {
+  if (opts.durable) return writeFileDurably(file, data);
+  fs.mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data, { mode: 0o600 });
+  fs.renameSync(tmp, file);
+}
+
 /** Write `data` to `file` (mode 0600) atomically and durably. */
 export function writeFileDurably(file: string, data: string): void {
   const dir = path.dirname(file);
@@ -21,17 +35,6 @@ export function writeFileDurably(file: string, data: string): void {
   }
   fs.renameSync(tmp, file);
   syncDir(dir);
-}
-
-/** Remove a file, durably; a missing one is fine. */
-export function removeFileDurably(file: string): void {
-  try {
-    fs.unlinkSync(file);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === "ENOENT") return;
-    throw e;
-  }
-  syncDir(path.dirname(file));
 }
 
 function syncDir(dir: string): void {

@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { isObject, type NetConf } from "../cni/netconf.js";
 import type { Env } from "../cni/env.js";
-import { removeFileDurably, removeStaleTemps, writeFileDurably } from "./files.js";
+import { removeStaleTemps, writeFileAtomic } from "./files.js";
 
 /** The state directory: the plugin's `stateDir`, else its ipam block's, else TCNP_STATE_DIR, else /var/lib/tcnp. */
 export function stateDirOf(conf: Pick<NetConf, "raw">, env: Env): string {
@@ -51,12 +51,13 @@ export class AttachmentRecords<T> {
       return undefined;
     }
   }
+  // Atomic, not fsynced: the kernel state a record describes does not survive a power loss either.
   put(containerId: string, ifname: string, rec: T): void {
-    writeFileDurably(this.#file(containerId, ifname), JSON.stringify(rec));
+    writeFileAtomic(this.#file(containerId, ifname), JSON.stringify(rec), { durable: false });
   }
   delete(containerId: string, ifname: string): void {
     const f = this.#file(containerId, ifname);
-    removeFileDurably(f);
+    fs.rmSync(f, { force: true });
     // A writer of this record killed midway left its temporary file: gone with the record.
     try {
       removeStaleTemps(
