@@ -5,10 +5,11 @@ import type { Logger } from "../log/logger.js";
 import { isOpenStackError } from "../openstack/errors.js";
 import type { Neutron } from "../openstack/neutron.js";
 import type { OpenStackSession } from "../openstack/session.js";
-import type { Router } from "../openstack/types.js";
+import type { Port, Router } from "../openstack/types.js";
 import type { Clock } from "../base/clock.js";
 import type { ControllerConfig } from "./config.js";
-import { BLOCK_TAG, MIX_TAG } from "../ipam/tags.js";
+import { BLOCK_TAG, blockOf, MIX_TAG, nodeOf } from "../ipam/tags.js";
+import type { Nova } from "../openstack/nova.js";
 import { desiredRoutes, type DesiredRoute } from "./desired.js";
 import type { Metrics } from "./metrics.js";
 import { planRoutes, type RoutePlan } from "./plan.js";
@@ -39,7 +40,12 @@ export interface ReconcilerDeps {
   clock: Clock;
   metrics: Metrics;
   pods?: PodLocator;
+  /** Nova, to release the block reservations of servers that are gone (none: not done). */
+  nova?: Nova;
 }
+
+/** How often the reservations' owners are looked up in Nova (one GET per node, not per reconcile). */
+export const OWNER_CHECK_MS = 300_000;
 
 const M = {
   desired: ["tcnp_router_routes_desired", "Routes the router should hold for mix-mode pods"],
@@ -66,6 +72,7 @@ export class Reconciler {
   #nodeCidrs: string[] = [];
   #limit: number | undefined;
   #lastMissing = "";
+  #ownersCheckedAt = -Infinity;
 
   constructor(d: ReconcilerDeps) {
     this.#d = d;
@@ -97,13 +104,48 @@ export class Reconciler {
     });
   }
 
+  // A per-node block outlives its VM unless someone lets it go: every few minutes, the reservations
+  // whose server Nova no longer knows are deleted (their pods went with the server).
+  async #releaseOrphanBlocks(blockPorts: Port[]): Promise<Port[]> {
+    const { nova, neutron, clock, log } = this.#d;
+    if (nova === undefined || clock.now() - this.#ownersCheckedAt < OWNER_CHECK_MS) return blockPorts;
+    this.#ownersCheckedAt = clock.now();
+    const gone = new Set<string>();
+    for (const server of new Set(blockPorts.map(nodeOf).filter((s): s is string => s !== undefined))) {
+      try {
+        await nova.getServer(server);
+      } catch (e) {
+        if (isOpenStackError(e, undefined, 404)) gone.add(server);
+        else throw e;
+      }
+    }
+    const kept: Port[] = [];
+    for (const p of blockPorts) {
+      const owner = nodeOf(p);
+      if (owner === undefined || !gone.has(owner)) {
+        kept.push(p);
+        continue;
+      }
+      await neutron.deletePort(p.id).catch((e: unknown) => {
+        if (!isOpenStackError(e, "PortNotFound")) throw e;
+      });
+      log.info("released the block reservation of a server that is gone", {
+        block: blockOf(p),
+        server: owner,
+        port: p.id,
+      });
+    }
+    return kept;
+  }
+
   async #read(): Promise<{ router: Router; desired: DesiredRoute[] }> {
     const { cfg, neutron } = this.#d;
-    const [vmPorts, blockPorts, router] = await Promise.all([
+    const [vmPorts, allBlockPorts, router] = await Promise.all([
       neutron.listPorts({ tags: MIX_TAG }),
       neutron.listPorts({ tags: BLOCK_TAG }),
       neutron.getRouter(cfg.routerId),
     ]);
+    const blockPorts = await this.#releaseOrphanBlocks(allBlockPorts);
     const desired = desiredRoutes({
       vmPorts: vmPorts.filter((p) => cfg.networks.includes(p.network_id)),
       blockPorts: blockPorts.filter((p) => cfg.networks.includes(p.network_id)),

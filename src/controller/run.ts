@@ -93,6 +93,7 @@ export async function startController(
     cfg,
     neutron: clients.neutron,
     session: clients.session,
+    nova: clients.nova,
     log,
     clock,
     metrics,

@@ -129,6 +129,30 @@ describe("vrouter-route-controller (emulator)", () => {
     for (const ip of pods) assert.match(ip, /^10\.10\.10\.(1[6-9]|2\d|3[01])$/, `${ip} comes from the adopted block`);
   });
 
+  it("releases the block reservations of a server that is gone, and no other node's", async () => {
+    const w = await routeWorld({ vms: 2 });
+    await w.addPods(0, 2, { blocks: 28 });
+    await w.addPods(1, 2, { blocks: 28 });
+    const blocks = (): string[] =>
+      Object.values(w.em.world.ports)
+        .filter((p) => p.name.startsWith("tcnp-block-"))
+        .map((p) => p.name)
+        .sort();
+    assert.equal(blocks().length, 2);
+    const gone = w.vms[0]!.serverId;
+    const mine = Object.values(w.em.world.ports).find((p) => p.tags.includes(`tcnp-node=${gone}`))!.name;
+    // The VM is deleted (its port and its pods' addresses go with it).
+    await w.c.nova.deleteServer(gone);
+    await w.em.settle();
+    const { r } = w.controller();
+    await r.reconcile();
+    assert.deepEqual(
+      blocks(),
+      [Object.values(w.em.world.ports).find((p) => p.tags.includes(`tcnp-node=${w.vms[1]!.serverId}`))!.name],
+      `${mine} is released, the other node's kept`,
+    );
+  });
+
   it("does not lose routes to a concurrent writer on the PUT path (If-Match, re-read on 412)", async () => {
     const w = await routeWorld({ vms: 2, config: { extraRouteAtomic: false } });
     const pods = await w.addPods(0, 5);

@@ -147,6 +147,7 @@ export async function routeWorld(opts: {
           cfg,
           neutron: clients.neutron,
           session: clients.session,
+          nova: clients.nova,
           log,
           clock: systemClock,
           metrics,
