@@ -21,8 +21,27 @@ async function guestName(kernel: Kernel, ns: string): Promise<string> {
   for (let n = 4; ; n++) if (!names.has(`ens${n}`)) return `ens${n}`;
 }
 
-/** Plug a NIC with the port's MAC into the VM's namespace, wired to the network's bridge. */
-export async function plugNic(
+/**
+ * Plug a NIC with the port's MAC into the VM's namespace, wired to the network's bridge. Attaches
+ * to one VM run one at a time, as a guest's udev names hot-plugged NICs one after the other:
+ * concurrent ones would both pick the first free ensN.
+ */
+export function plugNic(...args: Parameters<typeof plugNicNow>): Promise<string> {
+  const vm = args[2];
+  const prev = plugQueues.get(vm) ?? Promise.resolve("");
+  const next = prev.catch(() => "").then(() => plugNicNow(...args));
+  plugQueues.set(vm, next);
+  void next
+    .finally(() => {
+      if (plugQueues.get(vm) === next) plugQueues.delete(vm);
+    })
+    .catch(() => {});
+  return next;
+}
+
+const plugQueues = new Map<string, Promise<string>>();
+
+async function plugNicNow(
   kernel: Kernel,
   wire: { netns: string; bridge: string },
   vmNetns: string,
