@@ -1,6 +1,8 @@
 // The names the one executable answers to (a CNI plugin's binary name is its `type`).
 import * as path from "node:path";
 
+/** The tcnp plugins that keep attachment records (tcnp-ipam keeps allocations instead). */
+export const ATTACHMENT_PLUGINS: ReadonlySet<string> = new Set(["veth-route", "host-device", "veth-host"]);
 export const CNI_PLUGIN_NAMES = ["tcnp-ipam", "host-device", "veth-host", "veth-route"] as const;
 export type CniPluginName = (typeof CNI_PLUGIN_NAMES)[number];
 export const PROGRAM_NAMES = [...CNI_PLUGIN_NAMES, "vrouter-route-controller", "tcnp"] as const;

@@ -19,6 +19,7 @@ import { FileTokenStore } from "../openstack/token-cache.js";
 import { systemClock } from "../base/clock.js";
 import { FileLock } from "../state/lock.js";
 import type { Io } from "../base/io.js";
+import { ATTACHMENT_PLUGINS } from "../base/names.js";
 
 export const DOCTOR_USAGE = `usage: tcnp doctor (--netns PATH | --container ID | --pod NAMESPACE/NAME) [--json]
                    [--cache-dir DIR] [--state-dir DIR] [--route-limit N] [--no-cloud]
@@ -152,14 +153,14 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
 
 // What each tcnp plugin of the chain recorded at ADD: the state its plan expects.
 function recordsOf(a: Attachment, stateDirFlag: string | undefined, env: Env): RecordedPlugin[] {
-  const ours = new Set(["veth-route", "host-device", "veth-host"]);
   return a.plugins
-    .filter((p) => ours.has(String(p["type"])))
+    .filter((p) => ATTACHMENT_PLUGINS.has(String(p["type"])))
     .map((p) => {
       const type = String(p["type"]);
       const dir = stateDirFlag ?? stateDirOf({ raw: p }, env);
-      const rec = new AttachmentRecords<AttachmentRecord>(dir, type, isAttachmentRecord).get(a.containerId, a.ifname);
-      const file = `${dir}/${type}/${a.containerId}__${a.ifname}.json`;
+      const records = new AttachmentRecords<AttachmentRecord>(dir, type, isAttachmentRecord);
+      const rec = records.get(a.containerId, a.ifname);
+      const file = records.fileOf(a.containerId, a.ifname);
       return rec === undefined ? { type, file } : { type, file, expect: rec.expect as Expectation[] };
     });
 }

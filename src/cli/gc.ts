@@ -13,6 +13,7 @@ import { allocationsDir, FileAllocationStore, type Allocation } from "../ipam/st
 import { stateDirOf } from "../state/records.js";
 import { GC_MIN_AGE_KEY } from "../cni/netconf.js";
 import type { Io } from "../base/io.js";
+import { ATTACHMENT_PLUGINS } from "../base/names.js";
 
 export const GC_USAGE = `usage: tcnp gc [--conf-dir DIR] [--cache-dir DIR] [--state-dir DIR] [--min-age SECONDS] [--dry-run]
   Release the Neutron addresses, ports and host links of pods that are gone, for runtimes that do not
@@ -21,8 +22,6 @@ export const GC_USAGE = `usage: tcnp gc [--conf-dir DIR] [--cache-dir DIR] [--st
   /etc/cni/net.d). Allocations younger than --min-age (default 300) are kept. --state-dir stands in
   for TCNP_STATE_DIR (a configuration's own stateDir wins, as in the plugins). Run it on the node.
 `;
-
-const OURS = new Set(["veth-route", "host-device", "veth-host"]);
 
 interface Network {
   file: string;
@@ -155,7 +154,7 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     if (values["dry-run"] === true) continue;
     for (const p of n.plugins) {
       const type = String(p["type"]);
-      if (!OURS.has(type)) continue;
+      if (!ATTACHMENT_PLUGINS.has(type)) continue;
       // The age check is repeated inside each plugin's GC, per attachment and under the node lock: a
       // pod whose ADD lands after the valid set was read is younger than --min-age there.
       const stdin = JSON.stringify({

@@ -41,6 +41,10 @@ export class AttachmentRecords<T> {
       return undefined;
     }
   }
+  /** Where the record of (containerId, ifname) lives. */
+  fileOf(containerId: string, ifname: string): string {
+    return this.#file(containerId, ifname);
+  }
   #file(containerId: string, ifname: string): string {
     return path.join(this.#dir, `${containerId}__${ifname}.json`);
   }

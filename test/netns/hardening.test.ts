@@ -6,7 +6,6 @@ import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { HOST } from "../../src/kernel/types.js";
 import { e2eSkipReason } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
 import { ENI_NET, MIX_NET, World } from "../helpers/world.js";
@@ -199,9 +198,5 @@ describe("hardening (the built executable, real kernel)", { skip: skip ?? false 
       await w.removePodNetns(pod.name);
     }
     assert.deepEqual(w.vmPort(vm, MIX_NET).ips, [vm.ip]);
-    assert.equal(
-      (await w.kernel.listLinks(HOST)).some((l) => l.name === "tcnpbbbb"),
-      false,
-    );
   });
 });
