@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { isObject, type Json } from "../cni/netconf.js";
+import { stillCooling } from "../ipam/mix.js";
 import { allocationsDir, FileAllocationStore, type Allocation } from "../ipam/store.js";
 import { stateDirOf } from "../state/records.js";
 import { GC_MIN_AGE_KEY } from "../cni/netconf.js";
@@ -147,9 +148,10 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     ];
     const isValid = (a: Allocation): boolean =>
       valid.some((v) => v.containerID === a.containerId && v.ifname === a.ifname) && a.state === "active";
-    const stale = before.filter((a) => !isValid(a));
+    const cooling = before.filter((a) => stillCooling(a, Date.now()));
+    const stale = before.filter((a) => !isValid(a) && !cooling.includes(a));
     io.out(
-      `network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}\n`,
+      `network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}${cooling.length === 0 ? "" : `\n  ${cooling.length} address(es) cooling down on the port (ipam.coolDownSeconds), left alone`}\n`,
     );
     if (values["dry-run"] === true) continue;
     for (const p of n.plugins) {

@@ -39,6 +39,8 @@ export interface IpamConfig {
   conflictAttempts: number;
   /** mix: reserve a per-node block of this prefix length and allocate from it (one router route per node). */
   nodeBlockPrefix?: number;
+  /** mix: how long a released address stays on the VM's port before it goes back to Neutron (0: at once). */
+  coolDownMs: number;
   /** Unknown keys seen, for a warning. */
   unknownKeys: string[];
 }
@@ -58,6 +60,7 @@ const KNOWN_IPAM = new Set([
   "conflictAttempts",
   "dmiUuidPath",
   "configDrivePaths",
+  "coolDownSeconds",
 ]);
 const KNOWN_NEUTRON = new Set(["networks", "mode", "subnets", "securityGroups", "nodeBlockPrefix"]);
 
@@ -123,6 +126,7 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
     configDrivePaths: ["/mnt/config", "/media/configdrive", "/config-2"],
     timeouts: { apiMs: 30_000, nicMs: 60_000, detachMs: 60_000, lockMs: 180_000 },
     conflictAttempts: 10,
+    coolDownMs: 30_000,
     unknownKeys: [
       ...Object.keys(ipam)
         .filter((k) => !KNOWN_IPAM.has(k))
@@ -190,6 +194,12 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
     if (typeof ca !== "number" || !Number.isInteger(ca) || ca < 1 || ca > 100)
       throw invalidConfig("ipam.conflictAttempts must be an integer from 1 to 100");
     out.conflictAttempts = ca;
+  }
+  const cool = ipam["coolDownSeconds"];
+  if (cool !== undefined) {
+    if (typeof cool !== "number" || !(cool >= 0) || cool > 3600)
+      throw invalidConfig("ipam.coolDownSeconds must be a number of seconds from 0 to 3600");
+    out.coolDownMs = cool * 1000;
   }
   return out;
 }

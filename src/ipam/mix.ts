@@ -12,7 +12,7 @@ import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { Logger } from "../log/logger.js";
 import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
-import type { Allocation, AllocationStore } from "./store.js";
+import { coolingKey, type Allocation, type AllocationStore } from "./store.js";
 import type { NodeCache } from "./node-cache.js";
 import { MIX_TAG, nodeIpTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
@@ -156,7 +156,11 @@ const heldByAnother = (store: AllocationStore, a: Allocation): boolean =>
     .some((o) => o.ip === a.ip && o.state === "active" && !(o.containerId === a.containerId && o.ifname === a.ifname));
 
 const knownAddress = (store: AllocationStore, ip: string): boolean =>
-  store.list().some((a) => a.ip === ip && a.state === "active");
+  store.list().some((a) => a.ip === ip && (a.state === "active" || a.state === "cooling"));
+
+/** A cooling address whose time has not come: it stays on the port. */
+export const stillCooling = (a: Allocation, now: number): boolean =>
+  a.state === "cooling" && a.coolUntil !== undefined && now < a.coolUntil;
 
 /** Remove every fixed IP matching `drop` from a port (If-Match, retried on 412). Missing port: done. */
 export async function removeAddresses(
@@ -243,8 +247,36 @@ export async function mixAdd(
   );
 }
 
-/** Release what a record holds: remove its address from the port, then forget it. Pending on failure. */
+/**
+ * Release what a record holds: remove its address from the port, then forget it. Pending on failure.
+ * An active pod's address first cools down on the port (ipam.coolDownSeconds): its record becomes
+ * a cooling record in one atomic write, and a later DEL or GC gives it back once it is due.
+ */
 export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
+  const now = d.clock.now();
+  if (stillCooling(a, now)) return;
+  if (
+    a.state === "active" &&
+    d.cfg.coolDownMs > 0 &&
+    a.ip !== undefined &&
+    a.portId !== undefined &&
+    !heldByAnother(d.store, a)
+  ) {
+    d.store.put({
+      ...a,
+      ...coolingKey(a.ip),
+      state: "cooling",
+      coolUntil: now + d.cfg.coolDownMs,
+      heldBy: `${a.containerId}/${a.ifname}`,
+      updatedAt: now,
+    });
+    d.store.delete(a.containerId, a.ifname);
+    d.log.info("address cooling down on the port before it goes back to Neutron", {
+      ip: a.ip,
+      seconds: d.cfg.coolDownMs / 1000,
+    });
+    return;
+  }
   try {
     if (a.portId !== undefined) {
       if (a.state === "adding") {

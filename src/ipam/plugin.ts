@@ -7,7 +7,7 @@ import type { CniPlugin, PluginContext } from "../cni/skel.js";
 import { isOpenStackError } from "../openstack/errors.js";
 import { destroyPort, eniAdd, serverEniPorts } from "./eni.js";
 import { forgetIdentity } from "./identity.js";
-import { mixAdd } from "./mix.js";
+import { mixAdd, stillCooling } from "./mix.js";
 import { allocationResult, IpamSession, type IpamDeps } from "./session.js";
 import { allocationsDir, type Allocation } from "./store.js";
 import { findVmPorts } from "./vm-port.js";
@@ -27,16 +27,24 @@ async function add(deps: IpamDeps, ctx: PluginContext): Promise<CniResult> {
     }
     if (existing !== undefined) await s.release(existing);
     const serverId = await s.serverId();
+    const mix = async (): Promise<Allocation> =>
+      mixAdd(
+        s.mixDeps(),
+        { containerId, ifname, serverId },
+        await findVmPorts(s.clients.neutron, await deps.kernel(), serverId, s.cfg.networks, s.cache),
+      );
     let a: Allocation;
     try {
-      a =
-        s.cfg.mode === "mix"
-          ? await mixAdd(
-              s.mixDeps(),
-              { containerId, ifname, serverId },
-              await findVmPorts(s.clients.neutron, await deps.kernel(), serverId, s.cfg.networks, s.cache),
-            )
-          : await eniAdd(await s.eniDeps(), { containerId, ifname, serverId, pod: ctx.args.args });
+      if (s.cfg.mode === "mix") {
+        try {
+          a = await mix();
+        } catch (e) {
+          // Addresses whose cool-down is over may be all that fills the subnets: give them back, try again.
+          if (!(e instanceof CniError && e.code === CniCode.AddressExhausted) || (await s.releaseDueCooling()) === 0)
+            throw e;
+          a = await mix();
+        }
+      } else a = await eniAdd(await s.eniDeps(), { containerId, ifname, serverId, pod: ctx.args.args });
     } catch (e) {
       // A cached identity for a server that no longer exists: look again next time.
       if (isOpenStackError(e, "itemNotFound", 404) && /Instance/.test(e.detail)) forgetIdentity(s.cfg);
@@ -90,6 +98,7 @@ async function gc(deps: IpamDeps, ctx: PluginContext): Promise<void> {
     for (const a of s.store.list()) {
       if (a.mode !== s.cfg.mode || !s.cfg.networks.includes(a.networkId)) continue;
       if (valid.has(`${a.containerId}/${a.ifname}`) && a.state === "active") continue;
+      if (stillCooling(a, deps.clock.now())) continue;
       // Decided here, under the lock: an ADD that landed after the valid set was read is young.
       if (a.state === "active" && deps.clock.now() - a.createdAt < minAgeMs) continue;
       try {

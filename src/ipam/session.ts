@@ -21,7 +21,7 @@ import { blockChooser } from "./blocks.js";
 import { parseIpamConfig, type IpamConfig } from "./config.js";
 import { destroyPodPorts, eniRelease, type EniDeps } from "./eni.js";
 import { resolveIdentity } from "./identity.js";
-import { mixRelease, removeAddresses, type MixDeps } from "./mix.js";
+import { mixRelease, removeAddresses, stillCooling, type MixDeps } from "./mix.js";
 import type { NodeCache } from "./node-cache.js";
 import { allocationsDir, type Allocation, type AllocationStore } from "./store.js";
 import { findVmPorts } from "./vm-port.js";
@@ -159,6 +159,7 @@ export class IpamSession {
       .filter(
         (a) =>
           a.state !== "active" &&
+          !stillCooling(a, clock.now()) &&
           a.mode === this.cfg.mode &&
           this.cfg.networks.includes(a.networkId) &&
           `${a.containerId}/${a.ifname}` !== except &&
@@ -175,6 +176,18 @@ export class IpamSession {
         log.warn("a pending release is still pending", { containerId: a.containerId, ifname: a.ifname, error: e });
       }
     }
+  }
+
+  /** Give back every cooling address of this configuration that is due; how many went back. */
+  async releaseDueCooling(): Promise<number> {
+    const now = this.#deps.clock.now();
+    let n = 0;
+    for (const a of this.store.list()) {
+      if (a.state !== "cooling" || stillCooling(a, now) || !this.cfg.networks.includes(a.networkId)) continue;
+      await this.release(a);
+      n++;
+    }
+    return n;
   }
 
   // No record (state lost): the prevResult says which address this container had. Release it only

@@ -6,7 +6,19 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { removeStaleTemps, writeFileAtomic } from "../state/files.js";
 
-export type AllocationState = "adding" | "active" | "releasing";
+export type AllocationState = "adding" | "active" | "releasing" | "cooling";
+
+/**
+ * A mix address a pod gave back, kept on the VM's port until `coolUntil` so that no new pod gets it
+ * while other hosts' conntrack may still send the old pod's flows to it. Its own record, keyed by
+ * the address, so the container's record is gone (a repeated DEL is a no-op) and a new pod with the
+ * same container ID and interface is not in its way.
+ */
+export const COOLING_IF = "cooling";
+export const coolingKey = (ip: string): { containerId: string; ifname: string } => ({
+  containerId: `cooldown-${ip}`,
+  ifname: COOLING_IF,
+});
 
 export interface Allocation {
   containerId: string;
@@ -30,6 +42,10 @@ export interface Allocation {
   before?: string[];
   /** The process that wrote an "adding" record: while it lives, the ADD is in progress, not pending. */
   pid?: number;
+  /** cooling: when the address may go back to Neutron (ms since the epoch). */
+  coolUntil?: number;
+  /** cooling: the attachment that held the address ("containerId/ifname"). */
+  heldBy?: string;
   /** Why the last release attempt failed (pending releases). */
   error?: string;
   createdAt: number;

@@ -66,6 +66,9 @@ export const mixConf = (over: Record<string, unknown> = {}): Record<string, unkn
     },
     neutronConf: { networks: [MIX_NET], mode: "mix" },
     routes: [{ dst: "0.0.0.0/0" }],
+    // Addresses go back to Neutron at DEL, as the tests of other behaviours expect; the
+    // cool-down (default 30 s) has tests of its own that set it.
+    coolDownSeconds: 0,
   },
   ...over,
 });

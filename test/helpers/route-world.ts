@@ -84,6 +84,7 @@ export async function routeWorld(opts: {
     configDrivePaths: [],
     timeouts: { apiMs: 5000, nicMs: 5000, detachMs: 5000, lockMs: 5000 },
     conflictAttempts: 10,
+    coolDownMs: 0,
     unknownKeys: [],
   } as IpamConfig;
   const store = new MemoryAllocationStore();

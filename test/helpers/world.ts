@@ -48,7 +48,7 @@ export interface VmHandle {
   cacheDir: string;
 }
 
-const execAsync = (argv: string[], env: Record<string, string>, input?: string): Promise<Run> =>
+export const execAsync = (argv: string[], env: Record<string, string>, input?: string): Promise<Run> =>
   new Promise((resolve) => {
     const child = execFile(
       argv[0]!,
@@ -211,6 +211,9 @@ export class World {
         },
         neutronConf: { networks: [MIX_NET], mode: "mix" },
         routes: [{ dst: "0.0.0.0/0" }],
+        // Addresses go back to Neutron at DEL, as the tests of other behaviours expect; the
+        // cool-down (default 30 s) has tests of its own that set it.
+        coolDownSeconds: 0,
         ...ipamOver,
       },
       ...over,

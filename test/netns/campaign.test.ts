@@ -10,9 +10,9 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { HOST } from "../../src/kernel/types.js";
-import { cnicallerBinary, e2eSkipReason } from "../helpers/cni.js";
+import { cnicallerBinary, distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
-import { ENI_NET, MIX_NET, World, type VmHandle } from "../helpers/world.js";
+import { ENI_NET, execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
 
 const skip = rootSkipReason("iptables-restore") ?? e2eSkipReason();
 const OPS = Number(process.env["TCNP_CAMPAIGN_OPS"] ?? 500);
@@ -106,7 +106,8 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
       mixPool: { start: "10.10.10.10", end: "10.10.10.40" },
     });
     for (const vm of w.vms) {
-      fs.writeFileSync(path.join(vm.confDir, "10-mix.conf"), JSON.stringify(w.mixConf()));
+      // A short cool-down: released addresses go through the cooling records under faults and kills too.
+      fs.writeFileSync(path.join(vm.confDir, "10-mix.conf"), JSON.stringify(w.mixConf({}, { coolDownSeconds: 1 })));
       fs.writeFileSync(path.join(vm.confDir, "20-eni.conflist"), JSON.stringify({ ...w.eniConf(), name: "eni" }));
     }
   });
@@ -220,6 +221,12 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
 
     // After the DELs: nothing of any pod is left, in Neutron, in the VMs or on disk.
     for (const p of pods) await delUntilGone(p);
+    // The last addresses are still cooling on the ports: once due, `tcnp gc` gives them back.
+    await new Promise((res) => setTimeout(res, 1100));
+    for (const vm of w.vms) {
+      const gc = await execAsync(["ip", "netns", "exec", vm.nsName, distBinary, "gc", "--min-age", "0"], w.env(vm));
+      assert.equal(gc.status, 0, `tcnp gc in ${vm.name}: ${gc.stdout}${gc.stderr}`);
+    }
     for (const vm of w.vms) {
       assert.deepEqual(w.vmPort(vm, MIX_NET).ips, [vm.ip], `${vm.name}'s port holds only its own address`);
       const links = (await w.kernel.listLinks(vm.ns)).map((l) => l.name);

@@ -103,6 +103,7 @@ describe("mix mode against the real cloud", { skip: skip ?? false }, () => {
           },
           neutronConf: { networks: [net.id], mode: "mix" },
           routes: [{ dst: "0.0.0.0/0" }],
+          coolDownSeconds: 2,
         },
       }),
     );
@@ -131,9 +132,39 @@ describe("mix mode against the real cloud", { skip: skip ?? false }, () => {
     );
     const del = await run(["ip", "netns", "exec", vm.name, cnicallerBinary, "del", "cni0", pod.path, "realmix01"], env);
     assert.equal(del.status, 0, del.stderr);
+    // The address cools down on the VM's port (ipam.coolDownSeconds), even through a repeated DEL.
+    const again = await run(
+      ["ip", "netns", "exec", vm.name, cnicallerBinary, "del", "cni0", pod.path, "realmix01"],
+      env,
+    );
+    assert.equal(again.status, 0, again.stderr);
+    assert.deepEqual(
+      (await c.neutron.getPort(port.id)).fixed_ips.map((f) => f.ip_address).sort(),
+      ["10.232.0.25", ip].sort(),
+    );
+    await new Promise((r) => setTimeout(r, 2100));
+    const gc = await run(
+      [
+        "ip",
+        "netns",
+        "exec",
+        vm.name,
+        distBinary,
+        "gc",
+        "--min-age",
+        "0",
+        "--conf-dir",
+        confDir,
+        "--cache-dir",
+        env.CNI_CACHEDIR,
+      ],
+      env,
+    );
+    assert.equal(gc.status, 0, `${gc.stdout}${gc.stderr}`);
     assert.deepEqual(
       (await c.neutron.getPort(port.id)).fixed_ips.map((f) => f.ip_address),
       ["10.232.0.25"],
+      "once due, the address goes back to Neutron",
     );
     assert.deepEqual((await kernel.listLinks(vm.path)).map((l) => l.name).sort(), ["eth0", "lo"]);
   });

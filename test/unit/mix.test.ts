@@ -1,5 +1,7 @@
 // mix mode logic against the emulator and the fake kernel: tcnp-ipam + veth-route through the CNI
 // dispatcher, as a runtime would drive them, without root.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { runCni as runCniRaw, type CniIo, type CniPlugin } from "../../src/cni/skel.js";
@@ -7,7 +9,7 @@ import { toCniError } from "../../src/plugins/errors.js";
 import { FakeKernel } from "../../src/kernel/fake-kernel.js";
 import { HOST } from "../../src/kernel/types.js";
 import { createVethRoute } from "../../src/plugins/veth-route/plugin.js";
-import { cniEnv, fakeNode, mixConf, VM1, VM1_MAC } from "../helpers/fake-node.js";
+import { cniEnv, fakeNode, mixConf, nodeSeed, VM1, VM1_MAC } from "../helpers/fake-node.js";
 
 const runCni = (p: CniPlugin, io: CniIo): ReturnType<typeof runCniRaw> => runCniRaw(p, io, { toCniError });
 
@@ -267,6 +269,65 @@ describe("mix mode (emulator + fake kernel)", () => {
       );
       for (const d of dels) assert.equal(d.exitCode, 0, d.stdout);
       assert.deepEqual(vmPortIps(n), before);
+    } finally {
+      n.cleanup();
+    }
+  });
+
+  // Issue 13 item 6: an address a pod gave back stays on the VM's port for the cool-down, so no new
+  // pod gets it while conntrack elsewhere may still hold the old pod's flows; then it goes back.
+  it("a released address cools down on the port: not given to a new pod, persisted, given back when due", async () => {
+    const seed = nodeSeed();
+    // Two free addresses besides the VM's own (.11): .12 and .13.
+    seed.networks![0]!.subnets![0]!.allocation_pools = [{ start: "10.10.10.11", end: "10.10.10.13" }];
+    const n = await fakeNode({ seed });
+    try {
+      const conf = (extra: Record<string, unknown> = {}) => {
+        const c = mixConf({ cniVersion: "1.1.0", ...extra });
+        (c["ipam"] as Record<string, unknown>)["coolDownSeconds"] = 1;
+        return JSON.stringify(c);
+      };
+      const pods = await Promise.all(["a", "b", "c"].map((x) => n.kernel.createNetns(`pod-${x}`)));
+      const call = (cmd: string, id: string, i: number) =>
+        runCni(createVethRoute(n.deps), { env: cniEnv(cmd, id, pods[i]!), stdin: conf() });
+      const a = await call("ADD", "c001a", 0);
+      assert.equal(a.exitCode, 0, a.stdout);
+      const x = JSON.parse(a.stdout).ips[0].address.split("/")[0] as string;
+      assert.equal((await call("DEL", "c001a", 0)).exitCode, 0);
+      assert.ok(vmPortIps(n).includes(x), "the address stays on the port while it cools down");
+      assert.equal(await n.kernel.getLink(pods[0]!, "eth0"), undefined, "the pod's side is gone at once");
+      const cooling = fs.readdirSync(path.join(n.stateDir, "allocations")).filter((f) => f.includes(x));
+      assert.equal(cooling.length, 1, "persisted as a record of its own");
+      assert.equal((await call("DEL", "c001a", 0)).exitCode, 0, "a repeated DEL is a no-op");
+      assert.ok(vmPortIps(n).includes(x));
+      // A new plugin process (call() builds one per call) sees the cooling record: B gets the other address.
+      const b = await call("ADD", "c001b", 1);
+      assert.equal(b.exitCode, 0, b.stdout);
+      const y = JSON.parse(b.stdout).ips[0].address.split("/")[0] as string;
+      assert.notEqual(y, x, "the cooling address is not given to a new pod");
+      const full = await call("ADD", "c001c", 2);
+      assert.equal(JSON.parse(full.stdout).code, 100, `only the cooling address is left: exhausted (${full.stdout})`);
+      const gcEarly = await runCni(createVethRoute(n.deps), {
+        env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+        stdin: conf({ "cni.dev/valid-attachments": [{ containerID: "c001b", ifname: "eth0" }] }),
+      });
+      assert.equal(gcEarly.exitCode, 0, gcEarly.stdout);
+      assert.ok(vmPortIps(n).includes(x), "GC leaves an address that is still cooling");
+      await new Promise((r) => setTimeout(r, 1100));
+      // Due now: an ADD that finds the subnets full gives due addresses back and tries again.
+      const c = await call("ADD", "c001c", 2);
+      assert.equal(c.exitCode, 0, c.stdout);
+      assert.equal(JSON.parse(c.stdout).ips[0].address, `${x}/32`, "after its cool-down the address serves again");
+      assert.equal((await call("DEL", "c001b", 1)).exitCode, 0);
+      assert.equal((await call("DEL", "c001c", 2)).exitCode, 0);
+      await new Promise((r) => setTimeout(r, 1100));
+      const gc = await runCni(createVethRoute(n.deps), {
+        env: { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+        stdin: conf({ "cni.dev/valid-attachments": [] }),
+      });
+      assert.equal(gc.exitCode, 0, gc.stdout);
+      assert.deepEqual(vmPortIps(n), ["10.10.10.11"], "GC gives due addresses back to Neutron");
+      assert.deepEqual(fs.readdirSync(path.join(n.stateDir, "allocations")), []);
     } finally {
       n.cleanup();
     }
