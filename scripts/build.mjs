@@ -151,9 +151,29 @@ function sea() {
   say(`wrote dist/tcnp (${(fs.statSync(rel("dist/tcnp")).size / 1e6).toFixed(1)} MB)`);
 }
 
+// dist/tcnp-cni: the small Go forwarder the runtime runs for each plugin name (forwarder/main.go),
+// built with Debian's golang-go, offline (standard library only). Without Go it is left out and
+// the plugin names run the Node executable directly.
+function forwarder() {
+  const out = rel("dist/tcnp-cni");
+  const src = rel("forwarder/main.go");
+  if (fs.existsSync(out) && fs.statSync(out).mtimeMs > fs.statSync(src).mtimeMs) return;
+  try {
+    execFileSync("go", ["build", "-trimpath", "-ldflags=-s -w", "-o", out, "."], {
+      cwd: rel("forwarder"),
+      env: { ...process.env, GOFLAGS: "-mod=mod", GOPROXY: "off", GOCACHE: rel("build/gocache"), CGO_ENABLED: "0" },
+      stdio: ["ignore", "inherit", "inherit"],
+    });
+    say(`wrote dist/tcnp-cni (${(fs.statSync(out).size / 1e6).toFixed(1)} MB, the forwarder)`);
+  } catch (e) {
+    say(`no forwarder: cannot run go (${e.message.split("\n")[0]}); plugin names will run dist/tcnp`);
+  }
+}
+
 buildNative();
 await transpile();
 if (!args.has("--tests-only")) {
   await bundle();
   if (!args.has("--no-sea")) sea();
+  forwarder();
 }

@@ -1,4 +1,5 @@
 // The `tcnp` admin CLI: subcommands parse their own flags; each returns an exit code.
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as sea from "node:sea";
 import { parseArgs } from "node:util";
@@ -19,6 +20,7 @@ commands:
   route-controller ...         the same as running vrouter-route-controller
   lab up|status|doctor|down    a whole small cloud on this machine (tcnp lab help)
   doctor --pod NS/NAME ...     diagnose a pod's network on this node (tcnp doctor --help)
+  agent [status] ...           the node agent: warm pools, the plugins' requests (tcnp agent --help)
   gc [--dry-run] ...           release what pods that are gone still hold, for runtimes without CNI GC (tcnp gc --help)
 `;
 
@@ -85,7 +87,9 @@ export async function adminCli(argv: string[]): Promise<number> {
         },
       });
       const r = install({ source: selfExecutable(), binDir: values["bin-dir"] ?? "/opt/cni/bin" });
-      process.stdout.write(`installed ${r.binary}\n${r.links.map((l) => `  ${l} -> tcnp`).join("\n")}\n`);
+      process.stdout.write(
+        `installed ${r.binary}\n${r.links.map((l) => `  ${l} -> ${fs.readlinkSync(l)}`).join("\n")}\n`,
+      );
       for (const b of r.backedUp) process.stdout.write(`kept the previous file as ${b}\n`);
       for (const source of values.conf ?? []) {
         const c = installConf({ source, confDir: values["conf-dir"] ?? "/etc/cni/net.d" });
@@ -111,6 +115,11 @@ export async function adminCli(argv: string[]): Promise<number> {
         return 0;
       }
       return doctorCli(rest, io, kernel);
+    }
+    case "agent": {
+      const { agentCli } = await import("./agent.js");
+      const code = await agentCli(rest, io, runUntilSignalled);
+      return code < 0 ? new Promise<number>(() => {}) : code;
     }
     case "gc": {
       const { gcCli } = await import("../cli/gc.js");

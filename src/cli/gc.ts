@@ -148,10 +148,10 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     ];
     const isValid = (a: Allocation): boolean =>
       valid.some((v) => v.containerID === a.containerId && v.ifname === a.ifname) && a.state === "active";
-    const cooling = before.filter((a) => stillCooling(a, Date.now()));
+    const cooling = before.filter((a) => stillCooling(a, Date.now()) || a.state === "pool");
     const stale = before.filter((a) => !isValid(a) && !cooling.includes(a));
     io.out(
-      `network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}${cooling.length === 0 ? "" : `\n  ${cooling.length} address(es) cooling down on the port (ipam.coolDownSeconds), left alone`}\n`,
+      `network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}${cooling.length === 0 ? "" : `\n  ${cooling.length} address(es) cooling down on the port (ipam.coolDownSeconds) or in the node agent's pool, left alone`}\n`,
     );
     if (values["dry-run"] === true) continue;
     for (const p of n.plugins) {

@@ -5,6 +5,8 @@ import type { Metrics } from "./metrics.js";
 
 export interface Health {
   healthy(): { ok: boolean; detail: string };
+  /** /readyz, where the process has a notion of ready (the node agent: pools warm). */
+  ready?(): { ok: boolean; detail: string };
 }
 
 export async function serveControllerHttp(
@@ -20,8 +22,8 @@ export async function serveControllerHttp(
     if (req.url === "/metrics") {
       res.writeHead(200, { "content-type": "text/plain; version=0.0.4" });
       res.end(metrics.render());
-    } else if (req.url === "/healthz") {
-      const h = health.healthy();
+    } else if (req.url === "/healthz" || (req.url === "/readyz" && health.ready !== undefined)) {
+      const h = req.url === "/readyz" ? health.ready!() : health.healthy();
       res.writeHead(h.ok ? 200 : 503, { "content-type": "text/plain" });
       res.end(`${h.detail}\n`);
     } else {

@@ -38,6 +38,15 @@ export class Metrics {
     this.#family(name, help, "gauge").values.set(labelKey(labels), { labels, value });
   }
 
+  /** A histogram: cumulative buckets, sum and count (rendered as counters of the _bucket/_sum/_count series). */
+  observe(name: string, help: string, value: number, buckets: readonly number[], labels: Labels = {}): void {
+    for (const le of [...buckets.map(String), "+Inf"])
+      if (le === "+Inf" || value <= Number(le)) this.inc(`${name}_bucket`, help, { ...labels, le });
+      else this.inc(`${name}_bucket`, help, { ...labels, le }, 0);
+    this.inc(`${name}_sum`, help, labels, value);
+    this.inc(`${name}_count`, help, labels);
+  }
+
   get(name: string, labels: Labels = {}): number | undefined {
     return this.#families.get(name)?.values.get(labelKey(labels))?.value;
   }

@@ -2,7 +2,7 @@
 // A foreign file of the same name (the reference host-device) is kept beside it as NAME.orig.
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { PROGRAM_NAMES } from "../base/names.js";
+import { isCniPlugin, PROGRAM_NAMES } from "../base/names.js";
 import { writeFileDurably } from "../state/files.js";
 
 export interface InstallResult {
@@ -21,6 +21,18 @@ export function install(opts: { source: string; binDir: string }): InstallResult
   fs.copyFileSync(source, tmp);
   fs.chmodSync(tmp, 0o755);
   fs.renameSync(tmp, binary);
+  // The forwarder built beside the executable: the CNI plugin names run it (README, "Node agent").
+  const fwdSource = path.join(path.dirname(source), "tcnp-cni");
+  const forwarder = fs.existsSync(fwdSource) && fs.realpathSync(fwdSource) !== fs.realpathSync(source);
+  if (forwarder) {
+    const fwd = path.join(binDir, "tcnp-cni");
+    const ftmp = `${fwd}.${process.pid}.tmp`;
+    if (fs.realpathSync(fwdSource) !== (fs.existsSync(fwd) ? fs.realpathSync(fwd) : "")) {
+      fs.copyFileSync(fwdSource, ftmp);
+      fs.chmodSync(ftmp, 0o755);
+      fs.renameSync(ftmp, fwd);
+    }
+  }
   const links: string[] = [];
   const backedUp: string[] = [];
   for (const name of PROGRAM_NAMES) {
@@ -38,7 +50,7 @@ export function install(opts: { source: string; binDir: string }): InstallResult
     }
     const tmpLink = `${link}.${process.pid}.tmp`;
     fs.rmSync(tmpLink, { force: true });
-    fs.symlinkSync("tcnp", tmpLink);
+    fs.symlinkSync(forwarder && isCniPlugin(name) ? "tcnp-cni" : "tcnp", tmpLink);
     fs.renameSync(tmpLink, link);
     links.push(link);
   }

@@ -41,6 +41,8 @@ export interface IpamConfig {
   nodeBlockPrefix?: number;
   /** mix: how long a released address stays on the VM's port before it goes back to Neutron (0: at once). */
   coolDownMs: number;
+  /** The node agent's warm pool (ipam.pool). */
+  pool: { warm: number; minimum: number; maximum: number; deadlineMs: number };
   /** Unknown keys seen, for a warning. */
   unknownKeys: string[];
 }
@@ -61,6 +63,7 @@ const KNOWN_IPAM = new Set([
   "dmiUuidPath",
   "configDrivePaths",
   "coolDownSeconds",
+  "pool",
 ]);
 const KNOWN_NEUTRON = new Set(["networks", "mode", "subnets", "securityGroups", "nodeBlockPrefix"]);
 
@@ -127,6 +130,7 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
     timeouts: { apiMs: 30_000, nicMs: 60_000, detachMs: 60_000, lockMs: 180_000 },
     conflictAttempts: 10,
     coolDownMs: 30_000,
+    pool: { warm: 5, minimum: 0, maximum: 110, deadlineMs: 10_000 },
     unknownKeys: [
       ...Object.keys(ipam)
         .filter((k) => !KNOWN_IPAM.has(k))
@@ -200,6 +204,27 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
     if (typeof cool !== "number" || !(cool >= 0) || cool > 3600)
       throw invalidConfig("ipam.coolDownSeconds must be a number of seconds from 0 to 3600");
     out.coolDownMs = cool * 1000;
+  }
+  const pool = ipam["pool"];
+  if (pool !== undefined) {
+    if (!isObject(pool)) throw invalidConfig("ipam.pool must be an object: {warmTarget, minimumTarget, maximum}");
+    const int = (key: string, def: number, max: number): number => {
+      const v = pool[key];
+      if (v === undefined) return def;
+      if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > max)
+        throw invalidConfig(`ipam.pool.${key} must be an integer from 0 to ${max}`);
+      return v;
+    };
+    out.pool = {
+      warm: int("warmTarget", 5, 1024),
+      minimum: int("minimumTarget", 0, 1024),
+      maximum: int("maximum", 110, 4096),
+      deadlineMs: seconds(pool, "deadlineSeconds", 10, "ipam.pool"),
+    };
+    const unknown = Object.keys(pool).filter(
+      (k) => !["warmTarget", "minimumTarget", "maximum", "deadlineSeconds"].includes(k),
+    );
+    out.unknownKeys.push(...unknown.map((k) => `ipam.pool.${k}`));
   }
   return out;
 }

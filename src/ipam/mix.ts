@@ -77,24 +77,47 @@ async function addOne(
   subnet: Subnet,
   base: Omit<Allocation, "state" | "createdAt" | "updatedAt">,
 ): Promise<string | undefined> {
+  return (await addMany(d, vm, subnet, base, 1))[0];
+}
+
+/**
+ * Add `count` addresses on `subnet` to the VM's port in one fixed_ips write (a warm pool's batch).
+ * Returns those that landed (fewer when the subnet runs out; none when it is exhausted). The intent
+ * record `base` (state "adding", with the port's addresses before) is left for the caller to replace.
+ */
+export async function addMany(
+  d: MixDeps,
+  vm: VmPort,
+  subnet: Subnet,
+  base: Omit<Allocation, "state" | "createdAt" | "updatedAt">,
+  count: number,
+): Promise<string[]> {
   try {
     return await retry(
       async (attempt) => {
         const port = await d.neutron.getPort(vm.portId);
         if (attempt === 0) await markPort(d, vm, port);
-        const entry = (await d.chooseEntry?.(vm, subnet, port)) ?? { subnet_id: subnet.id };
+        const wanted: Array<Partial<FixedIp>> = [];
+        for (let i = 0; i < count; i++)
+          wanted.push((await d.chooseEntry?.(vm, subnet, port)) ?? { subnet_id: subnet.id });
         const before = new Set(port.fixed_ips.map((f) => f.ip_address));
         const now = d.clock.now();
         d.store.put({ ...base, state: "adding", before: [...before], createdAt: now, updatedAt: now });
         let after: Port;
         try {
-          after = await d.neutron.updateFixedIps(port.id, [...entries(port.fixed_ips), entry], port.revision_number);
+          after = await d.neutron.updateFixedIps(
+            port.id,
+            [...entries(port.fixed_ips), ...wanted],
+            port.revision_number,
+          );
         } catch (e) {
           if (isOpenStackError(e, "RevisionNumberConstraintFailed")) throw new LostRace(e.message, { cause: e });
           if (isOpenStackError(e, "IpAddressGenerationFailure") || isOpenStackError(e, "IpAddressAlreadyAllocated")) {
             d.store.delete(base.containerId, base.ifname);
             if (isOpenStackError(e, "IpAddressAlreadyAllocated")) throw new LostRace(e.message, { cause: e });
-            return undefined;
+            // A batch larger than what is left: ask for one, as a single pod would.
+            if (count > 1) return addMany(d, vm, subnet, base, 1);
+            return [];
           }
           if (isTransient(e)) await undoUncertainAdd(d, vm.portId, before, base);
           else d.store.delete(base.containerId, base.ifname);
@@ -108,15 +131,15 @@ async function addOne(
         if (added.length === 0) throw new LostRace("the update answered without a new address");
         // Read back: with several writers, real Neutron may have merged or undone our change.
         const check = await d.neutron.getPort(port.id);
-        const ip = added.find((a) => check.fixed_ips.some((f) => f.ip_address === a));
-        if (ip === undefined) {
+        const ips = added.filter((a) => check.fixed_ips.some((f) => f.ip_address === a));
+        if (ips.length === 0) {
           d.log.warn("our address vanished from the port after the update (a concurrent writer?), retrying", {
             port: port.id,
             added,
           });
           throw new LostRace("our address vanished from the port after the update");
         }
-        return ip;
+        return ips;
       },
       conflictRetry(d, vm.portId),
     );
@@ -156,7 +179,7 @@ const heldByAnother = (store: AllocationStore, a: Allocation): boolean =>
     .some((o) => o.ip === a.ip && o.state === "active" && !(o.containerId === a.containerId && o.ifname === a.ifname));
 
 const knownAddress = (store: AllocationStore, ip: string): boolean =>
-  store.list().some((a) => a.ip === ip && (a.state === "active" || a.state === "cooling"));
+  store.list().some((a) => a.ip === ip && (a.state === "active" || a.state === "cooling" || a.state === "pool"));
 
 /** A cooling address whose time has not come: it stays on the port. */
 export const stillCooling = (a: Allocation, now: number): boolean =>

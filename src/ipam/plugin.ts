@@ -19,6 +19,11 @@ export { allocationResult };
 async function add(deps: IpamDeps, ctx: PluginContext): Promise<CniResult> {
   const s = new IpamSession(deps, ctx.conf);
   const { containerId, ifname } = ctx.args;
+  if (deps.pools?.serves(s) === true) {
+    const a = await deps.pools.allocate(s, { containerId, ifname });
+    deps.log.info("allocated from the warm pool", { mode: a.mode, ip: a.ip, port: a.portId });
+    return allocationResult(a, s.cfg);
+  }
   return s.forPod(async () => {
     const existing = s.store.get(containerId, ifname);
     if (existing?.state === "active" && (await s.stillHeld(existing))) {
@@ -66,7 +71,8 @@ async function del(deps: IpamDeps, ctx: PluginContext): Promise<void> {
     } else {
       await s.releaseFromPrevResult(ctx);
     }
-    await s.finishPending(`${containerId}/${ifname}`);
+    // Inside the node agent its pools' upkeep finishes pending work, off the pods' path.
+    if (deps.pools === undefined) await s.finishPending(`${containerId}/${ifname}`);
   });
 }
 
@@ -98,7 +104,7 @@ async function gc(deps: IpamDeps, ctx: PluginContext): Promise<void> {
     for (const a of s.store.list()) {
       if (a.mode !== s.cfg.mode || !s.cfg.networks.includes(a.networkId)) continue;
       if (valid.has(`${a.containerId}/${a.ifname}`) && a.state === "active") continue;
-      if (stillCooling(a, deps.clock.now())) continue;
+      if (stillCooling(a, deps.clock.now()) || a.state === "pool") continue;
       // Decided here, under the lock: an ADD that landed after the valid set was read is young.
       if (a.state === "active" && deps.clock.now() - a.createdAt < minAgeMs) continue;
       try {

@@ -41,6 +41,18 @@ export interface IpamDeps {
   cacheFor(stateDir: string): NodeCache;
   /** The random source of retry jitter (Math.random when absent). */
   random?: () => number;
+  /** The node agent's warm pools, when this runs inside the agent. */
+  pools?: AddressPools;
+  /** Inside the agent: whether another request of this process is working on (containerId, ifname). */
+  busy?(containerId: string, ifname: string): boolean;
+}
+
+/** Warm pools of addresses (the node agent): an ADD takes from them without a cloud call. */
+export interface AddressPools {
+  /** Whether this configuration is served from a pool. */
+  serves(s: IpamSession): boolean;
+  /** The allocation of (containerId, ifname): the one it has, or one from the pool. */
+  allocate(s: IpamSession, who: { containerId: string; ifname: string }): Promise<Allocation>;
 }
 
 export class IpamSession {
@@ -50,10 +62,16 @@ export class IpamSession {
   readonly store: AllocationStore;
   readonly lock: Lock;
   readonly cache: NodeCache;
+  readonly conf: NetConf;
   readonly #deps: IpamDeps;
+  /** The dependencies this session was made with (a pool keeps a session of its own). */
+  get deps(): IpamDeps {
+    return this.#deps;
+  }
 
   constructor(deps: IpamDeps, conf: NetConf) {
     this.#deps = deps;
+    this.conf = conf;
     const cfg = parseIpamConfig(conf, deps.sources);
     if (cfg.unknownKeys.length > 0) deps.log.warn("ignoring unknown configuration keys", { keys: cfg.unknownKeys });
     const fetchOpts: NodeFetchOptions = { timeoutMs: cfg.timeouts.apiMs };
@@ -159,13 +177,19 @@ export class IpamSession {
       .filter(
         (a) =>
           a.state !== "active" &&
-          !stillCooling(a, clock.now()) &&
+          a.state !== "pool" &&
+          // with a node agent, its pool takes back cooling addresses when they are due
+          !(a.state === "cooling" && (this.#deps.pools !== undefined || stillCooling(a, clock.now()))) &&
           a.mode === this.cfg.mode &&
           this.cfg.networks.includes(a.networkId) &&
           `${a.containerId}/${a.ifname}` !== except &&
           clock.now() - a.updatedAt > 1000 &&
           // an eni ADD runs without the lock: its record is in progress while its writer lives
-          !(a.state === "adding" && a.pid !== undefined && a.pid !== process.pid && processAlive(a.pid)),
+          !(
+            a.state === "adding" &&
+            a.pid !== undefined &&
+            (a.pid === process.pid ? (this.#deps.busy?.(a.containerId, a.ifname) ?? false) : processAlive(a.pid))
+          ),
       )
       .slice(0, 5);
     for (const a of pending) {

@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { removeStaleTemps, writeFileAtomic } from "../state/files.js";
 
-export type AllocationState = "adding" | "active" | "releasing" | "cooling";
+export type AllocationState = "adding" | "active" | "releasing" | "cooling" | "pool";
 
 /**
  * A mix address a pod gave back, kept on the VM's port until `coolUntil` so that no new pod gets it
@@ -15,6 +15,11 @@ export type AllocationState = "adding" | "active" | "releasing" | "cooling";
  * same container ID and interface is not in its way.
  */
 export const COOLING_IF = "cooling";
+/** A warm pool's address (node agent), keyed by the address like a cooling one. */
+export const poolKey = (ip: string): { containerId: string; ifname: string } => ({
+  containerId: `pool-${ip}`,
+  ifname: "pool",
+});
 export const coolingKey = (ip: string): { containerId: string; ifname: string } => ({
   containerId: `cooldown-${ip}`,
   ifname: COOLING_IF,

@@ -9,6 +9,10 @@ export const ENI_TAG = "tcnp-eni";
 /** A port that reserves a per-node block of addresses. */
 export const BLOCK_TAG = "tcnp-block";
 
+/** On a mix VM port: one of its addresses is in the node agent's warm pool (no pod holds it). */
+export const POOL_TAG_PREFIX = "tcnp-pool=";
+export const poolTag = (ip: string): string => `${POOL_TAG_PREFIX}${ip}`;
+
 const NODE_IP = "tcnp-node-ip=";
 const BLOCK = "tcnp-block=";
 const NODE = "tcnp-node=";

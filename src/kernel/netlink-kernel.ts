@@ -113,6 +113,13 @@ export class NetlinkKernel implements Kernel {
     }
   }
 
+  /** Close the socket kept for one namespace (a pod's, when its request is done; a long-lived agent). */
+  forget(ns: Netns): void {
+    if (ns === HOST || this.#queues.has(ns)) return;
+    this.#sockets.get(ns)?.socket.close();
+    this.#sockets.delete(ns);
+  }
+
   close(): void {
     for (const s of this.#sockets.values()) s.socket.close();
     this.#sockets.clear();

@@ -75,3 +75,18 @@ export class MemoryLock implements Lock {
     }
   }
 }
+
+/**
+ * One lock shared by the concurrent requests of a long-running process (the node agent): they queue
+ * in process, and only the head of the queue takes the file lock, so waiting costs no polling.
+ */
+export class QueuedLock implements Lock {
+  readonly #queue = new MemoryLock();
+  readonly #inner: Lock;
+  constructor(inner: Lock) {
+    this.#inner = inner;
+  }
+  withLock<T>(name: string, fn: () => Promise<T>, opts?: { timeoutMs?: number }): Promise<T> {
+    return this.#queue.withLock(name, () => this.#inner.withLock(name, fn, opts));
+  }
+}

@@ -85,6 +85,7 @@ export async function routeWorld(opts: {
     timeouts: { apiMs: 5000, nicMs: 5000, detachMs: 5000, lockMs: 5000 },
     conflictAttempts: 10,
     coolDownMs: 0,
+    pool: { warm: 0, minimum: 0, maximum: 0, deadlineMs: 0 },
     unknownKeys: [],
   } as IpamConfig;
   const store = new MemoryAllocationStore();

@@ -267,6 +267,7 @@ export class World {
       TCNP_STATE_DIR: vm.stateDir,
       // One lock per VM (a node): the VMs of one test are separate nodes.
       TCNP_LOCK_DIR: path.join(vm.dir, "locks"),
+      TCNP_AGENT_SOCKET: path.join(vm.dir, "agent", "agent.sock"),
       TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log"),
       TCNP_LOG_LEVEL: "debug",
       ...extra,

@@ -1,0 +1,3 @@
+module tcnp/forwarder
+
+go 1.19

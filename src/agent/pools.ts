@@ -1,0 +1,68 @@
+// The agent's warm pools, one per tcnp-ipam configuration it serves (mix mode; see ipam/pool.ts),
+// created on the first request for a configuration or from the conf dir at start, kept up by a
+// timer. Each pool works with a session of its own, made with the agent's dependencies.
+import type { NetConf } from "../cni/netconf.js";
+import { MixPool, poolKeyOf, type PoolEvents, type PoolView } from "../ipam/pool.js";
+import { IpamSession, type AddressPools, type IpamDeps } from "../ipam/session.js";
+import type { Allocation } from "../ipam/store.js";
+
+export class AgentPools implements AddressPools {
+  readonly #pools = new Map<string, MixPool>();
+  readonly #deps: IpamDeps;
+  readonly #events: PoolEvents;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(deps: IpamDeps, events: PoolEvents) {
+    this.#deps = deps;
+    this.#events = events;
+  }
+
+  serves(s: IpamSession): boolean {
+    // Per-node blocks choose each address themselves: those configurations keep the plugin path.
+    return s.cfg.mode === "mix" && s.cfg.nodeBlockPrefix === undefined;
+  }
+
+  /** The pool of a configuration, made (and recovered from the port's tags) on first use. */
+  async poolFor(conf: NetConf): Promise<MixPool> {
+    const s = new IpamSession(this.#deps, conf);
+    const key = poolKeyOf(s.cfg);
+    let p = this.#pools.get(key);
+    if (p === undefined) {
+      p = new MixPool(s, { targets: s.cfg.pool, deadlineMs: s.cfg.pool.deadlineMs, events: this.#events });
+      this.#pools.set(key, p);
+      try {
+        const n = await p.recover();
+        if (n > 0) this.#deps.log.info("pool: adopted addresses the port's tags name", { adopted: n });
+      } catch (e) {
+        this.#deps.log.warn("pool: cannot recover from Neutron yet", { error: e });
+      }
+      p.kick();
+    }
+    return p;
+  }
+
+  async allocate(s: IpamSession, who: { containerId: string; ifname: string }): Promise<Allocation> {
+    return (await this.poolFor(s.conf)).allocate(who);
+  }
+
+  views(): PoolView[] {
+    return [...this.#pools.values()].map((p) => p.view());
+  }
+
+  /** Ready when every pool holds its minimum (the warm target when no minimum is set). */
+  ready(): boolean {
+    return this.views().every((v) => v.ready);
+  }
+
+  start(intervalMs = 1000): void {
+    this.#timer = setInterval(() => {
+      for (const p of this.#pools.values()) p.kick();
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Stop the upkeep; the pools stay as they are (records and addresses) for the next agent. */
+  stop(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+  }
+}

@@ -1,0 +1,453 @@
+// The node agent's warm pool of mix addresses for one configuration: addresses pre-added to the
+// VM's port in one fixed_ips write per batch, so a pod's ADD takes one without a cloud call.
+//
+// The allocation store is the truth on this node and Neutron is the truth for what the port holds:
+// pool addresses are records of their own (state "pool", keyed by the address, written durably)
+// and carry a `tcnp-pool=<ip>` tag on the VM's port. Every change of a record happens under the
+// node lock the plugins take, so plugin processes (no agent) and the agent can work side by side.
+// A batch is an intent record ("adding", with the port's addresses before) like a pod's ADD: a
+// crash in the middle is undone by the same recovery. Released addresses cool down (their own
+// records, see store.ts), then come back to the pool or, beyond the targets, go back to Neutron in
+// one write.
+import { CniCode, CniError, tryAgainLater } from "../cni/errors.js";
+import { parseCidr } from "../net/ip.js";
+import { isOpenStackError } from "../openstack/errors.js";
+import type { FixedIp, Subnet } from "../openstack/types.js";
+import type { IpamConfig } from "./config.js";
+import { addMany, candidateSubnets, mixRelease, removeAddresses, stillCooling, type MixDeps } from "./mix.js";
+import type { IpamSession } from "./session.js";
+import { poolKey, type Allocation } from "./store.js";
+import { MIX_TAG, nodeIpTag, poolTag, POOL_TAG_PREFIX } from "./tags.js";
+import { findVmPorts, type VmPort } from "./vm-port.js";
+
+export interface PoolTargets {
+  /** Free addresses kept ready for the next pods. */
+  warm: number;
+  /** Addresses (in use and free) the node holds at least. */
+  minimum: number;
+  /** Addresses (in use, free and cooling) the node holds at most for this configuration. */
+  maximum: number;
+}
+
+export interface PoolView {
+  key: string;
+  networks: string[];
+  port?: string;
+  free: string[];
+  inUse: number;
+  cooling: number;
+  pendingReleases: number;
+  targets: PoolTargets;
+  /** The last cloud error while filling or releasing, while it lasts. */
+  cloudError?: string;
+  /** Until when cloud work backs off after that error (ms since the epoch). */
+  backoffUntil?: number;
+  ready: boolean;
+}
+
+export interface PoolEvents {
+  cloudCall(kind: "fill" | "release" | "tags", ok: boolean): void;
+}
+
+const FILL_INTENT = { containerId: "pool-fill", ifname: "pool" };
+
+/** A configuration's identity for pooling: same cloud, project, networks and state → same pool. */
+export const poolKeyOf = (cfg: IpamConfig): string =>
+  JSON.stringify([cfg.stateDir, cfg.mode, cfg.networks, cfg.subnets, cfg.credentials.auth.authUrl]);
+
+export class MixPool {
+  readonly key: string;
+  readonly #s: IpamSession;
+  readonly #targets: PoolTargets;
+  readonly #events: PoolEvents | undefined;
+  #vm: VmPort | undefined;
+  #subnet: Subnet | undefined;
+  #fill: Promise<void> | undefined;
+  #waiting = 0;
+  #cloudError: string | undefined;
+  #backoffUntil = 0;
+  #backoffMs = 0;
+  #tagsDirty = true;
+  #maintaining: Promise<void> | undefined;
+  readonly #deadlineMs: number;
+
+  constructor(s: IpamSession, opts: { targets: PoolTargets; deadlineMs: number; events?: PoolEvents }) {
+    this.key = poolKeyOf(s.cfg);
+    this.#s = s;
+    this.#targets = opts.targets;
+    this.#deadlineMs = opts.deadlineMs;
+    this.#events = opts.events;
+  }
+
+  get #d(): MixDeps {
+    return this.#s.mixDeps();
+  }
+  #now(): number {
+    return this.#s.deps.clock.now();
+  }
+  #mine(a: Allocation): boolean {
+    return a.mode === "mix" && this.#s.cfg.networks.includes(a.networkId);
+  }
+  #records(): Allocation[] {
+    return this.#s.store.list().filter((a) => this.#mine(a));
+  }
+  #free(): Allocation[] {
+    const held = new Set(
+      this.#records()
+        .filter((a) => a.state === "active")
+        .map((a) => a.ip),
+    );
+    return this.#records()
+      .filter((a) => a.state === "pool" && !held.has(a.ip))
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+
+  view(): PoolView {
+    const all = this.#records();
+    const free = this.#free();
+    const v: PoolView = {
+      key: this.key,
+      networks: [...this.#s.cfg.networks],
+      free: free.map((a) => a.ip!),
+      inUse: all.filter((a) => a.state === "active").length,
+      cooling: all.filter((a) => a.state === "cooling").length,
+      pendingReleases: all.filter((a) => a.state === "releasing" || a.state === "adding").length,
+      targets: { ...this.#targets },
+      ready:
+        free.length >=
+        Math.min(this.#targets.minimum > 0 ? this.#targets.minimum : this.#targets.warm, this.#room(all) + free.length),
+    };
+    if (this.#vm !== undefined) v.port = this.#vm.portId;
+    if (this.#cloudError !== undefined) v.cloudError = this.#cloudError;
+    if (this.#backoffUntil > this.#now()) v.backoffUntil = this.#backoffUntil;
+    return v;
+  }
+
+  // How many more addresses this node may hold for this configuration.
+  #room(all: Allocation[]): number {
+    return Math.max(0, this.#targets.maximum - all.filter((a) => a.state !== "releasing").length);
+  }
+
+  /**
+   * The allocation of a pod: the one it already has (a repeated ADD), else one from the pool. With
+   * the pool empty the caller waits for the next batch (one write serves every waiter), but never
+   * past the deadline, and not at all while the cloud is failing.
+   */
+  async allocate(who: { containerId: string; ifname: string }): Promise<Allocation> {
+    const deadline = this.#now() + this.#deadlineMs;
+    this.#waiting++;
+    try {
+      for (;;) {
+        const a = await this.#s.locked(async () => this.#take(who));
+        if (a !== undefined) {
+          this.kick();
+          return a;
+        }
+        if (this.#backoffUntil > this.#now() && this.#cloudError !== undefined) {
+          throw tryAgainLater(
+            `The cloud is failing and this node's address pool is empty: ${this.#cloudError} (the agent retries with backoff; pods start again when Neutron answers)`,
+          );
+        }
+        if (this.#now() >= deadline) {
+          throw tryAgainLater(
+            `No pool address within ${this.#deadlineMs / 1000} s: the node agent is still filling its pool (${this.#cloudError ?? "Neutron is slow"})`,
+          );
+        }
+        if (this.#room(this.#records()) === 0) {
+          throw new CniError(
+            CniCode.AddressExhausted,
+            `This node holds its maximum of ${this.#targets.maximum} addresses for ipam.neutronConf.networks [${this.#s.cfg.networks.join(", ")}] (ipam.pool.maximum)`,
+          );
+        }
+        await this.#fillOnce();
+      }
+    } finally {
+      this.#waiting--;
+    }
+  }
+
+  // Under the lock: the pod's own record, or the oldest free pool address made the pod's.
+  async #take(who: { containerId: string; ifname: string }): Promise<Allocation | undefined> {
+    const store = this.#s.store;
+    const existing = store.get(who.containerId, who.ifname);
+    if (existing?.state === "active") return existing;
+    // A record left by an interrupted ADD of the plugin path: finish it first.
+    if (existing !== undefined) await this.#s.release(existing);
+    const p = this.#free()[0];
+    if (p === undefined) return undefined;
+    const now = this.#now();
+    const a: Allocation = {
+      ...p,
+      containerId: who.containerId,
+      ifname: who.ifname,
+      state: "active",
+      createdAt: now,
+      updatedAt: now,
+    };
+    delete a.coolUntil;
+    delete a.heldBy;
+    store.put(a);
+    store.delete(p.containerId, p.ifname);
+    this.#tagsDirty = true;
+    return a;
+  }
+
+  /** One batch fill, shared by everyone who asks while it runs. */
+  #fillOnce(): Promise<void> {
+    this.#fill ??= this.#fillBatch().finally(() => (this.#fill = undefined));
+    return this.#fill;
+  }
+
+  async #fillBatch(): Promise<void> {
+    try {
+      await this.#s.locked(async () => {
+        const all = this.#records();
+        const free = this.#free().length;
+        const inUse = all.filter((a) => a.state === "active").length;
+        const want = Math.max(this.#targets.warm + this.#waiting - free, this.#targets.minimum - inUse - free, 0);
+        const n = Math.min(want, this.#room(all), await this.#subnetCap());
+        if (n <= 0) return;
+        const { vm, subnet } = await this.#where();
+        const base = {
+          ...FILL_INTENT,
+          mode: "mix" as const,
+          serverId: vm.serverId,
+          networkId: vm.networkId,
+          portId: vm.portId,
+          subnetId: subnet.id,
+          mac: vm.mac,
+          hostIfname: vm.hostIf,
+        };
+        const ips = await addMany(this.#d, vm, subnet, base, n);
+        const now = this.#now();
+        for (const ip of ips) {
+          const rec: Allocation = {
+            ...base,
+            ...poolKey(ip),
+            state: "pool",
+            ip,
+            prefix: parseCidr(subnet.cidr).prefix,
+            createdAt: now,
+            updatedAt: now,
+            ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
+            ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
+          };
+          this.#s.store.put(rec);
+        }
+        this.#s.store.delete(FILL_INTENT.containerId, FILL_INTENT.ifname);
+        this.#tagsDirty = true;
+        if (ips.length === 0) this.#subnet = undefined; // exhausted: look at the next subnet next time
+        this.#s.deps.log.info("pool filled", { added: ips.length, asked: n, port: vm.portId });
+      });
+      this.#events?.cloudCall("fill", true);
+      this.#ok();
+    } catch (e) {
+      this.#events?.cloudCall("fill", false);
+      this.#failed(e);
+    }
+  }
+
+  // At most a quarter of a subnet's addresses are held free by one node's pool.
+  async #subnetCap(): Promise<number> {
+    const { subnet } = await this.#where();
+    const size = 2 ** (32 - parseCidr(subnet.cidr).prefix);
+    return Math.max(1, Math.floor(size / 4)) - this.#free().length;
+  }
+
+  async #where(): Promise<{ vm: VmPort; subnet: Subnet }> {
+    if (this.#vm === undefined) {
+      const s = this.#s;
+      const serverId = await s.serverId();
+      this.#vm = (await findVmPorts(s.clients.neutron, await s.deps.kernel(), serverId, s.cfg.networks, s.cache))[0]!;
+    }
+    if (this.#subnet === undefined) {
+      const subnets = await candidateSubnets(this.#s.clients.neutron, this.#s.cfg, this.#vm.networkId, this.#s.cache);
+      if (subnets.length === 0)
+        throw new CniError(CniCode.AddressExhausted, `Network ${this.#vm.networkId} has no IPv4 subnet to pool from`);
+      this.#subnet = subnets[0]!;
+    }
+    return { vm: this.#vm, subnet: this.#subnet };
+  }
+
+  #ok(): void {
+    this.#cloudError = undefined;
+    this.#backoffMs = 0;
+    this.#backoffUntil = 0;
+  }
+
+  #failed(e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), 30_000);
+    this.#backoffUntil = this.#now() + this.#backoffMs;
+    this.#cloudError = msg;
+    this.#s.deps.log.warn("pool cloud work failed; backing off", { ms: this.#backoffMs, error: msg });
+  }
+
+  /** Run the maintenance soon (after a take or a release), without waiting for it. */
+  kick(): void {
+    void this.maintain();
+  }
+
+  /**
+   * One round of upkeep: pending intents finished, due cooling addresses back to the pool (or to
+   * Neutron beyond the targets), surplus released in one write, the pool filled to its targets,
+   * the port's pool tags brought up to date. Cloud work backs off after a failure.
+   */
+  maintain(): Promise<void> {
+    this.#maintaining ??= this.#maintain().finally(() => (this.#maintaining = undefined));
+    return this.#maintaining;
+  }
+
+  async #maintain(): Promise<void> {
+    const now = this.#now();
+    // Cooling addresses that are due come back to the pool: a record change, no cloud call.
+    await this.#s.locked(async () => {
+      const held = new Set(
+        this.#records()
+          .filter((a) => a.state === "active")
+          .map((a) => a.ip),
+      );
+      for (const a of this.#records()) {
+        if (a.state === "pool" && held.has(a.ip)) {
+          // taken by a pod, and a crash came before the pool record was removed
+          this.#s.store.delete(a.containerId, a.ifname);
+        } else if (a.state === "cooling" && !stillCooling(a, now) && a.ip !== undefined && !held.has(a.ip)) {
+          const p: Allocation = { ...a, ...poolKey(a.ip), state: "pool", updatedAt: now };
+          delete p.coolUntil;
+          delete p.heldBy;
+          this.#s.store.put(p);
+          this.#s.store.delete(a.containerId, a.ifname);
+          this.#tagsDirty = true;
+        }
+      }
+    });
+    if (this.#backoffUntil > now) return;
+    try {
+      await this.#finishIntents();
+      await this.#releaseSurplus();
+      const free = this.#free().length;
+      const all = this.#records();
+      const inUse = all.filter((a) => a.state === "active").length;
+      if ((free < this.#targets.warm || inUse + free < this.#targets.minimum) && this.#room(all) > 0) {
+        await this.#fillOnce();
+        if (this.#backoffUntil > this.#now()) return;
+      }
+      if (this.#tagsDirty) await this.#syncTags();
+      this.#ok();
+    } catch (e) {
+      this.#failed(e);
+    }
+  }
+
+  // Interrupted batches and releases (this agent's or the plugins'), under the lock.
+  async #finishIntents(): Promise<void> {
+    await this.#s.locked(async () => {
+      for (const a of this.#records()) {
+        if (a.state !== "releasing" && a.state !== "adding") continue;
+        if (a.state === "adding" && a.containerId !== FILL_INTENT.containerId) {
+          // a plugin process's ADD: only once its writer is gone
+          if (a.pid !== undefined && a.pid !== process.pid) continue;
+          if (this.#s.deps.busy?.(a.containerId, a.ifname) === true) continue;
+          if (this.#now() - a.updatedAt < 1000) continue;
+        }
+        await mixRelease(this.#d, a).catch((e: unknown) => {
+          this.#events?.cloudCall("release", false);
+          throw e;
+        });
+        this.#events?.cloudCall("release", true);
+      }
+    });
+  }
+
+  // Free addresses beyond the warm target (and the minimum) go back to Neutron in one write.
+  async #releaseSurplus(): Promise<void> {
+    await this.#s.locked(async () => {
+      const free = this.#free();
+      const inUse = this.#records().filter((a) => a.state === "active").length;
+      const keep = Math.max(this.#targets.warm, this.#targets.minimum - inUse);
+      const surplus = free.slice(keep);
+      if (surplus.length === 0 || this.#vm === undefined) return;
+      const now = this.#now();
+      // Intents first: a crash in the write leaves releasing records, finished next round.
+      for (const a of surplus) this.#s.store.put({ ...a, state: "releasing", updatedAt: now });
+      const gone = new Set(surplus.map((a) => a.ip));
+      try {
+        await removeAddresses(this.#d, this.#vm.portId, (f: FixedIp) => gone.has(f.ip_address));
+        this.#events?.cloudCall("release", true);
+      } catch (e) {
+        this.#events?.cloudCall("release", false);
+        throw e;
+      }
+      for (const a of surplus) this.#s.store.delete(a.containerId, a.ifname);
+      this.#tagsDirty = true;
+      this.#s.deps.log.info("pool surplus released", { released: surplus.length, port: this.#vm.portId });
+    });
+  }
+
+  // The port's tcnp-pool=<ip> tags say which of its addresses are the pool's (for gc, doctor and
+  // the route controller); one write replaces them all.
+  async #syncTags(): Promise<void> {
+    if (this.#vm === undefined) await this.#where();
+    const vm = this.#vm!;
+    await this.#s.locked(async () => {
+      const free = this.#free().map((a) => poolTag(a.ip!));
+      const port = await this.#s.clients.neutron.getPort(vm.portId);
+      const others = port.tags.filter((t) => !t.startsWith(POOL_TAG_PREFIX));
+      const want = [...new Set([...others, MIX_TAG, nodeIpTag(vm.nodeIp), ...free])];
+      if (want.length !== port.tags.length || want.some((t) => !port.tags.includes(t))) {
+        try {
+          await this.#s.clients.neutron.setTags("ports", vm.portId, want);
+          this.#events?.cloudCall("tags", true);
+        } catch (e) {
+          this.#events?.cloudCall("tags", false);
+          if (!isOpenStackError(e, "PortNotFound")) throw e;
+        }
+      }
+      this.#tagsDirty = false;
+    });
+  }
+
+  /**
+   * At start: adopt what the port's pool tags name and no record knows (records lost with the
+   * disk), so nothing the pool held is leaked; Neutron is the truth for what the port holds.
+   */
+  async recover(): Promise<number> {
+    const { vm, subnet } = await this.#where();
+    return this.#s.locked(async () => {
+      const port = await this.#s.clients.neutron.getPort(vm.portId);
+      const known = new Set(this.#s.store.list().map((a) => a.ip));
+      const onPort = new Map(port.fixed_ips.map((f) => [f.ip_address, f]));
+      let adopted = 0;
+      const now = this.#now();
+      for (const t of port.tags.filter((x) => x.startsWith(POOL_TAG_PREFIX))) {
+        const ip = t.slice(POOL_TAG_PREFIX.length);
+        const f = onPort.get(ip);
+        if (f === undefined || known.has(ip) || ip === vm.nodeIp) continue;
+        this.#s.store.put({
+          ...poolKey(ip),
+          mode: "mix",
+          state: "pool",
+          serverId: vm.serverId,
+          networkId: vm.networkId,
+          portId: vm.portId,
+          subnetId: f.subnet_id,
+          mac: vm.mac,
+          hostIfname: vm.hostIf,
+          ip,
+          prefix: parseCidr(subnet.cidr).prefix,
+          createdAt: now,
+          updatedAt: now,
+          ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
+          ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
+        });
+        adopted++;
+      }
+      // Pool records whose address is no longer on the port (someone removed it): forget them.
+      for (const a of this.#records())
+        if (a.state === "pool" && a.ip !== undefined && !onPort.has(a.ip))
+          this.#s.store.delete(a.containerId, a.ifname);
+      this.#tagsDirty = true;
+      return adopted;
+    });
+  }
+}

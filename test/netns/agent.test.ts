@@ -1,0 +1,174 @@
+// The node agent on the real kernel, through libcni and the installed forwarder: pods start from
+// the warm pool with Neutron failing, fail fast with code 11 once it is empty, DELs succeed during
+// the outage, the pool refills when Neutron returns, released addresses cool down before anyone
+// gets them again, and kill -9 of the agent loses nothing (the plugins carry on without it, a new
+// agent rebuilds its pool from the records and the port's tags).
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { distBinary, e2eSkipReason } from "../helpers/cni.js";
+import { rootSkipReason } from "../helpers/root.js";
+import { execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
+
+const skip = rootSkipReason() ?? e2eSkipReason();
+
+interface PoolView {
+  free: string[];
+  inUse: number;
+  cooling: number;
+  ready: boolean;
+  cloudError?: string;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: skip ?? false }, () => {
+  let w: World;
+  let vm: VmHandle;
+  let agent: ChildProcess | undefined;
+  const sock = (): string => w.env(vm)["TCNP_AGENT_SOCKET"]!;
+
+  const startAgent = (): ChildProcess => {
+    const p = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        vm.nsName,
+        distBinary,
+        "agent",
+        "--conf-dir",
+        vm.confDir,
+        "--log-file",
+        path.join(vm.dir, "agent.log"),
+      ],
+      { env: w.env(vm), stdio: ["ignore", "ignore", "inherit"] },
+    );
+    return p;
+  };
+  const status = async (): Promise<{ pools: PoolView[] } | undefined> => {
+    const r = await execAsync(["ip", "netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"], w.env(vm));
+    return r.status === 0 ? (JSON.parse(r.stdout) as { pools: PoolView[] }) : undefined;
+  };
+  const until = async <T>(what: string, f: () => Promise<T | undefined>, ms = 30_000): Promise<T> => {
+    const end = Date.now() + ms;
+    for (;;) {
+      const v = await f();
+      if (v !== undefined) return v;
+      if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+      await sleep(100);
+    }
+  };
+  const poolAt = (pred: (p: PoolView) => boolean, what: string, ms?: number): Promise<PoolView> =>
+    until(what, async () => (await status())?.pools.find(pred), ms);
+  const ipOf = (stdout: string): string =>
+    (JSON.parse(stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
+  const stopAgent = async (signal: NodeJS.Signals): Promise<void> => {
+    if (agent === undefined) return;
+    const p = agent;
+    agent = undefined;
+    const gone = new Promise((r) => p.once("exit", r));
+    p.kill(signal);
+    await gone;
+  };
+
+  before(async () => {
+    w = await World.start({ vms: 1, home: "mix", mixPool: { start: "10.10.10.10", end: "10.10.10.60" } });
+    vm = w.vms[0]!;
+    w.install(vm, "10-mix.conf", w.mixConf({}, { coolDownSeconds: 2, pool: { warmTarget: 3 } }));
+  });
+  after(async () => {
+    await stopAgent("SIGKILL");
+    await w?.stop();
+  });
+
+  it("serves ADDs from the pool through an outage, cools released addresses, survives kill -9", async () => {
+    agent = startAgent();
+    const warm = await poolAt((p) => p.free.length === 3 && p.ready, "the pool to warm up");
+    assert.equal(fs.statSync(sock()).mode & 0o777, 0o600, "the socket is root-only");
+    const tagged = w.em.world.ports[Object.values(w.em.world.ports).find((p) => p.device_id === vm.serverId)!.id]!;
+    assert.deepEqual(
+      tagged.tags.filter((t) => t.startsWith("tcnp-pool=")).sort(),
+      warm.free.map((ip) => `tcnp-pool=${ip}`).sort(),
+      "the port's tags name the pool's addresses",
+    );
+
+    // Neutron answers 500 to everything: the pool's stock still starts pods, then ADD fails fast.
+    w.em.addFault({ kind: "error", service: "network", status: 500 });
+    const pods = await Promise.all([1, 2, 3, 4].map(() => w.newPod("ag")));
+    const served: string[] = [];
+    for (const p of pods.slice(0, 3)) {
+      const r = await w.cni(vm, "add", p);
+      assert.equal(r.status, 0, `ADD from the pool during the outage: ${r.stdout}${r.stderr}`);
+      served.push(ipOf(r.stdout));
+    }
+    assert.deepEqual([...served].sort(), [...warm.free].sort(), "the pods got the pool's addresses");
+    const t0 = Date.now();
+    const empty = await w.cni(vm, "add", pods[3]!);
+    assert.notEqual(empty.status, 0);
+    // libcni reports the plugin's error JSON as text: code 11 is "Try again later".
+    assert.match(
+      `${empty.stdout}${empty.stderr}`,
+      /Try again later; The cloud is failing and this node's address pool is empty: .*500/,
+    );
+    assert.ok(Date.now() - t0 < 15_000, "it fails fast, not after the API timeouts");
+    assert.equal((await w.cni(vm, "del", pods[3]!)).status, 0, "DEL after the failed ADD");
+    const del = await w.cni(vm, "del", pods[0]!);
+    assert.equal(del.status, 0, `DEL during the outage succeeds: ${del.stdout}`);
+    assert.ok(w.vmPort(vm, MIX_NET).ips.includes(served[0]!), "the released address cools down on the port");
+
+    // Neutron returns: the pool refills after its backoff; meanwhile the address cools down.
+    w.em.clearFaults();
+    await poolAt((p) => p.free.length >= 3 && p.cloudError === undefined, "the pool to refill");
+    const again = await w.newPod("ag");
+    const cool = await w.cni(vm, "del", pods[1]!);
+    assert.equal(cool.status, 0);
+    const r = await w.cni(vm, "add", again);
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    assert.ok(![served[0], served[1]].includes(ipOf(r.stdout)), "no new pod gets an address inside its cool-down");
+    await poolAt((p) => p.free.includes(served[1]!), "the cooled address to come back to the pool");
+
+    // kill -9 of the agent: pods keep their addresses, the plugins work without it, a new agent
+    // rebuilds the pool from the records and the port.
+    const live = [pods[2]!, again];
+    const liveIps = [served[2]!, ipOf(r.stdout)];
+    const busy = Promise.all([w.newPod("ag"), w.newPod("ag")]);
+    const [k1, k2] = await busy;
+    const inFlight = w.cni(vm, "add", k1);
+    await sleep(Math.floor(Math.random() * 30));
+    await stopAgent("SIGKILL");
+    const killedAdd = await inFlight;
+    if (killedAdd.status !== 0) assert.equal((await w.cni(vm, "del", k1)).status, 0, "DEL after a killed ADD");
+    else {
+      live.push(k1);
+      liveIps.push(ipOf(killedAdd.stdout));
+    }
+    const noAgent = await w.cni(vm, "add", k2);
+    assert.equal(noAgent.status, 0, `the plugin does the work itself without an agent: ${noAgent.stdout}`);
+    live.push(k2);
+    liveIps.push(ipOf(noAgent.stdout));
+    for (const ip of liveIps) assert.ok(w.vmPort(vm, MIX_NET).ips.includes(ip), `${ip} stays on the port`);
+    agent = startAgent();
+    const rebuilt = await poolAt((p) => p.free.length >= 3, "the restarted agent's pool");
+    assert.equal(rebuilt.inUse, live.length, "the restarted agent counts every live pod");
+    for (const ip of liveIps) assert.ok(!rebuilt.free.includes(ip), `${ip} is a pod's, not the pool's`);
+
+    // Everything DELeted (through the new agent): after the cool-down the port holds the VM's
+    // address and the pool's, nothing else, and no pod record is left.
+    for (const p of live) assert.equal((await w.cni(vm, "del", p)).status, 0);
+    const settled = await poolAt((p) => p.inUse === 0 && p.cooling === 0, "the releases to settle", 20_000);
+    await stopAgent("SIGTERM");
+    assert.deepEqual(
+      w.vmPort(vm, MIX_NET).ips.sort(),
+      [vm.ip, ...settled.free].sort(),
+      "the port holds only the VM's own and the pool's addresses",
+    );
+    const records = fs.readdirSync(path.join(vm.stateDir, "allocations"));
+    assert.ok(
+      records.every((f) => f.startsWith("pool-")),
+      `only pool records are left: ${records.join(", ")}`,
+    );
+  });
+});
