@@ -27,7 +27,7 @@ import { FileLock, QueuedLock, type Lock } from "../state/lock.js";
 import { systemClock } from "../base/clock.js";
 import { VERSION } from "../version.js";
 import { loadPlugin } from "./registry.js";
-import { timedFetch, type newTimings } from "./timing.js";
+import { newTimings, timedFetch, timedKernel } from "./timing.js";
 import { productionDeps, type NodeDeps } from "./wiring.js";
 
 export const AGENT_USAGE = `usage: tcnp agent [--socket PATH] [--conf-dir DIR] [--state-dir DIR] [--listen ADDR] [--log-file FILE]
@@ -170,7 +170,8 @@ export async function startAgent(opts: {
   const pools: { current?: AgentPools } = {};
 
   const depsFor = (env: Record<string, string | undefined>, rlog: Logger, timings?: ReturnType<typeof newTimings>) => {
-    const d: NodeDeps = productionDeps({ env, log: rlog, kernel: async (): Promise<Kernel> => kernel });
+    const k: Kernel = timings === undefined ? kernel : timedKernel(kernel, timings);
+    const d: NodeDeps = productionDeps({ env, log: rlog, kernel: async (): Promise<Kernel> => k });
     d.httpFetch = (o: NodeFetchOptions) => {
       const k = JSON.stringify(o);
       let f = fetches.get(k);
@@ -241,7 +242,8 @@ export async function startAgent(opts: {
       containerId: env["CNI_CONTAINERID"],
       ifname: env["CNI_IFNAME"],
     });
-    const deps = depsFor(env, rlog);
+    const timings = newTimings();
+    const deps = depsFor(env, rlog, timings);
     busy.add(who);
     try {
       const plugin = await loadPlugin(req.plugin, deps);
@@ -262,13 +264,16 @@ export async function startAgent(opts: {
           plugin: req.plugin,
           command,
         });
+      const fields = {
+        durationMs: +(secs * 1000).toFixed(2),
+        cloudMs: +timings.cloudMs.toFixed(2),
+        cloudCalls: timings.cloudCalls,
+        kernelMs: +timings.kernelMs.toFixed(2),
+        kernelCalls: timings.kernelCalls,
+      };
       if (out.error !== undefined)
-        rlog.error("CNI command failed", {
-          code: out.error.code,
-          details: out.error.details,
-          durationMs: +(secs * 1000).toFixed(2),
-        });
-      else if (command !== "VERSION") rlog.info("CNI command done", { durationMs: +(secs * 1000).toFixed(2) });
+        rlog.error("CNI command failed", { code: out.error.code, details: out.error.details, ...fields });
+      else if (command !== "VERSION") rlog.info("CNI command done", fields);
       return { exitCode: out.exitCode, stdout: out.stdout, stderr: out.stderr };
     } finally {
       busy.delete(who);

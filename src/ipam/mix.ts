@@ -26,6 +26,8 @@ export interface MixDeps {
   cache?: NodeCache;
   /** The random source of retry jitter (Math.random when absent). */
   random?: () => number;
+  /** Inside the node agent: released addresses go back to its pool (through a cooling record, even of 0 s). */
+  pooled?: boolean;
   /** Choose the fixed_ips entry to request on a subnet (per-node blocks pick an address). */
   chooseEntry?(vm: VmPort, subnet: Subnet, port: Port): Promise<Partial<FixedIp> | undefined>;
 }
@@ -280,7 +282,7 @@ export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
   if (stillCooling(a, now)) return;
   if (
     a.state === "active" &&
-    d.cfg.coolDownMs > 0 &&
+    (d.cfg.coolDownMs > 0 || d.pooled === true) &&
     a.ip !== undefined &&
     a.portId !== undefined &&
     !heldByAnother(d.store, a)

@@ -332,7 +332,8 @@ export class MixPool {
         await this.#fillOnce();
         if (this.#backoffUntil > this.#now()) return;
       }
-      if (this.#tagsDirty) await this.#syncTags();
+      // Tags wait while pods wait: a burst first.
+      if (this.#tagsDirty && this.#waiting === 0) await this.#syncTags();
       this.#ok();
     } catch (e) {
       this.#failed(e);
@@ -389,22 +390,22 @@ export class MixPool {
   async #syncTags(): Promise<void> {
     if (this.#vm === undefined) await this.#where();
     const vm = this.#vm!;
-    await this.#s.locked(async () => {
-      const free = this.#free().map((a) => poolTag(a.ip!));
-      const port = await this.#s.clients.neutron.getPort(vm.portId);
-      const others = port.tags.filter((t) => !t.startsWith(POOL_TAG_PREFIX));
-      const want = [...new Set([...others, MIX_TAG, nodeIpTag(vm.nodeIp), ...free])];
-      if (want.length !== port.tags.length || want.some((t) => !port.tags.includes(t))) {
-        try {
-          await this.#s.clients.neutron.setTags("ports", vm.portId, want);
-          this.#events?.cloudCall("tags", true);
-        } catch (e) {
-          this.#events?.cloudCall("tags", false);
-          if (!isOpenStackError(e, "PortNotFound")) throw e;
-        }
-      }
-      this.#tagsDirty = false;
-    });
+    // Off the lock: tags are a label for others, the records are the truth, and pods waiting
+    // on the lock must not wait for two more cloud calls.
+    this.#tagsDirty = false;
+    const free = this.#free().map((a) => poolTag(a.ip!));
+    const port = await this.#s.clients.neutron.getPort(vm.portId);
+    const others = port.tags.filter((t) => !t.startsWith(POOL_TAG_PREFIX));
+    const want = [...new Set([...others, MIX_TAG, nodeIpTag(vm.nodeIp), ...free])];
+    if (want.length === port.tags.length && want.every((t) => port.tags.includes(t))) return;
+    try {
+      await this.#s.clients.neutron.setTags("ports", vm.portId, want);
+      this.#events?.cloudCall("tags", true);
+    } catch (e) {
+      this.#tagsDirty = true;
+      this.#events?.cloudCall("tags", false);
+      if (!isOpenStackError(e, "PortNotFound")) throw e;
+    }
   }
 
   /**

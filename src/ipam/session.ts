@@ -119,6 +119,7 @@ export class IpamSession {
       cache: this.cache,
     };
     if (d.random !== undefined) m.random = d.random;
+    if (d.pools !== undefined) m.pooled = true;
     if (this.cfg.nodeBlockPrefix !== undefined) m.chooseEntry = blockChooser(this.cfg, this.clients.neutron, d.log);
     return m;
   }

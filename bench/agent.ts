@@ -1,0 +1,220 @@
+// The node agent's figures, next to the plugin path and the reference plugins in the same run:
+//  1. mix ADD/DEL latency, cold process per call as a runtime execs it (the installed tcnp-cni
+//     forwarder → the agent), vs the plugin path (TCNP_AGENT=off) and ptp + host-local, one VM
+//     namespace; breakdown: client (exec of the forwarder, its connect and exit), agent work, of
+//     which kernel and cloud (from the agent's log line).
+//  2. a burst of N pods ADDed at once on one VM with L ms added to every Neutron call, through the
+//     agent (warm pool of W), and through the plugin path: first start → last return.
+//   node build/bench/agent.js [runs=30] [burst=50] [latencyMs=75] [warm=10]   (root, dist/ built)
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { distBinary } from "../test/helpers/cni.js";
+import { MIX_NET, World } from "../test/helpers/world.js";
+import { ms, summary, table } from "./stats.js";
+
+const RUNS = Number(process.argv[2] ?? 30);
+const BURST = Number(process.argv[3] ?? 50);
+const LATENCY = Number(process.argv[4] ?? 75);
+const WARM = Number(process.argv[5] ?? 10);
+
+const w = await World.start({ vms: 1, home: "mix" });
+const vm = w.vms[0]!;
+const agentLog = path.join(vm.dir, "agent.log");
+const hostLocalDir = path.join(w.dir, "host-local");
+const ptpConf = JSON.stringify({
+  cniVersion: "1.0.0",
+  name: "ptpnet",
+  type: "ptp",
+  ipam: { type: "host-local", subnet: "10.99.0.0/16", dataDir: hostLocalDir, routes: [{ dst: "0.0.0.0/0" }] },
+});
+// The default cool-down (the test helpers set 0).
+const ourConf = JSON.stringify(w.mixConf({ cniVersion: "1.0.0" }, { pool: { warmTarget: WARM }, coolDownSeconds: 30 }));
+fs.writeFileSync(path.join(vm.confDir, "10-mix.conf"), ourConf);
+
+function exec(bin: string, env: Record<string, string>, stdin: string): Promise<{ ms: number; out: string }> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const child = spawn("nsenter", [`--net=${vm.ns}`, bin], { env: { ...w.env(vm), ...env } });
+    let out = "";
+    child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    child.on("close", (code) => {
+      const t = ms(t0);
+      if (code !== 0) reject(new Error(`${bin} ${env["CNI_COMMAND"]} failed: ${out}`));
+      else resolve({ ms: t, out });
+    });
+    child.stdin.end(stdin);
+  });
+}
+
+function startAgent(): ChildProcess {
+  return spawn(
+    "ip",
+    ["netns", "exec", vm.nsName, distBinary, "agent", "--conf-dir", vm.confDir, "--log-file", agentLog],
+    { env: w.env(vm), stdio: ["ignore", "ignore", "inherit"] },
+  );
+}
+
+async function poolFree(): Promise<number> {
+  const r = await new Promise<string>((resolve) => {
+    const c = spawn("ip", ["netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"], { env: w.env(vm) });
+    let out = "";
+    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
+    c.on("close", () => resolve(out));
+  });
+  try {
+    return (JSON.parse(r) as { pools: Array<{ free: string[] }> }).pools[0]?.free.length ?? 0;
+  } catch {
+    return 0;
+  }
+}
+
+async function untilWarm(n: number): Promise<void> {
+  for (let i = 0; i < 600 && (await poolFree()) < n; i++) await new Promise((r) => setTimeout(r, 100));
+}
+
+interface Line {
+  durationMs: number;
+  cloudMs: number;
+  cloudCalls: number;
+  kernelMs: number;
+  command?: string;
+}
+function agentLines(): Line[] {
+  return fs
+    .readFileSync(agentLog, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Line & { msg: string })
+    .filter((l) => l.msg === "CNI command done");
+}
+
+const envFor = (cmd: string, pod: { id: string; path: string }, extra: Record<string, string> = {}) => ({
+  CNI_COMMAND: cmd,
+  CNI_CONTAINERID: pod.id,
+  CNI_NETNS: pod.path,
+  CNI_IFNAME: "eth0",
+  ...extra,
+});
+
+const veth = path.join(w.binDir, "veth-route");
+const s = {
+  agentAdd: [] as number[],
+  agentDel: [] as number[],
+  pluginAdd: [] as number[],
+  ptpAdd: [] as number[],
+  ptpDel: [] as number[],
+};
+const parts: Array<Line & { wall: number }> = [];
+let agent: ChildProcess | undefined;
+const burst: Array<Array<string | number>> = [];
+try {
+  agent = startAgent();
+  await untilWarm(WARM);
+  for (let i = -3; i < RUNS; i++) {
+    const pod = await w.newPod("a");
+    const a = await exec(veth, envFor("ADD", pod), ourConf);
+    const la = agentLines().at(-1)!;
+    const d = await exec(veth, envFor("DEL", pod), ourConf);
+    const pod1 = await w.newPod("p");
+    const pa = await exec(veth, envFor("ADD", pod1, { TCNP_AGENT: "off" }), ourConf);
+    await exec(veth, envFor("DEL", pod1, { TCNP_AGENT: "off" }), ourConf);
+    const pod2 = await w.newPod("r");
+    const ra = await exec("/usr/lib/cni/ptp", envFor("ADD", pod2), ptpConf);
+    const rd = await exec("/usr/lib/cni/ptp", envFor("DEL", pod2), ptpConf);
+    for (const p of [pod, pod1, pod2]) await w.removePodNetns(p.name);
+    if (i < 0) continue;
+    s.agentAdd.push(a.ms);
+    s.agentDel.push(d.ms);
+    s.pluginAdd.push(pa.ms);
+    s.ptpAdd.push(ra.ms);
+    s.ptpDel.push(rd.ms);
+    parts.push({ ...la, wall: a.ms });
+  }
+
+  // The burst, through the agent then through the plugin path, with every Neutron call slowed.
+  w.em.addFault({ kind: "latency", service: "network", latencyMs: LATENCY });
+  for (const via of ["agent", "plugin"] as const) {
+    if (via === "agent") await untilWarm(WARM);
+    const pods = await Promise.all(Array.from({ length: BURST }, () => w.newPod("b")));
+    const extra: Record<string, string> = via === "plugin" ? { TCNP_AGENT: "off" } : {};
+    const t0 = process.hrtime.bigint();
+    const outs = await Promise.all(pods.map((p) => exec(veth, envFor("ADD", p, extra), ourConf)));
+    const total = ms(t0);
+    const ips = outs.map(
+      (o) => (JSON.parse(o.out) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!,
+    );
+    const onPort = w.vmPort(vm, MIX_NET).ips;
+    const distinct = new Set(ips).size === ips.length;
+    const all = ips.every((ip) => onPort.includes(ip));
+    const q = summary(outs.map((o) => o.ms));
+    burst.push([
+      via === "agent" ? `through the agent (warm ${WARM})` : "plugin path (no agent)",
+      BURST,
+      Math.round(total),
+      q.median,
+      q.max,
+      distinct && all ? "yes" : "NO",
+    ]);
+    const t1 = process.hrtime.bigint();
+    await Promise.all(pods.map((p) => exec(veth, envFor("DEL", p, extra), ourConf)));
+    burst[burst.length - 1]!.push(Math.round(ms(t1)));
+    for (const p of pods) await w.removePodNetns(p.name);
+  }
+  w.em.clearFaults();
+} finally {
+  agent?.kill("SIGTERM");
+  await new Promise((r) => setTimeout(r, 300));
+  await w.stop();
+}
+
+const row = (name: string, x: number[]): Array<string | number> => {
+  const q = summary(x);
+  return [name, q.n, q.min, q.median, q.p95, q.max];
+};
+process.stdout.write(`cold processes as a runtime execs them, ${RUNS} runs each (after 3 warm-up), one VM namespace\n`);
+process.stdout.write(
+  `${table(
+    ["case", "n", "min ms", "median ms", "p95 ms", "max ms"],
+    [
+      row("tcnp ADD through the agent (tcnp-cni → agent)", s.agentAdd),
+      row("tcnp ADD, plugin path (no agent)", s.pluginAdd),
+      row("reference ptp + host-local ADD", s.ptpAdd),
+      row("tcnp DEL through the agent", s.agentDel),
+      row("reference ptp + host-local DEL", s.ptpDel),
+    ],
+  )}\n`,
+);
+const med = (f: (l: Line & { wall: number }) => number): number => summary(parts.map(f)).median;
+process.stdout.write(
+  `\nratio agent ADD / reference ADD (medians): ${(summary(s.agentAdd).median / summary(s.ptpAdd).median).toFixed(2)}\n`,
+);
+process.stdout.write(
+  `\nbreakdown of an ADD through the agent (medians, ms)\n${table(
+    ["wall", "client (forwarder exec, connect, exit)", "agent work", "kernel", "cloud", "cloud calls"],
+    [
+      [
+        med((l) => l.wall),
+        med((l) => l.wall - l.durationMs),
+        med((l) => l.durationMs),
+        med((l) => l.kernelMs),
+        med((l) => l.cloudMs),
+        med((l) => l.cloudCalls),
+      ],
+    ],
+  )}\n`,
+);
+process.stdout.write(
+  `\nburst: ${BURST} ADDs at once on one VM, +${LATENCY} ms on every Neutron call\n${table(
+    [
+      "path",
+      "pods",
+      "first start → last ADD returns, ms",
+      "median ADD ms",
+      "max ADD ms",
+      "distinct, on the port",
+      "DEL burst ms",
+    ],
+    burst,
+  )}\n`,
+);
