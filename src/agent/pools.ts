@@ -49,6 +49,13 @@ export class AgentPools implements AddressPools {
     return [...this.#pools.values()].map((p) => p.view());
   }
 
+  /** What the agent knows of one pod attachment, from every pool it keeps. */
+  podView(containerId: string, ifname: string): Array<ReturnType<MixPool["podView"]> & { pool: PoolView }> {
+    return [...this.#pools.values()]
+      .map((p) => ({ ...p.podView(containerId, ifname), pool: p.view() }))
+      .filter((v) => v.allocation !== undefined);
+  }
+
   /** Ready when every pool holds its minimum (the warm target when no minimum is set). */
   ready(): boolean {
     return this.views().every((v) => v.ready);

@@ -14,7 +14,12 @@ export interface CniRequest {
 export interface StatusRequest {
   op: "status";
 }
-export type AgentRequest = CniRequest | StatusRequest;
+export interface PodRequest {
+  op: "pod";
+  containerId: string;
+  ifname: string;
+}
+export type AgentRequest = CniRequest | StatusRequest | PodRequest;
 
 export interface CniResponse {
   exitCode: number;

@@ -10,6 +10,7 @@ import { askAgent, type AgentRequest, type CniRequest, type CniResponse } from "
 export interface AgentHandlers {
   cni(req: CniRequest): Promise<CniResponse>;
   status(): unknown;
+  pod(containerId: string, ifname: string): unknown;
 }
 
 export interface AgentSocket {
@@ -61,7 +62,14 @@ export async function serveAgentSocket(socket: string, h: AgentHandlers, log: Lo
         let answer: unknown;
         try {
           const req = JSON.parse(buf.slice(0, nl)) as AgentRequest;
-          answer = req.op === "status" ? h.status() : req.op === "cni" ? await h.cni(req) : { error: "unknown op" };
+          answer =
+            req.op === "status"
+              ? h.status()
+              : req.op === "pod"
+                ? h.pod(req.containerId, req.ifname)
+                : req.op === "cni"
+                  ? await h.cni(req)
+                  : { error: "unknown op" };
         } catch (e) {
           log.error("agent request failed", { error: e });
           answer = { error: e instanceof Error ? e.message : String(e) };

@@ -170,7 +170,21 @@ export async function startAgent(opts: {
   const pools: { current?: AgentPools } = {};
 
   const depsFor = (env: Record<string, string | undefined>, rlog: Logger, timings?: ReturnType<typeof newTimings>) => {
-    const k: Kernel = timings === undefined ? kernel : timedKernel(kernel, timings);
+    const timed: Kernel = timings === undefined ? kernel : timedKernel(kernel, timings);
+    // The gratuitous ARP is best effort and never undone: the agent sends it after the answer.
+    const announceLater: Kernel["announce"] = (ns, dev, ip) => {
+      setImmediate(() =>
+        kernel.announce(ns, dev, ip).catch((e: unknown) => rlog.warn("announce failed", { ip, dev, error: e })),
+      );
+      return Promise.resolve();
+    };
+    const k = new Proxy(timed, {
+      get(t, prop) {
+        if (prop === "announce") return announceLater;
+        const v = Reflect.get(t, prop) as unknown;
+        return typeof v === "function" ? (v as (...a: unknown[]) => unknown).bind(t) : v;
+      },
+    });
     const d: NodeDeps = productionDeps({ env, log: rlog, kernel: async (): Promise<Kernel> => k });
     d.httpFetch = (o: NodeFetchOptions) => {
       const k = JSON.stringify(o);
@@ -228,7 +242,28 @@ export async function startAgent(opts: {
   });
   pools.current = agentPools;
 
-  const cni = async (req: CniRequest): Promise<CniResponse> => {
+  // One request per pod attachment at a time, in arrival order. A runtime that killed its plugin
+  // (the forwarder) sends DEL at once, while the agent may still be working on that ADD: the DEL
+  // must find what the ADD made, not run beside it.
+  const perPod = new Map<string, Promise<unknown>>();
+  const cni = (req: CniRequest): Promise<CniResponse> => {
+    const key = `${req.env["CNI_CONTAINERID"] ?? ""}/${req.env["CNI_IFNAME"] ?? ""}`;
+    if (key === "/") return serve(req);
+    const prev = perPod.get(key) ?? Promise.resolve();
+    const mine = prev.then(
+      () => serve(req),
+      () => serve(req),
+    );
+    perPod.set(key, mine);
+    void mine
+      .finally(() => {
+        if (perPod.get(key) === mine) perPod.delete(key);
+      })
+      .catch(() => {});
+    return mine;
+  };
+
+  const serve = async (req: CniRequest): Promise<CniResponse> => {
     const t0 = performance.now();
     if (!isCniPlugin(req.plugin)) return { exitCode: 1, stdout: "", stderr: `unknown plugin "${req.plugin}"\n` };
     // The runtime's environment, with the agent's own settings where the runtime gave none.
@@ -286,6 +321,7 @@ export async function startAgent(opts: {
     opts.socket,
     {
       cni,
+      pod: (c: string, i: string) => ({ pid: process.pid, views: agentPools.podView(c, i) }),
       status: () => ({
         pid: process.pid,
         version: VERSION,

@@ -1,10 +1,14 @@
 // `tcnp doctor`: diagnose one pod's network on this node (run it where the plugins run).
+import * as fs from "node:fs";
 import { parseArgs } from "node:util";
 import { isObject } from "../cni/netconf.js";
 import { diagnose, modeOf, podIpOf, type RecordedPlugin } from "../doctor/findings.js";
 import { locate, ipamOf, type Attachment, type Selector } from "../doctor/locate.js";
 import { neutronFacts } from "../doctor/neutron-facts.js";
-import { attachmentSummary, renderJson, renderText, type DoctorReport } from "../doctor/report.js";
+import { attachmentSummary, renderJson, renderText, type AgentView, type DoctorReport } from "../doctor/report.js";
+import { askAgent, DEFAULT_AGENT_SOCKET } from "../agent/protocol.js";
+import type { PoolView } from "../ipam/pool.js";
+import type { Allocation } from "../ipam/store.js";
 import { snapshot } from "../kernel/snapshot.js";
 import { HOST, type Kernel } from "../kernel/types.js";
 import type { Env } from "../cni/env.js";
@@ -139,10 +143,18 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
   host.neighbours = host.neighbours.filter((n) => n.ip === ip);
   host.addresses = [];
   host.rules = host.rules.filter((r) => r.priority !== 0 && r.priority < 32766);
+  const agent = await agentView(io.env, a.containerId, a.ifname);
+  if (agent?.inPool === true || agent?.cooling === true)
+    findings.push({
+      severity: "error",
+      code: "agent-pool-holds-pod-address",
+      message: `The node agent holds this pod's address ${ip ?? ""} ${agent.inPool === true ? "as free in its pool" : "as cooling"} too: another pod may be given it`,
+    });
   const report: DoctorReport = {
     pod: attachmentSummary(a, mode, ip),
     kernel: { pod, host },
     ...(neutron === undefined ? {} : { neutron }),
+    ...(agent === undefined ? {} : { agent }),
     findings,
     healthy: !findings.some((f) => f.severity === "error"),
   };
@@ -163,4 +175,34 @@ function recordsOf(a: Attachment, stateDirFlag: string | undefined, env: Env): R
       const file = records.fileOf(a.containerId, a.ifname);
       return rec === undefined ? { type, file } : { type, file, expect: rec.expect as Expectation[] };
     });
+}
+
+// The agent's view of the pod, when one runs on this node (its socket exists).
+async function agentView(env: Env, containerId: string, ifname: string): Promise<AgentView | undefined> {
+  const socket = env["TCNP_AGENT_SOCKET"] ?? DEFAULT_AGENT_SOCKET;
+  if (!fs.existsSync(socket)) return undefined;
+  const r = (await askAgent(socket, { op: "pod", containerId, ifname }, 5000).catch(() => undefined)) as
+    { views: Array<{ allocation?: Allocation; inPool: boolean; cooling: boolean; pool: PoolView }> } | undefined;
+  if (r === undefined) return { socket, answering: false };
+  const v = r.views[0];
+  if (v?.allocation === undefined) return { socket, answering: true };
+  const out: AgentView = {
+    socket,
+    answering: true,
+    allocation: {
+      state: v.allocation.state,
+      createdAt: v.allocation.createdAt,
+      ...(v.allocation.ip === undefined ? {} : { ip: v.allocation.ip }),
+      ...(v.allocation.portId === undefined ? {} : { port: v.allocation.portId }),
+    },
+    inPool: v.inPool,
+    cooling: v.cooling,
+    pool: {
+      free: v.pool.free.length,
+      inUse: v.pool.inUse,
+      cooling: v.pool.cooling,
+      ...(v.pool.cloudError === undefined ? {} : { cloudError: v.pool.cloudError }),
+    },
+  };
+  return out;
 }

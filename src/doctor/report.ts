@@ -4,6 +4,17 @@ import type { Finding, Mode, NeutronFacts } from "./findings.js";
 import type { Snapshot } from "../kernel/snapshot.js";
 import type { Attachment } from "./locate.js";
 
+export interface AgentView {
+  socket: string;
+  answering: boolean;
+  /** The pod's allocation as the agent's pool sees it. */
+  allocation?: { state: string; ip?: string; port?: string; createdAt: number };
+  /** The pod's address is also free in the pool, or cooling: another pod could be given it. */
+  inPool?: boolean;
+  cooling?: boolean;
+  pool?: { free: number; inUse: number; cooling: number; cloudError?: string };
+}
+
 export interface DoctorReport {
   pod: {
     namespace?: string;
@@ -18,6 +29,8 @@ export interface DoctorReport {
   };
   kernel: { pod: Snapshot; host: Snapshot };
   neutron?: NeutronFacts;
+  /** The node agent's view of the pod, when an agent answers on this node. */
+  agent?: AgentView;
   findings: Finding[];
   healthy: boolean;
 }
@@ -77,6 +90,20 @@ export function renderText(r: DoctorReport): string {
                 .map((x) => `${x.destination} via ${x.nexthop}`)
                 .join(", ")}${n.router.routes.length > 8 ? ", …" : ""}`
         }`,
+      );
+  }
+  if (r.agent !== undefined) {
+    const g = r.agent;
+    lines.push("", `the node agent (${g.socket}):`);
+    if (!g.answering) lines.push("  not answering: the plugins do the work themselves");
+    else if (g.allocation === undefined) lines.push("  no allocation of this pod in its pools");
+    else
+      lines.push(
+        `  allocation ${g.allocation.state} ${g.allocation.ip ?? "-"} on port ${g.allocation.port ?? "-"}${g.inPool === true ? "; ALSO FREE IN THE POOL" : ""}${g.cooling === true ? "; ALSO COOLING" : ""}`,
+      );
+    if (g.pool !== undefined)
+      lines.push(
+        `  pool: ${g.pool.free} free, ${g.pool.inUse} in use, ${g.pool.cooling} cooling${g.pool.cloudError === undefined ? "" : `; cloud failing: ${g.pool.cloudError}`}`,
       );
   }
   lines.push("", "findings:");

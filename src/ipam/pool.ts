@@ -15,6 +15,7 @@ import { isOpenStackError } from "../openstack/errors.js";
 import type { FixedIp, Subnet } from "../openstack/types.js";
 import type { IpamConfig } from "./config.js";
 import { addMany, candidateSubnets, mixRelease, removeAddresses, stillCooling, type MixDeps } from "./mix.js";
+import { processAlive } from "../state/files.js";
 import type { IpamSession } from "./session.js";
 import { poolKey, type Allocation } from "./store.js";
 import { MIX_TAG, nodeIpTag, poolTag, POOL_TAG_PREFIX } from "./tags.js";
@@ -91,12 +92,17 @@ export class MixPool {
   #records(): Allocation[] {
     return this.#s.store.list().filter((a) => this.#mine(a));
   }
-  #free(): Allocation[] {
-    const held = new Set(
+  // Addresses a pod holds or that cool down after one: a pool record for one of those is stale
+  // (a crash between a take's two writes) and is not free.
+  #held(): Set<string | undefined> {
+    return new Set(
       this.#records()
-        .filter((a) => a.state === "active")
+        .filter((a) => a.state === "active" || a.state === "cooling")
         .map((a) => a.ip),
     );
+  }
+  #free(): Allocation[] {
+    const held = this.#held();
     return this.#records()
       .filter((a) => a.state === "pool" && !held.has(a.ip))
       .sort((a, b) => a.createdAt - b.createdAt);
@@ -121,6 +127,17 @@ export class MixPool {
     if (this.#cloudError !== undefined) v.cloudError = this.#cloudError;
     if (this.#backoffUntil > this.#now()) v.backoffUntil = this.#backoffUntil;
     return v;
+  }
+
+  /** The pool's view of one pod: its allocation, and whether its address is also free or cooling here. */
+  podView(containerId: string, ifname: string): { allocation?: Allocation; inPool: boolean; cooling: boolean } {
+    const a = this.#s.store.get(containerId, ifname);
+    if (a === undefined) return { inPool: false, cooling: false };
+    return {
+      allocation: a,
+      inPool: this.#free().some((p) => p.ip === a.ip),
+      cooling: this.#records().some((r) => r.state === "cooling" && r.ip === a.ip),
+    };
   }
 
   // How many more addresses this node may hold for this configuration.
@@ -302,7 +319,8 @@ export class MixPool {
     const now = this.#now();
     // Cooling addresses that are due come back to the pool: a record change, no cloud call.
     await this.#s.locked(async () => {
-      const held = new Set(
+      const held = this.#held();
+      const active = new Set(
         this.#records()
           .filter((a) => a.state === "active")
           .map((a) => a.ip),
@@ -311,7 +329,7 @@ export class MixPool {
         if (a.state === "pool" && held.has(a.ip)) {
           // taken by a pod, and a crash came before the pool record was removed
           this.#s.store.delete(a.containerId, a.ifname);
-        } else if (a.state === "cooling" && !stillCooling(a, now) && a.ip !== undefined && !held.has(a.ip)) {
+        } else if (a.state === "cooling" && !stillCooling(a, now) && a.ip !== undefined && !active.has(a.ip)) {
           const p: Allocation = { ...a, ...poolKey(a.ip), state: "pool", updatedAt: now };
           delete p.coolUntil;
           delete p.heldBy;
@@ -347,7 +365,7 @@ export class MixPool {
         if (a.state !== "releasing" && a.state !== "adding") continue;
         if (a.state === "adding" && a.containerId !== FILL_INTENT.containerId) {
           // a plugin process's ADD: only once its writer is gone
-          if (a.pid !== undefined && a.pid !== process.pid) continue;
+          if (a.pid !== undefined && a.pid !== process.pid && processAlive(a.pid)) continue;
           if (this.#s.deps.busy?.(a.containerId, a.ifname) === true) continue;
           if (this.#now() - a.updatedAt < 1000) continue;
         }

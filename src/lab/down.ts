@@ -1,5 +1,7 @@
 // `tcnp lab down` and `tcnp lab status`: undo everything a lab recorded (also a half-built one),
 // and say whether one is up.
+import { askAgent } from "../agent/protocol.js";
+import type { PoolView } from "../ipam/pool.js";
 import * as fs from "node:fs";
 import type { Io } from "../base/io.js";
 import { namedNetns, type Kernel } from "../kernel/types.js";
@@ -7,7 +9,7 @@ import { cni } from "./up.js";
 import { deprovision, realClients } from "./real.js";
 import { LAB } from "./spec.js";
 import { run } from "./proc.js";
-import { DEFAULT_LAB_DIR, isOurs, readLab, type LabState } from "./state.js";
+import { agentSocket, DEFAULT_LAB_DIR, isOurs, readLab, type LabState } from "./state.js";
 import { stopProcess } from "./proc.js";
 
 async function strayNamespaces(): Promise<string[]> {
@@ -92,6 +94,18 @@ export async function labStatus(o: { dir: string; io: Io; kernel: Kernel }): Pro
   for (const v of s.vms) o.io.out(`  ${v.name}  ${v.ip}  namespace ${v.ns}\n`);
   for (const p of s.pods) o.io.out(`  pod default/${p.podName}  ${p.mode}  ${p.ip ?? "(no address)"}  on ${p.vm}\n`);
   for (const p of s.processes) o.io.out(`  process ${p.name}: pid ${p.pid} ${isOurs(p) ? "running" : "NOT RUNNING"}\n`);
+  for (const v of s.vms) {
+    const st = (await askAgent(agentSocket(v), { op: "status" }, 5000).catch(() => undefined)) as
+      { pools: PoolView[] } | undefined;
+    if (st === undefined) {
+      o.io.out(`  ${v.name} node agent: not answering on ${agentSocket(v)}\n`);
+      continue;
+    }
+    for (const p of st.pools)
+      o.io.out(
+        `  ${v.name} mix pool: ${p.free.length} free [${p.free.join(" ")}], ${p.inUse} in use, ${p.cooling} cooling, ${p.pendingReleases} pending; warm target ${p.targets.warm}${p.cloudError === undefined ? "" : `; cloud failing: ${p.cloudError}`}\n`,
+      );
+  }
   if (missingNs.length > 0) o.io.out(`  missing namespaces: ${missingNs.join(", ")}\n`);
   return s.status === "up" && missingNs.length === 0 && dead.length === 0 ? 0 : 1;
 }

@@ -42,9 +42,19 @@ export function run(
 export const inNetns = (ns: string, argv: string[]): string[] => ["ip", "netns", "exec", ns, ...argv];
 
 /** Start a daemon detached from us, output to `log`; returns its record (ip netns exec execs in place). */
-export function startDaemon(name: string, argv: string[], log: string, marker: string): LabProcess {
+export function startDaemon(
+  name: string,
+  argv: string[],
+  log: string,
+  marker: string,
+  env?: Record<string, string>,
+): LabProcess {
   const fd = fs.openSync(log, "a", 0o600);
-  const child = spawn(argv[0]!, argv.slice(1), { detached: true, stdio: ["ignore", fd, fd] });
+  const child = spawn(argv[0]!, argv.slice(1), {
+    detached: true,
+    stdio: ["ignore", fd, fd],
+    ...(env === undefined ? {} : { env: { ...process.env, ...env } }),
+  });
   fs.closeSync(fd);
   child.unref();
   if (child.pid === undefined) throw new Error(`Cannot start ${name}: ${argv[0]} did not start`);

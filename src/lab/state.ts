@@ -65,3 +65,6 @@ export function isOurs(p: LabProcess): boolean {
     return false;
   }
 }
+
+/** Where a lab VM's node agent listens (a root-only directory of its own). */
+export const agentSocket = (vm: { dir: string }): string => path.join(vm.dir, "agent", "agent.sock");

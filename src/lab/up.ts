@@ -14,9 +14,10 @@ import { nodeFetch } from "../openstack/node-fetch.js";
 import { buildTopology, describeTopology, topologyNamespaces, type Topology, type TopologySpec } from "./topology.js";
 import { provision, realClients } from "./real.js";
 import { renderMatrix, runCheck, type Check, type CheckResult } from "./matrix.js";
+import { askAgent } from "../agent/protocol.js";
 import { inNetns, run, startDaemon } from "./proc.js";
 import { eniConflist, LAB, labSeed, labServerId, mixConf } from "./spec.js";
-import { isOurs, readLab, writeLab, type LabPod, type LabState } from "./state.js";
+import { agentSocket, isOurs, readLab, writeLab, type LabPod, type LabState } from "./state.js";
 
 export interface LabOptions {
   dir: string;
@@ -339,6 +340,43 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
   );
   writeLab(s);
   say("vrouter-route-controller running (reconciling every 1 s)");
+  // 5b. A node agent in each VM: warm pools of mix addresses, the plugins' requests.
+  for (const vm of s.vms) {
+    const sock = agentSocket(vm);
+    s.processes.push(
+      startDaemon(
+        `agent ${vm.name}`,
+        inNetns(vm.ns, [
+          ...o.self,
+          "agent",
+          "--socket",
+          sock,
+          "--conf-dir",
+          path.join(vm.dir, "net.d-mix"),
+          "--state-dir",
+          path.join(vm.dir, "state"),
+          "--log-file",
+          path.join(vm.dir, "agent.log"),
+        ]),
+        path.join(vm.dir, "agent.out"),
+        `--socket ${sock}`,
+        { TCNP_LOCK_DIR: path.join(vm.dir, "locks") },
+      ),
+    );
+  }
+  writeLab(s);
+  for (const vm of s.vms) {
+    await waitFor(
+      `the node agent of ${vm.name} to warm its pool`,
+      async () => {
+        const v = (await askAgent(agentSocket(vm), { op: "status" }, 2000).catch(() => undefined)) as
+          { pools: Array<{ ready: boolean }> } | undefined;
+        return v !== undefined && v.pools.length > 0 && v.pools.every((p) => p.ready);
+      },
+      60_000,
+    );
+  }
+  say(`node agents running in ${s.vms.map((v) => v.name).join(", ")}, mix pools warm (tcnp lab status shows them)`);
   // 6. Pods through a real CNI caller (libcni), as a kubelet's runtime would.
   for (const vm of s.vms) {
     for (const [mode, tag] of [
@@ -403,6 +441,7 @@ export function cni(
       TCNP_STATE_DIR: path.join(vm.dir, "state"),
       TCNP_LOCK_DIR: path.join(vm.dir, "locks"),
       TCNP_LOG_FILE: path.join(vm.dir, "tcnp.log"),
+      TCNP_AGENT_SOCKET: agentSocket(vm),
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.podName}`,
     },
   });

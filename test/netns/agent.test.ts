@@ -155,6 +155,34 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
     assert.equal(rebuilt.inUse, live.length, "the restarted agent counts every live pod");
     for (const ip of liveIps) assert.ok(!rebuilt.free.includes(ip), `${ip} is a pod's, not the pool's`);
 
+    // The doctor shows the agent's view of a pod, and names an address the agent also holds for
+    // another use (here a cooling record for a live pod's address, as a fault would leave).
+    const doctor = async (): Promise<{ code: number; out: string }> => {
+      const r = await execAsync(
+        ["ip", "netns", "exec", vm.nsName, distBinary, "doctor", "--pod", `default/${k2.id}`, "--no-cloud"],
+        w.env(vm),
+      );
+      return { code: r.status, out: r.stdout + r.stderr };
+    };
+    const healthy = await doctor();
+    assert.equal(healthy.code, 0, healthy.out);
+    assert.match(healthy.out, new RegExp(`allocation active ${liveIps.at(-1)!.replace(/\./g, "\\.")} on port`));
+    const bogus = path.join(vm.stateDir, "allocations", `cooldown-${liveIps.at(-1)!}__cooling.json`);
+    fs.writeFileSync(
+      bogus,
+      JSON.stringify({
+        ...JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", `${k2.id}__eth0.json`), "utf8")),
+        containerId: `cooldown-${liveIps.at(-1)!}`,
+        ifname: "cooling",
+        state: "cooling",
+        coolUntil: Date.now() + 3_600_000,
+      }),
+    );
+    const faulty = await doctor();
+    fs.rmSync(bogus);
+    assert.equal(faulty.code, 1, faulty.out);
+    assert.match(faulty.out, /\[agent-pool-holds-pod-address\]/);
+
     // Everything DELeted (through the new agent): after the cool-down the port holds the VM's
     // address and the pool's, nothing else, and no pod record is left.
     for (const p of live) assert.equal((await w.cni(vm, "del", p)).status, 0);

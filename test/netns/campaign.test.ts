@@ -6,7 +6,7 @@
 // temporary file. TCNP_CAMPAIGN_OPS sets the number of operations (default 500).
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { HOST } from "../../src/kernel/types.js";
@@ -16,6 +16,7 @@ import { ENI_NET, execAsync, MIX_NET, World, type VmHandle } from "../helpers/wo
 
 const skip = rootSkipReason("iptables-restore") ?? e2eSkipReason();
 const OPS = Number(process.env["TCNP_CAMPAIGN_OPS"] ?? 500);
+const AGENT_OPS = Number(process.env["TCNP_CAMPAIGN_AGENT_OPS"] ?? 300);
 const WORKERS = 4;
 
 // A seeded generator: a failing run can be repeated with TCNP_CAMPAIGN_SEED.
@@ -107,15 +108,71 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
     });
     for (const vm of w.vms) {
       // A short cool-down: released addresses go through the cooling records under faults and kills too.
-      fs.writeFileSync(path.join(vm.confDir, "10-mix.conf"), JSON.stringify(w.mixConf({}, { coolDownSeconds: 1 })));
+      fs.writeFileSync(
+        path.join(vm.confDir, "10-mix.conf"),
+        JSON.stringify(w.mixConf({}, { coolDownSeconds: 1, pool: { warmTarget: 3 } })),
+      );
       fs.writeFileSync(path.join(vm.confDir, "20-eni.conflist"), JSON.stringify({ ...w.eniConf(), name: "eni" }));
     }
   });
   after(async () => w?.stop());
 
-  it(`${OPS} operations end with every live pod holding its address and, after the DELs, nothing left`, async () => {
-    const live = new Map<string, Pod>();
-    const stats = { adds: 0, addFailures: 0, dels: 0, delRetries: 0, kills: 0, faults: 0 };
+  it(`${OPS} operations end with every live pod holding its address and, after the DELs, nothing left`, () =>
+    campaign(w, OPS, false));
+
+  // The same with a node agent on each VM, killed (-9) and restarted at random moments: the pods'
+  // requests go through the forwarder to the agent, or take the plugin path while it is down.
+  it(`${AGENT_OPS} operations with node agents killed at random end the same, the pools aside`, () =>
+    campaign(w, AGENT_OPS, true));
+});
+
+async function campaign(w: World, OPS: number, withAgents: boolean): Promise<void> {
+  const live = new Map<string, Pod>();
+  const stats = { adds: 0, addFailures: 0, dels: 0, delRetries: 0, kills: 0, faults: 0, agentKills: 0 };
+  const agents = new Map<VmHandle, ChildProcess>();
+  const startAgent = (vm: VmHandle): void => {
+    const p = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        vm.nsName,
+        distBinary,
+        "agent",
+        "--conf-dir",
+        vm.confDir,
+        "--log-file",
+        path.join(vm.dir, "agent.log"),
+      ],
+      { env: w.env(vm), stdio: "ignore" },
+    );
+    agents.set(vm, p);
+  };
+  const stopAgent = async (vm: VmHandle, signal: NodeJS.Signals): Promise<void> => {
+    const p = agents.get(vm);
+    if (p === undefined) return;
+    agents.delete(vm);
+    const gone = new Promise((r) => p.once("exit", r));
+    p.kill(signal);
+    await gone;
+  };
+  // Now and then an agent is killed -9; mostly restarted soon, sometimes left down for a while.
+  const chaos = async (): Promise<void> => {
+    if (!withAgents || rand() > 0.06) return;
+    const vm = pick(w.vms);
+    if (!agents.has(vm)) return startAgent(vm);
+    stats.agentKills++;
+    await stopAgent(vm, "SIGKILL");
+    if (rand() < 0.7) setTimeout(() => agents.has(vm) || startAgent(vm), Math.floor(rand() * 300));
+  };
+  if (withAgents) for (const vm of w.vms) startAgent(vm);
+  try {
+    await run();
+  } finally {
+    for (const vm of w.vms) await stopAgent(vm, "SIGKILL");
+  }
+
+  async function run(): Promise<void> {
     const fault = (): void => {
       if (rand() > 0.35) return;
       stats.faults++;
@@ -192,6 +249,7 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
         if (settled.length > 10 || (settled.length > 3 && rand() < 0.35)) await delUntilGone(pick(settled));
         else await add();
         checkLive();
+        await chaos();
       }
     };
     await Promise.all(Array.from({ length: WORKERS }, worker));
@@ -220,6 +278,7 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
     }
 
     // After the DELs: nothing of any pod is left, in Neutron, in the VMs or on disk.
+    if (withAgents) for (const vm of w.vms) if (!agents.has(vm)) startAgent(vm);
     for (const p of pods) await delUntilGone(p);
     // The last addresses are still cooling on the ports: once due, `tcnp gc` gives them back.
     await new Promise((res) => setTimeout(res, 1100));
@@ -227,8 +286,39 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
       const gc = await execAsync(["ip", "netns", "exec", vm.nsName, distBinary, "gc", "--min-age", "0"], w.env(vm));
       assert.equal(gc.status, 0, `tcnp gc in ${vm.name}: ${gc.stdout}${gc.stderr}`);
     }
+    if (withAgents) {
+      // The agents settle: released addresses back in the pools, surplus and pending work done.
+      for (const vm of w.vms) {
+        let settled = false;
+        for (let i = 0; i < 600 && !settled; i++) {
+          const st = await execAsync(
+            ["ip", "netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"],
+            w.env(vm),
+          );
+          const pools =
+            st.status === 0 ? (JSON.parse(st.stdout) as { pools: Array<Record<string, number>> }).pools : [];
+          settled =
+            pools.length > 0 &&
+            pools.every((p) => p["inUse"] === 0 && p["cooling"] === 0 && p["pendingReleases"] === 0);
+          if (!settled) await new Promise((res) => setTimeout(res, 100));
+        }
+        assert.ok(settled, `${vm.name}'s agent settles`);
+        await stopAgent(vm, "SIGTERM");
+      }
+    }
+    const poolOf = (vm: VmHandle): string[] =>
+      fs
+        .readdirSync(path.join(vm.stateDir, "allocations"))
+        .filter((f) => f.startsWith("pool-") && f.endsWith(".json"))
+        .map(
+          (f) => (JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", f), "utf8")) as { ip: string }).ip,
+        );
     for (const vm of w.vms) {
-      assert.deepEqual(w.vmPort(vm, MIX_NET).ips, [vm.ip], `${vm.name}'s port holds only its own address`);
+      assert.deepEqual(
+        [...w.vmPort(vm, MIX_NET).ips].sort(),
+        [vm.ip, ...poolOf(vm)].sort(),
+        `${vm.name}'s port holds only its own address and its pool's`,
+      );
       const links = (await w.kernel.listLinks(vm.ns)).map((l) => l.name);
       assert.deepEqual(
         links.filter((n) => n !== "lo" && n !== "eth0"),
@@ -247,7 +337,12 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
       const files = fs
         .readdirSync(vm.stateDir, { recursive: true, encoding: "utf8" })
         .filter(
-          (f) => /\.(json|tmp)$/.test(f) && !/^(tokens|locks)\//.test(f) && f !== "node.json" && f !== "identity.json",
+          (f) =>
+            /\.(json|tmp)$/.test(f) &&
+            !/^(tokens|locks)\//.test(f) &&
+            !/^allocations\/pool-[^/]+\.json$/.test(f) &&
+            f !== "node.json" &&
+            f !== "identity.json",
         );
       assert.deepEqual(files, [], `${vm.name} has records, allocations or temporary files left`);
     }
@@ -263,5 +358,5 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
       (await w.kernel.listLinks(HOST)).some((l) => l.name.startsWith("tcnp")),
       false,
     );
-  });
-});
+  }
+}
