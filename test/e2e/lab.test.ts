@@ -120,6 +120,11 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     const r = tcnp(["lab", "status", "--dir", dir]);
     assert.equal(r.code, 0, r.stdout);
     assert.match(r.stdout, /pod default\/vm2-eni-a\s+eni\s+10\.10\.20\./);
+    // A node agent per VM, its mix pool warm (the lab's mix pods came from it).
+    for (const vm of ["vm1", "vm2"]) {
+      assert.match(r.stdout, new RegExp(`process agent ${vm}: pid \\d+ running`));
+      assert.match(r.stdout, new RegExp(`${vm} mix pool: [1-9]\\d* free \\[10\\.10\\.10\\.`));
+    }
     // Another directory holds no lab: down there touches nothing of this one.
     const other = tcnp(["lab", "down", "--dir", path.join(base, "elsewhere")]);
     assert.equal(other.code, 1);
