@@ -36,7 +36,8 @@ const exec = (argv: string[], env: Record<string, string>): Promise<{ ms: number
     p.stdout.on("data", (d: Buffer) => (out += d.toString()));
     p.stderr.on("data", (d: Buffer) => (out += d.toString()));
     p.on("close", (code) => resolve({ ms: ms(t0), code: code ?? -1, out }));
-    p.stdin.end(fs.readFileSync(path.join(dir, "net.d", "10-tcnp.conf")));
+    const conf = path.join(dir, "net.d", "10-tcnp.conf");
+    p.stdin.end(fs.existsSync(conf) ? fs.readFileSync(conf) : "");
   });
 
 try {
@@ -157,6 +158,8 @@ try {
 } finally {
   agent?.kill("SIGTERM");
   await new Promise((r) => setTimeout(r, 500));
+  if (fs.existsSync(path.join(dir, "agent.log")))
+    fs.copyFileSync(path.join(dir, "agent.log"), "/tmp/tcnp-agent-real.log");
   for (const f of undo.reverse()) await f().catch(() => {});
   await proxy?.close();
   kernel.close();

@@ -45,6 +45,10 @@ export class AgentPools implements AddressPools {
     return (await this.poolFor(s.conf)).allocate(who);
   }
 
+  async release(s: IpamSession, who: { containerId: string; ifname: string }): Promise<boolean> {
+    return (await this.poolFor(s.conf)).takeBack(who);
+  }
+
   views(): PoolView[] {
     return [...this.#pools.values()].map((p) => p.view());
   }

@@ -170,7 +170,10 @@ export async function startAgent(opts: {
   const pools: { current?: AgentPools } = {};
 
   const depsFor = (env: Record<string, string | undefined>, rlog: Logger, timings?: ReturnType<typeof newTimings>) => {
-    const timed: Kernel = timings === undefined ? kernel : timedKernel(kernel, timings);
+    const timed: Kernel =
+      timings === undefined
+        ? kernel
+        : timedKernel(kernel, timings, (op, ms) => rlog.debug("kernel call", { op, ms: +ms.toFixed(2) }));
     // The gratuitous ARP is best effort and never undone: the agent sends it after the answer.
     const announceLater: Kernel["announce"] = (ns, dev, ip) => {
       setImmediate(() =>

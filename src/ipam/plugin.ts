@@ -63,6 +63,11 @@ async function add(deps: IpamDeps, ctx: PluginContext): Promise<CniResult> {
 async function del(deps: IpamDeps, ctx: PluginContext): Promise<void> {
   const s = new IpamSession(deps, ctx.conf);
   const { containerId, ifname } = ctx.args;
+  // The agent's pools take an active address back (cooling) without waiting for cloud work.
+  if (deps.pools?.serves(s) === true && (await deps.pools.release(s, { containerId, ifname }))) {
+    deps.log.info("released to the pool (cooling)", { containerId, ifname });
+    return;
+  }
   await s.forPod(async () => {
     const a = s.store.get(containerId, ifname);
     if (a !== undefined) {

@@ -16,6 +16,7 @@ import type { FixedIp, Subnet } from "../openstack/types.js";
 import type { IpamConfig } from "./config.js";
 import { addMany, candidateSubnets, mixRelease, removeAddresses, stillCooling, type MixDeps } from "./mix.js";
 import { processAlive } from "../state/files.js";
+import { MemoryLock } from "../state/lock.js";
 import type { IpamSession } from "./session.js";
 import { poolKey, type Allocation } from "./store.js";
 import { MIX_TAG, nodeIpTag, poolTag, POOL_TAG_PREFIX } from "./tags.js";
@@ -51,6 +52,8 @@ export interface PoolEvents {
 }
 
 const FILL_INTENT = { containerId: "pool-fill", ifname: "pool" };
+/** How long a fill waits for more pods to join its batch. */
+const FILL_GATHER_MS = 100;
 
 /** A configuration's identity for pooling: same cloud, project, networks and state → same pool. */
 export const poolKeyOf = (cfg: IpamConfig): string =>
@@ -70,6 +73,13 @@ export class MixPool {
   #backoffMs = 0;
   #tagsDirty = true;
   #maintaining: Promise<void> | undefined;
+  /**
+   * The agent's own lock over record changes that need no cloud call (a pod taking a pool address,
+   * a cooled address coming back, surplus being marked): taken without waiting for the node lock,
+   * which cloud writes hold for as long as Neutron takes. Every such change keeps the address known
+   * to the plugins' path at every moment (the new record is written before the old is removed).
+   */
+  readonly #recs = new MemoryLock();
   readonly #deadlineMs: number;
 
   constructor(s: IpamSession, opts: { targets: PoolTargets; deadlineMs: number; events?: PoolEvents }) {
@@ -152,10 +162,13 @@ export class MixPool {
    */
   async allocate(who: { containerId: string; ifname: string }): Promise<Allocation> {
     const deadline = this.#now() + this.#deadlineMs;
+    // A record left by an interrupted ADD of the plugin path: finish it first (cloud work).
+    const left = this.#s.store.get(who.containerId, who.ifname);
+    if (left !== undefined && left.state !== "active") await this.#s.locked(async () => this.#s.release(left));
     this.#waiting++;
     try {
       for (;;) {
-        const a = await this.#s.locked(async () => this.#take(who));
+        const a = await this.#recs.withLock("records", async () => this.#take(who));
         if (a !== undefined) {
           this.kick();
           return a;
@@ -183,13 +196,28 @@ export class MixPool {
     }
   }
 
+  /**
+   * DEL: the pod's active address becomes a cooling record (one write, no cloud call), under the
+   * records lock. Anything else (no record, an interrupted ADD or release) is the node-locked path's.
+   */
+  async takeBack(who: { containerId: string; ifname: string }): Promise<boolean> {
+    return this.#recs.withLock("records", async () => {
+      const a = this.#s.store.get(who.containerId, who.ifname);
+      if (a?.state !== "active" || a.ip === undefined || a.portId === undefined) return false;
+      const twice = this.#records().some(
+        (o) => o.state === "active" && o.ip === a.ip && !(o.containerId === a.containerId && o.ifname === a.ifname),
+      );
+      if (twice) return false;
+      await mixRelease(this.#d, a);
+      return this.#s.store.get(who.containerId, who.ifname) === undefined;
+    });
+  }
+
   // Under the lock: the pod's own record, or the oldest free pool address made the pod's.
   async #take(who: { containerId: string; ifname: string }): Promise<Allocation | undefined> {
     const store = this.#s.store;
     const existing = store.get(who.containerId, who.ifname);
     if (existing?.state === "active") return existing;
-    // A record left by an interrupted ADD of the plugin path: finish it first.
-    if (existing !== undefined) await this.#s.release(existing);
     const p = this.#free()[0];
     if (p === undefined) return undefined;
     const now = this.#now();
@@ -211,17 +239,25 @@ export class MixPool {
 
   /** One batch fill, shared by everyone who asks while it runs. */
   #fillOnce(): Promise<void> {
-    this.#fill ??= this.#fillBatch().finally(() => (this.#fill = undefined));
+    // A short gathering window first: in a burst, the pods right behind this one join the batch.
+    this.#fill ??= this.#s.deps.clock
+      .sleep(FILL_GATHER_MS)
+      .then(() => this.#fillBatch())
+      .finally(() => (this.#fill = undefined));
     return this.#fill;
   }
 
   async #fillBatch(): Promise<void> {
+    const t0 = this.#now();
     try {
       await this.#s.locked(async () => {
         const all = this.#records();
         const free = this.#free().length;
         const inUse = all.filter((a) => a.state === "active").length;
-        const want = Math.max(this.#targets.warm + this.#waiting - free, this.#targets.minimum - inUse - free, 0);
+        let want = Math.max(this.#targets.warm + this.#waiting - free, this.#targets.minimum - inUse - free, 0);
+        // Pods waiting means a burst is under way: more are coming than have arrived, so ask for
+        // a warm target's worth beyond them in the same write rather than one write per few pods.
+        if (this.#waiting > 0) want = Math.max(want, this.#waiting + this.#targets.warm);
         const n = Math.min(want, this.#room(all), await this.#subnetCap());
         if (n <= 0) return;
         const { vm, subnet } = await this.#where();
@@ -254,7 +290,13 @@ export class MixPool {
         this.#s.store.delete(FILL_INTENT.containerId, FILL_INTENT.ifname);
         this.#tagsDirty = true;
         if (ips.length === 0) this.#subnet = undefined; // exhausted: look at the next subnet next time
-        this.#s.deps.log.info("pool filled", { added: ips.length, asked: n, port: vm.portId });
+        this.#s.deps.log.info("pool filled", {
+          added: ips.length,
+          asked: n,
+          waiting: this.#waiting,
+          port: vm.portId,
+          ms: this.#now() - t0,
+        });
       });
       this.#events?.cloudCall("fill", true);
       this.#ok();
@@ -318,7 +360,7 @@ export class MixPool {
   async #maintain(): Promise<void> {
     const now = this.#now();
     // Cooling addresses that are due come back to the pool: a record change, no cloud call.
-    await this.#s.locked(async () => {
+    await this.#recs.withLock("records", async () => {
       const held = this.#held();
       const active = new Set(
         this.#records()
@@ -380,15 +422,21 @@ export class MixPool {
 
   // Free addresses beyond the warm target (and the minimum) go back to Neutron in one write.
   async #releaseSurplus(): Promise<void> {
-    await this.#s.locked(async () => {
+    if (this.#vm === undefined) return;
+    // Chosen and marked under the records lock, so no pod takes one of them meanwhile; intents
+    // first: a crash in the write leaves releasing records, finished next round.
+    const surplus = await this.#recs.withLock("records", async () => {
       const free = this.#free();
       const inUse = this.#records().filter((a) => a.state === "active").length;
       const keep = Math.max(this.#targets.warm, this.#targets.minimum - inUse);
-      const surplus = free.slice(keep);
-      if (surplus.length === 0 || this.#vm === undefined) return;
+      const out = free.slice(keep);
       const now = this.#now();
-      // Intents first: a crash in the write leaves releasing records, finished next round.
-      for (const a of surplus) this.#s.store.put({ ...a, state: "releasing", updatedAt: now });
+      for (const a of out) this.#s.store.put({ ...a, state: "releasing", updatedAt: now });
+      return out;
+    });
+    if (surplus.length === 0 || this.#vm === undefined) return;
+    await this.#s.locked(async () => {
+      if (this.#vm === undefined) return;
       const gone = new Set(surplus.map((a) => a.ip));
       try {
         await removeAddresses(this.#d, this.#vm.portId, (f: FixedIp) => gone.has(f.ip_address));

@@ -53,6 +53,8 @@ export interface AddressPools {
   serves(s: IpamSession): boolean;
   /** The allocation of (containerId, ifname): the one it has, or one from the pool. */
   allocate(s: IpamSession, who: { containerId: string; ifname: string }): Promise<Allocation>;
+  /** Take back a pod's active address (it cools down, then serves again); false: not one to take back here. */
+  release(s: IpamSession, who: { containerId: string; ifname: string }): Promise<boolean>;
 }
 
 export class IpamSession {
