@@ -2,12 +2,13 @@
 // created on the first request for a configuration or from the conf dir at start, kept up by a
 // timer. Each pool works with a session of its own, made with the agent's dependencies.
 import type { NetConf } from "../cni/netconf.js";
+import { EniPool } from "../ipam/eni-pool.js";
 import { MixPool, poolKeyOf, type PoolEvents, type PoolView } from "../ipam/pool.js";
 import { IpamSession, type AddressPools, type IpamDeps } from "../ipam/session.js";
 import type { Allocation } from "../ipam/store.js";
 
 export class AgentPools implements AddressPools {
-  readonly #pools = new Map<string, MixPool>();
+  readonly #pools = new Map<string, MixPool | EniPool>();
   readonly #deps: IpamDeps;
   readonly #events: PoolEvents;
   #timer: NodeJS.Timeout | undefined;
@@ -19,20 +20,21 @@ export class AgentPools implements AddressPools {
 
   serves(s: IpamSession): boolean {
     // Per-node blocks choose each address themselves: those configurations keep the plugin path.
-    return s.cfg.mode === "mix" && s.cfg.nodeBlockPrefix === undefined;
+    return s.cfg.mode === "eni" || s.cfg.nodeBlockPrefix === undefined;
   }
 
   /** The pool of a configuration, made (and recovered from the port's tags) on first use. */
-  async poolFor(conf: NetConf): Promise<MixPool> {
+  async poolFor(conf: NetConf): Promise<MixPool | EniPool> {
     const s = new IpamSession(this.#deps, conf);
     const key = poolKeyOf(s.cfg);
     let p = this.#pools.get(key);
     if (p === undefined) {
-      p = new MixPool(s, { targets: s.cfg.pool, deadlineMs: s.cfg.pool.deadlineMs, events: this.#events });
+      const opts = { targets: s.cfg.pool, deadlineMs: s.cfg.pool.deadlineMs, events: this.#events };
+      p = s.cfg.mode === "eni" ? new EniPool(s, opts) : new MixPool(s, opts);
       this.#pools.set(key, p);
       try {
         const n = await p.recover();
-        if (n > 0) this.#deps.log.info("pool: adopted addresses the port's tags name", { adopted: n });
+        if (n > 0) this.#deps.log.info("pool: adopted what Neutron's tags name and no record knew", { adopted: n });
       } catch (e) {
         this.#deps.log.warn("pool: cannot recover from Neutron yet", { error: e });
       }

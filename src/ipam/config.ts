@@ -130,7 +130,8 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
     timeouts: { apiMs: 30_000, nicMs: 60_000, detachMs: 60_000, lockMs: 180_000 },
     conflictAttempts: 10,
     coolDownMs: 30_000,
-    pool: { warm: 5, minimum: 0, maximum: 110, deadlineMs: 10_000 },
+    // eni: every pool port is a NIC hot-plugged into the VM (a few slots); mix: addresses are cheap.
+    pool: { warm: mode === "eni" ? 2 : 5, minimum: 0, maximum: 110, deadlineMs: 10_000 },
     unknownKeys: [
       ...Object.keys(ipam)
         .filter((k) => !KNOWN_IPAM.has(k))
@@ -216,7 +217,7 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
       return v;
     };
     out.pool = {
-      warm: int("warmTarget", 5, 1024),
+      warm: int("warmTarget", mode === "eni" ? 2 : 5, 1024),
       minimum: int("minimumTarget", 0, 1024),
       maximum: int("maximum", 110, 4096),
       deadlineMs: seconds(pool, "deadlineSeconds", 10, "ipam.pool"),

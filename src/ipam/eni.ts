@@ -255,8 +255,9 @@ export async function destroyPodPorts(
   ifname: string,
   serverId: string,
   macs: readonly string[] = [],
+  spare: ReadonlySet<string> = new Set(),
 ): Promise<string[]> {
-  const ports = await podPorts(d, containerId, ifname, serverId, macs);
+  const ports = (await podPorts(d, containerId, ifname, serverId, macs)).filter((p) => !spare.has(p.id));
   for (const p of ports) await destroyPort(d, p.id, serverId);
   return ports.map((p) => p.id);
 }

@@ -4,7 +4,7 @@ import { CniError, CniCode, tryAgainLater } from "../cni/errors.js";
 import { gcMinAgeMs } from "../cni/netconf.js";
 import type { CniResult } from "../cni/result.js";
 import type { CniPlugin, PluginContext } from "../cni/skel.js";
-import { isOpenStackError } from "../openstack/errors.js";
+import { isOpenStackError, isTransient } from "../openstack/errors.js";
 import { destroyPort, eniAdd, serverEniPorts } from "./eni.js";
 import { forgetIdentity } from "./identity.js";
 import { mixAdd, stillCooling } from "./mix.js";
@@ -73,8 +73,31 @@ async function del(deps: IpamDeps, ctx: PluginContext): Promise<void> {
     if (a !== undefined) {
       await s.release(a);
       deps.log.info("released", { mode: a.mode, ip: a.ip, port: a.portId });
-    } else {
+    } else if (deps.pools === undefined || s.cfg.mode !== "eni") {
       await s.releaseFromPrevResult(ctx);
+    } else {
+      // In the agent: a port this pod may have (its record is gone) is looked for now, or — with
+      // the cloud failing — by the pool's upkeep later; the DEL itself succeeds.
+      try {
+        await s.releaseFromPrevResult(ctx);
+      } catch (e) {
+        if (!isTransient(e)) throw e;
+        const now = deps.clock.now();
+        s.store.put({
+          containerId,
+          ifname,
+          mode: "eni",
+          state: "releasing",
+          serverId: await s.serverId().catch(() => ""),
+          networkId: s.cfg.networks[0]!,
+          error: (e as Error).message,
+          createdAt: now,
+          updatedAt: now,
+        });
+        deps.log.warn("cannot look for this pod's port now; the agent releases it when the cloud answers", {
+          error: e,
+        });
+      }
     }
     // Inside the node agent its pools' upkeep finishes pending work, off the pods' path.
     if (deps.pools === undefined) await s.finishPending(`${containerId}/${ifname}`);
@@ -129,10 +152,13 @@ async function gc(deps: IpamDeps, ctx: PluginContext): Promise<void> {
 // with the disk) and whose attachment is not valid: the runtime has forgotten them, so do we.
 async function collectOrphanPorts(s: IpamSession, valid: ReadonlySet<string>, errors: string[]): Promise<void> {
   const d = await s.eniDeps();
-  const known = new Set(s.store.list().map((a) => `${a.containerId}/${a.ifname}`));
+  const records = s.store.list();
+  const known = new Set(records.map((a) => `${a.containerId}/${a.ifname}`));
+  // A port a record names (a node agent's pool or cooling port) is not an orphan, whatever its tags say.
+  const recorded = new Set(records.map((a) => a.portId));
   for (const o of await serverEniPorts(d, await s.serverId())) {
     const who = `${o.containerId}/${o.ifname}`;
-    if (valid.has(who) || known.has(who)) continue;
+    if (valid.has(who) || known.has(who) || recorded.has(o.port.id)) continue;
     try {
       await destroyPort(d, o.port.id, o.port.device_id === "" ? await s.serverId() : o.port.device_id);
       d.log.info("GC released an eni port no record knew", {

@@ -229,6 +229,8 @@ export class IpamSession {
         ctx.args.ifname,
         await this.serverId(),
         macs,
+        // a port a record still names (cooling in a node agent's pool) is not this DEL's to take
+        new Set(this.store.list().flatMap((a) => (a.portId === undefined ? [] : [a.portId]))),
       );
       if (ids.length > 0)
         this.#deps.log.info("released eni ports found by their owner (no local record)", { ports: ids });

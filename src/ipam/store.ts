@@ -51,6 +51,8 @@ export interface Allocation {
   coolUntil?: number;
   /** cooling: the attachment that held the address ("containerId/ifname"). */
   heldBy?: string;
+  /** eni pool ports: what the port's tags say now (the agent relabels them off the pods' path). */
+  labelled?: "active" | "pool";
   /** Why the last release attempt failed (pending releases). */
   error?: string;
   createdAt: number;
@@ -92,24 +94,32 @@ export class FileAllocationStore implements AllocationStore {
   delete(containerId: string, ifname: string): void {
     fs.rmSync(path.join(this.#dir, fileName(containerId, ifname)), { force: true });
   }
+  // A consistent listing: a record that vanishes between the directory read and its own read was
+  // replaced or removed meanwhile (in the node agent, record changes of a pod's take run beside
+  // other readers): read the directory again, so that an address moved from one record to another
+  // (written before the old one goes) is never missing from the list.
   list(): Allocation[] {
-    let names: string[];
-    try {
-      names = fs.readdirSync(this.#dir);
-    } catch {
-      return [];
-    }
-    removeStaleTemps(this.#dir, names);
-    const out: Allocation[] = [];
-    for (const n of names) {
-      if (!n.endsWith(".json")) continue;
+    for (let attempt = 0; ; attempt++) {
+      let names: string[];
       try {
-        out.push(JSON.parse(fs.readFileSync(path.join(this.#dir, n), "utf8")) as Allocation);
+        names = fs.readdirSync(this.#dir);
       } catch {
-        // a torn write cannot happen (rename); an unreadable file is skipped, not fatal
+        return [];
       }
+      removeStaleTemps(this.#dir, names);
+      const out: Allocation[] = [];
+      let vanished = false;
+      for (const n of names) {
+        if (!n.endsWith(".json")) continue;
+        try {
+          out.push(JSON.parse(fs.readFileSync(path.join(this.#dir, n), "utf8")) as Allocation);
+        } catch (e) {
+          // a torn write cannot happen (rename); an unreadable file is skipped, not fatal
+          if ((e as NodeJS.ErrnoException).code === "ENOENT") vanished = true;
+        }
+      }
+      if (!vanished || attempt >= 20) return out;
     }
-    return out;
   }
 }
 

@@ -18,6 +18,7 @@ interface PoolView {
   free: string[];
   inUse: number;
   cooling: number;
+  pendingReleases: number;
   ready: boolean;
   cloudError?: string;
 }
@@ -193,6 +194,118 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
       [vm.ip, ...settled.free].sort(),
       "the port holds only the VM's own and the pool's addresses",
     );
+    const records = fs.readdirSync(path.join(vm.stateDir, "allocations"));
+    assert.ok(
+      records.every((f) => f.startsWith("pool-")),
+      `only pool records are left: ${records.join(", ")}`,
+    );
+  });
+});
+
+describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", { skip: skip ?? false }, () => {
+  let w: World;
+  let vm: VmHandle;
+  let agent: ChildProcess | undefined;
+
+  before(async () => {
+    w = await World.start({ vms: 1, home: "eni" });
+    vm = w.vms[0]!;
+    const conf = w.eniConf();
+    const plugins = conf["plugins"] as Array<Record<string, unknown>>;
+    plugins[0]!["ipam"] = { ...(plugins[0]!["ipam"] as object), coolDownSeconds: 2, pool: { warmTarget: 2 } };
+    w.install(vm, "10-cnichain.conflist", conf);
+  });
+  after(async () => {
+    agent?.kill("SIGKILL");
+    await w?.stop();
+  });
+
+  it("serves eni pods from pre-attached ports with the cloud down, cools them, gives them back", async () => {
+    agent = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        vm.nsName,
+        distBinary,
+        "agent",
+        "--conf-dir",
+        vm.confDir,
+        "--log-file",
+        path.join(vm.dir, "agent.log"),
+      ],
+      { env: w.env(vm), stdio: ["ignore", "ignore", "inherit"] },
+    );
+    const status = async (): Promise<PoolView | undefined> => {
+      const r = await execAsync(["ip", "netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"], w.env(vm));
+      return r.status === 0 ? (JSON.parse(r.stdout) as { pools: PoolView[] }).pools[0] : undefined;
+    };
+    const until = async (what: string, pred: (p: PoolView) => boolean): Promise<PoolView> => {
+      for (let i = 0; i < 300; i++) {
+        const p = await status();
+        if (p !== undefined && pred(p)) return p;
+        await sleep(100);
+      }
+      throw new Error(`timed out waiting for ${what}`);
+    };
+    const warm = await until("two pool ports", (p) => p.free.length === 2);
+    const attached = (): string[] =>
+      Object.values(w.em.world.ports)
+        .filter((p) => p.device_id === vm.serverId && p.network_id !== undefined && p.tags.includes("tcnp-eni"))
+        .map((p) => p.fixed_ips[0]!.ip_address)
+        .sort();
+    assert.deepEqual(attached(), [...warm.free].sort(), "the pool's ports are attached to the VM");
+
+    // Neutron and Nova both failing: the two pods start from the pool, the third fails fast.
+    w.em.addFault({ kind: "error", service: "network", status: 500 });
+    w.em.addFault({ kind: "error", service: "compute", status: 500 });
+    const pods = await Promise.all([1, 2, 3].map(() => w.newPod("en")));
+    const ips: string[] = [];
+    for (const p of pods.slice(0, 2)) {
+      const r = await w.cni(vm, "add", p);
+      assert.equal(r.status, 0, `eni ADD from the pool during the outage: ${r.stdout}${r.stderr}`);
+      const ip = (JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
+      ips.push(ip);
+      const inPod = await w.kernel.listAddresses(p.path);
+      assert.ok(
+        inPod.some((a) => a.cidr.startsWith(`${ip}/`)),
+        "the pool NIC is in the pod with its address",
+      );
+    }
+    assert.deepEqual([...ips].sort(), [...warm.free].sort());
+    const third = await w.cni(vm, "add", pods[2]!);
+    assert.notEqual(third.status, 0);
+    assert.match(
+      `${third.stdout}${third.stderr}`,
+      /Try again later; The cloud is failing and this node's eni pool is empty/,
+    );
+    assert.equal((await w.cni(vm, "del", pods[2]!)).status, 0);
+    const del = await w.cni(vm, "del", pods[0]!);
+    assert.equal(del.status, 0, `eni DEL during the outage: ${del.stdout}${del.stderr}`);
+    assert.ok(attached().includes(ips[0]!), "the released port stays attached while it cools down");
+    w.em.clearFaults();
+
+    // The pool refills; a new pod does not get the cooling port; then it serves again.
+    await until("the pool to refill", (p) => p.free.length >= 2 && p.cloudError === undefined);
+    const next = await w.newPod("en");
+    const r = await w.cni(vm, "add", next);
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+    const nextIp = (JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
+    assert.notEqual(nextIp, ips[0], "no pod gets a port inside its cool-down");
+    await until("the cooled port back in the pool", (p) => p.free.includes(ips[0]!));
+
+    for (const p of [pods[1]!, next]) assert.equal((await w.cni(vm, "del", p)).status, 0);
+    const settled = await until(
+      "the releases to settle",
+      (p) => p.inUse === 0 && p.cooling === 0 && p.pendingReleases === 0,
+    );
+    agent.kill("SIGTERM");
+    await new Promise((res) => agent!.once("exit", res));
+    agent = undefined;
+    assert.deepEqual(attached(), [...settled.free].sort(), "only the pool's ports are left, attached");
+    const links = (await w.kernel.listLinks(vm.ns)).map((l) => l.mac);
+    for (const port of Object.values(w.em.world.ports).filter((p) => p.tags.includes("tcnp-eni-pool")))
+      assert.ok(links.includes(port.mac_address.toLowerCase()), "every pool port's NIC waits in the VM");
     const records = fs.readdirSync(path.join(vm.stateDir, "allocations"));
     assert.ok(
       records.every((f) => f.startsWith("pool-")),

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { HOST } from "../../src/kernel/types.js";
+import type { Allocation } from "../../src/ipam/store.js";
 import { cnicallerBinary, distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
 import { ENI_NET, execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
@@ -306,20 +307,21 @@ async function campaign(w: World, OPS: number, withAgents: boolean): Promise<voi
         await stopAgent(vm, "SIGTERM");
       }
     }
-    const poolOf = (vm: VmHandle): string[] =>
+    const poolOf = (vm: VmHandle, mode: "mix" | "eni"): Allocation[] =>
       fs
         .readdirSync(path.join(vm.stateDir, "allocations"))
         .filter((f) => f.startsWith("pool-") && f.endsWith(".json"))
-        .map(
-          (f) => (JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", f), "utf8")) as { ip: string }).ip,
-        );
+        .map((f) => JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", f), "utf8")) as Allocation)
+        .filter((a) => a.mode === mode);
     for (const vm of w.vms) {
       assert.deepEqual(
         [...w.vmPort(vm, MIX_NET).ips].sort(),
-        [vm.ip, ...poolOf(vm)].sort(),
+        [vm.ip, ...poolOf(vm, "mix").map((a) => a.ip!)].sort(),
         `${vm.name}'s port holds only its own address and its pool's`,
       );
-      const links = (await w.kernel.listLinks(vm.ns)).map((l) => l.name);
+      // An eni pool's NICs wait in the VM; nothing else is left.
+      const poolMacs = new Set(poolOf(vm, "eni").map((a) => a.mac));
+      const links = (await w.kernel.listLinks(vm.ns)).filter((l) => !poolMacs.has(l.mac)).map((l) => l.name);
       assert.deepEqual(
         links.filter((n) => n !== "lo" && n !== "eth0"),
         [],
@@ -346,9 +348,24 @@ async function campaign(w: World, OPS: number, withAgents: boolean): Promise<voi
         );
       assert.deepEqual(files, [], `${vm.name} has records, allocations or temporary files left`);
     }
-    const eniPorts = Object.values(w.em.world.ports).filter(
-      (p) => p.network_id === ENI_NET && p.device_owner !== "network:router_interface",
+    // With agents, their eni pools keep ports, each attached to its VM and named by a pool record.
+    const poolPorts = new Map(
+      w.vms.flatMap((vm) =>
+        fs
+          .readdirSync(path.join(vm.stateDir, "allocations"))
+          .filter((f) => f.startsWith("pool-") && f.endsWith(".json"))
+          .map((f) => JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", f), "utf8")) as Allocation)
+          .filter((a) => a.mode === "eni")
+          .map((a) => [a.portId!, vm.serverId] as const),
+      ),
     );
+    const eniPorts = Object.values(w.em.world.ports).filter(
+      (p) =>
+        p.network_id === ENI_NET &&
+        p.device_owner !== "network:router_interface" &&
+        !(poolPorts.get(p.id) === p.device_id && p.device_id !== undefined),
+    );
+    if (!withAgents) assert.equal(poolPorts.size, 0);
     assert.deepEqual(
       eniPorts.map((p) => `${p.id} ${p.name} [${p.tags.join(",")}]`),
       [],

@@ -1,0 +1,399 @@
+// The node agent's warm pool of eni ports for one configuration: Neutron ports created, tagged as
+// the pool's and attached to this VM ahead of time, their NICs waiting in the VM; a pod's ADD takes
+// one (a record change, no cloud call) and host-device moves its NIC into the pod. DEL gives it back
+// after the cool-down (the port stays attached, its NIC returned to the VM by host-device); surplus
+// ports are detached and deleted. Records are the same store and states as the mix pool's.
+import { CniCode, CniError, tryAgainLater } from "../cni/errors.js";
+import { HOST } from "../kernel/types.js";
+import { parseCidr } from "../net/ip.js";
+import { isOpenStackError } from "../openstack/errors.js";
+import type { Port, Subnet } from "../openstack/types.js";
+import { MemoryLock } from "../state/lock.js";
+import { destroyPort, waitForNic, type EniDeps } from "./eni.js";
+import { candidateSubnets } from "./mix.js";
+import type { PoolEvents, PoolTargets, PoolView } from "./pool.js";
+import { poolKeyOf } from "./pool.js";
+import type { IpamSession } from "./session.js";
+import { coolingKey, poolKey, type Allocation } from "./store.js";
+import { containerTag, ENI_TAG, ifnameTag, nodeTag } from "./tags.js";
+
+/** An eni port kept in the node agent's pool. */
+export const ENI_POOL_TAG = "tcnp-eni-pool";
+const poolDescription = (serverId: string): string => `tcnp eni pool port on server ${serverId}`;
+
+export class EniPool {
+  readonly key: string;
+  readonly #s: IpamSession;
+  readonly #targets: PoolTargets;
+  readonly #events: PoolEvents | undefined;
+  readonly #deadlineMs: number;
+  readonly #recs = new MemoryLock();
+  #fill: Promise<void> | undefined;
+  #waiting = 0;
+  #cloudError: string | undefined;
+  #backoffUntil = 0;
+  #backoffMs = 0;
+  #maintaining: Promise<void> | undefined;
+  #serverId: string | undefined;
+  /** When the next look for pool ports no record knows is due (at start, then every 30 s). */
+  #recoverAt = 0;
+
+  constructor(s: IpamSession, opts: { targets: PoolTargets; deadlineMs: number; events?: PoolEvents }) {
+    this.key = poolKeyOf(s.cfg);
+    this.#s = s;
+    this.#targets = opts.targets;
+    this.#deadlineMs = opts.deadlineMs;
+    this.#events = opts.events;
+  }
+
+  #now(): number {
+    return this.#s.deps.clock.now();
+  }
+  async #d(): Promise<EniDeps> {
+    return this.#s.eniDeps();
+  }
+  async #server(): Promise<string> {
+    this.#serverId ??= await this.#s.serverId();
+    return this.#serverId;
+  }
+  #records(): Allocation[] {
+    return this.#s.store.list().filter((a) => a.mode === "eni" && this.#s.cfg.networks.includes(a.networkId));
+  }
+  #free(): Allocation[] {
+    const held = new Set(
+      this.#records()
+        .filter((a) => a.state === "active" || a.state === "cooling")
+        .map((a) => a.portId),
+    );
+    return this.#records()
+      .filter((a) => a.state === "pool" && !held.has(a.portId))
+      .sort((a, b) => a.createdAt - b.createdAt);
+  }
+  #room(all: Allocation[]): number {
+    return Math.max(0, this.#targets.maximum - all.filter((a) => a.state !== "releasing").length);
+  }
+
+  view(): PoolView {
+    const all = this.#records();
+    const free = this.#free();
+    const v: PoolView = {
+      key: this.key,
+      networks: [...this.#s.cfg.networks],
+      free: free.map((a) => a.ip!),
+      inUse: all.filter((a) => a.state === "active").length,
+      cooling: all.filter((a) => a.state === "cooling").length,
+      pendingReleases: all.filter((a) => a.state === "releasing" || a.state === "adding").length,
+      targets: { ...this.#targets },
+      ready:
+        free.length >=
+        Math.min(this.#targets.minimum > 0 ? this.#targets.minimum : this.#targets.warm, this.#room(all) + free.length),
+    };
+    if (this.#cloudError !== undefined) v.cloudError = this.#cloudError;
+    if (this.#backoffUntil > this.#now()) v.backoffUntil = this.#backoffUntil;
+    return v;
+  }
+
+  podView(containerId: string, ifname: string): { allocation?: Allocation; inPool: boolean; cooling: boolean } {
+    const a = this.#s.store.get(containerId, ifname);
+    if (a === undefined) return { inPool: false, cooling: false };
+    return {
+      allocation: a,
+      inPool: this.#free().some((p) => p.portId === a.portId),
+      cooling: this.#records().some((r) => r.state === "cooling" && r.portId === a.portId),
+    };
+  }
+
+  async allocate(who: { containerId: string; ifname: string }): Promise<Allocation> {
+    const deadline = this.#now() + this.#deadlineMs;
+    const left = this.#s.store.get(who.containerId, who.ifname);
+    if (left !== undefined && left.state !== "active") await this.#s.release(left);
+    this.#waiting++;
+    try {
+      for (;;) {
+        const a = await this.#recs.withLock("records", () => this.#take(who));
+        if (a !== undefined) {
+          this.kick();
+          return a;
+        }
+        if (this.#backoffUntil > this.#now() && this.#cloudError !== undefined)
+          throw tryAgainLater(
+            `The cloud is failing and this node's eni pool is empty: ${this.#cloudError} (the agent retries with backoff; pods start again when the cloud answers)`,
+          );
+        if (this.#now() >= deadline)
+          throw tryAgainLater(
+            `No pool port within ${this.#deadlineMs / 1000} s: the node agent is still filling its eni pool (${this.#cloudError ?? "Nova attaches take time"})`,
+          );
+        if (this.#room(this.#records()) === 0)
+          throw new CniError(
+            CniCode.AddressExhausted,
+            `This node holds its maximum of ${this.#targets.maximum} eni ports for ipam.neutronConf.networks [${this.#s.cfg.networks.join(", ")}] (ipam.pool.maximum)`,
+          );
+        await this.#fillOnce();
+      }
+    } finally {
+      this.#waiting--;
+    }
+  }
+
+  // The pod's own record, or the oldest free pool port whose NIC is still in the VM made the pod's.
+  async #take(who: { containerId: string; ifname: string }): Promise<Allocation | undefined> {
+    const store = this.#s.store;
+    const existing = store.get(who.containerId, who.ifname);
+    if (existing?.state === "active") return existing;
+    const links = await (await this.#s.deps.kernel()).listLinks(HOST);
+    for (const p of this.#free()) {
+      const nic = links.find((l) => l.mac === p.mac?.toLowerCase() && l.master === undefined);
+      if (nic === undefined) {
+        // Its NIC is gone from the VM (detached behind our back): not a pool port any more.
+        store.put({ ...p, state: "releasing", error: "its NIC is no longer in the VM", updatedAt: this.#now() });
+        continue;
+      }
+      const now = this.#now();
+      const a: Allocation = {
+        ...p,
+        containerId: who.containerId,
+        ifname: who.ifname,
+        state: "active",
+        hostIfname: nic.name,
+        createdAt: now,
+        updatedAt: now,
+      };
+      store.put(a);
+      store.delete(p.containerId, p.ifname);
+      return a;
+    }
+    return undefined;
+  }
+
+  /** DEL: the pod's port becomes a cooling record (it stays attached); false if not ours to take. */
+  async takeBack(who: { containerId: string; ifname: string }): Promise<boolean> {
+    return this.#recs.withLock("records", async () => {
+      const a = this.#s.store.get(who.containerId, who.ifname);
+      if (a?.state !== "active" || a.ip === undefined || a.portId === undefined || a.mac === undefined) return false;
+      const now = this.#now();
+      this.#s.store.put({
+        ...a,
+        ...coolingKey(a.ip),
+        state: "cooling",
+        coolUntil: now + this.#s.cfg.coolDownMs,
+        heldBy: `${a.containerId}/${a.ifname}`,
+        updatedAt: now,
+      });
+      this.#s.store.delete(a.containerId, a.ifname);
+      return true;
+    });
+  }
+
+  #fillOnce(): Promise<void> {
+    this.#fill ??= this.#s.deps.clock
+      .sleep(100)
+      .then(() => this.#fillBatch())
+      .finally(() => (this.#fill = undefined));
+    return this.#fill;
+  }
+
+  // Create, tag and attach ports one by one (Nova attaches one at a time per VM anyway), each
+  // recorded as soon as its NIC is in the VM; a crash in between leaves a port the pool's tag and
+  // description name, adopted or removed by the next agent's recovery.
+  async #fillBatch(): Promise<void> {
+    try {
+      const all = this.#records();
+      const free = this.#free().length;
+      const inUse = all.filter((a) => a.state === "active").length;
+      let want = Math.max(this.#targets.warm + this.#waiting - free, this.#targets.minimum - inUse - free, 0);
+      if (this.#waiting > 0) want = Math.max(want, this.#waiting);
+      const n = Math.min(want, this.#room(all));
+      const d = await this.#d();
+      const serverId = await this.#server();
+      const subnet = await this.#subnet();
+      for (let i = 0; i < n; i++) {
+        // A create whose answer is lost may have made a port: look for it (by description) soon.
+        this.#recoverAt = 0;
+        const port = await d.neutron.createPort({
+          network_id: subnet.network_id,
+          name: "tcnp-eni-pool",
+          description: poolDescription(serverId),
+          fixed_ips: [{ subnet_id: subnet.id }],
+          tags: ["tcnp", ENI_TAG, ENI_POOL_TAG, nodeTag(serverId)],
+        });
+        // The intent, durable: a crash from here on leaves a record that names the port.
+        const intent: Allocation = { ...this.#record(port, subnet, serverId, ""), state: "adding", pid: process.pid };
+        this.#s.store.put(intent);
+        try {
+          await d.neutron.setTags("ports", port.id, ["tcnp", ENI_TAG, ENI_POOL_TAG, nodeTag(serverId)]);
+          await d.nova.attachInterface(serverId, port.id);
+          const nic = await waitForNic(d.kernel, port.mac_address, d.clock, this.#s.cfg.timeouts.nicMs);
+          if (nic === undefined) throw new Error(`no NIC with MAC ${port.mac_address} appeared in the VM`);
+          this.#s.store.put(this.#record(port, subnet, serverId, nic));
+        } catch (e) {
+          await destroyPort(d, port.id, serverId).then(
+            () => this.#s.store.delete(intent.containerId, intent.ifname),
+            (de: unknown) =>
+              this.#s.store.put({ ...intent, state: "releasing", error: String(de), updatedAt: this.#now() }),
+          );
+          throw e;
+        }
+      }
+      this.#recoverAt = this.#now() + 30_000;
+      if (n > 0) this.#s.deps.log.info("eni pool filled", { added: n, waiting: this.#waiting });
+      this.#events?.cloudCall("fill", true);
+      this.#ok();
+    } catch (e) {
+      this.#events?.cloudCall("fill", false);
+      this.#failed(e);
+    }
+  }
+
+  #record(port: Port, subnet: Subnet, serverId: string, nic: string): Allocation {
+    const now = this.#now();
+    const ip = port.fixed_ips.find((f) => f.subnet_id === subnet.id)?.ip_address ?? port.fixed_ips[0]!.ip_address;
+    return {
+      ...poolKey(ip),
+      mode: "eni",
+      state: "pool",
+      labelled: "pool",
+      serverId,
+      networkId: port.network_id,
+      portId: port.id,
+      subnetId: subnet.id,
+      mac: port.mac_address.toLowerCase(),
+      hostIfname: nic,
+      ip,
+      prefix: parseCidr(subnet.cidr).prefix,
+      createdAt: now,
+      updatedAt: now,
+      ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
+      ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
+    };
+  }
+
+  async #subnet(): Promise<Subnet> {
+    for (const net of this.#s.cfg.networks) {
+      const subs = await candidateSubnets(this.#s.clients.neutron, this.#s.cfg, net);
+      if (subs[0] !== undefined) return subs[0];
+    }
+    throw new CniError(CniCode.AddressExhausted, "No IPv4 subnet to pool eni ports from");
+  }
+
+  #ok(): void {
+    this.#cloudError = undefined;
+    this.#backoffMs = 0;
+    this.#backoffUntil = 0;
+  }
+  #failed(e: unknown): void {
+    const msg = e instanceof Error ? e.message : String(e);
+    this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), 30_000);
+    this.#backoffUntil = this.#now() + this.#backoffMs;
+    this.#cloudError = msg;
+    this.#s.deps.log.warn("eni pool cloud work failed; backing off", { ms: this.#backoffMs, error: msg });
+  }
+
+  kick(): void {
+    void this.maintain();
+  }
+
+  maintain(): Promise<void> {
+    this.#maintaining ??= this.#maintain().finally(() => (this.#maintaining = undefined));
+    return this.#maintaining;
+  }
+
+  async #maintain(): Promise<void> {
+    const now = this.#now();
+    const serverId = await this.#server().catch(() => undefined);
+    // Due cooling ports come back to the pool; surplus is marked for release. No cloud call.
+    await this.#recs.withLock("records", async () => {
+      const held = new Set(
+        this.#records()
+          .filter((a) => a.state === "active")
+          .map((a) => a.portId),
+      );
+      for (const a of this.#records()) {
+        if (a.state === "cooling" && (a.coolUntil ?? 0) <= now && a.ip !== undefined && !held.has(a.portId)) {
+          const p: Allocation = { ...a, ...poolKey(a.ip), state: "pool", updatedAt: now };
+          delete p.coolUntil;
+          delete p.heldBy;
+          this.#s.store.put(p);
+          this.#s.store.delete(a.containerId, a.ifname);
+        }
+      }
+      const free = this.#free();
+      const inUse = this.#records().filter((a) => a.state === "active").length;
+      const out = free.slice(Math.max(this.#targets.warm, this.#targets.minimum - inUse));
+      for (const a of out) this.#s.store.put({ ...a, state: "releasing", updatedAt: now });
+      return out;
+    });
+    if (this.#backoffUntil > now || serverId === undefined) return;
+    try {
+      const d = await this.#d();
+      // Surplus and interrupted releases: detach and delete.
+      // Surplus and pending releases (also a DEL's search for a port, queued while the cloud failed).
+      // Interrupted fills (no fill running now, so an "adding" pool record is a dead one's).
+      if (this.#fill === undefined) {
+        for (const a of this.#records().filter((r) => r.state === "adding" && r.containerId.startsWith("pool-")))
+          await this.#s.release(a);
+        if (this.#now() >= this.#recoverAt) {
+          await this.recover();
+          this.#recoverAt = this.#now() + 30_000;
+        }
+      }
+      for (const a of this.#records().filter((r) => r.state === "releasing")) await this.#s.release(a);
+      await this.#relabel(d, serverId);
+      const all = this.#records();
+      const free = this.#free().length;
+      const inUse = all.filter((a) => a.state === "active").length;
+      if ((free < this.#targets.warm || inUse + free < this.#targets.minimum) && this.#room(all) > 0)
+        await this.#fillOnce();
+      else this.#ok();
+    } catch (e) {
+      this.#failed(e);
+    }
+  }
+
+  // Off the pods' path: a taken port's tags say whose it is (DEL and GC find it by them even
+  // without a record); a pool port's say it is the pool's. `labelled` is what the tags say now.
+  async #relabel(d: EniDeps, serverId: string): Promise<void> {
+    for (const a of this.#records()) {
+      if (a.portId === undefined || (a.state !== "active" && a.state !== "pool") || a.labelled === a.state) continue;
+      const want =
+        a.state === "active"
+          ? ["tcnp", ENI_TAG, containerTag(a.containerId), ifnameTag(a.ifname), nodeTag(serverId)]
+          : ["tcnp", ENI_TAG, ENI_POOL_TAG, nodeTag(serverId)];
+      try {
+        await d.neutron.setTags("ports", a.portId, want);
+      } catch (e) {
+        if (!isOpenStackError(e, "PortNotFound")) throw e;
+      }
+      await this.#recs.withLock("records", async () => {
+        const cur = this.#s.store.get(a.containerId, a.ifname);
+        if (cur !== undefined && cur.portId === a.portId && cur.state === a.state)
+          this.#s.store.put({ ...cur, labelled: a.state as "active" | "pool" });
+      });
+    }
+  }
+
+  /** At start: pool ports of this server that no record knows are adopted (attached, NIC here) or removed. */
+  async recover(): Promise<number> {
+    const d = await this.#d();
+    const serverId = await this.#server();
+    // By tag, and by description: a port whose create answer was lost has no tags yet.
+    const lists = await Promise.all([
+      d.neutron.listPorts({ tags: `${ENI_POOL_TAG},${nodeTag(serverId)}` }),
+      d.neutron.listPorts({ description: poolDescription(serverId) }),
+    ]);
+    const ports = [...new Map(lists.flat().map((p) => [p.id, p])).values()];
+    this.#recoverAt = this.#now() + 30_000;
+    const known = new Set(this.#s.store.list().map((a) => a.portId));
+    const links = await d.kernel.listLinks(HOST);
+    let adopted = 0;
+    for (const p of ports) {
+      if (known.has(p.id) || !this.#s.cfg.networks.includes(p.network_id)) continue;
+      const nic = links.find((l) => l.mac === p.mac_address.toLowerCase() && l.master === undefined);
+      const subnet = await this.#subnet();
+      if (p.device_id === serverId && nic !== undefined) {
+        this.#s.store.put(this.#record(p, subnet, serverId, nic.name));
+        adopted++;
+      } else await destroyPort(d, p.id, serverId);
+    }
+    return adopted;
+  }
+}
