@@ -82,7 +82,9 @@ export class EniPool {
       free: free.map((a) => a.ip!),
       inUse: all.filter((a) => a.state === "active").length,
       cooling: all.filter((a) => a.state === "cooling").length,
-      pendingReleases: all.filter((a) => a.state === "releasing" || a.state === "adding").length,
+      // a search for ports whose create answer was lost counts as pending cloud work too
+      pendingReleases:
+        all.filter((a) => a.state === "releasing" || a.state === "adding").length + (this.#recoverAt === 0 ? 1 : 0),
       targets: { ...this.#targets },
       ready:
         free.length >=
@@ -207,15 +209,19 @@ export class EniPool {
       const serverId = await this.#server();
       const subnet = await this.#subnet();
       for (let i = 0; i < n; i++) {
-        // A create whose answer is lost may have made a port: look for it (by description) soon.
-        this.#recoverAt = 0;
-        const port = await d.neutron.createPort({
-          network_id: subnet.network_id,
-          name: "tcnp-eni-pool",
-          description: poolDescription(serverId),
-          fixed_ips: [{ subnet_id: subnet.id }],
-          tags: ["tcnp", ENI_TAG, ENI_POOL_TAG, nodeTag(serverId)],
-        });
+        const port = await d.neutron
+          .createPort({
+            network_id: subnet.network_id,
+            name: "tcnp-eni-pool",
+            description: poolDescription(serverId),
+            fixed_ips: [{ subnet_id: subnet.id }],
+            tags: ["tcnp", ENI_TAG, ENI_POOL_TAG, nodeTag(serverId)],
+          })
+          .catch((e: unknown) => {
+            // A create whose answer is lost may have made a port: look for it (by description) soon.
+            this.#recoverAt = 0;
+            throw e;
+          });
         // The intent, durable: a crash from here on leaves a record that names the port.
         const intent: Allocation = { ...this.#record(port, subnet, serverId, ""), state: "adding", pid: process.pid };
         this.#s.store.put(intent);
@@ -234,7 +240,6 @@ export class EniPool {
           throw e;
         }
       }
-      this.#recoverAt = this.#now() + 30_000;
       if (n > 0) this.#s.deps.log.info("eni pool filled", { added: n, waiting: this.#waiting });
       this.#events?.cloudCall("fill", true);
       this.#ok();
@@ -300,28 +305,31 @@ export class EniPool {
   async #maintain(): Promise<void> {
     const now = this.#now();
     const serverId = await this.#server().catch(() => undefined);
-    // Due cooling ports come back to the pool; surplus is marked for release. No cloud call.
-    await this.#recs.withLock("records", async () => {
-      const held = new Set(
-        this.#records()
-          .filter((a) => a.state === "active")
-          .map((a) => a.portId),
-      );
-      for (const a of this.#records()) {
-        if (a.state === "cooling" && (a.coolUntil ?? 0) <= now && a.ip !== undefined && !held.has(a.portId)) {
-          const p: Allocation = { ...a, ...poolKey(a.ip), state: "pool", updatedAt: now };
-          delete p.coolUntil;
-          delete p.heldBy;
-          this.#s.store.put(p);
-          this.#s.store.delete(a.containerId, a.ifname);
+    // Due cooling ports come back to the pool; surplus is marked for release. No cloud call; under
+    // the node lock too, as a plugin process may be releasing the same due port (see pool.ts).
+    await this.#s.locked(async () =>
+      this.#recs.withLock("records", async () => {
+        const held = new Set(
+          this.#records()
+            .filter((a) => a.state === "active")
+            .map((a) => a.portId),
+        );
+        for (const a of this.#records()) {
+          if (a.state === "cooling" && (a.coolUntil ?? 0) <= now && a.ip !== undefined && !held.has(a.portId)) {
+            const p: Allocation = { ...a, ...poolKey(a.ip), state: "pool", updatedAt: now };
+            delete p.coolUntil;
+            delete p.heldBy;
+            this.#s.store.put(p);
+            this.#s.store.delete(a.containerId, a.ifname);
+          }
         }
-      }
-      const free = this.#free();
-      const inUse = this.#records().filter((a) => a.state === "active").length;
-      const out = free.slice(Math.max(this.#targets.warm, this.#targets.minimum - inUse));
-      for (const a of out) this.#s.store.put({ ...a, state: "releasing", updatedAt: now });
-      return out;
-    });
+        const free = this.#free();
+        const inUse = this.#records().filter((a) => a.state === "active").length;
+        const out = free.slice(Math.max(this.#targets.warm, this.#targets.minimum - inUse));
+        for (const a of out) this.#s.store.put({ ...a, state: "releasing", updatedAt: now });
+        return out;
+      }),
+    );
     if (this.#backoffUntil > now || serverId === undefined) return;
     try {
       const d = await this.#d();
@@ -381,7 +389,6 @@ export class EniPool {
       d.neutron.listPorts({ description: poolDescription(serverId) }),
     ]);
     const ports = [...new Map(lists.flat().map((p) => [p.id, p])).values()];
-    this.#recoverAt = this.#now() + 30_000;
     const known = new Set(this.#s.store.list().map((a) => a.portId));
     const links = await d.kernel.listLinks(HOST);
     let adopted = 0;
@@ -394,6 +401,7 @@ export class EniPool {
         adopted++;
       } else await destroyPort(d, p.id, serverId);
     }
+    this.#recoverAt = this.#now() + 30_000;
     return adopted;
   }
 }

@@ -104,18 +104,13 @@ export class MixPool {
   }
   // Addresses a pod holds or that cool down after one: a pool record for one of those is stale
   // (a crash between a take's two writes) and is not free.
-  #held(): Set<string | undefined> {
-    return new Set(
-      this.#records()
-        .filter((a) => a.state === "active" || a.state === "cooling")
-        .map((a) => a.ip),
-    );
+  #held(recs: Allocation[] = this.#records()): Set<string | undefined> {
+    return new Set(recs.filter((a) => a.state === "active" || a.state === "cooling").map((a) => a.ip));
   }
-  #free(): Allocation[] {
-    const held = this.#held();
-    return this.#records()
-      .filter((a) => a.state === "pool" && !held.has(a.ip))
-      .sort((a, b) => a.createdAt - b.createdAt);
+  // One listing of the store serves both questions (each listing reads every record file).
+  #free(recs: Allocation[] = this.#records()): Allocation[] {
+    const held = this.#held(recs);
+    return recs.filter((a) => a.state === "pool" && !held.has(a.ip)).sort((a, b) => a.createdAt - b.createdAt);
   }
 
   view(): PoolView {
@@ -260,6 +255,10 @@ export class MixPool {
         if (this.#waiting > 0) want = Math.max(want, this.#waiting + this.#targets.warm);
         const n = Math.min(want, this.#room(all), await this.#subnetCap());
         if (n <= 0) return;
+        // An earlier batch interrupted (a killed agent): undo what it left before a new intent
+        // takes its place — its list of the port's addresses before is what finds them.
+        const left = this.#s.store.get(FILL_INTENT.containerId, FILL_INTENT.ifname);
+        if (left !== undefined) await mixRelease(this.#d, left);
         const { vm, subnet } = await this.#where();
         const base = {
           ...FILL_INTENT,
@@ -359,28 +358,32 @@ export class MixPool {
 
   async #maintain(): Promise<void> {
     const now = this.#now();
-    // Cooling addresses that are due come back to the pool: a record change, no cloud call.
-    await this.#recs.withLock("records", async () => {
-      const held = this.#held();
-      const active = new Set(
-        this.#records()
-          .filter((a) => a.state === "active")
-          .map((a) => a.ip),
-      );
-      for (const a of this.#records()) {
-        if (a.state === "pool" && held.has(a.ip)) {
-          // taken by a pod, and a crash came before the pool record was removed
-          this.#s.store.delete(a.containerId, a.ifname);
-        } else if (a.state === "cooling" && !stillCooling(a, now) && a.ip !== undefined && !active.has(a.ip)) {
-          const p: Allocation = { ...a, ...poolKey(a.ip), state: "pool", updatedAt: now };
-          delete p.coolUntil;
-          delete p.heldBy;
-          this.#s.store.put(p);
-          this.#s.store.delete(a.containerId, a.ifname);
-          this.#tagsDirty = true;
+    // Cooling addresses that are due come back to the pool: a record change, no cloud call, but
+    // under the node lock too: a plugin process (no agent answered it) may be giving the same due
+    // address back to Neutron, and must not find it turned into a pool address halfway.
+    await this.#s.locked(async () =>
+      this.#recs.withLock("records", async () => {
+        const held = this.#held();
+        const active = new Set(
+          this.#records()
+            .filter((a) => a.state === "active")
+            .map((a) => a.ip),
+        );
+        for (const a of this.#records()) {
+          if (a.state === "pool" && held.has(a.ip)) {
+            // taken by a pod, and a crash came before the pool record was removed
+            this.#s.store.delete(a.containerId, a.ifname);
+          } else if (a.state === "cooling" && !stillCooling(a, now) && a.ip !== undefined && !active.has(a.ip)) {
+            const p: Allocation = { ...a, ...poolKey(a.ip), state: "pool", updatedAt: now };
+            delete p.coolUntil;
+            delete p.heldBy;
+            this.#s.store.put(p);
+            this.#s.store.delete(a.containerId, a.ifname);
+            this.#tagsDirty = true;
+          }
         }
-      }
-    });
+      }),
+    );
     if (this.#backoffUntil > now) return;
     try {
       await this.#finishIntents();

@@ -197,7 +197,14 @@ export class IpamSession {
       .slice(0, 5);
     for (const a of pending) {
       try {
-        await this.release(a);
+        // A cooling eni port is a node agent's (gone now, or it would have served this request):
+        // release it under the node lock, which the agent takes to turn it back into a pool port.
+        if (a.mode === "eni" && a.state === "cooling")
+          await this.locked(async () => {
+            const cur = this.store.get(a.containerId, a.ifname);
+            if (cur?.state === "cooling" && cur.portId === a.portId) await this.release(cur);
+          });
+        else await this.release(a);
         log.info("completed a pending release", { containerId: a.containerId, ifname: a.ifname, ip: a.ip });
       } catch (e) {
         log.warn("a pending release is still pending", { containerId: a.containerId, ifname: a.ifname, error: e });
