@@ -4,7 +4,6 @@
 //   node build/bench/agent-eni.js [runs=20]   (root, dist/ built)
 import { spawn, type ChildProcess } from "node:child_process";
 import * as path from "node:path";
-import { distBinary } from "../test/helpers/cni.js";
 import { World } from "../test/helpers/world.js";
 import { ms, summary, table } from "./stats.js";
 
@@ -30,31 +29,13 @@ function exec(bin: string, env: Record<string, string>, stdin: string): Promise<
   });
 }
 
-const free = async (): Promise<number> => {
-  const r = await new Promise<string>((resolve) => {
-    const c = spawn("ip", ["netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"], { env: w.env(vm) });
-    let out = "";
-    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    c.on("close", () => resolve(out));
-  });
-  try {
-    return (JSON.parse(r) as { pools: Array<{ free: string[] }> }).pools[0]?.free.length ?? 0;
-  } catch {
-    return 0;
-  }
-};
-
 const t = { add: [] as number[], del: [] as number[], refAdd: [] as number[], refDel: [] as number[] };
-const agentLog = path.join(vm.dir, "agent.log");
 let agent: ChildProcess | undefined;
 try {
-  agent = spawn(
-    "ip",
-    ["netns", "exec", vm.nsName, distBinary, "agent", "--conf-dir", vm.confDir, "--log-file", agentLog],
-    { env: w.env(vm), stdio: "ignore" },
-  );
+  agent = w.startAgent(vm);
   for (let i = -3; i < RUNS; i++) {
-    for (let j = 0; j < 300 && (await free()) < 3; j++) await new Promise((r) => setTimeout(r, 50));
+    for (let j = 0; j < 300 && ((await w.agentPools(vm))?.[0]?.free.length ?? 0) < 3; j++)
+      await new Promise((r) => setTimeout(r, 50));
     const pod = await w.newPod("b");
     const env = (cmd: string): Record<string, string> => ({
       CNI_COMMAND: cmd,

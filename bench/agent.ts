@@ -9,7 +9,6 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { distBinary } from "../test/helpers/cni.js";
 import { MIX_NET, World } from "../test/helpers/world.js";
 import { ms, summary, table } from "./stats.js";
 
@@ -47,30 +46,9 @@ function exec(bin: string, env: Record<string, string>, stdin: string): Promise<
   });
 }
 
-function startAgent(): ChildProcess {
-  return spawn(
-    "ip",
-    ["netns", "exec", vm.nsName, distBinary, "agent", "--conf-dir", vm.confDir, "--log-file", agentLog],
-    { env: w.env(vm), stdio: ["ignore", "ignore", "inherit"] },
-  );
-}
-
-async function poolFree(): Promise<number> {
-  const r = await new Promise<string>((resolve) => {
-    const c = spawn("ip", ["netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"], { env: w.env(vm) });
-    let out = "";
-    c.stdout.on("data", (d: Buffer) => (out += d.toString()));
-    c.on("close", () => resolve(out));
-  });
-  try {
-    return (JSON.parse(r) as { pools: Array<{ free: string[] }> }).pools[0]?.free.length ?? 0;
-  } catch {
-    return 0;
-  }
-}
-
 async function untilWarm(n: number): Promise<void> {
-  for (let i = 0; i < 600 && (await poolFree()) < n; i++) await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 600 && ((await w.agentPools(vm))?.[0]?.free.length ?? 0) < n; i++)
+    await new Promise((r) => setTimeout(r, 100));
 }
 
 interface Line {
@@ -109,7 +87,7 @@ const parts: Array<Line & { wall: number }> = [];
 let agent: ChildProcess | undefined;
 const burst: Array<Array<string | number>> = [];
 try {
-  agent = startAgent();
+  agent = w.startAgent(vm);
   await untilWarm(WARM);
   for (let i = -3; i < RUNS; i++) {
     const pod = await w.newPod("a");

@@ -43,7 +43,6 @@ async function claimPath(socket: string): Promise<void> {
 export async function serveAgentSocket(socket: string, h: AgentHandlers, log: Logger): Promise<AgentSocket> {
   await claimPath(socket);
   let active = 0;
-  let idle: (() => void) | undefined;
   const srv = net.createServer((c) => {
     let buf = "";
     let started = false;
@@ -75,7 +74,6 @@ export async function serveAgentSocket(socket: string, h: AgentHandlers, log: Lo
           answer = { error: e instanceof Error ? e.message : String(e) };
         } finally {
           active--;
-          if (active === 0) idle?.();
         }
         c.end(`${JSON.stringify(answer)}\n`);
       })();
@@ -92,9 +90,7 @@ export async function serveAgentSocket(socket: string, h: AgentHandlers, log: Lo
   fs.chmodSync(socket, 0o600);
   return {
     inFlight: () => active,
-    close: async () => {
-      await new Promise<void>((r) => srv.close(() => r()));
-      if (active > 0) await new Promise<void>((r) => (idle = r));
-    },
+    // Stops accepting; resolves once every connection (each one request) has ended.
+    close: () => new Promise<void>((r) => srv.close(() => r())),
   };
 }

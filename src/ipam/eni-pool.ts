@@ -5,16 +5,22 @@
 // ports are detached and deleted. Records are the same store and states as the mix pool's.
 import { CniCode, CniError, tryAgainLater } from "../cni/errors.js";
 import { HOST } from "../kernel/types.js";
-import { parseCidr } from "../net/ip.js";
 import { isOpenStackError } from "../openstack/errors.js";
 import type { Port, Subnet } from "../openstack/types.js";
 import { MemoryLock } from "../state/lock.js";
 import { destroyPort, waitForNic, type EniDeps } from "./eni.js";
 import { candidateSubnets } from "./mix.js";
-import type { PoolEvents, PoolTargets, PoolView } from "./pool.js";
-import { poolKeyOf } from "./pool.js";
+import {
+  CloudBackoff,
+  FILL_GATHER_MS,
+  poolKeyOf,
+  poolView,
+  type PoolEvents,
+  type PoolTargets,
+  type PoolView,
+} from "./pool.js";
 import type { IpamSession } from "./session.js";
-import { coolingKey, poolKey, type Allocation } from "./store.js";
+import { coolingKey, poolKey, subnetFields, type Allocation } from "./store.js";
 import { containerTag, ENI_TAG, ifnameTag, nodeTag } from "./tags.js";
 
 /** An eni port kept in the node agent's pool. */
@@ -30,9 +36,7 @@ export class EniPool {
   readonly #recs = new MemoryLock();
   #fill: Promise<void> | undefined;
   #waiting = 0;
-  #cloudError: string | undefined;
-  #backoffUntil = 0;
-  #backoffMs = 0;
+  readonly #backoff = new CloudBackoff();
   #maintaining: Promise<void> | undefined;
   #serverId: string | undefined;
   /** When the next look for pool ports no record knows is due (at start, then every 30 s). */
@@ -75,24 +79,18 @@ export class EniPool {
 
   view(): PoolView {
     const all = this.#records();
-    const free = this.#free();
-    const v: PoolView = {
+    return poolView({
       key: this.key,
-      networks: [...this.#s.cfg.networks],
-      free: free.map((a) => a.ip!),
-      inUse: all.filter((a) => a.state === "active").length,
-      cooling: all.filter((a) => a.state === "cooling").length,
-      // a search for ports whose create answer was lost counts as pending cloud work too
-      pendingReleases:
-        all.filter((a) => a.state === "releasing" || a.state === "adding").length + (this.#recoverAt === 0 ? 1 : 0),
-      targets: { ...this.#targets },
-      ready:
-        free.length >=
-        Math.min(this.#targets.minimum > 0 ? this.#targets.minimum : this.#targets.warm, this.#room(all) + free.length),
-    };
-    if (this.#cloudError !== undefined) v.cloudError = this.#cloudError;
-    if (this.#backoffUntil > this.#now()) v.backoffUntil = this.#backoffUntil;
-    return v;
+      networks: this.#s.cfg.networks,
+      records: all,
+      free: this.#free(),
+      targets: this.#targets,
+      room: this.#room(all),
+      backoff: this.#backoff,
+      now: this.#now(),
+      // a search for ports whose create answer was lost is pending cloud work too
+      morePending: this.#recoverAt === 0 ? 1 : 0,
+    });
   }
 
   podView(containerId: string, ifname: string): { allocation?: Allocation; inPool: boolean; cooling: boolean } {
@@ -117,13 +115,13 @@ export class EniPool {
           this.kick();
           return a;
         }
-        if (this.#backoffUntil > this.#now() && this.#cloudError !== undefined)
+        if (this.#backoff.failing(this.#now()))
           throw tryAgainLater(
-            `The cloud is failing and this node's eni pool is empty: ${this.#cloudError} (the agent retries with backoff; pods start again when the cloud answers)`,
+            `The cloud is failing and this node's eni pool is empty: ${this.#backoff.error} (the agent retries with backoff; pods start again when the cloud answers)`,
           );
         if (this.#now() >= deadline)
           throw tryAgainLater(
-            `No pool port within ${this.#deadlineMs / 1000} s: the node agent is still filling its eni pool (${this.#cloudError ?? "Nova attaches take time"})`,
+            `No pool port within ${this.#deadlineMs / 1000} s: the node agent is still filling its eni pool (${this.#backoff.error ?? "Nova attaches take time"})`,
           );
         if (this.#room(this.#records()) === 0)
           throw new CniError(
@@ -188,7 +186,7 @@ export class EniPool {
 
   #fillOnce(): Promise<void> {
     this.#fill ??= this.#s.deps.clock
-      .sleep(100)
+      .sleep(FILL_GATHER_MS)
       .then(() => this.#fillBatch())
       .finally(() => (this.#fill = undefined));
     return this.#fill;
@@ -242,7 +240,7 @@ export class EniPool {
       }
       if (n > 0) this.#s.deps.log.info("eni pool filled", { added: n, waiting: this.#waiting });
       this.#events?.cloudCall("fill", true);
-      this.#ok();
+      this.#backoff.ok();
     } catch (e) {
       this.#events?.cloudCall("fill", false);
       this.#failed(e);
@@ -264,11 +262,9 @@ export class EniPool {
       mac: port.mac_address.toLowerCase(),
       hostIfname: nic,
       ip,
-      prefix: parseCidr(subnet.cidr).prefix,
+      ...subnetFields(subnet),
       createdAt: now,
       updatedAt: now,
-      ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
-      ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
     };
   }
 
@@ -280,17 +276,9 @@ export class EniPool {
     throw new CniError(CniCode.AddressExhausted, "No IPv4 subnet to pool eni ports from");
   }
 
-  #ok(): void {
-    this.#cloudError = undefined;
-    this.#backoffMs = 0;
-    this.#backoffUntil = 0;
-  }
   #failed(e: unknown): void {
-    const msg = e instanceof Error ? e.message : String(e);
-    this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), 30_000);
-    this.#backoffUntil = this.#now() + this.#backoffMs;
-    this.#cloudError = msg;
-    this.#s.deps.log.warn("eni pool cloud work failed; backing off", { ms: this.#backoffMs, error: msg });
+    const ms = this.#backoff.failed(e, this.#now());
+    this.#s.deps.log.warn("eni pool cloud work failed; backing off", { ms, error: this.#backoff.error });
   }
 
   kick(): void {
@@ -330,7 +318,7 @@ export class EniPool {
         return out;
       }),
     );
-    if (this.#backoffUntil > now || serverId === undefined) return;
+    if (this.#backoff.active(now) || serverId === undefined) return;
     try {
       const d = await this.#d();
       // Surplus and interrupted releases: detach and delete.
@@ -351,7 +339,7 @@ export class EniPool {
       const inUse = all.filter((a) => a.state === "active").length;
       if ((free < this.#targets.warm || inUse + free < this.#targets.minimum) && this.#room(all) > 0)
         await this.#fillOnce();
-      else this.#ok();
+      else this.#backoff.ok();
     } catch (e) {
       this.#failed(e);
     }

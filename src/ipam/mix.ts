@@ -4,7 +4,6 @@
 // If-Match is not a true compare-and-swap under concurrency (research/realcloud.md §6.3), so the
 // caller holds the node-wide lock: one writer per port, with If-Match guarding against others.
 import { CniError, CniCode, tryAgainLater } from "../cni/errors.js";
-import { parseCidr } from "../net/ip.js";
 import { isOpenStackError, isTransient } from "../openstack/errors.js";
 import { retry, RetryExhaustedError } from "../util/retry.js";
 import type { Neutron } from "../openstack/neutron.js";
@@ -12,7 +11,7 @@ import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { Logger } from "../log/logger.js";
 import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
-import { coolingKey, type Allocation, type AllocationStore } from "./store.js";
+import { coolingKey, subnetFields, type Allocation, type AllocationStore } from "./store.js";
 import type { NodeCache } from "./node-cache.js";
 import { MIX_TAG, nodeIpTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
@@ -256,11 +255,9 @@ export async function mixAdd(
         ...base,
         state: "active",
         ip,
-        prefix: parseCidr(subnet.cidr).prefix,
+        ...subnetFields(subnet),
         createdAt: now,
         updatedAt: now,
-        ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
-        ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
       };
       d.store.put(a);
       return a;

@@ -18,7 +18,7 @@ import { addMany, candidateSubnets, mixRelease, removeAddresses, stillCooling, t
 import { processAlive } from "../state/files.js";
 import { MemoryLock } from "../state/lock.js";
 import type { IpamSession } from "./session.js";
-import { poolKey, type Allocation } from "./store.js";
+import { poolKey, subnetFields, type Allocation } from "./store.js";
 import { MIX_TAG, nodeIpTag, poolTag, POOL_TAG_PREFIX } from "./tags.js";
 import { findVmPorts, type VmPort } from "./vm-port.js";
 
@@ -51,9 +51,65 @@ export interface PoolEvents {
   cloudCall(kind: "fill" | "release" | "tags", ok: boolean): void;
 }
 
+/** Cloud work of a pool backs off after a failure (1 s doubling to 30 s); the last error says why. */
+export class CloudBackoff {
+  error: string | undefined;
+  until = 0;
+  #ms = 0;
+  ok(): void {
+    this.error = undefined;
+    this.#ms = 0;
+    this.until = 0;
+  }
+  /** Record a failure at `now`; returns the wait before the next try. */
+  failed(e: unknown, now: number): number {
+    this.#ms = Math.min(Math.max(this.#ms * 2, 1000), 30_000);
+    this.until = now + this.#ms;
+    this.error = e instanceof Error ? e.message : String(e);
+    return this.#ms;
+  }
+  /** Backing off now. */
+  active(now: number): boolean {
+    return this.until > now;
+  }
+  /** Backing off after an error: an ADD with an empty pool fails at once. */
+  failing(now: number): boolean {
+    return this.active(now) && this.error !== undefined;
+  }
+}
+
+/** A pool's view from its records (mix and eni alike). */
+export function poolView(o: {
+  key: string;
+  networks: readonly string[];
+  records: readonly Allocation[];
+  free: readonly Allocation[];
+  targets: PoolTargets;
+  room: number;
+  backoff: CloudBackoff;
+  now: number;
+  /** Pending cloud work the records do not show (an eni pool's search for lost ports). */
+  morePending?: number;
+}): PoolView {
+  const { records: all, free, targets: t } = o;
+  const v: PoolView = {
+    key: o.key,
+    networks: [...o.networks],
+    free: free.map((a) => a.ip!),
+    inUse: all.filter((a) => a.state === "active").length,
+    cooling: all.filter((a) => a.state === "cooling").length,
+    pendingReleases: all.filter((a) => a.state === "releasing" || a.state === "adding").length + (o.morePending ?? 0),
+    targets: { ...t },
+    ready: free.length >= Math.min(t.minimum > 0 ? t.minimum : t.warm, o.room + free.length),
+  };
+  if (o.backoff.error !== undefined) v.cloudError = o.backoff.error;
+  if (o.backoff.active(o.now)) v.backoffUntil = o.backoff.until;
+  return v;
+}
+
 const FILL_INTENT = { containerId: "pool-fill", ifname: "pool" };
 /** How long a fill waits for more pods to join its batch. */
-const FILL_GATHER_MS = 100;
+export const FILL_GATHER_MS = 100;
 
 /** A configuration's identity for pooling: same cloud, project, networks and state → same pool. */
 export const poolKeyOf = (cfg: IpamConfig): string =>
@@ -68,9 +124,7 @@ export class MixPool {
   #subnet: Subnet | undefined;
   #fill: Promise<void> | undefined;
   #waiting = 0;
-  #cloudError: string | undefined;
-  #backoffUntil = 0;
-  #backoffMs = 0;
+  readonly #backoff = new CloudBackoff();
   #tagsDirty = true;
   #maintaining: Promise<void> | undefined;
   /**
@@ -115,22 +169,17 @@ export class MixPool {
 
   view(): PoolView {
     const all = this.#records();
-    const free = this.#free();
-    const v: PoolView = {
+    const v = poolView({
       key: this.key,
-      networks: [...this.#s.cfg.networks],
-      free: free.map((a) => a.ip!),
-      inUse: all.filter((a) => a.state === "active").length,
-      cooling: all.filter((a) => a.state === "cooling").length,
-      pendingReleases: all.filter((a) => a.state === "releasing" || a.state === "adding").length,
-      targets: { ...this.#targets },
-      ready:
-        free.length >=
-        Math.min(this.#targets.minimum > 0 ? this.#targets.minimum : this.#targets.warm, this.#room(all) + free.length),
-    };
+      networks: this.#s.cfg.networks,
+      records: all,
+      free: this.#free(all),
+      targets: this.#targets,
+      room: this.#room(all),
+      backoff: this.#backoff,
+      now: this.#now(),
+    });
     if (this.#vm !== undefined) v.port = this.#vm.portId;
-    if (this.#cloudError !== undefined) v.cloudError = this.#cloudError;
-    if (this.#backoffUntil > this.#now()) v.backoffUntil = this.#backoffUntil;
     return v;
   }
 
@@ -168,14 +217,14 @@ export class MixPool {
           this.kick();
           return a;
         }
-        if (this.#backoffUntil > this.#now() && this.#cloudError !== undefined) {
+        if (this.#backoff.failing(this.#now())) {
           throw tryAgainLater(
-            `The cloud is failing and this node's address pool is empty: ${this.#cloudError} (the agent retries with backoff; pods start again when Neutron answers)`,
+            `The cloud is failing and this node's address pool is empty: ${this.#backoff.error} (the agent retries with backoff; pods start again when Neutron answers)`,
           );
         }
         if (this.#now() >= deadline) {
           throw tryAgainLater(
-            `No pool address within ${this.#deadlineMs / 1000} s: the node agent is still filling its pool (${this.#cloudError ?? "Neutron is slow"})`,
+            `No pool address within ${this.#deadlineMs / 1000} s: the node agent is still filling its pool (${this.#backoff.error ?? "Neutron is slow"})`,
           );
         }
         if (this.#room(this.#records()) === 0) {
@@ -199,10 +248,7 @@ export class MixPool {
     return this.#recs.withLock("records", async () => {
       const a = this.#s.store.get(who.containerId, who.ifname);
       if (a?.state !== "active" || a.ip === undefined || a.portId === undefined) return false;
-      const twice = this.#records().some(
-        (o) => o.state === "active" && o.ip === a.ip && !(o.containerId === a.containerId && o.ifname === a.ifname),
-      );
-      if (twice) return false;
+      // A cooling record, or (another pod holds the address too) just the record gone: no cloud call.
       await mixRelease(this.#d, a);
       return this.#s.store.get(who.containerId, who.ifname) === undefined;
     });
@@ -278,11 +324,9 @@ export class MixPool {
             ...poolKey(ip),
             state: "pool",
             ip,
-            prefix: parseCidr(subnet.cidr).prefix,
+            ...subnetFields(subnet),
             createdAt: now,
             updatedAt: now,
-            ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
-            ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
           };
           this.#s.store.put(rec);
         }
@@ -298,7 +342,7 @@ export class MixPool {
         });
       });
       this.#events?.cloudCall("fill", true);
-      this.#ok();
+      this.#backoff.ok();
     } catch (e) {
       this.#events?.cloudCall("fill", false);
       this.#failed(e);
@@ -327,18 +371,9 @@ export class MixPool {
     return { vm: this.#vm, subnet: this.#subnet };
   }
 
-  #ok(): void {
-    this.#cloudError = undefined;
-    this.#backoffMs = 0;
-    this.#backoffUntil = 0;
-  }
-
   #failed(e: unknown): void {
-    const msg = e instanceof Error ? e.message : String(e);
-    this.#backoffMs = Math.min(Math.max(this.#backoffMs * 2, 1000), 30_000);
-    this.#backoffUntil = this.#now() + this.#backoffMs;
-    this.#cloudError = msg;
-    this.#s.deps.log.warn("pool cloud work failed; backing off", { ms: this.#backoffMs, error: msg });
+    const ms = this.#backoff.failed(e, this.#now());
+    this.#s.deps.log.warn("pool cloud work failed; backing off", { ms, error: this.#backoff.error });
   }
 
   /** Run the maintenance soon (after a take or a release), without waiting for it. */
@@ -384,7 +419,7 @@ export class MixPool {
         }
       }),
     );
-    if (this.#backoffUntil > now) return;
+    if (this.#backoff.active(now)) return;
     try {
       await this.#finishIntents();
       await this.#releaseSurplus();
@@ -393,11 +428,11 @@ export class MixPool {
       const inUse = all.filter((a) => a.state === "active").length;
       if ((free < this.#targets.warm || inUse + free < this.#targets.minimum) && this.#room(all) > 0) {
         await this.#fillOnce();
-        if (this.#backoffUntil > this.#now()) return;
+        if (this.#backoff.active(this.#now())) return;
       }
       // Tags wait while pods wait: a burst first.
       if (this.#tagsDirty && this.#waiting === 0) await this.#syncTags();
-      this.#ok();
+      this.#backoff.ok();
     } catch (e) {
       this.#failed(e);
     }
@@ -504,11 +539,9 @@ export class MixPool {
           mac: vm.mac,
           hostIfname: vm.hostIf,
           ip,
-          prefix: parseCidr(subnet.cidr).prefix,
+          ...subnetFields(subnet),
           createdAt: now,
           updatedAt: now,
-          ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
-          ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
         });
         adopted++;
       }

@@ -4,6 +4,8 @@
 // under <stateDir>/allocations, written atomically and durably; callers hold the node lock.
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { parseCidr } from "../net/ip.js";
+import type { Subnet } from "../openstack/types.js";
 import { removeStaleTemps, writeFileAtomic } from "../state/files.js";
 
 export type AllocationState = "adding" | "active" | "releasing" | "cooling" | "pool";
@@ -57,6 +59,15 @@ export interface Allocation {
   error?: string;
   createdAt: number;
   updatedAt: number;
+}
+
+/** What an allocation on `subnet` tells the pod besides its address: prefix, gateway, DNS. */
+export function subnetFields(subnet: Subnet): Pick<Allocation, "prefix" | "gateway" | "dns"> {
+  return {
+    prefix: parseCidr(subnet.cidr).prefix,
+    ...(subnet.gateway_ip === null ? {} : { gateway: subnet.gateway_ip }),
+    ...(subnet.dns_nameservers.length === 0 ? {} : { dns: subnet.dns_nameservers }),
+  };
 }
 
 export interface AllocationStore {

@@ -1,7 +1,7 @@
 // A whole small cloud for root tests: the emulator in this process (served inside the topology's
 // service namespace, with data-path hooks on the real kernel), the topology namespaces, and per-VM
 // CNI sandboxes. Pods are added through cnicaller run inside the VM's namespace, as a kubelet would.
-import { execFile } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -10,6 +10,7 @@ import { Emulator, type EmulatorConfig } from "../../src/cloud/emulator.js";
 import { serve, type Served } from "../../src/cloud/serve.js";
 import { applySeed, type Seed } from "../../src/cloud/seed.js";
 import { NetlinkKernel } from "../../src/kernel/netlink-kernel.js";
+import type { PoolView } from "../../src/ipam/pool.js";
 import { buildTopology, destroyTopology, type Topology, type TopoVm } from "../../src/lab/topology.js";
 import { cnicallerBinary, distBinary, REFERENCE_CNI_DIR, type Run } from "./cni.js";
 import { trackNetns } from "./namespaces.js";
@@ -309,6 +310,35 @@ export class World {
       { ...this.env(vm), ...env },
       stdin,
     );
+  }
+
+  /** Start `tcnp agent` in a VM on its conf dir, logging to <vm dir>/agent.log (stderr passed on). */
+  startAgent(vm: VmHandle, extra: string[] = []): ChildProcess {
+    return spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        vm.nsName,
+        distBinary,
+        "agent",
+        "--conf-dir",
+        vm.confDir,
+        "--log-file",
+        path.join(vm.dir, "agent.log"),
+        ...extra,
+      ],
+      { env: this.env(vm), stdio: ["ignore", "ignore", "inherit"] },
+    );
+  }
+
+  /** `tcnp agent status --json` of a VM's agent: its pools, or undefined when none answers. */
+  async agentPools(vm: VmHandle): Promise<PoolView[] | undefined> {
+    const r = await execAsync(
+      ["ip", "netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"],
+      this.env(vm),
+    );
+    return r.status === 0 ? (JSON.parse(r.stdout) as { pools: PoolView[] }).pools : undefined;
   }
 
   exec(nsName: string, argv: string[]): Promise<Run> {

@@ -5,23 +5,15 @@
 // agent rebuilds its pool from the records and the port's tags).
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
+import type { PoolView } from "../../src/ipam/pool.js";
 import { execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
 
 const skip = rootSkipReason() ?? e2eSkipReason();
-
-interface PoolView {
-  free: string[];
-  inUse: number;
-  cooling: number;
-  pendingReleases: number;
-  ready: boolean;
-  cloudError?: string;
-}
 
 // How long Neutron fails in the outage part (the case: a minute).
 const OUTAGE_S = Number(process.env["TCNP_AGENT_OUTAGE_SECONDS"] ?? 60);
@@ -34,26 +26,7 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
   let agent: ChildProcess | undefined;
   const sock = (): string => w.env(vm)["TCNP_AGENT_SOCKET"]!;
 
-  const startAgent = (): ChildProcess => {
-    const p = spawn(
-      "ip",
-      [
-        "netns",
-        "exec",
-        vm.nsName,
-        distBinary,
-        "agent",
-        "--conf-dir",
-        vm.confDir,
-        "--log-file",
-        path.join(vm.dir, "agent.log"),
-        "--listen",
-        "127.0.0.1:9798",
-      ],
-      { env: w.env(vm), stdio: ["ignore", "ignore", "inherit"] },
-    );
-    return p;
-  };
+  const startAgent = (): ChildProcess => w.startAgent(vm, ["--listen", "127.0.0.1:9798"]);
   // The agent's HTTP endpoints, inside the VM's namespace.
   const http = async (p: string): Promise<{ code: string; body: string }> => {
     const r = await execAsync(
@@ -62,10 +35,6 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
     );
     const i = r.stdout.lastIndexOf("\n");
     return { code: r.stdout.slice(i + 1), body: r.stdout.slice(0, i) };
-  };
-  const status = async (): Promise<{ pools: PoolView[] } | undefined> => {
-    const r = await execAsync(["ip", "netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"], w.env(vm));
-    return r.status === 0 ? (JSON.parse(r.stdout) as { pools: PoolView[] }) : undefined;
   };
   const until = async <T>(what: string, f: () => Promise<T | undefined>, ms = 30_000): Promise<T> => {
     const end = Date.now() + ms;
@@ -77,7 +46,7 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
     }
   };
   const poolAt = (pred: (p: PoolView) => boolean, what: string, ms?: number): Promise<PoolView> =>
-    until(what, async () => (await status())?.pools.find(pred), ms);
+    until(what, async () => (await w.agentPools(vm))?.find(pred), ms);
   const ipOf = (stdout: string): string =>
     (JSON.parse(stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
   const stopAgent = async (signal: NodeJS.Signals): Promise<void> => {
@@ -262,28 +231,10 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
   });
 
   it("serves eni pods from pre-attached ports with the cloud down, cools them, gives them back", async () => {
-    agent = spawn(
-      "ip",
-      [
-        "netns",
-        "exec",
-        vm.nsName,
-        distBinary,
-        "agent",
-        "--conf-dir",
-        vm.confDir,
-        "--log-file",
-        path.join(vm.dir, "agent.log"),
-      ],
-      { env: w.env(vm), stdio: ["ignore", "ignore", "inherit"] },
-    );
-    const status = async (): Promise<PoolView | undefined> => {
-      const r = await execAsync(["ip", "netns", "exec", vm.nsName, distBinary, "agent", "status", "--json"], w.env(vm));
-      return r.status === 0 ? (JSON.parse(r.stdout) as { pools: PoolView[] }).pools[0] : undefined;
-    };
+    agent = w.startAgent(vm);
     const until = async (what: string, pred: (p: PoolView) => boolean): Promise<PoolView> => {
       for (let i = 0; i < 300; i++) {
-        const p = await status();
+        const p = (await w.agentPools(vm))?.[0];
         if (p !== undefined && pred(p)) return p;
         await sleep(100);
       }
