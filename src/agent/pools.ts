@@ -74,8 +74,18 @@ export class AgentPools implements AddressPools {
     this.#timer.unref();
   }
 
-  /** Stop the upkeep; the pools stay as they are (records and addresses) for the next agent. */
-  stop(): void {
+  /**
+   * Stop the upkeep and wait (at most `graceMs`) for the cloud work in flight: a port being made
+   * is finished and recorded, so nothing is left that only the next agent's recovery would find.
+   * The pools stay as they are (records and addresses) for the next agent.
+   */
+  async stop(graceMs = 20_000): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(true), graceMs)));
+    const done = Promise.allSettled([...this.#pools.values()].map((p) => p.quiesce())).then(() => false);
+    if (await Promise.race([done, late]))
+      this.#deps.log.warn("agent stopping with cloud work still in flight; the next agent recovers it", { graceMs });
+    clearTimeout(timer);
   }
 }

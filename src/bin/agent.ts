@@ -362,8 +362,9 @@ export async function startAgent(opts: {
     metrics,
     stop: async () => {
       clearInterval(gauge);
-      agentPools.stop();
+      // Requests in flight are answered first (they may wait on a fill), then the pools' cloud work ends.
       await sock.close();
+      await agentPools.stop();
       kernel.close();
       log.info("agent stopped");
     },

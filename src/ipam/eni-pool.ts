@@ -38,6 +38,7 @@ export class EniPool {
   #waiting = 0;
   readonly #backoff = new CloudBackoff();
   #maintaining: Promise<void> | undefined;
+  #stopping = false;
   #serverId: string | undefined;
   /** When the next look for pool ports no record knows is due (at start, then every 30 s). */
   #recoverAt = 0;
@@ -115,10 +116,15 @@ export class EniPool {
           this.kick();
           return a;
         }
-        if (this.#backoff.failing(this.#now()))
+        const wait = this.#backoff.waitOut(this.#now(), deadline);
+        if (wait === undefined)
           throw tryAgainLater(
             `The cloud is failing and this node's eni pool is empty: ${this.#backoff.error} (the agent retries with backoff; pods start again when the cloud answers)`,
           );
+        if (wait > 0) {
+          await this.#s.deps.clock.sleep(wait);
+          continue;
+        }
         if (this.#now() >= deadline)
           throw tryAgainLater(
             `No pool port within ${this.#deadlineMs / 1000} s: the node agent is still filling its eni pool (${this.#backoff.error ?? "Nova attaches take time"})`,
@@ -206,7 +212,8 @@ export class EniPool {
       const d = await this.#d();
       const serverId = await this.#server();
       const subnet = await this.#subnet();
-      for (let i = 0; i < n; i++) {
+      // A stopping agent finishes the port in hand, and makes more only for pods still waiting.
+      for (let i = 0; i < n && (!this.#stopping || this.#waiting > 0); i++) {
         const port = await d.neutron
           .createPort({
             network_id: subnet.network_id,
@@ -286,8 +293,18 @@ export class EniPool {
   }
 
   maintain(): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
     this.#maintaining ??= this.#maintain().finally(() => (this.#maintaining = undefined));
     return this.#maintaining;
+  }
+
+  /**
+   * For a clean stop: no new upkeep starts, and this resolves once the cloud work in flight has
+   * ended, so a stopped agent leaves no port or address that no record names.
+   */
+  async quiesce(): Promise<void> {
+    this.#stopping = true;
+    await Promise.allSettled([this.#maintaining, this.#fill]);
   }
 
   async #maintain(): Promise<void> {

@@ -72,9 +72,19 @@ export class CloudBackoff {
   active(now: number): boolean {
     return this.until > now;
   }
-  /** Backing off after an error: an ADD with an empty pool fails at once. */
+  /** Backing off after an error. */
   failing(now: number): boolean {
     return this.active(now) && this.error !== undefined;
+  }
+  /**
+   * What an ADD that finds the pool empty does while the cloud is failing: after a single failure
+   * since the cloud last answered (a blip: one 500, one reset) it waits the short backoff out and
+   * tries again, if that fits in its deadline; after repeated failures (the cloud is down) it fails
+   * at once. Returns how long to wait, or undefined to fail now.
+   */
+  waitOut(now: number, deadline: number): number | undefined {
+    if (!this.failing(now)) return 0;
+    return this.#ms <= 1000 && this.until < deadline ? this.until - now : undefined;
   }
 }
 
@@ -127,6 +137,7 @@ export class MixPool {
   readonly #backoff = new CloudBackoff();
   #tagsDirty = true;
   #maintaining: Promise<void> | undefined;
+  #stopping = false;
   /**
    * The agent's own lock over record changes that need no cloud call (a pod taking a pool address,
    * a cooled address coming back, surplus being marked): taken without waiting for the node lock,
@@ -202,7 +213,7 @@ export class MixPool {
   /**
    * The allocation of a pod: the one it already has (a repeated ADD), else one from the pool. With
    * the pool empty the caller waits for the next batch (one write serves every waiter), but never
-   * past the deadline, and not at all while the cloud is failing.
+   * past the deadline, and not at all while the cloud is failing (a single blip is waited out).
    */
   async allocate(who: { containerId: string; ifname: string }): Promise<Allocation> {
     const deadline = this.#now() + this.#deadlineMs;
@@ -217,10 +228,15 @@ export class MixPool {
           this.kick();
           return a;
         }
-        if (this.#backoff.failing(this.#now())) {
+        const wait = this.#backoff.waitOut(this.#now(), deadline);
+        if (wait === undefined) {
           throw tryAgainLater(
             `The cloud is failing and this node's address pool is empty: ${this.#backoff.error} (the agent retries with backoff; pods start again when Neutron answers)`,
           );
+        }
+        if (wait > 0) {
+          await this.#s.deps.clock.sleep(wait);
+          continue;
         }
         if (this.#now() >= deadline) {
           throw tryAgainLater(
@@ -387,8 +403,18 @@ export class MixPool {
    * the port's pool tags brought up to date. Cloud work backs off after a failure.
    */
   maintain(): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
     this.#maintaining ??= this.#maintain().finally(() => (this.#maintaining = undefined));
     return this.#maintaining;
+  }
+
+  /**
+   * For a clean stop: no new upkeep starts, and this resolves once the cloud work in flight has
+   * ended, so a stopped agent leaves no port or address that no record names.
+   */
+  async quiesce(): Promise<void> {
+    this.#stopping = true;
+    await Promise.allSettled([this.#maintaining, this.#fill]);
   }
 
   async #maintain(): Promise<void> {

@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
 import type { PoolView } from "../../src/ipam/pool.js";
+import type { Allocation } from "../../src/ipam/store.js";
 import { execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
 
 const skip = rootSkipReason() ?? e2eSkipReason();
@@ -210,6 +211,32 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
       `only pool records are left: ${records.join(", ")}`,
     );
   });
+
+  it("an empty pool waits out a single Neutron error within the ADD's deadline; a failing Neutron fails it at once", async () => {
+    // No warm stock: every ADD needs a fill.
+    w.install(vm, "10-mix.conf", w.mixConf({}, { coolDownSeconds: 0, pool: { warmTarget: 0 } }));
+    agent = startAgent();
+    await poolAt((p) => p.free.length === 0 && p.pendingReleases === 0, "an empty pool");
+    w.em.addFault({ kind: "error", service: "network", method: "PUT", status: 500, remaining: 1 });
+    const blip = await w.newPod("bl");
+    const r = await w.cni(vm, "add", blip);
+    assert.equal(r.status, 0, `an ADD through one Neutron 500: ${r.stdout}${r.stderr}`);
+    assert.ok(w.vmPort(vm, MIX_NET).ips.includes(ipOf(r.stdout)));
+    // Neutron failing every time: the ADD gives up after the one retry, well inside its deadline.
+    w.em.addFault({ kind: "error", service: "network", method: "PUT", status: 500 });
+    const down = await w.newPod("dn");
+    const t0 = Date.now();
+    const f = await w.cni(vm, "add", down);
+    assert.notEqual(f.status, 0);
+    assert.match(
+      `${f.stdout}${f.stderr}`,
+      /Try again later; The cloud is failing and this node's address pool is empty/,
+    );
+    assert.ok(Date.now() - t0 < 8_000, "it fails before the pool's 10 s deadline");
+    w.em.clearFaults();
+    for (const p of [down, blip]) assert.equal((await w.cni(vm, "del", p)).status, 0);
+    await stopAgent("SIGTERM");
+  });
 });
 
 describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", { skip: skip ?? false }, () => {
@@ -222,7 +249,7 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
     vm = w.vms[0]!;
     const conf = w.eniConf();
     const plugins = conf["plugins"] as Array<Record<string, unknown>>;
-    plugins[0]!["ipam"] = { ...(plugins[0]!["ipam"] as object), coolDownSeconds: 2, pool: { warmTarget: 2 } };
+    plugins[0]!["ipam"] = { ...(plugins[0]!["ipam"] as object), coolDownSeconds: 5, pool: { warmTarget: 2 } };
     w.install(vm, "10-cnichain.conflist", conf);
   });
   after(async () => {
@@ -275,15 +302,19 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
     const del = await w.cni(vm, "del", pods[0]!);
     assert.equal(del.status, 0, `eni DEL during the outage: ${del.stdout}${del.stderr}`);
     assert.ok(attached().includes(ips[0]!), "the released port stays attached while it cools down");
+    // The only port in the VM no pod holds is cooling: a new pod does not get it, it waits its turn.
+    const early = await w.newPod("en");
+    const refused = await w.cni(vm, "add", early);
+    assert.notEqual(refused.status, 0, "no pod gets a port inside its cool-down");
+    assert.match(`${refused.stdout}${refused.stderr}`, /Try again later; The cloud is failing/);
+    assert.equal((await w.cni(vm, "del", early)).status, 0);
     w.em.clearFaults();
 
-    // The pool refills; a new pod does not get the cooling port; then it serves again.
+    // The pool refills and serves again.
     await until("the pool to refill", (p) => p.free.length >= 2 && p.cloudError === undefined);
     const next = await w.newPod("en");
     const r = await w.cni(vm, "add", next);
     assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
-    const nextIp = (JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
-    assert.notEqual(nextIp, ips[0], "no pod gets a port inside its cool-down");
     await until("the cooled port back in the pool", (p) => p.free.includes(ips[0]!));
 
     for (const p of [pods[1]!, next]) assert.equal((await w.cni(vm, "del", p)).status, 0);
@@ -303,5 +334,33 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
       records.every((f) => f.startsWith("pool-")),
       `only pool records are left: ${records.join(", ")}`,
     );
+  });
+
+  it("an agent stopped (SIGTERM) while it attaches pool ports finishes and records them before it exits", async () => {
+    // A larger pool and NICs that take 1.5 s to appear: the stop lands in the middle of the fill.
+    const conf = w.eniConf();
+    const plugins = conf["plugins"] as Array<Record<string, unknown>>;
+    plugins[0]!["ipam"] = { ...(plugins[0]!["ipam"] as object), pool: { warmTarget: 4 } };
+    w.install(vm, "10-cnichain.conflist", conf);
+    w.em.config.nicAppearDelayMs = 1500;
+    const poolPorts = () => Object.values(w.em.world.ports).filter((p) => p.name === "tcnp-eni-pool");
+    const before = poolPorts().length;
+    agent = w.startAgent(vm);
+    for (let i = 0; i < 200 && poolPorts().length === before; i++) await sleep(25);
+    assert.ok(poolPorts().length > before, "the agent starts making pool ports");
+    agent.kill("SIGTERM");
+    await new Promise((res) => agent!.once("exit", res));
+    agent = undefined;
+    w.em.config.nicAppearDelayMs = 0;
+    const records = fs
+      .readdirSync(path.join(vm.stateDir, "allocations"))
+      .map((f) => JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", f), "utf8")) as Allocation);
+    const links = (await w.kernel.listLinks(vm.ns)).map((l) => l.mac);
+    for (const port of poolPorts()) {
+      const rec = records.find((a) => a.portId === port.id);
+      assert.equal(rec?.state, "pool", `pool port ${port.id} is recorded as the pool's, not left half-made`);
+      assert.equal(port.device_id, vm.serverId);
+      assert.ok(links.includes(port.mac_address.toLowerCase()), "its NIC waits in the VM");
+    }
   });
 });
