@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as sea from "node:sea";
 import { parseArgs } from "node:util";
 import { cloudCli } from "../cli/cloud.js";
-import { install, installConf } from "../install/install.js";
+import { install, installConf, installSecret } from "../install/install.js";
 import type { Io } from "../base/io.js";
 import type { Kernel } from "../kernel/types.js";
 import { VERSION } from "../version.js";
@@ -13,9 +13,10 @@ const USAGE = `usage: tcnp <command> [options]
 
 commands:
   version                      print the version
-  install --bin-dir DIR [--conf FILE ... --conf-dir DIR]
+  install --bin-dir DIR [--secret FILE ... --secret-dir DIR] [--conf FILE ... --conf-dir DIR]
                                install the executable and its plugin links into DIR (e.g. /opt/cni/bin),
-                               and network configurations into --conf-dir (default /etc/cni/net.d), mode 0600
+                               secrets (a clouds.yaml) into --secret-dir (default /etc/tcnp, 0700, files 0600),
+                               then network configurations into --conf-dir (default /etc/cni/net.d), mode 0600
   cloud ...                    the embedded OpenStack (tcnp cloud help)
   route-controller ...         the same as running vrouter-route-controller
   lab up|status|doctor|down    a whole small cloud on this machine (tcnp lab help)
@@ -84,6 +85,8 @@ export async function adminCli(argv: string[]): Promise<number> {
           "bin-dir": { type: "string", default: "/opt/cni/bin" },
           conf: { type: "string", multiple: true },
           "conf-dir": { type: "string", default: "/etc/cni/net.d" },
+          secret: { type: "string", multiple: true },
+          "secret-dir": { type: "string", default: "/etc/tcnp" },
         },
       });
       const r = install({ source: selfExecutable(), binDir: values["bin-dir"] ?? "/opt/cni/bin" });
@@ -91,6 +94,11 @@ export async function adminCli(argv: string[]): Promise<number> {
         `installed ${r.binary}\n${r.links.map((l) => `  ${l} -> ${fs.readlinkSync(l)}`).join("\n")}\n`,
       );
       for (const b of r.backedUp) process.stdout.write(`kept the previous file as ${b}\n`);
+      // Secrets before configurations: a runtime may use a configuration the moment it appears.
+      for (const source of values.secret ?? [])
+        process.stdout.write(
+          `installed ${installSecret({ source, dir: values["secret-dir"] ?? "/etc/tcnp" })} (mode 0600)\n`,
+        );
       for (const source of values.conf ?? []) {
         const c = installConf({ source, confDir: values["conf-dir"] ?? "/etc/cni/net.d" });
         process.stdout.write(`installed ${c.file} (mode 0600)\n`);

@@ -100,3 +100,18 @@ export function installConf(opts: { source: string; confDir: string }): ConfInst
   secretPaths(conf, "", inlineSecrets);
   return { file, inlineSecrets };
 }
+
+/**
+ * Install a secret file (a `clouds.yaml`) into `dir` for root alone: the directory 0700, the file
+ * 0600, written atomically under the source's name. The DaemonSet's init container copies the
+ * Secret it mounts to the node this way, so the plugins the runtime runs on the host read it too.
+ */
+export function installSecret(opts: { source: string; dir: string }): string {
+  const text = fs.readFileSync(opts.source, "utf8");
+  fs.mkdirSync(opts.dir, { recursive: true, mode: 0o700 });
+  fs.chmodSync(opts.dir, 0o700);
+  const file = path.join(opts.dir, path.basename(opts.source));
+  writeFileDurably(file, text);
+  fs.chmodSync(file, 0o600);
+  return file;
+}
