@@ -65,6 +65,13 @@ export function bearerOf(a: KubeAccess): string | undefined {
   return a.token;
 }
 
+export interface AccessNeed {
+  verb: string;
+  resource: string;
+  group?: string;
+  namespace?: string;
+}
+
 export class Kube {
   readonly #fetch: HttpFetch;
   readonly #a: KubeAccess;
@@ -88,6 +95,37 @@ export class Kube {
     );
     if (!ok.includes(res.status)) throw new KubeError(method, path, res.status, res.body);
     return (res.body === "" ? undefined : JSON.parse(res.body)) as T;
+  }
+
+  /**
+   * Which of these permissions the identity lacks (SelfSubjectAccessReview, which every
+   * authenticated identity may ask), each as "verb resource[.group] [in namespace]".
+   */
+  async missingAccess(needs: readonly AccessNeed[]): Promise<string[]> {
+    const missing: string[] = [];
+    for (const n of needs) {
+      const r = await this.#req<{ status?: { allowed?: boolean } }>(
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        {
+          apiVersion: "authorization.k8s.io/v1",
+          kind: "SelfSubjectAccessReview",
+          spec: {
+            resourceAttributes: {
+              verb: n.verb,
+              resource: n.resource,
+              group: n.group ?? "",
+              ...(n.namespace === undefined ? {} : { namespace: n.namespace }),
+            },
+          },
+        },
+      );
+      if (r.status?.allowed !== true)
+        missing.push(
+          `${n.verb} ${n.resource}${n.group === undefined ? "" : `.${n.group}`} ${n.namespace === undefined ? "(all namespaces)" : `in ${n.namespace}`}`,
+        );
+    }
+    return missing;
   }
 
   async getLease(ns: string, name: string): Promise<Lease | undefined> {

@@ -13,7 +13,7 @@ import { nodeFetch } from "../openstack/node-fetch.js";
 import { systemClock, type Clock } from "../base/clock.js";
 import { ConfigError, parseControllerConfig, type ControllerConfig } from "./config.js";
 import { serveControllerHttp } from "./http.js";
-import { Kube, kubeAccess, watchPods } from "./kube.js";
+import { Kube, kubeAccess, watchPods, type AccessNeed } from "./kube.js";
 import { LeaderElector } from "./leader.js";
 import { Metrics } from "./metrics.js";
 import { Reconciler, type PodLocator, type ReconcileResult } from "./reconciler.js";
@@ -50,6 +50,33 @@ function podLocator(kube: Kube, log: Logger, clock: Clock): PodLocator {
       }
     },
   };
+}
+
+/**
+ * Before anything runs: the permissions the configuration needs, asked of the API server. A role
+ * missing a verb fails the start with the list, instead of a 403 somewhere in a loop.
+ */
+async function checkAccess(kube: Kube, k: ControllerConfig["kubernetes"]): Promise<void> {
+  const needs: AccessNeed[] = [
+    { verb: "get", resource: "leases", group: "coordination.k8s.io", namespace: k.leaseNamespace },
+    { verb: "create", resource: "leases", group: "coordination.k8s.io", namespace: k.leaseNamespace },
+    { verb: "update", resource: "leases", group: "coordination.k8s.io", namespace: k.leaseNamespace },
+  ];
+  if (k.events || k.watchPods) needs.push({ verb: "list", resource: "pods" });
+  if (k.watchPods) needs.push({ verb: "watch", resource: "pods" });
+  if (k.events) needs.push({ verb: "create", resource: "events" });
+  let missing: string[];
+  try {
+    missing = await kube.missingAccess(needs);
+  } catch (e) {
+    throw new ConfigError(`Cannot ask the Kubernetes API what this controller may do: ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  if (missing.length > 0)
+    throw new ConfigError(
+      `The Kubernetes identity of this controller may not: ${missing.join("; ")}. Grant them in its ClusterRole and Role (deploy/kubernetes/rbac.yaml), or turn off what needs them (kubernetes.events, kubernetes.watchPods)`,
+    );
 }
 
 export async function startController(
@@ -89,6 +116,7 @@ export async function startController(
           nodeFetch({ timeoutMs: 10_000, ...(access.caCert === undefined ? {} : { caCert: access.caCert }) }),
           access,
         );
+  if (kube !== undefined && opts.loop !== false) await checkAccess(kube, cfg.kubernetes);
   const reconciler = new Reconciler({
     cfg,
     neutron: clients.neutron,
@@ -237,7 +265,14 @@ export async function controllerCli(
       await c.stop();
     }
   }
-  const c = await startController(cfg, { env: io.env, log });
+  let c: Controller;
+  try {
+    c = await startController(cfg, { env: io.env, log });
+  } catch (e) {
+    if (!(e instanceof ConfigError)) throw e;
+    io.err(`vrouter-route-controller: ${e.message}\n`);
+    return 2;
+  }
   onStop(() => c.stop());
   return -1;
 }

@@ -1,5 +1,6 @@
-// Leader election on a Lease and pod events, against a small Kubernetes API double (this machine
-// has no kube-apiserver): it keeps Leases with resourceVersion conflicts and records Events.
+// Leader election on a Lease, pod events and the permission check at start, against a small
+// Kubernetes API double (the real control plane runs them in test/kube): it keeps Leases with
+// resourceVersion conflicts, records Events and refuses what a test denies.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -10,7 +11,10 @@ import { LeaderElector } from "../../src/controller/leader.js";
 import { nullLogger } from "../../src/log/logger.js";
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
 import type { Clock } from "../../src/base/clock.js";
+import type { ControllerConfig } from "../../src/controller/config.js";
+import { startController } from "../../src/controller/run.js";
 import { kubeDouble, type KubeDouble } from "../helpers/kube-double.js";
+import { ADMIN, NET, ROUTER, routeWorld } from "../helpers/route-world.js";
 
 describe("leader election and events (Kubernetes API double)", () => {
   let api: KubeDouble | undefined;
@@ -81,5 +85,46 @@ describe("leader election and events (Kubernetes API double)", () => {
     await kube.createEvent(pod, "NoRouterRoute", "No route", "vrouter-route-controller", new Date(0));
     const e = api.events[0] as { reason: string; type: string; involvedObject: { name: string } };
     assert.deepEqual([e.reason, e.type, e.involvedObject.name], ["NoRouterRoute", "Warning", "web-1"]);
+  });
+
+  it("a controller whose role lacks a verb it needs refuses to start, naming the verb", async () => {
+    api ??= await kubeDouble();
+    api.denied.add("watch pods");
+    api.denied.add("update leases");
+    const w = await routeWorld({ vms: 1 });
+    const cfg: ControllerConfig = {
+      credentials: { auth: ADMIN },
+      routerId: ROUTER,
+      networks: [NET],
+      intervalMs: 3_600_000,
+      aggregate: false,
+      apply: "auto",
+      kubernetes: {
+        enabled: true,
+        apiUrl: api.url,
+        leaseName: "vrc",
+        leaseNamespace: "kube-system",
+        leaseDurationMs: 15_000,
+        renewMs: 5_000,
+        events: true,
+        watchPods: true,
+      },
+    };
+    try {
+      await assert.rejects(
+        startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch }),
+        /may not: update leases\.coordination\.k8s\.io in kube-system; watch pods \(all namespaces\)\. Grant them/,
+      );
+      // Without the pod watch, watching pods is not needed; the Lease still is.
+      await assert.rejects(
+        startController(
+          { ...cfg, kubernetes: { ...cfg.kubernetes, watchPods: false } },
+          { env: {}, log: nullLogger, fetch: w.em.fetch },
+        ),
+        (e: Error) => !e.message.includes("watch pods") && e.message.includes("update leases"),
+      );
+    } finally {
+      api.denied.clear();
+    }
   });
 });

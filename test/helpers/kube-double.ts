@@ -9,6 +9,8 @@ export interface KubeDouble {
   events: unknown[];
   /** The Authorization header of every request, in order. */
   authorizations: string[];
+  /** Permissions the double refuses in SelfSubjectAccessReviews ("verb resource", e.g. "watch pods"). */
+  denied: Set<string>;
   /** Open watch streams. */
   watchers(): number;
   /** End every open watch stream (as an API server does on restart or timeout). */
@@ -27,6 +29,7 @@ export function kubeDouble(): Promise<KubeDouble> {
   const authorizations: string[] = [];
   const pods = new Map<string, { namespace: string; name: string; uid: string; ip?: string }>();
   const watches = new Set<http.ServerResponse>();
+  const denied = new Set<string>();
   let rv = 1;
   const podObject = (p: { namespace: string; name: string; uid: string; ip?: string }): unknown => ({
     metadata: { namespace: p.namespace, name: p.name, uid: p.uid },
@@ -61,6 +64,11 @@ export function kubeDouble(): Promise<KubeDouble> {
           return send(200, l);
         }
       }
+      if (req.method === "POST" && req.url === "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews") {
+        const r = JSON.parse(body) as { spec: { resourceAttributes: { verb: string; resource: string } } };
+        const a = r.spec.resourceAttributes;
+        return send(201, { ...r, status: { allowed: !denied.has(`${a.verb} ${a.resource}`) } });
+      }
       if (req.url === "/api/v1/pods?watch=1") {
         res.writeHead(200, { "content-type": "application/json", "transfer-encoding": "chunked" });
         for (const p of pods.values()) res.write(`${JSON.stringify({ type: "ADDED", object: podObject(p) })}\n`);
@@ -84,6 +92,7 @@ export function kubeDouble(): Promise<KubeDouble> {
         leases,
         authorizations,
         events,
+        denied,
         watchers: () => watches.size,
         dropWatches() {
           for (const w of watches) w.destroy();

@@ -1,0 +1,271 @@
+// A real Kubernetes control plane for tests: Debian's etcd and kube-apiserver (+ optionally
+// kube-controller-manager) 1.20.2 built by scripts/k8s/build.sh into $TCNP_K8S_DIR, started here on
+// loopback ports with a throwaway PKI, stopped (by PID) and removed afterwards. The API double
+// (kube-double.ts) stays for fault injection; this is what keeps it honest.
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as net from "node:net";
+import * as os from "node:os";
+import * as path from "node:path";
+import { skipUnlessRequired } from "./root.js";
+
+export const K8S_DIR = process.env["TCNP_K8S_DIR"] ?? "/var/cache/tcnp/k8s";
+const bin = (n: string): string => path.join(K8S_DIR, "bin", n);
+const deb = (n: string): string => path.join(K8S_DIR, "debs", "root", "usr", "bin", n);
+
+/** Why the control plane cannot run here (scripts/k8s/build.sh not run), else undefined. */
+export function controlPlaneSkipReason(): string | undefined {
+  for (const f of [bin("kube-apiserver"), bin("kube-controller-manager"), deb("etcd"), deb("kubectl")])
+    if (!fs.existsSync(f)) return skipUnlessRequired(`needs ${f} (scripts/k8s/build.sh builds it)`);
+  if (spawnOk("openssl", ["version"]) === false) return skipUnlessRequired("needs openssl");
+  return undefined;
+}
+
+function spawnOk(cmd: string, args: string[]): boolean {
+  try {
+    execFileSync(cmd, args, { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+export interface ControlPlane {
+  url: string;
+  caFile: string;
+  dir: string;
+  /** kubectl as the cluster admin; throws with its output on failure. */
+  kubectl(args: string[], input?: string): string;
+  /** An admin request to the API (JSON in, JSON out); rejects with the status and body. */
+  api<T = unknown>(method: string, p: string, body?: unknown, contentType?: string): Promise<T>;
+  /** A ServiceAccount token from the TokenRequest API, written 0600 to a file; returns the file. */
+  serviceAccountToken(namespace: string, name: string): Promise<string>;
+  log(name: string): string;
+  stop(): Promise<void>;
+}
+
+export async function startControlPlane(opts: { controllerManager?: boolean } = {}): Promise<ControlPlane> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-k8s-"));
+  const pki = path.join(dir, "pki");
+  fs.mkdirSync(pki, { mode: 0o700 });
+  const ssl = (args: string[]): void => void execFileSync("openssl", args, { cwd: pki, stdio: "pipe" });
+  ssl(
+    ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.crt", "-days", "2"]
+      .concat(["-subj", "/CN=tcnp-test-ca", "-addext", "basicConstraints=critical,CA:TRUE"])
+      .concat(["-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"]),
+  );
+  const cert = (name: string, subj: string, ext: string): void => {
+    fs.writeFileSync(path.join(pki, `${name}.ext`), ext);
+    ssl(["req", "-newkey", "rsa:2048", "-nodes", "-keyout", `${name}.key`, "-out", `${name}.csr`, "-subj", subj]);
+    ssl(
+      [
+        "x509",
+        "-req",
+        "-in",
+        `${name}.csr`,
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+      ].concat(["-sha256", "-extfile", `${name}.ext`, "-out", `${name}.crt`]),
+    );
+  };
+  const server = "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n";
+  cert(
+    "serving",
+    "/CN=kube-apiserver",
+    `${server}extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`,
+  );
+  cert("admin", "/CN=tcnp-test-admin/O=system:masters", `${server}extendedKeyUsage=clientAuth\n`);
+  cert("kcm", "/CN=system:kube-controller-manager", `${server}extendedKeyUsage=clientAuth\n`);
+  ssl(["genrsa", "-out", "sa.key", "2048"]);
+  ssl(["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
+
+  const [etcdPort, peerPort, apiPort, kcmPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort(),
+  ];
+  const procs: Array<{ name: string; child: ChildProcess }> = [];
+  const logOf = (n: string): string => path.join(dir, `${n}.log`);
+  const start = (name: string, file: string, args: string[]): ChildProcess => {
+    const fd = fs.openSync(logOf(name), "a");
+    const child = spawn(file, args, { stdio: ["ignore", fd, fd] });
+    fs.closeSync(fd);
+    procs.push({ name, child });
+    return child;
+  };
+  const stop = async (): Promise<void> => {
+    for (const { child } of procs.reverse()) {
+      if (child.exitCode !== null || child.signalCode !== null) continue;
+      const gone = new Promise((r) => child.once("exit", r));
+      child.kill("SIGTERM");
+      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await gone;
+      clearTimeout(t);
+    }
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  const p = (n: string): string => path.join(pki, n);
+  try {
+    start("etcd", deb("etcd"), [
+      "--name=tcnp-test",
+      `--data-dir=${path.join(dir, "etcd")}`,
+      `--listen-client-urls=https://127.0.0.1:${etcdPort}`,
+      `--advertise-client-urls=https://127.0.0.1:${etcdPort}`,
+      `--listen-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peerPort}`,
+      `--initial-cluster=tcnp-test=http://127.0.0.1:${peerPort}`,
+      `--cert-file=${p("serving.crt")}`,
+      `--key-file=${p("serving.key")}`,
+      "--client-cert-auth",
+      `--trusted-ca-file=${p("ca.crt")}`,
+      "--log-level=warn",
+      "--logger=zap",
+    ]);
+    const url = `https://127.0.0.1:${apiPort}`;
+    start("kube-apiserver", bin("kube-apiserver"), [
+      "--advertise-address=127.0.0.1",
+      "--bind-address=127.0.0.1",
+      `--secure-port=${apiPort}`,
+      "--insecure-port=0",
+      `--etcd-servers=https://127.0.0.1:${etcdPort}`,
+      `--etcd-cafile=${p("ca.crt")}`,
+      `--etcd-certfile=${p("serving.crt")}`,
+      `--etcd-keyfile=${p("serving.key")}`,
+      `--tls-cert-file=${p("serving.crt")}`,
+      `--tls-private-key-file=${p("serving.key")}`,
+      `--client-ca-file=${p("ca.crt")}`,
+      `--cert-dir=${path.join(dir, "apiserver-certs")}`,
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      `--service-account-key-file=${p("sa.pub")}`,
+      `--service-account-signing-key-file=${p("sa.key")}`,
+      "--service-cluster-ip-range=10.96.0.0/16",
+      "--allow-privileged=true",
+      "--authorization-mode=Node,RBAC",
+      "--enable-admission-plugins=NodeRestriction",
+      "--endpoint-reconciler-type=none",
+      "--profiling=false",
+      "--v=1",
+    ]);
+    const kubeconfig = path.join(dir, "admin.kubeconfig");
+    const b64 = (f: string): string => fs.readFileSync(p(f)).toString("base64");
+    const kcfg = (user: string, certName: string): string =>
+      [
+        "apiVersion: v1",
+        "kind: Config",
+        "clusters:",
+        "- name: test",
+        "  cluster:",
+        `    server: ${url}`,
+        `    certificate-authority-data: ${b64("ca.crt")}`,
+        "users:",
+        `- name: ${user}`,
+        "  user:",
+        `    client-certificate-data: ${b64(`${certName}.crt`)}`,
+        `    client-key-data: ${b64(`${certName}.key`)}`,
+        "contexts:",
+        "- name: test",
+        `  context: {cluster: test, user: ${user}}`,
+        "current-context: test",
+        "",
+      ].join("\n");
+    fs.writeFileSync(kubeconfig, kcfg("admin", "admin"), { mode: 0o600 });
+    const kubectl = (args: string[], input?: string): string => {
+      try {
+        return execFileSync(deb("kubectl"), [`--kubeconfig=${kubeconfig}`, ...args], {
+          encoding: "utf8",
+          stdio: ["pipe", "pipe", "pipe"],
+          ...(input === undefined ? {} : { input }),
+        });
+      } catch (e) {
+        const x = e as { stdout?: string; stderr?: string };
+        throw new Error(`kubectl ${args.join(" ")}: ${x.stdout ?? ""}${x.stderr ?? ""}`, { cause: e });
+      }
+    };
+    const api = async <T>(method: string, pth: string, body?: unknown, contentType?: string): Promise<T> => {
+      const args = ["-s", "-X", method, "--cacert", p("ca.crt"), "--cert", p("admin.crt"), "--key", p("admin.key")];
+      args.push("-w", "\n%{http_code}", "-H", `content-type: ${contentType ?? "application/json"}`);
+      if (body !== undefined) args.push("--data-binary", "@-");
+      const out = execFileSync("curl", [...args, `${url}${pth}`], {
+        encoding: "utf8",
+        input: body === undefined ? "" : JSON.stringify(body),
+      });
+      const i = out.lastIndexOf("\n");
+      const code = Number(out.slice(i + 1));
+      if (code < 200 || code >= 300) throw new Error(`${method} ${pth}: ${code} ${out.slice(0, i).slice(0, 300)}`);
+      return JSON.parse(out.slice(0, i) || "{}") as T;
+    };
+    // Ready: /readyz answers ok (etcd up, the bootstrap RBAC roles in place).
+    const end = Date.now() + 120_000;
+    for (;;) {
+      const r = await api<unknown>("GET", "/readyz").then(
+        () => true,
+        () => false,
+      );
+      if (r) break;
+      for (const { name, child } of procs)
+        if (child.exitCode !== null)
+          throw new Error(`${name} exited: ${fs.readFileSync(logOf(name), "utf8").slice(-2000)}`);
+      if (Date.now() > end)
+        throw new Error(`kube-apiserver not ready: ${fs.readFileSync(logOf("kube-apiserver"), "utf8").slice(-2000)}`);
+      await new Promise((res) => setTimeout(res, 200));
+    }
+    if (opts.controllerManager === true) {
+      const k = path.join(dir, "kcm.kubeconfig");
+      fs.writeFileSync(k, kcfg("kcm", "kcm"), { mode: 0o600 });
+      start("kube-controller-manager", bin("kube-controller-manager"), [
+        `--kubeconfig=${k}`,
+        `--authentication-kubeconfig=${k}`,
+        `--authorization-kubeconfig=${k}`,
+        "--bind-address=127.0.0.1",
+        `--secure-port=${kcmPort}`,
+        "--port=0",
+        `--cert-dir=${path.join(dir, "kcm-certs")}`,
+        "--leader-elect=false",
+        "--use-service-account-credentials=true",
+        `--service-account-private-key-file=${p("sa.key")}`,
+        `--root-ca-file=${p("ca.crt")}`,
+        "--controllers=*",
+        "--v=1",
+      ]);
+    }
+    return {
+      url,
+      caFile: p("ca.crt"),
+      dir,
+      kubectl,
+      api,
+      async serviceAccountToken(namespace, name) {
+        const r = await api<{ status: { token: string } }>(
+          "POST",
+          `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+          { apiVersion: "authentication.k8s.io/v1", kind: "TokenRequest", spec: { expirationSeconds: 3600 } },
+        );
+        const f = path.join(dir, `${namespace}-${name}.token`);
+        fs.writeFileSync(f, r.status.token, { mode: 0o600 });
+        return f;
+      },
+      log: (n) => (fs.existsSync(logOf(n)) ? fs.readFileSync(logOf(n), "utf8") : ""),
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

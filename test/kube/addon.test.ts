@@ -1,0 +1,232 @@
+// The Kubernetes add-on against a real control plane (etcd + kube-apiserver 1.20.2 built from
+// Debian's source, RBAC on): the shipped manifests apply server-side with kubectl, and the route
+// controller runs with its ServiceAccount's token under the shipped roles: Lease election between
+// two replicas and failover, a pod watch that wakes a reconcile, events on pods left without a
+// route, and a clear refusal to start when a verb it needs is removed from its ClusterRole.
+import { describe, it, before, after } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseControllerConfig, type ControllerConfig } from "../../src/controller/config.js";
+import { startController, type Controller } from "../../src/controller/run.js";
+import { parseNetConf } from "../../src/cni/netconf.js";
+import { nullLogger } from "../../src/log/logger.js";
+import { fileSources } from "../../src/openstack/credentials.js";
+import { repoRoot } from "../helpers/cni.js";
+import { controlPlaneSkipReason, startControlPlane, type ControlPlane } from "../helpers/kube-real.js";
+import { ADMIN, NET, ROUTER, routeWorld, type RouteWorld } from "../helpers/route-world.js";
+
+const skip = controlPlaneSkipReason();
+const DEPLOY = path.join(repoRoot, "deploy", "kubernetes");
+const NS = "tcnp-system";
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await f();
+    if (v !== undefined) return v;
+    if (Date.now() > end) assert.fail(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe(
+  "the Kubernetes add-on on a real control plane (kube-apiserver 1.20.2, etcd 3.4, RBAC)",
+  { skip: skip ?? false },
+  () => {
+    let cp: ControlPlane;
+    let w: RouteWorld;
+    const running: Controller[] = [];
+    before(async () => {
+      cp = await startControlPlane();
+      w = await routeWorld({ vms: 2 });
+    });
+    after(async () => {
+      for (const c of running) await c.stop();
+      await cp?.stop();
+    });
+
+    const controllerConfig = (
+      tokenFile: string,
+      identity: string,
+      over: Partial<ControllerConfig> = {},
+    ): ControllerConfig => ({
+      credentials: { auth: ADMIN },
+      routerId: ROUTER,
+      networks: [NET],
+      intervalMs: 3_600_000,
+      aggregate: false,
+      apply: "auto",
+      ...over,
+      kubernetes: {
+        enabled: true,
+        apiUrl: cp.url,
+        tokenFile,
+        caCert: cp.caFile,
+        leaseName: "vrouter-route-controller",
+        leaseNamespace: NS,
+        leaseDurationMs: 3_000,
+        renewMs: 1_000,
+        events: true,
+        watchPods: true,
+        identity,
+      },
+    });
+    const start = async (cfg: ControllerConfig): Promise<Controller> => {
+      const c = await startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch });
+      running.push(c);
+      return c;
+    };
+    const holder = async (): Promise<string | undefined> =>
+      cp
+        .api<{ spec: { holderIdentity?: string } }>(
+          "GET",
+          `/apis/coordination.k8s.io/v1/namespaces/${NS}/leases/vrouter-route-controller`,
+        )
+        .then(
+          (l) => l.spec.holderIdentity,
+          () => undefined,
+        );
+
+    it("the manifests apply server-side with kubectl, and their configurations are valid for tcnp", () => {
+      const out = cp.kubectl(["apply", "--server-side", "-k", DEPLOY]);
+      for (const o of [
+        "namespace/tcnp-system",
+        "serviceaccount/tcnp-node",
+        "serviceaccount/vrouter-route-controller",
+        "clusterrole.rbac.authorization.k8s.io/vrouter-route-controller",
+        "role.rbac.authorization.k8s.io/vrouter-route-controller-lease",
+        "secret/tcnp-cloud",
+        "configmap/tcnp-config",
+        "daemonset.apps/tcnp-node",
+        "deployment.apps/vrouter-route-controller",
+      ])
+        assert.match(out, new RegExp(`^${o.replace(/\./g, "\\.")} serverside-applied$`, "m"), out);
+      // Applying again changes nothing and conflicts with nothing (an upgrade is the same command).
+      cp.kubectl(["apply", "--server-side", "-k", DEPLOY]);
+      const ds = JSON.parse(cp.kubectl(["get", "-n", NS, "daemonset/tcnp-node", "-o", "json"])) as {
+        spec: { template: { spec: { hostNetwork: boolean; initContainers: Array<{ command: string[] }> } } };
+      };
+      assert.equal(ds.spec.template.spec.hostNetwork, true);
+      assert.ok(ds.spec.template.spec.initContainers[0]!.command.includes("install"));
+      // The ConfigMap's network configuration and controller configuration parse as tcnp reads them.
+      const cm = JSON.parse(cp.kubectl(["get", "-n", NS, "configmap/tcnp-config", "-o", "json"])) as {
+        data: Record<string, string>;
+      };
+      const conf = parseNetConf(cm.data["10-tcnp.conflist"]!, "ADD");
+      assert.equal(conf.name, "tcnp");
+      assert.ok(!cm.data["10-tcnp.conflist"]!.includes("password"), "no password in the network configuration");
+      const secretDir = fs.mkdtempSync(path.join(cp.dir, "secret-"));
+      const secret = JSON.parse(cp.kubectl(["get", "-n", NS, "secret/tcnp-cloud", "-o", "json"])) as {
+        data: Record<string, string>;
+      };
+      fs.writeFileSync(path.join(secretDir, "clouds.yaml"), Buffer.from(secret.data["clouds.yaml"]!, "base64"));
+      const text = cm.data["controller.yaml"]!.replace(
+        "/etc/tcnp-secret/clouds.yaml",
+        path.join(secretDir, "clouds.yaml"),
+      );
+      const cc = parseControllerConfig(text, "controller.yaml", fileSources({}));
+      assert.equal(cc.kubernetes.leaseNamespace, NS);
+    });
+
+    it("two replicas with the ServiceAccount's token: one leads the Lease, the other takes over when it stops", async () => {
+      const token = await cp.serviceAccountToken(NS, "vrouter-route-controller");
+      const a = await start(controllerConfig(token, "replica-a"));
+      const b = await start(controllerConfig(token, "replica-b"));
+      const first = await until("a leader", holder);
+      assert.ok(["replica-a", "replica-b"].includes(first));
+      await sleep(2_500);
+      assert.equal(await holder(), first, "the leader renews; the other does not take over");
+      const [leader, other] = first === "replica-a" ? [a, b] : [b, a];
+      await leader.stop();
+      running.splice(running.indexOf(leader), 1);
+      const next = await until("the other replica to take over", async () => {
+        const h = await holder();
+        return h !== undefined && h !== first ? h : undefined;
+      });
+      assert.notEqual(next, first);
+      assert.ok(other.last?.ok === true || other.last === undefined);
+    });
+
+    it("a pod's address in the watch wakes a reconcile; a pod left without a route gets an event", async () => {
+      // Pods as the API server keeps them (no kubelet here: the test writes their status).
+      await cp
+        .api("POST", "/api/v1/namespaces/default/serviceaccounts", {
+          metadata: { name: "default" },
+        })
+        .catch(() => undefined);
+      const mkPod = async (name: string, ip: string): Promise<void> => {
+        await cp.api("POST", "/api/v1/namespaces/default/pods", {
+          metadata: { name },
+          spec: { automountServiceAccountToken: false, containers: [{ name: "c", image: "localhost/none" }] },
+        });
+        await cp.api(
+          "PATCH",
+          `/api/v1/namespaces/default/pods/${name}/status`,
+          { status: { podIP: ip, podIPs: [{ ip }] } },
+          "application/merge-patch+json",
+        );
+      };
+      const routes = (): string[] => w.em.world.routers[ROUTER]!.routes.map((r) => r.destination);
+      const [ip1] = await w.addPods(1, 1);
+      await mkPod("web-0", ip1!);
+      await until("the route after the pod's address appeared in the watch (interval 1 h)", async () =>
+        routes().includes(`${ip1!}/32`) ? true : undefined,
+      );
+
+      // The router holds one route at most: the second pod is left without one, and told so.
+      for (const c of running) await c.stop();
+      running.length = 0;
+      const token = await cp.serviceAccountToken(NS, "vrouter-route-controller");
+      await start(controllerConfig(token, "replica-c", { routeLimit: 1 }));
+      const [ip2] = await w.addPods(2, 1);
+      await mkPod("web-1", ip2!);
+      const ev = await until(
+        "a NoRouterRoute event",
+        async () => {
+          const list = await cp.api<{
+            items: Array<{ reason: string; involvedObject: { name: string }; message: string }>;
+          }>("GET", "/api/v1/namespaces/default/events");
+          return list.items.find((e) => e.reason === "NoRouterRoute");
+        },
+        30_000,
+      );
+      assert.ok(["web-0", "web-1"].includes(ev.involvedObject.name));
+      assert.match(ev.message, /No Neutron router route to 10\.10\.10\.\d+/);
+    });
+
+    it("a verb removed from the shipped ClusterRole: the controller refuses to start and names it", async () => {
+      for (const c of running) await c.stop();
+      running.length = 0;
+      const role = JSON.parse(cp.kubectl(["get", "clusterrole/vrouter-route-controller", "-o", "json"])) as {
+        rules: Array<{ resources: string[]; verbs: string[] }>;
+      };
+      const i = role.rules.findIndex((r) => r.resources.includes("pods"));
+      cp.kubectl([
+        "patch",
+        "clusterrole/vrouter-route-controller",
+        "--type=json",
+        "-p",
+        JSON.stringify([{ op: "replace", path: `/rules/${i}/verbs`, value: ["list"] }]),
+      ]);
+      try {
+        const token = await cp.serviceAccountToken(NS, "vrouter-route-controller");
+        // RBAC changes reach the authorizer's cache within a moment.
+        const err = await until("the refusal", async () =>
+          start(controllerConfig(token, "replica-d")).then(
+            async (c) => {
+              await c.stop();
+              return undefined;
+            },
+            (e: unknown) => e as Error,
+          ),
+        );
+        assert.match(err.message, /may not: watch pods \(all namespaces\)\. Grant them in its ClusterRole/);
+      } finally {
+        for (const c of running) await c.stop();
+        running.length = 0;
+        cp.kubectl(["apply", "--server-side", "-k", DEPLOY]);
+      }
+    });
+  },
+);
