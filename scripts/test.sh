@@ -1,8 +1,9 @@
 #!/bin/bash
 # The whole test suite, on a fresh Debian 12 machine of this kind: installs its dependencies,
-# builds, starts a real Keystone + Neutron + Nova (fake driver) on loopback, and runs every layer
-# the machine supports (unit, emulator, contract, netns, e2e, realcloud). Root is needed for the
-# netns/e2e layers and the real cloud; without root those layers are skipped with a reason.
+# builds, starts a real Keystone + Neutron + Nova (fake driver) on loopback, builds (once, cached in
+# /var/cache/tcnp/k8s) a real Kubernetes control plane, and runs every layer the machine supports
+# (unit, emulator, contract, netns, e2e, realcloud, kube). Root is needed for the netns/e2e layers,
+# the real cloud and the control plane; without root those layers are skipped with a reason.
 #   scripts/test.sh [--no-realcloud]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,8 +21,10 @@ else
 fi
 
 rc_pid=""
+k8s_pid=""
 cleanup() {
   if [ -n "$rc_pid" ]; then kill "$rc_pid" 2>/dev/null || true; fi
+  if [ -n "$k8s_pid" ]; then kill "$k8s_pid" 2>/dev/null || true; fi
   if [ $realcloud = 1 ]; then scripts/realcloud/teardown.sh >/dev/null 2>&1 || true; fi
 }
 trap cleanup EXIT
@@ -31,6 +34,15 @@ if [ $realcloud = 1 ]; then
   mkdir -p .tmp
   scripts/realcloud/setup.sh > .tmp/realcloud-setup.log 2>&1 &
   rc_pid=$!
+fi
+
+# The real Kubernetes control plane (kube-apiserver, kube-controller-manager from Debian's source):
+# built once into /var/cache/tcnp/k8s, outside the work tree; later runs find it there at once.
+if [ "$(id -u)" = 0 ]; then
+  say "building the Kubernetes control plane in the background if not cached (log: .tmp/k8s-build.log)"
+  mkdir -p .tmp
+  scripts/k8s/build.sh > .tmp/k8s-build.log 2>&1 &
+  k8s_pid=$!
 fi
 
 # As root every layer is required: a missing prerequisite fails the run instead of skipping.
@@ -61,5 +73,14 @@ if [ $realcloud = 1 ]; then
   node --test build/test/realcloud
 else
   say "realcloud layer skipped (needs root)"
+fi
+if [ -n "$k8s_pid" ]; then
+  say "waiting for the Kubernetes control plane build"
+  if ! wait "$k8s_pid"; then k8s_pid=""; tail -30 .tmp/k8s-build.log; echo "the control plane build failed"; exit 1; fi
+  k8s_pid=""
+  say "kube layer (a real kube-apiserver + etcd)"
+  node --test build/test/kube
+else
+  say "kube layer skipped (needs root)"
 fi
 say "all layers passed"

@@ -13,7 +13,9 @@ import type { Io } from "../base/io.js";
 import { isCniPlugin } from "../base/names.js";
 import { isObject, parseNetConf } from "../cni/netconf.js";
 import { runCni } from "../cni/skel.js";
+import { NodeLifecycle } from "../agent/node.js";
 import { serveControllerHttp } from "../controller/http.js";
+import { Kube, kubeAccess } from "../controller/kube.js";
 import { Metrics } from "../controller/metrics.js";
 import type { PoolView } from "../ipam/pool.js";
 import type { NetlinkKernel } from "../kernel/netlink-kernel.js";
@@ -38,6 +40,10 @@ export const AGENT_USAGE = `usage: tcnp agent [--socket PATH] [--conf-dir DIR] [
   --state-dir allocation records, pools and locks (default $TCNP_STATE_DIR or /var/lib/tcnp)
   --listen    HOST:PORT for /healthz, /readyz (pools warm) and /metrics (Prometheus)
   --log-file  default $TCNP_LOG_FILE or /var/log/tcnp/agent.log
+  --node-name the Kubernetes Node this agent keeps (default $NODE_NAME): a not-ready taint until the
+              pools are warm, the pod capacity annotation and the eni extended resource
+  --kube-api-url, --kube-token-file, --kube-ca-cert
+              Kubernetes access outside a pod (inside one, its service account is used)
 `;
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -102,6 +108,10 @@ export async function agentCli(argv: string[], io: Io, onStop: (stop: () => Prom
       "log-level": { type: "string" },
       json: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
+      "node-name": { type: "string" },
+      "kube-api-url": { type: "string" },
+      "kube-token-file": { type: "string" },
+      "kube-ca-cert": { type: "string" },
     },
   });
   if (values.help === true) {
@@ -139,7 +149,34 @@ export async function agentCli(argv: string[], io: Io, onStop: (stop: () => Prom
     io.out(`tcnp agent: metrics on http://${server.address}/metrics\n`);
   }
   io.out(`tcnp agent ${VERSION}: serving ${socket} (pid ${process.pid})\n`);
+  const nodeName = values["node-name"] ?? env["NODE_NAME"];
+  let lifecycle: NodeLifecycle | undefined;
+  if (nodeName !== undefined && nodeName !== "") {
+    const access = kubeAccess(env, {
+      ...(values["kube-api-url"] === undefined ? {} : { apiUrl: values["kube-api-url"] }),
+      ...(values["kube-token-file"] === undefined ? {} : { tokenFile: values["kube-token-file"] }),
+      ...(values["kube-ca-cert"] === undefined ? {} : { caCert: values["kube-ca-cert"] }),
+    });
+    if (access === undefined) {
+      io.err(`tcnp agent: --node-name ${nodeName} needs Kubernetes access (a service account, or --kube-api-url)\n`);
+      await agent.stop();
+      await http?.close();
+      return 2;
+    }
+    const kube = new Kube(
+      nodeFetch({ timeoutMs: 10_000, ...(access.caCert === undefined ? {} : { caCert: access.caCert }) }),
+      access,
+    );
+    lifecycle = new NodeLifecycle({
+      kube,
+      nodeName,
+      log,
+      pools: () => ({ ready: agent.pools.ready(), views: agent.pools.views() }),
+    });
+    await lifecycle.start();
+  }
   onStop(async () => {
+    lifecycle?.stop();
     await agent.stop();
     await http?.close();
   });

@@ -65,6 +65,12 @@ export function bearerOf(a: KubeAccess): string | undefined {
   return a.token;
 }
 
+export interface KubeNode {
+  metadata: { name: string; resourceVersion?: string; annotations?: Record<string, string> };
+  spec?: { taints?: Array<{ key: string; value?: string; effect: string }> };
+  status?: { capacity?: Record<string, string>; allocatable?: Record<string, string> };
+}
+
 export interface AccessNeed {
   verb: string;
   resource: string;
@@ -80,8 +86,14 @@ export class Kube {
     this.#a = access;
   }
 
-  async #req<T>(method: string, path: string, body?: unknown, ok: number[] = [200, 201]): Promise<T> {
-    const headers: Record<string, string> = { accept: "application/json", "content-type": "application/json" };
+  async #req<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    ok: number[] = [200, 201],
+    contentType = "application/json",
+  ): Promise<T> {
+    const headers: Record<string, string> = { accept: "application/json", "content-type": contentType };
     const token = bearerOf(this.#a);
     if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
     const res = await this.#fetch(
@@ -126,6 +138,30 @@ export class Kube {
         );
     }
     return missing;
+  }
+
+  async getNode(name: string): Promise<KubeNode> {
+    return this.#req<KubeNode>("GET", `/api/v1/nodes/${encodeURIComponent(name)}`);
+  }
+  /** A JSON merge patch of a Node (metadata, spec). */
+  async patchNode(name: string, patch: unknown): Promise<KubeNode> {
+    return this.#req<KubeNode>(
+      "PATCH",
+      `/api/v1/nodes/${encodeURIComponent(name)}`,
+      patch,
+      [200],
+      "application/merge-patch+json",
+    );
+  }
+  /** A JSON patch of a Node's status (extended resources are advertised this way). */
+  async patchNodeStatus(name: string, ops: unknown[]): Promise<KubeNode> {
+    return this.#req<KubeNode>(
+      "PATCH",
+      `/api/v1/nodes/${encodeURIComponent(name)}/status`,
+      ops,
+      [200],
+      "application/json-patch+json",
+    );
   }
 
   async getLease(ns: string, name: string): Promise<Lease | undefined> {

@@ -8,7 +8,7 @@ import type { OpenStackSession } from "../openstack/session.js";
 import type { Port, Router } from "../openstack/types.js";
 import type { Clock } from "../base/clock.js";
 import type { ControllerConfig } from "./config.js";
-import { BLOCK_TAG, blockOf, MIX_TAG, nodeOf } from "../ipam/tags.js";
+import { BLOCK_TAG, blockOf, ENI_POOL_NAME, ENI_TAG, MIX_TAG, nodeIpOf, nodeOf, serverOf } from "../ipam/tags.js";
 import type { Nova } from "../openstack/nova.js";
 import { desiredRoutes, type DesiredRoute } from "./desired.js";
 import type { Metrics } from "./metrics.js";
@@ -45,7 +45,8 @@ export interface ReconcilerDeps {
 }
 
 /** How often the reservations' owners are looked up in Nova (one GET per node, not per reconcile). */
-export const OWNER_CHECK_MS = 300_000;
+/** How often the servers tcnp's ports name are checked in Nova (see #releaseGoneServers). */
+export const OWNER_CHECK_MS = 60_000;
 
 const M = {
   desired: ["tcnp_router_routes_desired", "Routes the router should hold for mix-mode pods"],
@@ -73,6 +74,8 @@ export class Reconciler {
   #limit: number | undefined;
   #lastMissing = "";
   #ownersCheckedAt = -Infinity;
+  /** The server each mix VM port was bound to at the last check. */
+  #boundTo = new Map<string, string>();
 
   constructor(d: ReconcilerDeps) {
     this.#d = d;
@@ -104,14 +107,36 @@ export class Reconciler {
     });
   }
 
-  // A per-node block outlives its VM unless someone lets it go: every few minutes, the reservations
-  // whose server Nova no longer knows are deleted (their pods went with the server).
-  async #releaseOrphanBlocks(blockPorts: Port[]): Promise<Port[]> {
-    const { nova, neutron, clock, log } = this.#d;
-    if (nova === undefined || clock.now() - this.#ownersCheckedAt < OWNER_CHECK_MS) return blockPorts;
+  // What tcnp made for a VM outlives it unless someone lets it go: every minute, the servers that
+  // tcnp's ports name are looked up in Nova, and for each that is gone (404) its eni ports, eni
+  // pool ports and block reservations are deleted, and a mix VM port that outlived it (a port the
+  // operator made, which Nova unbinds) loses its pods' and pool's addresses and tcnp's tags, so
+  // their routes go in this same reconcile. The server of an unbound port is the one it was bound
+  // to at the previous check (a port bound to a server that is gone counts too). Ports tcnp did not tag or name are never looked at; a
+  // server Nova cannot answer for (any error but 404) is kept.
+  async #releaseGoneServers(vmPorts: Port[], blockPorts: Port[]): Promise<{ vmPorts: Port[]; blockPorts: Port[] }> {
+    const { nova, neutron, clock, log, cfg } = this.#d;
+    if (nova === undefined || clock.now() - this.#ownersCheckedAt < OWNER_CHECK_MS) return { vmPorts, blockPorts };
     this.#ownersCheckedAt = clock.now();
+    const [eniPorts, poolPorts] = await Promise.all([
+      neutron.listPorts({ tags: ENI_TAG }),
+      neutron.listPorts({ name: ENI_POOL_NAME }),
+    ]);
+    const made = [...new Map([...eniPorts, ...poolPorts, ...blockPorts].map((p) => [p.id, p])).values()];
+    const owners = new Set<string>();
+    for (const p of made) {
+      const s = serverOf(p);
+      if (s !== undefined) owners.add(s);
+    }
+    // A mix VM port's server is its device_id, or, once Nova unbound it, the server it had last.
+    const ownerOfVm = (p: Port): string | undefined =>
+      p.device_id !== "" ? p.device_id : (nodeOf(p) ?? this.#boundTo.get(p.id));
+    for (const p of vmPorts) {
+      const o = ownerOfVm(p);
+      if (o !== undefined) owners.add(o);
+    }
     const gone = new Set<string>();
-    for (const server of new Set(blockPorts.map(nodeOf).filter((s): s is string => s !== undefined))) {
+    for (const server of owners) {
       try {
         await nova.getServer(server);
       } catch (e) {
@@ -119,35 +144,65 @@ export class Reconciler {
         else throw e;
       }
     }
-    const kept: Port[] = [];
-    for (const p of blockPorts) {
-      const owner = nodeOf(p);
-      if (owner === undefined || !gone.has(owner)) {
-        kept.push(p);
-        continue;
-      }
-      await neutron.deletePort(p.id).catch((e: unknown) => {
-        if (!isOpenStackError(e, "PortNotFound")) throw e;
-      });
-      log.info("released the block reservation of a server that is gone", {
-        block: blockOf(p),
-        server: owner,
+    const orphanVmPorts = vmPorts.filter((p) => gone.has(ownerOfVm(p) ?? ""));
+    this.#boundTo = new Map(vmPorts.filter((p) => p.device_id !== "").map((p) => [p.id, p.device_id]));
+    const notFound = (e: unknown): void => {
+      if (!isOpenStackError(e, "PortNotFound") && !isOpenStackError(e, undefined, 404)) throw e;
+    };
+    for (const p of made) {
+      const owner = serverOf(p);
+      if (owner === undefined || !gone.has(owner) || !cfg.networks.includes(p.network_id)) continue;
+      await neutron.deletePort(p.id).catch(notFound);
+      log.info("released a port tcnp made for a server that is gone", {
         port: p.id,
+        server: owner,
+        kind: p.tags.includes(BLOCK_TAG) ? "block" : p.name === ENI_POOL_NAME ? "eni pool" : "eni",
+        ...(blockOf(p) === undefined ? {} : { block: blockOf(p) }),
       });
     }
-    return kept;
+    for (const p of orphanVmPorts) {
+      if (!cfg.networks.includes(p.network_id)) continue;
+      const nodeIp = nodeIpOf(p);
+      const keep = p.fixed_ips.filter((f) => f.ip_address === nodeIp);
+      const released = p.fixed_ips.filter((f) => f.ip_address !== nodeIp).map((f) => f.ip_address);
+      await neutron
+        .updateFixedIps(
+          p.id,
+          keep.map((f) => ({ subnet_id: f.subnet_id, ip_address: f.ip_address })),
+          p.revision_number,
+        )
+        .catch(notFound);
+      await neutron
+        .setTags(
+          "ports",
+          p.id,
+          p.tags.filter((t) => !t.startsWith("tcnp")),
+        )
+        .catch(notFound);
+      log.info("released the pod and pool addresses of a VM port whose server is gone", {
+        port: p.id,
+        server: ownerOfVm(p),
+        addresses: released,
+      });
+    }
+    const dropped = new Set([...made.filter((p) => gone.has(serverOf(p) ?? "")), ...orphanVmPorts].map((p) => p.id));
+    return {
+      vmPorts: vmPorts.filter((p) => !dropped.has(p.id)),
+      blockPorts: blockPorts.filter((p) => !dropped.has(p.id)),
+    };
   }
 
   async #read(): Promise<{ router: Router; desired: DesiredRoute[] }> {
     const { cfg, neutron } = this.#d;
-    const [vmPorts, allBlockPorts, router] = await Promise.all([
+    const [allVmPorts, allBlockPorts, router] = await Promise.all([
       neutron.listPorts({ tags: MIX_TAG }),
       neutron.listPorts({ tags: BLOCK_TAG }),
       neutron.getRouter(cfg.routerId),
     ]);
-    const blockPorts = await this.#releaseOrphanBlocks(allBlockPorts);
+    const kept = await this.#releaseGoneServers(allVmPorts, allBlockPorts);
+    const blockPorts = kept.blockPorts;
     const desired = desiredRoutes({
-      vmPorts: vmPorts.filter((p) => cfg.networks.includes(p.network_id)),
+      vmPorts: kept.vmPorts.filter((p) => cfg.networks.includes(p.network_id)),
       blockPorts: blockPorts.filter((p) => cfg.networks.includes(p.network_id)),
       podCidrs: this.#podCidrs,
       aggregate: cfg.aggregate,

@@ -21,11 +21,11 @@ import {
 } from "./pool.js";
 import type { IpamSession } from "./session.js";
 import { coolingKey, poolKey, subnetFields, type Allocation } from "./store.js";
-import { containerTag, ENI_TAG, ifnameTag, nodeTag } from "./tags.js";
+import { containerTag, ENI_POOL_NAME, ENI_TAG, eniPoolDescription, ifnameTag, nodeTag } from "./tags.js";
 
 /** An eni port kept in the node agent's pool. */
 export const ENI_POOL_TAG = "tcnp-eni-pool";
-const poolDescription = (serverId: string): string => `tcnp eni pool port on server ${serverId}`;
+const poolDescription = eniPoolDescription;
 
 export class EniPool {
   readonly key: string;
@@ -82,6 +82,7 @@ export class EniPool {
     const all = this.#records();
     return poolView({
       key: this.key,
+      mode: "eni",
       networks: this.#s.cfg.networks,
       records: all,
       free: this.#free(),
@@ -217,7 +218,7 @@ export class EniPool {
         const port = await d.neutron
           .createPort({
             network_id: subnet.network_id,
-            name: "tcnp-eni-pool",
+            name: ENI_POOL_NAME,
             description: poolDescription(serverId),
             fixed_ips: [{ subnet_id: subnet.id }],
             tags: ["tcnp", ENI_TAG, ENI_POOL_TAG, nodeTag(serverId)],

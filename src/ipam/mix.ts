@@ -13,7 +13,7 @@ import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
 import { coolingKey, subnetFields, type Allocation, type AllocationStore } from "./store.js";
 import type { NodeCache } from "./node-cache.js";
-import { MIX_TAG, nodeIpTag } from "./tags.js";
+import { MIX_TAG, nodeIpTag, nodeTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
 
 export interface MixDeps {
@@ -51,8 +51,10 @@ export async function candidateSubnets(
   return cfg.subnets.map((id) => all.find((s) => s.id === id)).filter((s): s is Subnet => s !== undefined);
 }
 
+// The VM port says it carries pods, via which address, and for which server: the route controller
+// releases the pods' addresses of a port whose server is gone (Nova unbinds a port it did not make).
 async function markPort(d: MixDeps, vm: VmPort, port: Port): Promise<void> {
-  for (const tag of [MIX_TAG, nodeIpTag(vm.nodeIp)]) {
+  for (const tag of [MIX_TAG, nodeIpTag(vm.nodeIp), nodeTag(vm.serverId)]) {
     if (!port.tags.includes(tag)) await d.neutron.addTag("ports", port.id, tag);
   }
 }

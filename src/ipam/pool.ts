@@ -33,6 +33,7 @@ export interface PoolTargets {
 
 export interface PoolView {
   key: string;
+  mode: "mix" | "eni";
   networks: string[];
   port?: string;
   free: string[];
@@ -91,6 +92,7 @@ export class CloudBackoff {
 /** A pool's view from its records (mix and eni alike). */
 export function poolView(o: {
   key: string;
+  mode: "mix" | "eni";
   networks: readonly string[];
   records: readonly Allocation[];
   free: readonly Allocation[];
@@ -104,6 +106,7 @@ export function poolView(o: {
   const { records: all, free, targets: t } = o;
   const v: PoolView = {
     key: o.key,
+    mode: o.mode,
     networks: [...o.networks],
     free: free.map((a) => a.ip!),
     inUse: all.filter((a) => a.state === "active").length,
@@ -182,6 +185,7 @@ export class MixPool {
     const all = this.#records();
     const v = poolView({
       key: this.key,
+      mode: "mix",
       networks: this.#s.cfg.networks,
       records: all,
       free: this.#free(all),

@@ -55,3 +55,17 @@ export function eniOwnerOf(p: Port): { containerId: string; ifname: string; serv
   if (m === null) return undefined;
   return { containerId: m[1]!, ifname: m[2]!, ...(m[3] === undefined ? {} : { serverId: m[3] }) };
 }
+
+/** The name and description of an eni pool port (set at create: found even if never tagged). */
+export const ENI_POOL_NAME = "tcnp-eni-pool";
+export const eniPoolDescription = (serverId: string): string => `tcnp eni pool port on server ${serverId}`;
+
+/**
+ * The Nova server that what tcnp made on a port belongs to: its node tag, an eni port's owner, a
+ * pool port's description; undefined when the port does not say (not tcnp's, or a mix VM port,
+ * whose server is its device_id).
+ */
+export function serverOf(p: Port): string | undefined {
+  const pool = /^tcnp eni pool port on server (\S+)$/.exec(p.description ?? "");
+  return nodeOf(p) ?? eniOwnerOf(p)?.serverId ?? pool?.[1];
+}

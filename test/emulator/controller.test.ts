@@ -3,7 +3,8 @@
 // paths, and how many API calls a reconcile costs.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { ROUTER, routeWorld } from "../helpers/route-world.js";
+import { containerTag, ENI_POOL_NAME, ENI_TAG, eniPoolDescription, ifnameTag, nodeTag } from "../../src/ipam/tags.js";
+import { NET, ROUTER, routeWorld } from "../helpers/route-world.js";
 
 const routesOf = (w: Awaited<ReturnType<typeof routeWorld>>): string[] =>
   w.em.world.routers[ROUTER]!.routes.map((r) => `${r.destination} ${r.nexthop}`).sort();
@@ -140,16 +141,65 @@ describe("vrouter-route-controller (emulator)", () => {
         .sort();
     assert.equal(blocks().length, 2);
     const gone = w.vms[0]!.serverId;
-    const mine = Object.values(w.em.world.ports).find((p) => p.tags.includes(`tcnp-node=${gone}`))!.name;
+    const blockOfServer = (id: string): string =>
+      Object.values(w.em.world.ports).find(
+        (p) => p.name.startsWith("tcnp-block-") && p.tags.includes(`tcnp-node=${id}`),
+      )!.name;
+    const mine = blockOfServer(gone);
     // The VM is deleted (its port and its pods' addresses go with it).
     await w.c.nova.deleteServer(gone);
     await w.em.settle();
     const { r } = w.controller();
     await r.reconcile();
+    assert.deepEqual(blocks(), [blockOfServer(w.vms[1]!.serverId)], `${mine} is released, the other node's kept`);
+  });
+
+  it("a server gone: its eni ports, pool ports, blocks and routes are released in one reconcile; nothing else", async () => {
+    const w = await routeWorld({ vms: 2 });
+    const [gone, kept] = [w.vms[0]!.serverId, w.vms[1]!.serverId];
+    const podsGone = await w.addPods(0, 2);
+    const podsKept = await w.addPods(1, 2);
+    const subnet = Object.values(w.em.world.subnets)[0]!.id;
+    const mk = async (name: string, tags: string[], description = ""): Promise<string> => {
+      const p = await w.c.neutron.createPort({
+        network_id: NET,
+        name,
+        description,
+        fixed_ips: [{ subnet_id: subnet }],
+      });
+      if (tags.length > 0) await w.c.neutron.setTags("ports", p.id, tags);
+      return p.id;
+    };
+    const eniGone = await mk("pod", ["tcnp", ENI_TAG, containerTag("c1"), ifnameTag("eth0"), nodeTag(gone)]);
+    // A pool port whose tags were never written (its create answer was lost): found by its name.
+    const poolGone = await mk(ENI_POOL_NAME, [], eniPoolDescription(gone));
+    const eniKept = await mk("pod", ["tcnp", ENI_TAG, containerTag("c2"), ifnameTag("eth0"), nodeTag(kept)]);
+    const foreign = await mk("someone-elses", ["app=db", nodeTag(gone).replace("tcnp-", "other-")]);
+    const { r } = w.controller({ aggregate: false });
+    await r.reconcile();
+    const routes = (): string[] => w.em.world.routers[ROUTER]!.routes.map((x) => x.destination).sort();
+    assert.deepEqual(routes(), [...podsGone, ...podsKept].map((ip) => `${ip}/32`).sort());
+
+    await w.c.nova.deleteServer(gone);
+    await w.em.settle();
+    const { r: r2 } = w.controller({ aggregate: false });
+    await r2.reconcile();
+    const ports = new Set(Object.keys(w.em.world.ports));
+    assert.ok(!ports.has(eniGone), "the gone server's eni port is deleted");
+    assert.ok(!ports.has(poolGone), "the gone server's untagged pool port is deleted");
+    assert.ok(ports.has(eniKept), "the other node's eni port is kept");
+    assert.ok(ports.has(foreign), "a port tcnp did not make is never touched");
+    assert.deepEqual(routes(), podsKept.map((ip) => `${ip}/32`).sort(), "only the live node's pods keep routes");
+    // The gone VM's port (not Nova's to delete: unbound) keeps its own address, not its pods', and no tcnp tag.
+    const vmPort = w.em.world.ports[w.vms[0]!.portId]!;
+    assert.equal(vmPort.device_id, "");
     assert.deepEqual(
-      blocks(),
-      [Object.values(w.em.world.ports).find((p) => p.tags.includes(`tcnp-node=${w.vms[1]!.serverId}`))!.name],
-      `${mine} is released, the other node's kept`,
+      vmPort.fixed_ips.map((f) => f.ip_address),
+      [w.vms[0]!.nodeIp],
+    );
+    assert.deepEqual(
+      vmPort.tags.filter((t) => t.startsWith("tcnp")),
+      [],
     );
   });
 
