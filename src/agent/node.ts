@@ -117,8 +117,8 @@ export class NodeLifecycle {
     await this.#kube.patchNode(this.#name, {
       metadata: { annotations: { [CAPACITY_ANNOTATION]: JSON.stringify(cap) } },
     });
-    const res = `/status/capacity/${ENI_RESOURCE.replace("/", "~1")}`;
-    if (cap.eni > 0) await this.#kube.patchNodeStatus(this.#name, [{ op: "add", path: res, value: String(cap.eni) }]);
+    if (cap.eni > 0)
+      await this.#kube.patchNodeStatus(this.#name, { status: { capacity: { [ENI_RESOURCE]: String(cap.eni) } } });
     this.#log.info("node capacity published", { ...cap });
   }
 }

@@ -153,14 +153,14 @@ export class Kube {
       "application/merge-patch+json",
     );
   }
-  /** A JSON patch of a Node's status (extended resources are advertised this way). */
-  async patchNodeStatus(name: string, ops: unknown[]): Promise<KubeNode> {
+  /** A JSON merge patch of a Node's status (extended resources are advertised in its capacity). */
+  async patchNodeStatus(name: string, patch: unknown): Promise<KubeNode> {
     return this.#req<KubeNode>(
       "PATCH",
       `/api/v1/nodes/${encodeURIComponent(name)}/status`,
-      ops,
+      patch,
       [200],
-      "application/json-patch+json",
+      "application/merge-patch+json",
     );
   }
 

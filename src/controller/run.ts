@@ -196,7 +196,19 @@ export async function startController(
         });
     };
     timers.push(setInterval(tick, cfg.intervalMs));
-    if (elector !== undefined) timers.push(setInterval(() => void elector.tick(), cfg.kubernetes.renewMs));
+    // A replica that takes the Lease over reconciles at once, not at its next interval.
+    if (elector !== undefined)
+      timers.push(
+        setInterval(() => {
+          const was = elector.isLeader;
+          elector.tick().then(
+            (leads) => {
+              if (leads && !was) tick();
+            },
+            () => undefined,
+          );
+        }, cfg.kubernetes.renewMs),
+      );
     // Pod events wake the loop early (coalesced), so the interval can stay long.
     if (access !== undefined && cfg.kubernetes.watchPods) {
       let pending: NodeJS.Timeout | undefined;

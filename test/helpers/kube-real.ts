@@ -15,7 +15,7 @@ const deb = (n: string): string => path.join(K8S_DIR, "debs", "root", "usr", "bi
 
 /** Why the control plane cannot run here (scripts/k8s/build.sh not run), else undefined. */
 export function controlPlaneSkipReason(): string | undefined {
-  for (const f of [bin("kube-apiserver"), bin("kube-controller-manager"), deb("etcd"), deb("kubectl")])
+  for (const f of [bin("kube-apiserver"), deb("etcd"), deb("kubectl")])
     if (!fs.existsSync(f)) return skipUnlessRequired(`needs ${f} (scripts/k8s/build.sh builds it)`);
   if (spawnOk("openssl", ["version"]) === false) return skipUnlessRequired("needs openssl");
   return undefined;
@@ -209,7 +209,12 @@ export async function startControlPlane(opts: { controllerManager?: boolean } = 
       const i = out.lastIndexOf("\n");
       const code = Number(out.slice(i + 1));
       if (code < 200 || code >= 300) throw new Error(`${method} ${pth}: ${code} ${out.slice(0, i).slice(0, 300)}`);
-      return JSON.parse(out.slice(0, i) || "{}") as T;
+      const text = out.slice(0, i);
+      try {
+        return JSON.parse(text || "{}") as T;
+      } catch {
+        return text as T; // /readyz, /healthz: plain text
+      }
     };
     // Ready: /readyz answers ok (etcd up, the bootstrap RBAC roles in place).
     const end = Date.now() + 120_000;

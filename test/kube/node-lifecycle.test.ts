@@ -35,7 +35,7 @@ describe("node lifecycle kept by the agent (real kube-apiserver)", { skip: skip 
     const plugins = conf["plugins"] as Array<Record<string, unknown>>;
     plugins[0]!["ipam"] = { ...(plugins[0]!["ipam"] as object), pool: { warmTarget: 2, maximum: 6 } };
     w.install(vm, "10-cnichain.conflist", conf);
-    relay = await proxyLoopback(vm.nsName, [Number(new URL(cp.url).port)]);
+    relay = await proxyLoopback(vm.ns, [Number(new URL(cp.url).port)]);
   });
   after(async () => {
     agent?.kill("SIGKILL");
