@@ -425,7 +425,7 @@ export function floatingIpRoutes(em: Emulator): Route[] {
         tags: [],
         created_at: now,
         updated_at: now,
-        description: "",
+        description: typeof b["description"] === "string" ? b["description"] : "",
       };
       port.device_id = fip.id;
       try {
@@ -442,10 +442,9 @@ export function floatingIpRoutes(em: Emulator): Route[] {
       const f = get(c);
       const b = bodyOf(c, "floatingip");
       checkIfMatch(em, c, f, f, "floatingips");
-      if ("port_id" in b) {
-        associate(em, t, f, b["port_id"], b["fixed_ip_address"]);
-        touch(em, f);
-      }
+      if ("port_id" in b) associate(em, t, f, b["port_id"], b["fixed_ip_address"]);
+      if (typeof b["description"] === "string") f.description = b["description"];
+      if ("port_id" in b || typeof b["description"] === "string") touch(em, f);
       return json(200, { floatingip: f });
     }),
     route("DELETE", "/v2.0/floatingips/:id", (c) => {

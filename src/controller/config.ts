@@ -37,6 +37,8 @@ export interface ControllerConfig {
   /** "auto" uses add/remove_extraroutes when advertised, else PUT with If-Match. */
   apply: "auto" | "atomic" | "put";
   listen?: string;
+  /** The external network pods' floating IPs come from (pod annotation tcnp.io/floating-ip). */
+  floatingIpNetwork?: string;
   kubernetes: KubernetesConfig;
   logFile?: string;
 }
@@ -120,6 +122,11 @@ export function parseControllerConfig(text: string, file: string, src: Credentia
   const limit = num("routeLimit", undefined, 1);
   if (limit !== undefined) out.routeLimit = limit;
   if (typeof raw["listen"] === "string") out.listen = raw["listen"];
+  const fipNet = raw["floatingIpNetwork"];
+  if (fipNet !== undefined) {
+    if (typeof fipNet !== "string" || !UUID.test(fipNet)) bad(`"floatingIpNetwork" must be the external network's ID`);
+    out.floatingIpNetwork = fipNet as string;
+  }
   if (typeof raw["logFile"] === "string") out.logFile = raw["logFile"];
   return out;
 }

@@ -31,6 +31,7 @@ export interface PodInfo {
   name: string;
   uid: string;
   ip?: string;
+  annotations?: Record<string, string>;
 }
 
 export class KubeError extends Error {
@@ -190,17 +191,39 @@ export class Kube {
 
   async listPods(): Promise<PodInfo[]> {
     const r = await this.#req<{
-      items: Array<{ metadata: { namespace: string; name: string; uid: string }; status?: { podIP?: string } }>;
+      items: Array<{
+        metadata: { namespace: string; name: string; uid: string; annotations?: Record<string, string> };
+        status?: { podIP?: string };
+      }>;
     }>("GET", "/api/v1/pods");
     return r.items.map((p) => ({
       namespace: p.metadata.namespace,
       name: p.metadata.name,
       uid: p.metadata.uid,
       ...(p.status?.podIP === undefined ? {} : { ip: p.status.podIP }),
+      ...(p.metadata.annotations === undefined ? {} : { annotations: p.metadata.annotations }),
     }));
   }
 
-  async createEvent(pod: PodInfo, reason: string, message: string, component: string, now: Date): Promise<void> {
+  /** Set (or, with null, remove) annotations of a pod: a JSON merge patch. */
+  async annotatePod(pod: PodInfo, annotations: Record<string, string | null>): Promise<void> {
+    await this.#req(
+      "PATCH",
+      `/api/v1/namespaces/${pod.namespace}/pods/${pod.name}`,
+      { metadata: { annotations } },
+      [200],
+      "application/merge-patch+json",
+    );
+  }
+
+  async createEvent(
+    pod: PodInfo,
+    reason: string,
+    message: string,
+    component: string,
+    now: Date,
+    type: "Warning" | "Normal" = "Warning",
+  ): Promise<void> {
     const t = now.toISOString();
     await this.#req("POST", `/api/v1/namespaces/${pod.namespace}/events`, {
       apiVersion: "v1",
@@ -209,7 +232,7 @@ export class Kube {
       involvedObject: { apiVersion: "v1", kind: "Pod", namespace: pod.namespace, name: pod.name, uid: pod.uid },
       reason,
       message,
-      type: "Warning",
+      type,
       source: { component },
       firstTimestamp: t,
       lastTimestamp: t,

@@ -13,6 +13,7 @@ import { nodeFetch } from "../openstack/node-fetch.js";
 import { systemClock, type Clock } from "../base/clock.js";
 import { ConfigError, parseControllerConfig, type ControllerConfig } from "./config.js";
 import { serveControllerHttp } from "./http.js";
+import { syncFloatingIps } from "./floating.js";
 import { Kube, kubeAccess, watchPods, type AccessNeed } from "./kube.js";
 import { LeaderElector } from "./leader.js";
 import { Metrics } from "./metrics.js";
@@ -56,7 +57,7 @@ function podLocator(kube: Kube, log: Logger, clock: Clock): PodLocator {
  * Before anything runs: the permissions the configuration needs, asked of the API server. A role
  * missing a verb fails the start with the list, instead of a 403 somewhere in a loop.
  */
-async function checkAccess(kube: Kube, k: ControllerConfig["kubernetes"]): Promise<void> {
+async function checkAccess(kube: Kube, k: ControllerConfig["kubernetes"], floating: boolean): Promise<void> {
   const needs: AccessNeed[] = [
     { verb: "get", resource: "leases", group: "coordination.k8s.io", namespace: k.leaseNamespace },
     { verb: "create", resource: "leases", group: "coordination.k8s.io", namespace: k.leaseNamespace },
@@ -65,6 +66,10 @@ async function checkAccess(kube: Kube, k: ControllerConfig["kubernetes"]): Promi
   if (k.events || k.watchPods) needs.push({ verb: "list", resource: "pods" });
   if (k.watchPods) needs.push({ verb: "watch", resource: "pods" });
   if (k.events) needs.push({ verb: "create", resource: "events" });
+  if (floating) {
+    needs.push({ verb: "list", resource: "pods" }, { verb: "patch", resource: "pods" });
+    if (!k.events) needs.push({ verb: "create", resource: "events" });
+  }
   let missing: string[];
   try {
     missing = await kube.missingAccess(needs);
@@ -116,7 +121,8 @@ export async function startController(
           nodeFetch({ timeoutMs: 10_000, ...(access.caCert === undefined ? {} : { caCert: access.caCert }) }),
           access,
         );
-  if (kube !== undefined && opts.loop !== false) await checkAccess(kube, cfg.kubernetes);
+  if (kube !== undefined && opts.loop !== false)
+    await checkAccess(kube, cfg.kubernetes, cfg.floatingIpNetwork !== undefined);
   const reconciler = new Reconciler({
     cfg,
     neutron: clients.neutron,
@@ -148,6 +154,21 @@ export async function startController(
       if (elector !== undefined && !elector.isLeader && !(await elector.tick())) return undefined;
       try {
         const result = await reconciler.reconcile();
+        if (kube !== undefined && cfg.floatingIpNetwork !== undefined) {
+          const f = await syncFloatingIps({
+            neutron: clients.neutron,
+            kube,
+            network: cfg.floatingIpNetwork,
+            networks: cfg.networks,
+            log,
+            now: () => clock.now(),
+          });
+          metrics.set(
+            "tcnp_floating_ips_failed",
+            "Pods whose floating IP could not be associated (last pass).",
+            f.failed,
+          );
+        }
         c.last = { at: clock.now(), ok: true, result };
         return result;
       } catch (e) {

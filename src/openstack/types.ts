@@ -95,6 +95,7 @@ export interface FloatingIp {
   project_id?: string;
   revision_number: number;
   tags: string[];
+  description?: string;
 }
 
 export interface SecurityGroup {

@@ -18,8 +18,10 @@ export interface KubeDouble {
   /** Send a pod event to every open watch. */
   podEvent(
     type: "ADDED" | "MODIFIED" | "DELETED",
-    pod: { namespace: string; name: string; uid: string; ip?: string },
+    pod: { namespace: string; name: string; uid: string; ip?: string; annotations?: Record<string, string> },
   ): void;
+  /** The pods as the double holds them now (annotations written by PATCH included). */
+  pods(): Array<{ namespace: string; name: string; uid: string; ip?: string; annotations?: Record<string, string> }>;
   close(): Promise<void>;
 }
 
@@ -27,12 +29,13 @@ export function kubeDouble(): Promise<KubeDouble> {
   const leases = new Map<string, Lease>();
   const events: unknown[] = [];
   const authorizations: string[] = [];
-  const pods = new Map<string, { namespace: string; name: string; uid: string; ip?: string }>();
+  type Pod = { namespace: string; name: string; uid: string; ip?: string; annotations?: Record<string, string> };
+  const pods = new Map<string, Pod>();
   const watches = new Set<http.ServerResponse>();
   const denied = new Set<string>();
   let rv = 1;
-  const podObject = (p: { namespace: string; name: string; uid: string; ip?: string }): unknown => ({
-    metadata: { namespace: p.namespace, name: p.name, uid: p.uid },
+  const podObject = (p: Pod): unknown => ({
+    metadata: { namespace: p.namespace, name: p.name, uid: p.uid, annotations: p.annotations ?? {} },
     status: p.ip === undefined ? {} : { podIP: p.ip },
   });
   const srv = http.createServer((req, res) => {
@@ -77,6 +80,19 @@ export function kubeDouble(): Promise<KubeDouble> {
         return;
       }
       if (req.url === "/api/v1/pods") return send(200, { items: [...pods.values()].map(podObject) });
+      const pm = /^\/api\/v1\/namespaces\/([^/]+)\/pods\/([^/]+)$/.exec(req.url ?? "");
+      if (pm !== null && req.method === "PATCH") {
+        const p = [...pods.values()].find((x) => x.namespace === pm[1] && x.name === pm[2]);
+        if (p === undefined) return send(404, { code: 404 });
+        const patch = JSON.parse(body) as { metadata?: { annotations?: Record<string, string | null> } };
+        const a = { ...(p.annotations ?? {}) };
+        for (const [k, v] of Object.entries(patch.metadata?.annotations ?? {})) {
+          if (v === null) delete a[k];
+          else a[k] = v;
+        }
+        p.annotations = a;
+        return send(200, podObject(p));
+      }
       if (req.method === "POST" && /\/api\/v1\/namespaces\/[^/]+\/events/.test(req.url ?? "")) {
         events.push(JSON.parse(body));
         return send(201, {});
@@ -98,6 +114,7 @@ export function kubeDouble(): Promise<KubeDouble> {
           for (const w of watches) w.destroy();
           watches.clear();
         },
+        pods: () => [...pods.values()],
         podEvent(type, pod) {
           if (type === "DELETED") pods.delete(pod.uid);
           else pods.set(pod.uid, pod);
