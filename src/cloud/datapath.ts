@@ -1,9 +1,9 @@
 // The emulator's data-path hooks on a real (or fake) kernel, for the lab: a Nova attach plugs a NIC
 // with the port's MAC into the VM's namespace, wired to the network's bridge; a detach unplugs it;
-// router route changes become kernel routes in the router's namespace.
+// router route changes become kernel routes in the router's namespace; floating IPs become NAT there.
 import type { Kernel } from "../kernel/types.js";
 import type { Logger } from "../log/logger.js";
-import type { Port, Router } from "../openstack/types.js";
+import type { FloatingIp, Port, Router } from "../openstack/types.js";
 import type { DataPathHooks, Emulator } from "./emulator.js";
 import type { DataPathMap } from "./seed.js";
 import type { ServerRec } from "./world.js";
@@ -104,6 +104,43 @@ export function kernelDataPath(em: Emulator, kernel: Kernel, map: DataPathMap, l
       const r = lookup(map.routers, router.id, router.name);
       if (r === undefined) return;
       await syncRouterRoutes(kernel, r.netns, router.routes, log, router.name);
+    },
+    // What a Neutron L3 agent does for floating IPs: the router answers for each on its external
+    // interface and NATs it to the fixed IP (in: DNAT; out: SNAT).
+    async floatingIps(router: Router, fips: FloatingIp[]): Promise<void> {
+      const r = lookup(map.routers, router.id, router.name);
+      if (r?.external === undefined) return;
+      const ns = nsPath(r.netns);
+      const dev = r.external;
+      const active = fips.filter((f) => f.fixed_ip_address !== null);
+      const want = new Set(active.map((f) => `${f.floating_ip_address}/32`));
+      const have = (await kernel.listAddresses(ns, dev)).filter((a) => a.cidr.endsWith("/32"));
+      for (const a of have) if (!want.has(a.cidr)) await kernel.deleteAddress(ns, { cidr: a.cidr, dev });
+      for (const cidr of want) if (!have.some((a) => a.cidr === cidr)) await kernel.addAddress(ns, { cidr, dev });
+      await kernel.applyIptables(ns, {
+        chains: [
+          {
+            table: "nat",
+            name: "FIP-DNAT",
+            rules: active.map((f) => `-d ${f.floating_ip_address}/32 -j DNAT --to-destination ${f.fixed_ip_address}`),
+          },
+          {
+            table: "nat",
+            name: "FIP-SNAT",
+            rules: active.map(
+              (f) => `-s ${f.fixed_ip_address}/32 -o ${dev} -j SNAT --to-source ${f.floating_ip_address}`,
+            ),
+          },
+        ],
+        jumps: [
+          { table: "nat", chain: "PREROUTING", rule: "-j FIP-DNAT" },
+          { table: "nat", chain: "POSTROUTING", rule: "-j FIP-SNAT" },
+        ],
+      });
+      log?.info("floating IPs in the router's data path", {
+        router: router.name,
+        fips: active.map((f) => `${f.floating_ip_address}->${f.fixed_ip_address}`),
+      });
     },
   };
 }

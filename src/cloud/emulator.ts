@@ -3,7 +3,7 @@
 // hooks. Tests hand `emulator.fetch` to the client; `tcnp cloud` serves the same handler on sockets.
 import * as fs from "node:fs";
 import { NetworkError, type HttpRequest, type HttpResponse } from "../openstack/http.js";
-import type { Port, Router } from "../openstack/types.js";
+import type { FloatingIp, Port, Router } from "../openstack/types.js";
 import { adminRoutes } from "./admin.js";
 import {
   ApiError,
@@ -88,6 +88,8 @@ export interface DataPathHooks {
   attach?(server: ServerRec, port: Port): Promise<void>;
   detach?(server: ServerRec, port: Port): Promise<void>;
   routes?(router: Router): Promise<void>;
+  /** The router's associated floating IPs changed: `fips` are all of them now. */
+  floatingIps?(router: Router, fips: FloatingIp[]): Promise<void>;
 }
 
 export interface EmulatorOptions {

@@ -317,6 +317,19 @@ export function routerRoutes(em: Emulator): Route[] {
   ];
 }
 
+/** The data path follows the floating IPs of the routers a change touched. */
+async function floatingIpsChanged(em: Emulator, routerIds: Array<string | null>): Promise<void> {
+  if (em.hooks.floatingIps === undefined) return;
+  for (const id of new Set(routerIds)) {
+    const r = id === null ? undefined : em.world.routers[id];
+    if (r === undefined) continue;
+    await em.hooks.floatingIps(
+      r,
+      Object.values(em.world.floatingips).filter((f) => f.router_id === r.id),
+    );
+  }
+}
+
 const badFip = (msg: string): ApiError => new ApiError(400, "BadRequest", `Bad floatingip request: ${msg}.`);
 
 function associate(em: Emulator, t: TokenRec, fip: FloatingIp, portId: unknown, fixedIp: unknown): void {
@@ -435,17 +448,18 @@ export function floatingIpRoutes(em: Emulator): Route[] {
         throw e;
       }
       em.world.floatingips[fip.id] = fip;
-      return json(201, { floatingip: fip });
+      return floatingIpsChanged(em, [fip.router_id]).then(() => json(201, { floatingip: fip }));
     }),
     route("PUT", "/v2.0/floatingips/:id", (c) => {
       const t = token(em, c);
       const f = get(c);
       const b = bodyOf(c, "floatingip");
       checkIfMatch(em, c, f, f, "floatingips");
+      const before = f.router_id;
       if ("port_id" in b) associate(em, t, f, b["port_id"], b["fixed_ip_address"]);
       if (typeof b["description"] === "string") f.description = b["description"];
       if ("port_id" in b || typeof b["description"] === "string") touch(em, f);
-      return json(200, { floatingip: f });
+      return floatingIpsChanged(em, [before, f.router_id]).then(() => json(200, { floatingip: f }));
     }),
     route("DELETE", "/v2.0/floatingips/:id", (c) => {
       const f = get(c);
@@ -454,7 +468,7 @@ export function floatingIpRoutes(em: Emulator): Route[] {
       );
       if (port !== undefined) delete em.world.ports[port.id];
       delete em.world.floatingips[f.id];
-      return empty(204);
+      return floatingIpsChanged(em, [f.router_id]).then(() => empty(204));
     }),
   ];
 }

@@ -26,8 +26,8 @@ export interface DataPathMap {
   networks?: Record<string, { netns: string; bridge: string }>;
   /** server id or name → the namespace that is the VM */
   servers?: Record<string, { netns: string }>;
-  /** router id or name → the namespace that is the router */
-  routers?: Record<string, { netns: string }>;
+  /** router id or name → the namespace that is the router (and its external interface, for floating IPs) */
+  routers?: Record<string, { netns: string; external?: string }>;
 }
 
 export interface Seed {

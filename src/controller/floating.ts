@@ -10,6 +10,9 @@ import type { Neutron } from "../openstack/neutron.js";
 import type { FloatingIp } from "../openstack/types.js";
 import type { Kube, PodInfo } from "./kube.js";
 
+/** Where pods come from: the Kubernetes API (or the lab's own list of its pods). */
+export type PodSource = Pick<Kube, "listPods" | "annotatePod" | "createEvent">;
+
 export const FIP_ANNOTATION = "tcnp.io/floating-ip";
 export const FIP_ADDRESS_ANNOTATION = "tcnp.io/floating-ip-address";
 const ALLOCATED = "tcnp floating IP of pod ";
@@ -32,7 +35,7 @@ const podUid = (f: FloatingIp): string | undefined => {
 /** One pass: every annotated pod with an address gets its floating IP; those of pods gone are let go. */
 export async function syncFloatingIps(d: {
   neutron: Neutron;
-  kube: Kube;
+  kube: PodSource;
   /** The external network floating IPs come from. */
   network: string;
   /** The pod networks (where the pods' ports are). */

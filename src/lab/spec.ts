@@ -50,8 +50,22 @@ export function labSeed(vms: number): Seed {
           },
         ],
       },
+      {
+        // The external network behind the router: floating IPs come from it (the router's data
+        // path answers for them on its external interface, where the lab's outside client is).
+        name: "ext",
+        external: true,
+        subnets: [
+          {
+            name: "ext-v4",
+            cidr: LAB.externalCidr,
+            enable_dhcp: false,
+            allocation_pools: [{ start: "203.0.113.100", end: "203.0.113.199" }],
+          },
+        ],
+      },
     ],
-    routers: [{ id: LAB.router, name: "lab-router", interfaces: ["mix-v4", "eni-v4"] }],
+    routers: [{ id: LAB.router, name: "lab-router", interfaces: ["mix-v4", "eni-v4"], external_network: "ext" }],
     servers: Array.from({ length: vms }, (_, i) => ({
       id: labServerId(i + 1),
       name: `vm${i + 1}`,

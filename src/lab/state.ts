@@ -19,6 +19,8 @@ export interface LabPod {
   containerId: string;
   podName: string;
   ip?: string;
+  /** The floating IP the route controller's floating IP code associated with it (embedded cloud). */
+  floatingIp?: string;
 }
 
 export interface LabState {

@@ -11,6 +11,12 @@ import type { Io } from "../base/io.js";
 import { namedNetns, netnsName, type Kernel } from "../kernel/types.js";
 import { cidrContains, parseCidr, parseIp } from "../net/ip.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
+import type { HttpFetch } from "../openstack/http.js";
+import { createClients } from "../openstack/clients.js";
+import { systemClock } from "../base/clock.js";
+import { nullLogger } from "../log/logger.js";
+import { FIP_ADDRESS_ANNOTATION, FIP_ANNOTATION, syncFloatingIps } from "../controller/floating.js";
+import type { PodInfo } from "../controller/kube.js";
 import { buildTopology, describeTopology, topologyNamespaces, type Topology, type TopologySpec } from "./topology.js";
 import { provision, realClients } from "./real.js";
 import { renderMatrix, runCheck, type Check, type CheckResult } from "./matrix.js";
@@ -147,7 +153,7 @@ async function embeddedCloud(o: LabOptions, s: LabState, say: (m: string) => voi
           [LAB.eniNet]: { netns: topo.ns.net, bridge: topo.bridge(LAB.eniNet) },
         },
         servers: Object.fromEntries(spec.vms.map((v) => [v.serverId, { netns: topo.ns.vms[v.name]! }])),
-        routers: { [LAB.router]: { netns: topo.ns.router } },
+        routers: { [LAB.router]: { netns: topo.ns.router, external: "qg" } },
       },
     }),
   );
@@ -403,6 +409,7 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
     }
   }
   await services(o, s, say);
+  if (s.cloud === undefined) await floatingIp(s, cs, say);
   // Every mix pod covered by a route in the router's data plane (the controller may aggregate).
   const rtr = namedNetns(`${LAB.prefix}-rtr`);
   const gwRoutes = async (): Promise<Array<{ dst: string; gw: string }>> =>
@@ -445,6 +452,56 @@ export function cni(
       CNI_ARGS: `IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.podName}`,
     },
   });
+}
+
+// A floating IP for vm1's mix pod, by the route controller's own floating IP code (the pod asks
+// with the annotation "auto", as it would in Kubernetes); the embedded Neutron's data path NATs it
+// in the router. The cloud answers inside the lab only: requests go through its socket.
+async function floatingIp(s: LabState, cs: CloudSide, say: (m: string) => void): Promise<void> {
+  const pod = s.pods.find((p) => p.podName === "vm1-mix-a")!;
+  const sock = `http+unix://${encodeURIComponent(s.cloudSocket!)}`;
+  const base = nodeFetch({ timeoutMs: 30_000 });
+  const fetch: HttpFetch = (req, opts) => base({ ...req, url: req.url.replace(/^http:\/\/[^/]+/, sock) }, opts);
+  // The lab's documented admin user (the VMs' configurations carry the same).
+  const clients = createClients({
+    auth: {
+      authUrl: `${sock}/v3`,
+      username: "admin",
+      password: "secret",
+      projectName: "admin",
+      userDomainId: "default",
+      projectDomainId: "default",
+      interface: "public",
+    },
+    fetch,
+    clock: systemClock,
+  });
+  const ext = (await clients.neutron.listNetworks({ name: "ext" }))[0]!;
+  const info: PodInfo = {
+    namespace: "default",
+    name: pod.podName,
+    uid: pod.containerId,
+    ip: pod.ip!,
+    annotations: { [FIP_ANNOTATION]: "auto" },
+  };
+  const r = await syncFloatingIps({
+    neutron: clients.neutron,
+    kube: {
+      listPods: async () => [info],
+      annotatePod: async (_p, a) => {
+        const fip = a[FIP_ADDRESS_ANNOTATION];
+        if (typeof fip === "string") pod.floatingIp = fip;
+      },
+      createEvent: async (_p, reason, message) => say(`  event ${reason}: ${message}`),
+    },
+    network: ext.id,
+    networks: [cs.mixNet, cs.eniNet],
+    log: nullLogger,
+    now: () => Date.now(),
+  });
+  if (pod.floatingIp === undefined) throw new Error(`no floating IP for ${pod.podName} (${JSON.stringify(r)})`);
+  writeLab(s);
+  say(`floating IP ${pod.floatingIp} → ${pod.podName} (${pod.ip}), NAT in the router namespace`);
 }
 
 // Echo servers in three pods, and the rules kube-proxy would make: a ClusterIP on every VM whose
@@ -548,6 +605,22 @@ export function labChecks(s: LabState): Check[] {
       "tcp",
     ),
     p({ path: "outside → pod via router (mix)", from: "outside", to: m2.podName, ns: ext, target: m2.ip! }),
+    ...(m1.floatingIp === undefined
+      ? []
+      : [
+          p(
+            {
+              path: "outside → pod via floating IP",
+              from: "outside",
+              to: `${m1.floatingIp} → ${m1.podName}`,
+              ns: ext,
+              target: m1.floatingIp,
+              port: LAB.podPort,
+              expect: m1.podName,
+            },
+            "tcp",
+          ),
+        ]),
     p({ path: "outside → pod via router (eni)", from: "outside", to: e2.podName, ns: ext, target: e2.ip! }),
     p(
       {

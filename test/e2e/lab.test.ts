@@ -102,16 +102,18 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     lab = readState();
     assert.equal(lab.status, "up");
     assert.equal(lab.pods.length, 6);
+    assert.match(lab.pods.find((p) => p.podName === "vm1-mix-a")?.floatingIp ?? "", /^203\.0\.113\.1\d\d$/);
     const rows = r.stdout.split("\n").filter((l) => /^\s*(✓|✗)/.test(l));
-    assert.equal(rows.length, 15, `15 matrix rows:\n${r.stdout}`);
+    assert.equal(rows.length, 16, `16 matrix rows:\n${r.stdout}`);
     assert.equal(rows.filter((l) => l.trim().startsWith("✗")).length, 0, `every path works:\n${r.stdout}`);
-    assert.match(r.stdout, /15 of 15 paths work/);
+    assert.match(r.stdout, /16 of 16 paths work/);
     assert.doesNotMatch(r.stdout + r.stderr, /\bsecret\b/, "the cloud's password is never printed");
     for (const path of [
       "pod → pod, other VM (mix)",
       "pod → Service (eni)",
       "outside → pod via router (mix)",
       "outside → NodePort → local pod (eni)",
+      "outside → pod via floating IP",
     ])
       assert.ok(r.stdout.includes(path), path);
   });
