@@ -19,6 +19,9 @@ export interface PodLocator {
   reportMissing(missing: Array<{ ip: string; serverId: string }>, why: string): Promise<void>;
 }
 
+/** How often untagged eni pool ports are looked for by name (see #releaseGoneServers). */
+const UNTAGGED_CHECK_MS = 60_000;
+
 export interface ReconcileResult {
   desired: number;
   installed: number;
@@ -45,8 +48,6 @@ export interface ReconcilerDeps {
 }
 
 /** How often the reservations' owners are looked up in Nova (one GET per node, not per reconcile). */
-/** How often the servers tcnp's ports name are checked in Nova (see #releaseGoneServers). */
-export const OWNER_CHECK_MS = 60_000;
 
 const M = {
   desired: ["tcnp_router_routes_desired", "Routes the router should hold for mix-mode pods"],
@@ -73,7 +74,7 @@ export class Reconciler {
   #nodeCidrs: string[] = [];
   #limit: number | undefined;
   #lastMissing = "";
-  #ownersCheckedAt = -Infinity;
+  #untaggedCheckedAt = -Infinity;
   /** The server each mix VM port was bound to at the last check. */
   #boundTo = new Map<string, string>();
 
@@ -107,21 +108,26 @@ export class Reconciler {
     });
   }
 
-  // What tcnp made for a VM outlives it unless someone lets it go: every minute, the servers that
-  // tcnp's ports name are looked up in Nova, and for each that is gone (404) its eni ports, eni
+  // What tcnp made for a VM outlives it unless someone lets it go: every reconcile, the servers that
+  // tcnp's ports name are looked up in Nova (one list, then a GET for each one missing from it), and for each that is gone (404) its eni ports, eni
   // pool ports and block reservations are deleted, and a mix VM port that outlived it (a port the
   // operator made, which Nova unbinds) loses its pods' and pool's addresses and tcnp's tags, so
   // their routes go in this same reconcile. The server of an unbound port is the one it was bound
   // to at the previous check (a port bound to a server that is gone counts too). Ports tcnp did not tag or name are never looked at; a
   // server Nova cannot answer for (any error but 404) is kept.
-  async #releaseGoneServers(vmPorts: Port[], blockPorts: Port[]): Promise<{ vmPorts: Port[]; blockPorts: Port[] }> {
-    const { nova, neutron, clock, log, cfg } = this.#d;
-    if (nova === undefined || clock.now() - this.#ownersCheckedAt < OWNER_CHECK_MS) return { vmPorts, blockPorts };
-    this.#ownersCheckedAt = clock.now();
-    const [eniPorts, poolPorts] = await Promise.all([
-      neutron.listPorts({ tags: ENI_TAG }),
-      neutron.listPorts({ name: ENI_POOL_NAME }),
-    ]);
+  async #releaseGoneServers(
+    vmPorts: Port[],
+    blockPorts: Port[],
+    eniPorts: Port[],
+  ): Promise<{ vmPorts: Port[]; blockPorts: Port[] }> {
+    const { nova, neutron, log, cfg } = this.#d;
+    if (nova === undefined) return { vmPorts, blockPorts };
+    // Pool ports whose tags were never written (a create answer lost) are found by name, now and then.
+    let poolPorts: Port[] = [];
+    if (this.#d.clock.now() - this.#untaggedCheckedAt >= UNTAGGED_CHECK_MS) {
+      poolPorts = await neutron.listPorts({ name: ENI_POOL_NAME });
+      this.#untaggedCheckedAt = this.#d.clock.now();
+    }
     const made = [...new Map([...eniPorts, ...poolPorts, ...blockPorts].map((p) => [p.id, p])).values()];
     const owners = new Set<string>();
     for (const p of made) {
@@ -135,8 +141,12 @@ export class Reconciler {
       const o = ownerOfVm(p);
       if (o !== undefined) owners.add(o);
     }
+    // One list of the servers that exist; only those missing from it are looked up one by one
+    // (a 404 confirms it: a server created since the list is found).
+    const listed = owners.size === 0 ? new Set<string>() : await nova.listServerIds();
     const gone = new Set<string>();
     for (const server of owners) {
+      if (listed.has(server)) continue;
       try {
         await nova.getServer(server);
       } catch (e) {
@@ -145,7 +155,13 @@ export class Reconciler {
       }
     }
     const orphanVmPorts = vmPorts.filter((p) => gone.has(ownerOfVm(p) ?? ""));
-    this.#boundTo = new Map(vmPorts.filter((p) => p.device_id !== "").map((p) => [p.id, p.device_id]));
+    // Bound ports: their server now; unbound ones keep the server they had (until released).
+    this.#boundTo = new Map(
+      vmPorts.flatMap((p): Array<[string, string]> => {
+        const o = ownerOfVm(p);
+        return o === undefined || orphanVmPorts.includes(p) ? [] : [[p.id, o]];
+      }),
+    );
     const notFound = (e: unknown): void => {
       if (!isOpenStackError(e, "PortNotFound") && !isOpenStackError(e, undefined, 404)) throw e;
     };
@@ -194,12 +210,16 @@ export class Reconciler {
 
   async #read(): Promise<{ router: Router; desired: DesiredRoute[] }> {
     const { cfg, neutron } = this.#d;
-    const [allVmPorts, allBlockPorts, router] = await Promise.all([
-      neutron.listPorts({ tags: MIX_TAG }),
-      neutron.listPorts({ tags: BLOCK_TAG }),
+    // One list of every port tcnp tagged: VM ports with pods, block reservations, eni ports.
+    const [tagged, router] = await Promise.all([
+      neutron.listPorts({ "tags-any": `${MIX_TAG},${BLOCK_TAG},${ENI_TAG}` }),
       neutron.getRouter(cfg.routerId),
     ]);
-    const kept = await this.#releaseGoneServers(allVmPorts, allBlockPorts);
+    const kept = await this.#releaseGoneServers(
+      tagged.filter((p) => p.tags.includes(MIX_TAG)),
+      tagged.filter((p) => p.tags.includes(BLOCK_TAG)),
+      tagged.filter((p) => p.tags.includes(ENI_TAG)),
+    );
     const blockPorts = kept.blockPorts;
     const desired = desiredRoutes({
       vmPorts: kept.vmPorts.filter((p) => cfg.networks.includes(p.network_id)),

@@ -10,6 +10,25 @@ export class Nova {
   async getServer(id: string): Promise<Server> {
     return (await this.#s.request<{ server: Server }>("compute", "GET", `/servers/${id}`)).body.server;
   }
+  /** Every server's ID the credentials see (GET /servers, all pages): a cheap existence check. */
+  async listServerIds(): Promise<Set<string>> {
+    const ids = new Set<string>();
+    let path = "/servers?limit=1000";
+    for (let page = 0; page < 1000; page++) {
+      const body = (
+        await this.#s.request<{ servers: Array<{ id: string }>; servers_links?: Array<{ rel: string; href: string }> }>(
+          "compute",
+          "GET",
+          path,
+        )
+      ).body;
+      for (const s of body.servers) ids.add(s.id);
+      const last = body.servers.at(-1);
+      if (body.servers_links?.some((l) => l.rel === "next") !== true || last === undefined) break;
+      path = `/servers?limit=1000&marker=${encodeURIComponent(last.id)}`;
+    }
+    return ids;
+  }
   async listServers(): Promise<Server[]> {
     return (await this.#s.request<{ servers: Server[] }>("compute", "GET", "/servers/detail")).body.servers;
   }

@@ -1,6 +1,7 @@
 // podman's CNI backend (Debian's podman 4.3 with network_backend = "cni"), as a runtime that
 // loads conflists only: `podman run --network` in a VM gives the container a mix address on the
-// VM's port (reachable from the VM), `podman rm` gives it back. Its configuration, storage and
+// VM's port, or an eni port of its own through the seed's chain (reachable from the VM), and
+// `podman rm` gives it back. Its configuration, storage and
 // state are private to the test (CONTAINERS_CONF, CONTAINERS_STORAGE_CONF).
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -9,7 +10,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { e2eSkipReason, REFERENCE_CNI_DIR } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
-import { execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
+import { ENI_NET, execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
 
 const skip = rootSkipReason("podman", "runc", "conmon", "busybox", "nsenter") ?? e2eSkipReason();
 
@@ -28,6 +29,8 @@ describe("podman's CNI backend (conflists only)", { skip: skip ?? false }, () =>
     // podman reads conflists only: the mix configuration as a one-plugin list, at CNI 1.0.0.
     const { name: _n, cniVersion: _v, ...plugin } = w.mixConf();
     w.install(vm, "10-tcnp.conflist", { cniVersion: "1.0.0", name: "tcnp", plugins: [plugin] });
+    // The seed's eni chain is a conflist already (host-device + veth-host).
+    fs.writeFileSync(path.join(vm.confDir, "20-eni.conflist"), JSON.stringify({ ...w.eniConf(), name: "eni" }));
     dir = path.join(w.dir, "podman");
     fs.mkdirSync(path.join(dir, "rootfs", "bin"), { recursive: true });
     fs.writeFileSync(
@@ -106,5 +109,34 @@ describe("podman's CNI backend (conflists only)", { skip: skip ?? false }, () =>
     const rm = await podman(["rm", "-f", "-t", "0", "web"]);
     assert.equal(rm.status, 0, `${rm.stdout}${rm.stderr}`);
     assert.deepEqual(w.vmPort(vm, MIX_NET).ips, before, "the address is given back (no cool-down in tests)");
+  });
+
+  it("podman run on the eni chain gives the container a Neutron port of its own; podman rm deletes it", async () => {
+    const eniPorts = (): string[] =>
+      Object.values(w.em.world.ports)
+        .filter((p) => p.network_id === ENI_NET && p.tags.includes("tcnp-eni"))
+        .map((p) => p.id);
+    const run = await podman([
+      "run",
+      "-d",
+      "--name",
+      "db",
+      "--network",
+      "eni",
+      "localhost/tcnp-busybox",
+      "sleep",
+      "300",
+    ]);
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    const ins = await podman(["inspect", "db", "--format", "{{.NetworkSettings.Networks.eni.IPAddress}}"]);
+    const ip = ins.stdout.trim();
+    assert.match(ip, /^10\.10\.20\.\d+$/, `${ins.stdout}${ins.stderr}`);
+    assert.equal(eniPorts().length, 1);
+    assert.equal(w.em.world.ports[eniPorts()[0]!]!.fixed_ips[0]!.ip_address, ip);
+    assert.ok(await w.ping(vm.nsName, ip), "the VM reaches the container (through veth0)");
+    const rm = await podman(["rm", "-f", "-t", "0", "db"]);
+    assert.equal(rm.status, 0, `${rm.stdout}${rm.stderr}`);
+    await w.em.settle();
+    assert.deepEqual(eniPorts(), [], "the container's port is deleted");
   });
 });
