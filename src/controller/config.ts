@@ -19,6 +19,8 @@ export interface KubernetesConfig {
   events: boolean;
   /** Reconcile early when a pod's address appears or goes (a pod watch). */
   watchPods: boolean;
+  /** Reconcile at once when a Node object is deleted (its VM's addresses, ports and routes go). */
+  watchNodes?: boolean;
   identity?: string;
 }
 
@@ -96,6 +98,7 @@ export function parseControllerConfig(text: string, file: string, src: Credentia
     renewMs: (typeof k["renewSeconds"] === "number" ? k["renewSeconds"] : 5) * 1000,
     events: k["events"] !== false,
     watchPods: k["watchPods"] !== false,
+    watchNodes: k["watchNodes"] !== false,
   };
   if (kubernetes.renewMs <= 0 || kubernetes.renewMs >= (kubernetes.leaseDurationMs * 2) / 3) {
     bad(

@@ -253,44 +253,69 @@ export function watchPods(
   opts: { retryMs?: number } = {},
 ): { stop(): void } {
   const ips = new Map<string, string>();
-  let stopped = false;
-  let req: http.ClientRequest | undefined;
-  let timer: NodeJS.Timeout | undefined;
-  let failures = 0;
-  const handle = (line: string): void => {
-    let ev: {
-      type?: string;
-      object?: {
-        metadata?: { uid?: string; namespace?: string; name?: string };
-        status?: { podIP?: string };
-        code?: number;
-      };
-    };
-    try {
-      ev = JSON.parse(line) as typeof ev;
-    } catch {
-      return;
-    }
-    if (ev.type === "ERROR") {
-      log.info("pod watch ended by the API server; starting over", { code: ev.object?.code });
-      req?.destroy();
-      return;
-    }
-    const uid = ev.object?.metadata?.uid;
+  return watchStream(access, "/api/v1/pods?watch=1", "pod", log, opts, (type, object) => {
+    const uid = object.metadata?.uid;
     if (uid === undefined) return;
-    const pod = `${ev.object?.metadata?.namespace ?? ""}/${ev.object?.metadata?.name ?? ""}`;
-    const ip = ev.object?.status?.podIP ?? "";
-    if (ev.type === "DELETED") {
+    const pod = `${object.metadata?.namespace ?? ""}/${object.metadata?.name ?? ""}`;
+    const ip = object.status?.podIP ?? "";
+    if (type === "DELETED") {
       if (ips.delete(uid) && ip !== "") onChange(`pod ${pod} deleted`);
       return;
     }
     if ((ips.get(uid) ?? "") === ip) return;
     ips.set(uid, ip);
     if (ip !== "") onChange(`pod ${pod} has ${ip}`);
+  });
+}
+
+/** Watch nodes and call `onDeleted` when a Node object is deleted (its VM usually gone with it). */
+export function watchNodeDeletions(
+  access: KubeAccess,
+  onDeleted: (why: string) => void,
+  log: Logger,
+  opts: { retryMs?: number } = {},
+): { stop(): void } {
+  return watchStream(access, "/api/v1/nodes?watch=1", "node", log, opts, (type, object) => {
+    if (type === "DELETED") onDeleted(`node ${object.metadata?.name ?? ""} deleted`);
+  });
+}
+
+interface WatchedObject {
+  metadata?: { uid?: string; namespace?: string; name?: string };
+  status?: { podIP?: string };
+  code?: number;
+}
+
+// A watch stream of newline-separated events, reconnected after it ends or fails (with backoff).
+function watchStream(
+  access: KubeAccess,
+  path: string,
+  what: string,
+  log: Logger,
+  opts: { retryMs?: number },
+  onEvent: (type: string, object: WatchedObject) => void,
+): { stop(): void } {
+  let stopped = false;
+  let req: http.ClientRequest | undefined;
+  let timer: NodeJS.Timeout | undefined;
+  let failures = 0;
+  const handle = (line: string): void => {
+    let ev: { type?: string; object?: WatchedObject };
+    try {
+      ev = JSON.parse(line) as typeof ev;
+    } catch {
+      return;
+    }
+    if (ev.type === "ERROR") {
+      log.info(`${what} watch ended by the API server; starting over`, { code: ev.object?.code });
+      req?.destroy();
+      return;
+    }
+    if (ev.type !== undefined && ev.object !== undefined) onEvent(ev.type, ev.object);
   };
   const connect = (): void => {
     if (stopped) return;
-    const u = new URL(`${access.apiUrl}/api/v1/pods?watch=1`);
+    const u = new URL(`${access.apiUrl}${path}`);
     const headers: Record<string, string> = { accept: "application/json" };
     const token = bearerOf(access);
     if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
@@ -303,7 +328,7 @@ export function watchPods(
     let buf = "";
     req = mod.request(u, o, (res) => {
       if (res.statusCode !== 200) {
-        log.warn("cannot watch pods", { status: res.statusCode });
+        log.warn(`cannot watch ${what}s`, { status: res.statusCode });
         res.resume();
         return;
       }
@@ -327,7 +352,7 @@ export function watchPods(
       }, delay);
     };
     req.on("error", (e) => {
-      if (!stopped) log.warn("pod watch failed; reconnecting", { error: e });
+      if (!stopped) log.warn(`${what} watch failed; reconnecting`, { error: e });
       again();
     });
     req.on("close", again);

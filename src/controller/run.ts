@@ -14,7 +14,7 @@ import { systemClock, type Clock } from "../base/clock.js";
 import { ConfigError, parseControllerConfig, type ControllerConfig } from "./config.js";
 import { serveControllerHttp } from "./http.js";
 import { syncFloatingIps } from "./floating.js";
-import { Kube, kubeAccess, watchPods, type AccessNeed } from "./kube.js";
+import { Kube, kubeAccess, watchNodeDeletions, watchPods, type AccessNeed } from "./kube.js";
 import { LeaderElector } from "./leader.js";
 import { Metrics } from "./metrics.js";
 import { Reconciler, type PodLocator, type ReconcileResult } from "./reconciler.js";
@@ -65,6 +65,7 @@ async function checkAccess(kube: Kube, k: ControllerConfig["kubernetes"], floati
   ];
   if (k.events || k.watchPods) needs.push({ verb: "list", resource: "pods" });
   if (k.watchPods) needs.push({ verb: "watch", resource: "pods" });
+  if (k.watchNodes === true) needs.push({ verb: "watch", resource: "nodes" });
   if (k.events) needs.push({ verb: "create", resource: "events" });
   if (floating) {
     needs.push({ verb: "list", resource: "pods" }, { verb: "patch", resource: "pods" });
@@ -249,6 +250,19 @@ export async function startController(
         watch.stop();
         if (pending !== undefined) clearTimeout(pending);
       });
+    }
+    // A Node deleted (its VM gone): what tcnp made for the VM is released by the next reconcile, now.
+    if (access !== undefined && cfg.kubernetes.watchNodes === true) {
+      const watch = watchNodeDeletions(
+        access,
+        (why) => {
+          log.info("woken by a node deletion", { why });
+          metrics.inc("tcnp_node_deletion_wakeups_total", "Reconciles started early by a Node deletion.");
+          tick();
+        },
+        log,
+      );
+      stops.push(() => watch.stop());
     }
     tick();
   }

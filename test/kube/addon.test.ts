@@ -15,6 +15,7 @@ import { fileSources } from "../../src/openstack/credentials.js";
 import { repoRoot } from "../helpers/cni.js";
 import { controlPlaneSkipReason, startControlPlane, type ControlPlane } from "../helpers/kube-real.js";
 import { ADMIN, NET, ROUTER, routeWorld, type RouteWorld } from "../helpers/route-world.js";
+import { ENI_TAG, nodeTag } from "../../src/ipam/tags.js";
 
 const skip = controlPlaneSkipReason();
 const DEPLOY = path.join(repoRoot, "deploy", "kubernetes");
@@ -69,6 +70,7 @@ describe(
         renewMs: 1_000,
         events: true,
         watchPods: true,
+        watchNodes: true,
         identity,
       },
     });
@@ -231,6 +233,37 @@ describe(
         // The hand edit owns the rules now: the shipped manifest takes them back.
         cp.kubectl(["apply", "--server-side", "--force-conflicts", "-k", DEPLOY]);
       }
+    });
+
+    it("a Node deleted with its VM: its ports, addresses and routes are released at once, another node's kept", async () => {
+      for (const c of running) await c.stop();
+      running.length = 0;
+      for (const [i, vm] of w.vms.entries())
+        await cp.api("POST", "/api/v1/nodes", {
+          metadata: { name: `vm${i + 1}` },
+          spec: { providerID: `openstack:///${vm.serverId}` },
+        });
+      const [gone, kept] = [w.vms[0]!, w.vms[1]!];
+      const subnet = Object.values(w.em.world.subnets)[0]!.id;
+      const eni = await w.c.neutron.createPort({ network_id: NET, name: "pod", fixed_ips: [{ subnet_id: subnet }] });
+      await w.c.neutron.setTags("ports", eni.id, ["tcnp", ENI_TAG, nodeTag(gone.serverId)]);
+      const token = await cp.serviceAccountToken(NS, "vrouter-route-controller");
+      const c = await start(controllerConfig(token, "replica-e"));
+      const routes = (): string[] => w.em.world.routers[ROUTER]!.routes.map((r) => r.nexthop);
+      await until("the leader's first reconcile", async () => (c.last?.ok === true ? true : undefined));
+      assert.ok(routes().includes(gone.nodeIp) && routes().includes(kept.nodeIp), JSON.stringify(routes()));
+      const wakeups = (): number => c.metrics.get("tcnp_node_deletion_wakeups_total") ?? 0;
+
+      // The VM is deleted and its Node object with it (as a cloud controller manager does).
+      await w.c.nova.deleteServer(gone.serverId);
+      await w.em.settle();
+      await cp.api("DELETE", "/api/v1/nodes/vm1");
+      await until("the release, woken by the node watch (the interval is an hour)", async () =>
+        w.em.world.ports[eni.id] === undefined && !routes().includes(gone.nodeIp) ? true : undefined,
+      );
+      assert.equal(wakeups(), 1);
+      assert.ok(routes().includes(kept.nodeIp), "the other node's routes are kept");
+      assert.ok(w.em.world.ports[kept.portId]!.fixed_ips.length > 1, "the other node's pod addresses are kept");
     });
   },
 );
