@@ -3,11 +3,10 @@
 // the address do not wake it; the watch comes back after the API server drops it.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import type { ControllerConfig } from "../../src/controller/config.js";
 import { startController, type Controller } from "../../src/controller/run.js";
 import { nullLogger } from "../../src/log/logger.js";
 import { kubeDouble, type KubeDouble } from "../helpers/kube-double.js";
-import { ADMIN, NET, ROUTER, routeWorld } from "../helpers/route-world.js";
+import { kubeControllerConfig, ROUTER, routeWorld } from "../helpers/route-world.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 async function until(what: string, f: () => boolean, ms = 5000): Promise<number> {
@@ -30,24 +29,7 @@ describe("vrouter-route-controller woken by pod events (Kubernetes API double)",
   it("a pod's address in the watch gets its route long before the interval; deletion removes it", async () => {
     const w = await routeWorld({ vms: 2 });
     api = await kubeDouble();
-    const cfg: ControllerConfig = {
-      credentials: { auth: ADMIN },
-      routerId: ROUTER,
-      networks: [NET],
-      intervalMs: 3_600_000,
-      aggregate: false,
-      apply: "auto",
-      kubernetes: {
-        enabled: true,
-        apiUrl: api.url,
-        leaseName: "vrc",
-        leaseNamespace: "kube-system",
-        leaseDurationMs: 15_000,
-        renewMs: 5_000,
-        events: false,
-        watchPods: true,
-      },
-    };
+    const cfg = kubeControllerConfig({ apiUrl: api.url, watchPods: true });
     c = await startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch });
     const routes = (): string[] => w.em.world.routers[ROUTER]!.routes.map((r) => r.destination);
     const wakeups = (): number => c!.metrics.get("tcnp_pod_event_wakeups_total") ?? 0;

@@ -5,12 +5,11 @@
 // did not associate is never touched.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
-import type { ControllerConfig } from "../../src/controller/config.js";
 import { FIP_ADDRESS_ANNOTATION, FIP_ANNOTATION } from "../../src/controller/floating.js";
 import { startController, type Controller } from "../../src/controller/run.js";
 import { nullLogger } from "../../src/log/logger.js";
 import { kubeDouble, type KubeDouble } from "../helpers/kube-double.js";
-import { ADMIN, NET, ROUTER, routeWorld } from "../helpers/route-world.js";
+import { kubeControllerConfig, ROUTER, routeWorld } from "../helpers/route-world.js";
 
 describe("floating IPs for pods (embedded Neutron, Kubernetes API double)", () => {
   let api: KubeDouble | undefined;
@@ -50,25 +49,7 @@ describe("floating IPs for pods (embedded Neutron, Kubernetes API double)", () =
       annotations: { [FIP_ANNOTATION]: given.floating_ip_address },
     });
     api.podEvent("ADDED", { namespace: "default", name: "c", uid: "uc", ip: other! });
-    const cfg: ControllerConfig = {
-      credentials: { auth: ADMIN },
-      routerId: ROUTER,
-      networks: [NET],
-      intervalMs: 3_600_000,
-      aggregate: false,
-      apply: "auto",
-      floatingIpNetwork: ext.id,
-      kubernetes: {
-        enabled: true,
-        apiUrl: api.url,
-        leaseName: "vrc",
-        leaseNamespace: "kube-system",
-        leaseDurationMs: 15_000,
-        renewMs: 5_000,
-        events: true,
-        watchPods: false,
-      },
-    };
+    const cfg = kubeControllerConfig({ apiUrl: api.url, events: true }, { floatingIpNetwork: ext.id });
     c = await startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch, loop: false });
     await c.step();
 

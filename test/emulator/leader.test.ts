@@ -11,10 +11,9 @@ import { LeaderElector } from "../../src/controller/leader.js";
 import { nullLogger } from "../../src/log/logger.js";
 import { nodeFetch } from "../../src/openstack/node-fetch.js";
 import type { Clock } from "../../src/base/clock.js";
-import type { ControllerConfig } from "../../src/controller/config.js";
 import { startController } from "../../src/controller/run.js";
 import { kubeDouble, type KubeDouble } from "../helpers/kube-double.js";
-import { ADMIN, NET, ROUTER, routeWorld } from "../helpers/route-world.js";
+import { kubeControllerConfig, routeWorld } from "../helpers/route-world.js";
 
 describe("leader election and events (Kubernetes API double)", () => {
   let api: KubeDouble | undefined;
@@ -92,24 +91,7 @@ describe("leader election and events (Kubernetes API double)", () => {
     api.denied.add("watch pods");
     api.denied.add("update leases");
     const w = await routeWorld({ vms: 1 });
-    const cfg: ControllerConfig = {
-      credentials: { auth: ADMIN },
-      routerId: ROUTER,
-      networks: [NET],
-      intervalMs: 3_600_000,
-      aggregate: false,
-      apply: "auto",
-      kubernetes: {
-        enabled: true,
-        apiUrl: api.url,
-        leaseName: "vrc",
-        leaseNamespace: "kube-system",
-        leaseDurationMs: 15_000,
-        renewMs: 5_000,
-        events: true,
-        watchPods: true,
-      },
-    };
+    const cfg = kubeControllerConfig({ apiUrl: api.url, events: true, watchPods: true });
     try {
       await assert.rejects(
         startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch }),

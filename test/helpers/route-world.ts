@@ -2,7 +2,7 @@
 // addresses the way tcnp-ipam leaves them (tagged tcnp-mix, node address tagged), on the emulator.
 import { Emulator, type EmulatorConfig } from "../../src/cloud/emulator.js";
 import { applySeed } from "../../src/cloud/seed.js";
-import type { ControllerConfig } from "../../src/controller/config.js";
+import type { ControllerConfig, KubernetesConfig } from "../../src/controller/config.js";
 import { Metrics } from "../../src/controller/metrics.js";
 import { Reconciler } from "../../src/controller/reconciler.js";
 import { blockChooser } from "../../src/ipam/blocks.js";
@@ -29,6 +29,35 @@ export const ADMIN: AuthConfig = {
   projectDomainId: "default",
   interface: "public",
 };
+
+/**
+ * The route controller's configuration for this world's router and network, talking to a Kubernetes
+ * API at `apiUrl` (an hour's interval: only events or a test's step() reconcile).
+ */
+export function kubeControllerConfig(
+  kube: Partial<KubernetesConfig> & { apiUrl: string },
+  over: Partial<ControllerConfig> = {},
+): ControllerConfig {
+  return {
+    credentials: { auth: ADMIN },
+    routerId: ROUTER,
+    networks: [NET],
+    intervalMs: 3_600_000,
+    aggregate: false,
+    apply: "auto",
+    ...over,
+    kubernetes: {
+      enabled: true,
+      leaseName: "vrc",
+      leaseNamespace: "kube-system",
+      leaseDurationMs: 15_000,
+      renewMs: 5_000,
+      events: false,
+      watchPods: false,
+      ...kube,
+    },
+  };
+}
 
 export interface RouteWorld {
   em: Emulator;

@@ -14,7 +14,7 @@ import { nullLogger } from "../../src/log/logger.js";
 import { fileSources } from "../../src/openstack/credentials.js";
 import { repoRoot } from "../helpers/cni.js";
 import { controlPlaneSkipReason, startControlPlane, type ControlPlane } from "../helpers/kube-real.js";
-import { ADMIN, NET, ROUTER, routeWorld, type RouteWorld } from "../helpers/route-world.js";
+import { kubeControllerConfig, NET, ROUTER, routeWorld, type RouteWorld } from "../helpers/route-world.js";
 import { ENI_TAG, nodeTag } from "../../src/ipam/tags.js";
 
 const skip = controlPlaneSkipReason();
@@ -51,29 +51,23 @@ describe(
       tokenFile: string,
       identity: string,
       over: Partial<ControllerConfig> = {},
-    ): ControllerConfig => ({
-      credentials: { auth: ADMIN },
-      routerId: ROUTER,
-      networks: [NET],
-      intervalMs: 3_600_000,
-      aggregate: false,
-      apply: "auto",
-      ...over,
-      kubernetes: {
-        enabled: true,
-        apiUrl: cp.url,
-        tokenFile,
-        caCert: cp.caFile,
-        leaseName: "vrouter-route-controller",
-        leaseNamespace: NS,
-        leaseDurationMs: 3_000,
-        renewMs: 1_000,
-        events: true,
-        watchPods: true,
-        watchNodes: true,
-        identity,
-      },
-    });
+    ): ControllerConfig =>
+      kubeControllerConfig(
+        {
+          apiUrl: cp.url,
+          tokenFile,
+          caCert: cp.caFile,
+          leaseName: "vrouter-route-controller",
+          leaseNamespace: NS,
+          leaseDurationMs: 3_000,
+          renewMs: 1_000,
+          events: true,
+          watchPods: true,
+          watchNodes: true,
+          identity,
+        },
+        over,
+      );
     const start = async (cfg: ControllerConfig): Promise<Controller> => {
       const c = await startController(cfg, { env: {}, log: nullLogger, fetch: w.em.fetch });
       running.push(c);

@@ -44,6 +44,18 @@ describe("node lifecycle kept by the agent (real kube-apiserver)", { skip: skip 
     await cp?.stop();
   });
 
+  // The agent of the VM, keeping the Node with the tcnp-node ServiceAccount's token.
+  const startNodeAgent = (token: string): ChildProcess =>
+    w.startAgent(vm, [
+      "--node-name",
+      NODE,
+      "--kube-api-url",
+      cp.url,
+      "--kube-token-file",
+      token,
+      "--kube-ca-cert",
+      cp.caFile,
+    ]);
   const node = (): Promise<KubeNode> => cp.api<KubeNode>("GET", `/api/v1/nodes/${NODE}`);
   const tainted = async (): Promise<boolean> =>
     ((await node()).spec?.taints ?? []).some((t) => t.key === NOT_READY_TAINT && t.effect === "NoSchedule");
@@ -59,16 +71,7 @@ describe("node lifecycle kept by the agent (real kube-apiserver)", { skip: skip 
     const token = await cp.serviceAccountToken("tcnp-system", "tcnp-node");
     // Nova failing: no pool NIC can be attached, the pool stays cold.
     w.em.addFault({ kind: "error", service: "compute", status: 500 });
-    agent = w.startAgent(vm, [
-      "--node-name",
-      NODE,
-      "--kube-api-url",
-      cp.url,
-      "--kube-token-file",
-      token,
-      "--kube-ca-cert",
-      cp.caFile,
-    ]);
+    agent = startNodeAgent(token);
     await until("the not-ready taint", tainted);
     await sleep(2_000);
     assert.equal(await tainted(), true, "it stays while the pool cannot warm");
@@ -90,16 +93,7 @@ describe("node lifecycle kept by the agent (real kube-apiserver)", { skip: skip 
     const gone = new Promise((r) => agent!.once("exit", r));
     agent!.kill("SIGTERM");
     await gone;
-    agent = w.startAgent(vm, [
-      "--node-name",
-      NODE,
-      "--kube-api-url",
-      cp.url,
-      "--kube-token-file",
-      token,
-      "--kube-ca-cert",
-      cp.caFile,
-    ]);
+    agent = startNodeAgent(token);
     for (let i = 0; i < 20; i++) {
       assert.equal(await tainted(), false, "no taint while the new agent starts with the pool warm");
       await sleep(150);
