@@ -12,8 +12,8 @@ import { destroyPort, waitForNic, type EniDeps } from "./eni.js";
 import { candidateSubnets } from "./mix.js";
 import {
   CloudBackoff,
-  FILL_GATHER_MS,
   poolKeyOf,
+  PoolWork,
   poolView,
   type PoolEvents,
   type PoolTargets,
@@ -25,20 +25,17 @@ import { containerTag, ENI_POOL_NAME, ENI_TAG, eniPoolDescription, ifnameTag, no
 
 /** An eni port kept in the node agent's pool. */
 export const ENI_POOL_TAG = "tcnp-eni-pool";
-const poolDescription = eniPoolDescription;
 
 export class EniPool {
   readonly key: string;
   readonly #s: IpamSession;
   readonly #targets: PoolTargets;
   readonly #events: PoolEvents | undefined;
+  readonly #work: PoolWork;
   readonly #deadlineMs: number;
   readonly #recs = new MemoryLock();
-  #fill: Promise<void> | undefined;
   #waiting = 0;
   readonly #backoff = new CloudBackoff();
-  #maintaining: Promise<void> | undefined;
-  #stopping = false;
   #serverId: string | undefined;
   /** When the next look for pool ports no record knows is due (at start, then every 30 s). */
   #recoverAt = 0;
@@ -49,6 +46,11 @@ export class EniPool {
     this.#targets = opts.targets;
     this.#deadlineMs = opts.deadlineMs;
     this.#events = opts.events;
+    this.#work = new PoolWork({
+      maintain: () => this.#maintain(),
+      fill: () => this.#fillBatch(),
+      sleep: (ms) => s.deps.clock.sleep(ms),
+    });
   }
 
   #now(): number {
@@ -135,7 +137,7 @@ export class EniPool {
             CniCode.AddressExhausted,
             `This node holds its maximum of ${this.#targets.maximum} eni ports for ipam.neutronConf.networks [${this.#s.cfg.networks.join(", ")}] (ipam.pool.maximum)`,
           );
-        await this.#fillOnce();
+        await this.#work.fill();
       }
     } finally {
       this.#waiting--;
@@ -191,14 +193,6 @@ export class EniPool {
     });
   }
 
-  #fillOnce(): Promise<void> {
-    this.#fill ??= this.#s.deps.clock
-      .sleep(FILL_GATHER_MS)
-      .then(() => this.#fillBatch())
-      .finally(() => (this.#fill = undefined));
-    return this.#fill;
-  }
-
   // Create, tag and attach ports one by one (Nova attaches one at a time per VM anyway), each
   // recorded as soon as its NIC is in the VM; a crash in between leaves a port the pool's tag and
   // description name, adopted or removed by the next agent's recovery.
@@ -214,12 +208,12 @@ export class EniPool {
       const serverId = await this.#server();
       const subnet = await this.#subnet();
       // A stopping agent finishes the port in hand, and makes more only for pods still waiting.
-      for (let i = 0; i < n && (!this.#stopping || this.#waiting > 0); i++) {
+      for (let i = 0; i < n && (!this.#work.stopping || this.#waiting > 0); i++) {
         const port = await d.neutron
           .createPort({
             network_id: subnet.network_id,
             name: ENI_POOL_NAME,
-            description: poolDescription(serverId),
+            description: eniPoolDescription(serverId),
             fixed_ips: [{ subnet_id: subnet.id }],
             tags: ["tcnp", ENI_TAG, ENI_POOL_TAG, nodeTag(serverId)],
           })
@@ -294,18 +288,12 @@ export class EniPool {
   }
 
   maintain(): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    this.#maintaining ??= this.#maintain().finally(() => (this.#maintaining = undefined));
-    return this.#maintaining;
+    return this.#work.maintain();
   }
 
-  /**
-   * For a clean stop: no new upkeep starts, and this resolves once the cloud work in flight has
-   * ended, so a stopped agent leaves no port or address that no record names.
-   */
-  async quiesce(): Promise<void> {
-    this.#stopping = true;
-    await Promise.allSettled([this.#maintaining, this.#fill]);
+  /** For a clean stop (see PoolWork). */
+  quiesce(): Promise<void> {
+    return this.#work.quiesce();
   }
 
   async #maintain(): Promise<void> {
@@ -342,7 +330,7 @@ export class EniPool {
       // Surplus and interrupted releases: detach and delete.
       // Surplus and pending releases (also a DEL's search for a port, queued while the cloud failed).
       // Interrupted fills (no fill running now, so an "adding" pool record is a dead one's).
-      if (this.#fill === undefined) {
+      if (!this.#work.filling) {
         for (const a of this.#records().filter((r) => r.state === "adding" && r.containerId.startsWith("pool-")))
           await this.#s.release(a);
         if (this.#now() >= this.#recoverAt) {
@@ -356,7 +344,7 @@ export class EniPool {
       const free = this.#free().length;
       const inUse = all.filter((a) => a.state === "active").length;
       if ((free < this.#targets.warm || inUse + free < this.#targets.minimum) && this.#room(all) > 0)
-        await this.#fillOnce();
+        await this.#work.fill();
       else this.#backoff.ok();
     } catch (e) {
       this.#failed(e);
@@ -392,7 +380,7 @@ export class EniPool {
     // By tag, and by description: a port whose create answer was lost has no tags yet.
     const lists = await Promise.all([
       d.neutron.listPorts({ tags: `${ENI_POOL_TAG},${nodeTag(serverId)}` }),
-      d.neutron.listPorts({ description: poolDescription(serverId) }),
+      d.neutron.listPorts({ description: eniPoolDescription(serverId) }),
     ]);
     const ports = [...new Map(lists.flat().map((p) => [p.id, p])).values()];
     const known = new Set(this.#s.store.list().map((a) => a.portId));

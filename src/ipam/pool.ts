@@ -124,6 +124,52 @@ const FILL_INTENT = { containerId: "pool-fill", ifname: "pool" };
 /** How long a fill waits for more pods to join its batch. */
 export const FILL_GATHER_MS = 100;
 
+/**
+ * The cloud work of a pool, one at a time of each kind: a round of upkeep, and a fill shared by
+ * everyone who asks while it runs (after a short gathering window: in a burst, the pods right
+ * behind the first join the batch). Once stopping, no new upkeep starts; quiesce() resolves when
+ * the work in flight has ended, so a stopped agent leaves no port or address no record names.
+ */
+export class PoolWork {
+  #maintaining: Promise<void> | undefined;
+  #fill: Promise<void> | undefined;
+  #stopping = false;
+  readonly #maintain: () => Promise<void>;
+  readonly #fillBatch: () => Promise<void>;
+  readonly #sleep: (ms: number) => Promise<void>;
+
+  constructor(o: { maintain: () => Promise<void>; fill: () => Promise<void>; sleep: (ms: number) => Promise<void> }) {
+    this.#maintain = o.maintain;
+    this.#fillBatch = o.fill;
+    this.#sleep = o.sleep;
+  }
+
+  get stopping(): boolean {
+    return this.#stopping;
+  }
+  get filling(): boolean {
+    return this.#fill !== undefined;
+  }
+
+  maintain(): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    this.#maintaining ??= this.#maintain().finally(() => (this.#maintaining = undefined));
+    return this.#maintaining;
+  }
+
+  fill(): Promise<void> {
+    this.#fill ??= this.#sleep(FILL_GATHER_MS)
+      .then(() => this.#fillBatch())
+      .finally(() => (this.#fill = undefined));
+    return this.#fill;
+  }
+
+  async quiesce(): Promise<void> {
+    this.#stopping = true;
+    await Promise.allSettled([this.#maintaining, this.#fill]);
+  }
+}
+
 /** A configuration's identity for pooling: same cloud, project, networks and state → same pool. */
 export const poolKeyOf = (cfg: IpamConfig): string =>
   JSON.stringify([cfg.stateDir, cfg.mode, cfg.networks, cfg.subnets, cfg.credentials.auth.authUrl]);
@@ -133,14 +179,12 @@ export class MixPool {
   readonly #s: IpamSession;
   readonly #targets: PoolTargets;
   readonly #events: PoolEvents | undefined;
+  readonly #work: PoolWork;
   #vm: VmPort | undefined;
   #subnet: Subnet | undefined;
-  #fill: Promise<void> | undefined;
   #waiting = 0;
   readonly #backoff = new CloudBackoff();
   #tagsDirty = true;
-  #maintaining: Promise<void> | undefined;
-  #stopping = false;
   /**
    * The agent's own lock over record changes that need no cloud call (a pod taking a pool address,
    * a cooled address coming back, surplus being marked): taken without waiting for the node lock,
@@ -156,6 +200,11 @@ export class MixPool {
     this.#targets = opts.targets;
     this.#deadlineMs = opts.deadlineMs;
     this.#events = opts.events;
+    this.#work = new PoolWork({
+      maintain: () => this.#maintain(),
+      fill: () => this.#fillBatch(),
+      sleep: (ms) => s.deps.clock.sleep(ms),
+    });
   }
 
   get #d(): MixDeps {
@@ -253,7 +302,7 @@ export class MixPool {
             `This node holds its maximum of ${this.#targets.maximum} addresses for ipam.neutronConf.networks [${this.#s.cfg.networks.join(", ")}] (ipam.pool.maximum)`,
           );
         }
-        await this.#fillOnce();
+        await this.#work.fill();
       }
     } finally {
       this.#waiting--;
@@ -296,16 +345,6 @@ export class MixPool {
     store.delete(p.containerId, p.ifname);
     this.#tagsDirty = true;
     return a;
-  }
-
-  /** One batch fill, shared by everyone who asks while it runs. */
-  #fillOnce(): Promise<void> {
-    // A short gathering window first: in a burst, the pods right behind this one join the batch.
-    this.#fill ??= this.#s.deps.clock
-      .sleep(FILL_GATHER_MS)
-      .then(() => this.#fillBatch())
-      .finally(() => (this.#fill = undefined));
-    return this.#fill;
   }
 
   async #fillBatch(): Promise<void> {
@@ -407,18 +446,12 @@ export class MixPool {
    * the port's pool tags brought up to date. Cloud work backs off after a failure.
    */
   maintain(): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    this.#maintaining ??= this.#maintain().finally(() => (this.#maintaining = undefined));
-    return this.#maintaining;
+    return this.#work.maintain();
   }
 
-  /**
-   * For a clean stop: no new upkeep starts, and this resolves once the cloud work in flight has
-   * ended, so a stopped agent leaves no port or address that no record names.
-   */
-  async quiesce(): Promise<void> {
-    this.#stopping = true;
-    await Promise.allSettled([this.#maintaining, this.#fill]);
+  /** For a clean stop (see PoolWork). */
+  quiesce(): Promise<void> {
+    return this.#work.quiesce();
   }
 
   async #maintain(): Promise<void> {
@@ -457,7 +490,7 @@ export class MixPool {
       const all = this.#records();
       const inUse = all.filter((a) => a.state === "active").length;
       if ((free < this.#targets.warm || inUse + free < this.#targets.minimum) && this.#room(all) > 0) {
-        await this.#fillOnce();
+        await this.#work.fill();
         if (this.#backoff.active(this.#now())) return;
       }
       // Tags wait while pods wait: a burst first.

@@ -60,13 +60,18 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
     for (const f of undo.reverse()) await f().catch(() => {});
   });
 
-  const reconciler = (apply: "atomic" | "put"): Reconciler => {
+  // A reconciler on the real cloud; `on` another router and network than the suite's, and with Nova
+  // (the check of the servers tcnp's ports name).
+  const reconciler = (
+    apply: "atomic" | "put" | "auto",
+    on: { routerId: string; netId: string; nova?: boolean } = { routerId, netId },
+  ): Reconciler => {
     const rc = realCloud();
     const clients = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
     const cfg: ControllerConfig = {
       credentials: { auth: rc.auth },
-      routerId,
-      networks: [netId],
+      routerId: on.routerId,
+      networks: [on.netId],
       intervalMs: 1000,
       aggregate: false,
       apply,
@@ -84,6 +89,7 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
       cfg,
       neutron: clients.neutron,
       session: clients.session,
+      ...(on.nova === true ? { nova: clients.nova } : {}),
       log: nullLogger,
       clock: systemClock,
       metrics: new Metrics(),
@@ -173,37 +179,10 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
       ]);
       const foreign = await mk({ name: "someone-elses", description: `on server ${gone.id}` }, ["app=db"]);
 
-      const reconciler = (): Reconciler => {
-        const clients = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
-        return new Reconciler({
-          cfg: {
-            credentials: { auth: rc.auth },
-            routerId: router.id,
-            networks: [net.id],
-            intervalMs: 1000,
-            aggregate: false,
-            apply: "auto",
-            kubernetes: {
-              enabled: false,
-              leaseName: "l",
-              leaseNamespace: "n",
-              leaseDurationMs: 15000,
-              renewMs: 5000,
-              events: false,
-              watchPods: false,
-            },
-          },
-          neutron: clients.neutron,
-          session: clients.session,
-          nova: clients.nova,
-          log: nullLogger,
-          clock: systemClock,
-          metrics: new Metrics(),
-        });
-      };
+      const sweeper = (): Reconciler => reconciler("auto", { routerId: router.id, netId: net.id, nova: true });
       const routes = async (): Promise<string[]> =>
         (await c.neutron.getRouter(router.id)).routes.map((r) => r.destination).sort();
-      await reconciler().reconcile();
+      await sweeper().reconcile();
       assert.deepEqual(await routes(), ["10.234.0.121/32", "10.234.0.122/32"]);
 
       await c.nova.deleteServer(gone.id);
@@ -215,7 +194,7 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
         if (!still) break;
         await new Promise((r) => setTimeout(r, 200));
       }
-      await reconciler().reconcile();
+      await sweeper().reconcile();
       const exists = async (id: string): Promise<boolean> =>
         c.neutron.getPort(id).then(
           () => true,
