@@ -1,6 +1,6 @@
 #!/bin/bash
 # A real Kubernetes control plane for the tests, built offline from Debian 12's sources:
-# kube-apiserver and kube-controller-manager 1.20.2 (from src:kubernetes with the packaged Go),
+# kube-apiserver, kube-controller-manager, kube-scheduler and kubelet 1.20.2 (from src:kubernetes with the packaged Go),
 # etcd and kubectl from Debian's .debs (unpacked, not installed). Everything is cached outside
 # the work tree in $TCNP_K8S_DIR (default /var/cache/tcnp/k8s): a second run only checks.
 #   scripts/k8s/build.sh            prints the directory with bin/ when done
@@ -9,7 +9,7 @@
 set -euo pipefail
 K=${TCNP_K8S_DIR:-/var/cache/tcnp/k8s}
 SUITE=bookworm
-COMPONENTS=(kube-apiserver kube-controller-manager)
+COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubelet)
 t0=$(date +%s)
 say() { echo "[k8s-build $(( $(date +%s) - t0 ))s] $*" >&2; }
 

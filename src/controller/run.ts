@@ -1,5 +1,6 @@
 // vrouter-route-controller: reconcile in a loop (as leader, when several replicas run in
 // Kubernetes), serve /healthz and /metrics, stop cleanly on SIGTERM.
+import { randomUUID } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import { parseArgs } from "node:util";
@@ -141,7 +142,9 @@ export async function startController(
           kube,
           namespace: cfg.kubernetes.leaseNamespace,
           name: cfg.kubernetes.leaseName,
-          identity: cfg.kubernetes.identity ?? `${os.hostname()}_${process.pid}`,
+          // Unique per process: replicas on the host network of one node share its hostname, and
+          // each is PID 1 of its container (hostname_PID made both of them leader).
+          identity: cfg.kubernetes.identity ?? `${os.hostname()}_${randomUUID()}`,
           durationMs: cfg.kubernetes.leaseDurationMs,
           clock,
           log,

@@ -26,6 +26,8 @@ export interface Cri {
   status(id: string): Promise<SandboxStatus>;
   stopPodSandbox(id: string): Promise<void>;
   removePodSandbox(id: string): Promise<void>;
+  /** Every sandbox and container this containerd knows (a kubelet's too), by ID. */
+  list(): Promise<{ sandboxes: string[]; containers: string[] }>;
   close(): void;
 }
 
@@ -173,6 +175,11 @@ function criClient(sock: string): Cri {
     async removePodSandbox(id) {
       await call("RemovePodSandbox", { pod_sandbox_id: id });
     },
+    async list() {
+      const s = await call<{ items: Array<{ id: string }> }>("ListPodSandbox", {});
+      const c = await call<{ containers: Array<{ id: string }> }>("ListContainers", {});
+      return { sandboxes: s.items.map((x) => x.id), containers: c.containers.map((x) => x.id) };
+    },
     close: () => client.close(),
   };
 }
@@ -239,6 +246,15 @@ export async function startContainerd(o: {
   cniBinDir: string;
   cniConfDir: string;
   env?: Record<string, string>;
+  /**
+   * A whole node for a kubelet: besides /run and /var/lib, the namespace gets its own /etc (an
+   * overlay on the machine's), /opt and /var/log, and the kernel tunables a kubelet sets (vm.*,
+   * kernel.panic*, kernel.keys.*) are files of its own, so nothing a kubelet or a DaemonSet's
+   * hostPath writes reaches the machine. Mounts are shared inside the namespace (a pod's
+   * HostToContainer mount sees the netns files made later). `loopbackPlugin` is copied to
+   * /opt/cni/bin, as a node's OS package would put it there.
+   */
+  node?: { loopbackPlugin: string };
 }): Promise<Containerd> {
   fs.mkdirSync(o.dir, { recursive: true });
   const cfg = path.join(o.dir, "config.toml");
@@ -247,12 +263,47 @@ export async function startContainerd(o: {
   const logFile = path.join(o.dir, "containerd.log");
   const fd = fs.openSync(logFile, "a");
   // /run and /var/lib private to containerd (pod netns files, shim sockets, libcni's cache).
-  const script =
-    "mount -t tmpfs tcnp-run /run && mkdir -p /run/netns " +
-    '&& mount -t tmpfs tcnp-varlib /var/lib && mkdir -p /var/lib/cni && exec containerd --config "$1"';
+  const tunables = ["vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops"]
+    .concat(["kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"])
+    .map(
+      (t) =>
+        `cp /proc/sys/${t} "$T/${t.replace(/\//g, "_")}" && mount --bind "$T/${t.replace(/\//g, "_")}" /proc/sys/${t}`,
+    );
+  const nodeMounts =
+    o.node === undefined
+      ? []
+      : [
+          'T="$2" && mkdir -p "$T" && mount -t tmpfs tcnp-node "$T" && mkdir "$T/etc" "$T/work"',
+          'mount -t overlay tcnp-etc -o lowerdir=/etc,upperdir="$T/etc",workdir="$T/work" /etc',
+          "mount -t tmpfs tcnp-opt /opt && mkdir -p /opt/cni/bin /etc/cni/net.d",
+          `cp "$3" /opt/cni/bin/loopback`,
+          "mount -t tmpfs tcnp-log /var/log",
+          ...tunables,
+          "mount --make-rshared /",
+        ];
+  const script = [
+    "set -e",
+    "mount -t tmpfs tcnp-run /run && mkdir -p /run/netns",
+    "mount -t tmpfs tcnp-varlib /var/lib && mkdir -p /var/lib/cni",
+    ...nodeMounts,
+    'exec containerd --config "$1"',
+  ].join("\n");
   const child: ChildProcess = spawn(
     "nsenter",
-    [`--net=/var/run/netns/${o.netns}`, "unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", cfg],
+    [
+      `--net=/var/run/netns/${o.netns}`,
+      "unshare",
+      "-m",
+      "--propagation",
+      "private",
+      "sh",
+      "-c",
+      script,
+      "sh",
+      cfg,
+      path.join(o.dir, "node"),
+      o.node?.loopbackPlugin ?? "",
+    ],
     { stdio: ["ignore", fd, fd], env: { PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin", ...o.env } },
   );
   fs.closeSync(fd);
@@ -276,7 +327,10 @@ export async function startContainerd(o: {
     cri,
     log: () => fs.readFileSync(logFile, "utf8"),
     async stop() {
-      // Sandboxes a failed test left: stopped and removed as the kubelet would, then whatever remains killed.
+      // Sandboxes a failed test (or a kubelet) left: stopped and removed as the kubelet would, then
+      // whatever remains killed.
+      const all = await cri.list().catch(() => ({ sandboxes: [], containers: [] }));
+      for (const id of all.sandboxes) sandboxes.add(id);
       for (const id of sandboxes) {
         await cri.stopPodSandbox(id).catch(() => {});
         await cri.removePodSandbox(id).catch(() => {});
@@ -289,7 +343,7 @@ export async function startContainerd(o: {
         if (child.exitCode === null) child.kill("SIGKILL");
       }
       for (const pid of processesWith(sock)) process.kill(pid, "SIGKILL");
-      removeSandboxCgroups([...sandboxes]);
+      removeSandboxCgroups([...sandboxes, ...all.containers]);
     },
   };
 }

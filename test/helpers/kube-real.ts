@@ -49,13 +49,20 @@ export interface ControlPlane {
   kubectl(args: string[], input?: string): string;
   /** An admin request to the API (JSON in, JSON out); rejects with the status and body. */
   api<T = unknown>(method: string, p: string, body?: unknown, contentType?: string): Promise<T>;
+  /**
+   * A kubelet's kubeconfig (client certificate system:node:<name> in system:nodes, as the Node
+   * authorizer wants), written 0600; `server` when the kubelet reaches the API elsewhere.
+   */
+  nodeKubeconfig(name: string, server?: string): string;
   /** A ServiceAccount token from the TokenRequest API, written 0600 to a file; returns the file. */
   serviceAccountToken(namespace: string, name: string): Promise<string>;
   log(name: string): string;
   stop(): Promise<void>;
 }
 
-export async function startControlPlane(opts: { controllerManager?: boolean } = {}): Promise<ControlPlane> {
+export async function startControlPlane(
+  opts: { controllerManager?: boolean; scheduler?: boolean } = {},
+): Promise<ControlPlane> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-k8s-"));
   const pki = path.join(dir, "pki");
   fs.mkdirSync(pki, { mode: 0o700 });
@@ -92,10 +99,12 @@ export async function startControlPlane(opts: { controllerManager?: boolean } = 
   );
   cert("admin", "/CN=tcnp-test-admin/O=system:masters", `${server}extendedKeyUsage=clientAuth\n`);
   cert("kcm", "/CN=system:kube-controller-manager", `${server}extendedKeyUsage=clientAuth\n`);
+  cert("scheduler", "/CN=system:kube-scheduler", `${server}extendedKeyUsage=clientAuth\n`);
   ssl(["genrsa", "-out", "sa.key", "2048"]);
   ssl(["rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub"]);
 
-  const [etcdPort, peerPort, apiPort, kcmPort] = [
+  const [etcdPort, peerPort, apiPort, kcmPort, schedPort] = [
+    await freePort(),
     await freePort(),
     await freePort(),
     await freePort(),
@@ -165,14 +174,14 @@ export async function startControlPlane(opts: { controllerManager?: boolean } = 
     ]);
     const kubeconfig = path.join(dir, "admin.kubeconfig");
     const b64 = (f: string): string => fs.readFileSync(p(f)).toString("base64");
-    const kcfg = (user: string, certName: string): string =>
+    const kcfg = (user: string, certName: string, server = url): string =>
       [
         "apiVersion: v1",
         "kind: Config",
         "clusters:",
         "- name: test",
         "  cluster:",
-        `    server: ${url}`,
+        `    server: ${server}`,
         `    certificate-authority-data: ${b64("ca.crt")}`,
         "users:",
         `- name: ${user}`,
@@ -250,12 +259,33 @@ export async function startControlPlane(opts: { controllerManager?: boolean } = 
         "--v=1",
       ]);
     }
+    if (opts.scheduler === true) {
+      const k = path.join(dir, "scheduler.kubeconfig");
+      fs.writeFileSync(k, kcfg("scheduler", "scheduler"), { mode: 0o600 });
+      start("kube-scheduler", bin("kube-scheduler"), [
+        `--kubeconfig=${k}`,
+        `--authentication-kubeconfig=${k}`,
+        `--authorization-kubeconfig=${k}`,
+        "--bind-address=127.0.0.1",
+        `--secure-port=${schedPort}`,
+        "--port=0",
+        `--cert-dir=${path.join(dir, "scheduler-certs")}`,
+        "--leader-elect=false",
+        "--v=1",
+      ]);
+    }
     return {
       url,
       caFile: p("ca.crt"),
       dir,
       kubectl,
       api,
+      nodeKubeconfig(name, srv) {
+        cert(`node-${name}`, `/CN=system:node:${name}/O=system:nodes`, `${server}extendedKeyUsage=clientAuth\n`);
+        const k = path.join(dir, `node-${name}.kubeconfig`);
+        fs.writeFileSync(k, kcfg(`system:node:${name}`, `node-${name}`, srv), { mode: 0o600 });
+        return k;
+      },
       async serviceAccountToken(namespace, name) {
         const r = await api<{ status: { token: string } }>(
           "POST",
