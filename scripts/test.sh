@@ -78,7 +78,7 @@ if [ -n "$k8s_pid" ]; then
   say "waiting for the Kubernetes control plane build"
   if ! wait "$k8s_pid"; then k8s_pid=""; tail -30 .tmp/k8s-build.log; echo "the control plane build failed"; exit 1; fi
   k8s_pid=""
-  say "kube layer (a real kube-apiserver + etcd)"
+  say "kube layer (a real kube-apiserver + etcd; a kubelet with its containerd in a lab VM)"
   node --test build/test/kube
 else
   say "kube layer skipped (needs root)"
