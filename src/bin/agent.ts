@@ -198,7 +198,7 @@ export async function startAgent(opts: {
 }): Promise<RunningAgent> {
   const { log } = opts;
   const { NetlinkKernel } = await import("../kernel/netlink-kernel.js");
-  const kernel: NetlinkKernel = await NetlinkKernel.create();
+  const kernel: NetlinkKernel = await NetlinkKernel.create({ longLived: true });
   const metrics = new Metrics();
   const fetches = new Map<string, HttpFetch>();
   const locks = new Map<string, Lock>();

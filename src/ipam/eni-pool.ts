@@ -18,6 +18,7 @@ import {
   type PoolEvents,
   type PoolTargets,
   type PoolView,
+  waitForCooled,
 } from "./pool.js";
 import type { IpamSession } from "./session.js";
 import { coolingKey, poolKey, subnetFields, type Allocation } from "./store.js";
@@ -132,11 +133,15 @@ export class EniPool {
           throw tryAgainLater(
             `No pool port within ${this.#deadlineMs / 1000} s: the node agent is still filling its eni pool (${this.#backoff.error ?? "Nova attaches take time"})`,
           );
-        if (this.#room(this.#records()) === 0)
+        const all = this.#records();
+        if (this.#room(all) === 0) {
+          const tail = await waitForCooled(all, deadline, this.#s.deps.clock, () => this.maintain());
+          if (tail === undefined) continue;
           throw new CniError(
             CniCode.AddressExhausted,
-            `This node holds its maximum of ${this.#targets.maximum} eni ports for ipam.neutronConf.networks [${this.#s.cfg.networks.join(", ")}] (ipam.pool.maximum)`,
+            `This node holds its maximum of ${this.#targets.maximum} eni ports for ipam.neutronConf.networks [${this.#s.cfg.networks.join(", ")}] (ipam.pool.maximum)${tail}`,
           );
+        }
         await this.#work.fill();
       }
     } finally {

@@ -10,6 +10,7 @@
 // records, see store.ts), then come back to the pool or, beyond the targets, go back to Neutron in
 // one write.
 import { CniCode, CniError, tryAgainLater } from "../cni/errors.js";
+import type { Clock } from "../base/clock.js";
 import { parseCidr } from "../net/ip.js";
 import { isOpenStackError } from "../openstack/errors.js";
 import type { FixedIp, Subnet } from "../openstack/types.js";
@@ -121,6 +122,27 @@ export function poolView(o: {
 }
 
 const FILL_INTENT = { containerId: "pool-fill", ifname: "pool" };
+/**
+ * A pool at its maximum with records cooling after pods (a churn burst): waits for the first to come
+ * due and back to the pool when that is before the deadline (undefined: try again), else returns
+ * what to add to the "maximum" error.
+ */
+export async function waitForCooled(
+  records: Allocation[],
+  deadline: number,
+  clock: Clock,
+  maintain: () => Promise<void>,
+): Promise<string | undefined> {
+  const cooling = records.filter((r) => r.state === "cooling" && r.coolUntil !== undefined);
+  if (cooling.length === 0) return "";
+  const due = Math.min(...cooling.map((r) => r.coolUntil!));
+  if (due > deadline)
+    return `; ${cooling.length} of them cool down after pods (ipam.coolDownSeconds), the first until ${new Date(due).toISOString()}`;
+  await clock.sleep(Math.max(0, due - clock.now()) + 5);
+  await maintain();
+  return undefined;
+}
+
 /** How long a fill waits for more pods to join its batch. */
 export const FILL_GATHER_MS = 100;
 
@@ -296,10 +318,13 @@ export class MixPool {
             `No pool address within ${this.#deadlineMs / 1000} s: the node agent is still filling its pool (${this.#backoff.error ?? "Neutron is slow"})`,
           );
         }
-        if (this.#room(this.#records()) === 0) {
+        const all = this.#records();
+        if (this.#room(all) === 0) {
+          const tail = await waitForCooled(all, deadline, this.#s.deps.clock, () => this.maintain());
+          if (tail === undefined) continue;
           throw new CniError(
             CniCode.AddressExhausted,
-            `This node holds its maximum of ${this.#targets.maximum} addresses for ipam.neutronConf.networks [${this.#s.cfg.networks.join(", ")}] (ipam.pool.maximum)`,
+            `This node holds its maximum of ${this.#targets.maximum} addresses for ipam.neutronConf.networks [${this.#s.cfg.networks.join(", ")}] (ipam.pool.maximum)${tail}`,
           );
         }
         await this.#work.fill();

@@ -1,13 +1,14 @@
-// The real Kernel: rtnetlink through the `netlink` package (one socket per namespace, created inside
+// The real Kernel: rtnetlink with the `netlink` package's formats over synchronous requests (one socket per namespace, created inside
 // it), sysctls through /proc/sys written synchronously inside the namespace, iptables through
 // iptables-restore forked from inside the namespace.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import type { RtNetlinkSocket } from "netlink";
+import type { NetlinkSocket, RtNetlinkSocket } from "netlink";
 import { formatIp, ipBytes, ipFromBytes, parseCidr, parseIp } from "../net/ip.js";
 import { applyText, deleteText, parseIptablesSave } from "./iptables.js";
 import { formatMac, kindLinkinfo, linkKind, macBytes, vethLinkinfo } from "./netlink-codec.js";
 import { hostNetnsFd, openNetns, withNetns } from "./netns.js";
+import { SyncNetlinkSocket } from "./netlink-sync.js";
 import { tcnpNative } from "../native/load.js";
 import {
   HOST,
@@ -78,21 +79,30 @@ export class NetlinkKernel implements Kernel {
   // requests in flight on one socket can corrupt each other: one at a time per socket.
   #queues = new Map<Netns, Promise<unknown>>();
 
-  private constructor(nl: NetlinkModule) {
+  readonly #longLived: boolean;
+
+  private constructor(nl: NetlinkModule, longLived: boolean) {
     this.#nl = nl;
+    this.#longLived = longLived;
   }
 
-  /** Load netlink lazily: the VERSION path and the cloud-only commands never pay for it. */
-  static async create(): Promise<NetlinkKernel> {
+  /**
+   * Load netlink lazily: the VERSION path and the cloud-only commands never pay for it.
+   * `longLived` (the node agent): work that would hold a short-lived process's exit up (a packet
+   * socket's close) is left to a thread instead of a forked grandchild.
+   */
+  static async create(opts: { longLived?: boolean } = {}): Promise<NetlinkKernel> {
     const nl = await import("netlink/dist/rt/rt.js");
     hostNetnsFd();
-    return new NetlinkKernel(nl);
+    return new NetlinkKernel(nl, opts.longLived === true);
   }
 
   #sock(ns: Netns): RtNetlinkSocket {
     let s = this.#sockets.get(ns);
     if (s === undefined) {
-      s = withNetns(ns, () => this.#nl.createRtNetlink());
+      // Synchronous requests (netlink-sync.ts): the package's own socket waits a turn of the
+      // event loop for each answer.
+      s = withNetns(ns, () => new this.#nl.RtNetlinkSocket(new SyncNetlinkSocket() as unknown as NetlinkSocket));
       this.#sockets.set(ns, s);
     }
     return s;
@@ -649,7 +659,7 @@ export class NetlinkKernel implements Kernel {
     if (addr.family !== 4) return;
     withNetns(ns, () => {
       try {
-        tcnpNative().sendGarp(link.index, macBytes(link.mac), ipBytes(addr));
+        tcnpNative().sendGarp(link.index, macBytes(link.mac), ipBytes(addr), this.#longLived);
       } catch (e) {
         throw new KernelError(`announce ${ip} on "${dev}"`, ns, (e as NodeJS.ErrnoException).code ?? "EIO", {
           cause: e,

@@ -12,7 +12,9 @@ export type NativeName = "tcnp" | "netlink";
 export interface TcnpNative {
   setns(fd: number, nstype: number): void;
   flock(fd: number, op: number): number;
-  sendGarp(ifindex: number, mac: Buffer, ip: Buffer): void;
+  sendGarp(ifindex: number, mac: Buffer, ip: Buffer, inThread?: boolean): void;
+  nlOpen(): number;
+  nlTransact(fd: number, msg: Buffer, seq: number): Buffer[];
   readonly CLONE_NEWNET: number;
   readonly LOCK_EX: number;
   readonly LOCK_NB: number;

@@ -237,6 +237,44 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
     for (const p of [down, blip]) assert.equal((await w.cni(vm, "del", p)).status, 0);
     await stopAgent("SIGTERM");
   });
+
+  it("at its maximum with addresses cooling, an ADD waits for the first to come due within its deadline, else says why", async () => {
+    // Two addresses at most for this node; pods churn faster than the cool-down.
+    w.install(vm, "10-mix.conf", w.mixConf({}, { coolDownSeconds: 2, pool: { warmTarget: 1, maximum: 2 } }));
+    agent = startAgent();
+    await poolAt((p) => p.free.length === 1 && p.cooling === 0 && p.pendingReleases === 0, "a settled pool");
+    const [a, b, c, d] = [await w.newPod("ma"), await w.newPod("mb"), await w.newPod("mc"), await w.newPod("md")];
+    const ra = await w.cni(vm, "add", a);
+    const rb = await w.cni(vm, "add", b);
+    assert.equal(ra.status + rb.status, 0, `${ra.stdout}${rb.stdout}`);
+    assert.equal((await w.cni(vm, "del", a)).status, 0);
+    const released = Date.now();
+    // A third pod: the node is at its maximum (one address in use, one cooling for 2 s): it gets the
+    // cooled address once it is due, not before, and not an error.
+    const rc = await w.cni(vm, "add", c);
+    assert.equal(rc.status, 0, `${rc.stdout}${rc.stderr}`);
+    assert.equal(ipOf(rc.stdout), ipOf(ra.stdout), "the cooled address, the only one the node may hold");
+    assert.ok(Date.now() - released >= 1_900, "not inside the cool-down");
+    assert.equal(w.vmPort(vm, MIX_NET).ips.length, 3, "the VM's own address and two pods'");
+    // A cool-down longer than the ADD's deadline (10 s): it fails at once, naming the cool-down.
+    // (A pool keeps the configuration it started with: the agent restarted on the new one.)
+    await stopAgent("SIGTERM");
+    w.install(vm, "10-mix.conf", w.mixConf({}, { coolDownSeconds: 60, pool: { warmTarget: 1, maximum: 2 } }));
+    agent = startAgent();
+    await poolAt((p) => p.inUse === 2, "the restarted agent's pool");
+    assert.equal((await w.cni(vm, "del", b)).status, 0);
+    const t0 = Date.now();
+    const rd = await w.cni(vm, "add", d);
+    assert.notEqual(rd.status, 0);
+    assert.match(`${rd.stdout}${rd.stderr}`, /No addresses available; /);
+    assert.match(
+      `${rd.stdout}${rd.stderr}`,
+      /maximum of 2 addresses .*1 of them cool down after pods \(ipam\.coolDownSeconds\)/,
+    );
+    assert.ok(Date.now() - t0 < 5_000, "without waiting out its deadline");
+    for (const p of [c, d]) assert.equal((await w.cni(vm, "del", p)).status, 0);
+    await stopAgent("SIGTERM");
+  });
 });
 
 describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", { skip: skip ?? false }, () => {
