@@ -50,7 +50,7 @@ export class EniPool {
     this.#work = new PoolWork({
       maintain: () => this.#maintain(),
       fill: () => this.#fillBatch(),
-      sleep: (ms) => s.deps.clock.sleep(ms),
+      clock: s.deps.clock,
     });
   }
 

@@ -149,21 +149,23 @@ export const FILL_GATHER_MS = 100;
 /**
  * The cloud work of a pool, one at a time of each kind: a round of upkeep, and a fill shared by
  * everyone who asks while it runs (after a short gathering window: in a burst, the pods right
- * behind the first join the batch). Once stopping, no new upkeep starts; quiesce() resolves when
+ * behind the first join the batch; pods that waited through the previous fill have gathered already,
+ * so a fill asked for right after one ends starts at once). Once stopping, no new upkeep starts; quiesce() resolves when
  * the work in flight has ended, so a stopped agent leaves no port or address no record names.
  */
 export class PoolWork {
   #maintaining: Promise<void> | undefined;
   #fill: Promise<void> | undefined;
   #stopping = false;
+  #lastFillEnd = -Infinity;
   readonly #maintain: () => Promise<void>;
   readonly #fillBatch: () => Promise<void>;
-  readonly #sleep: (ms: number) => Promise<void>;
+  readonly #clock: Clock;
 
-  constructor(o: { maintain: () => Promise<void>; fill: () => Promise<void>; sleep: (ms: number) => Promise<void> }) {
+  constructor(o: { maintain: () => Promise<void>; fill: () => Promise<void>; clock: Clock }) {
     this.#maintain = o.maintain;
     this.#fillBatch = o.fill;
-    this.#sleep = o.sleep;
+    this.#clock = o.clock;
   }
 
   get stopping(): boolean {
@@ -180,9 +182,15 @@ export class PoolWork {
   }
 
   fill(): Promise<void> {
-    this.#fill ??= this.#sleep(FILL_GATHER_MS)
-      .then(() => this.#fillBatch())
-      .finally(() => (this.#fill = undefined));
+    if (this.#fill === undefined) {
+      const gathered = this.#clock.now() - this.#lastFillEnd < FILL_GATHER_MS;
+      this.#fill = (gathered ? Promise.resolve() : this.#clock.sleep(FILL_GATHER_MS))
+        .then(() => this.#fillBatch())
+        .finally(() => {
+          this.#fill = undefined;
+          this.#lastFillEnd = this.#clock.now();
+        });
+    }
     return this.#fill;
   }
 
@@ -225,7 +233,7 @@ export class MixPool {
     this.#work = new PoolWork({
       maintain: () => this.#maintain(),
       fill: () => this.#fillBatch(),
-      sleep: (ms) => s.deps.clock.sleep(ms),
+      clock: s.deps.clock,
     });
   }
 

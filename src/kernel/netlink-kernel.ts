@@ -80,6 +80,13 @@ export class NetlinkKernel implements Kernel {
   #queues = new Map<Netns, Promise<unknown>>();
 
   readonly #longLived: boolean;
+  /**
+   * Link indices by namespace and name, learnt from every lookup: an operation on a link by name
+   * sends one request, not a lookup and the request. A stale index (the link gone or made again,
+   * by anyone) fails with ENODEV, and the operation looks the name up once more. Indices are not
+   * reused soon (the kernel allocates them cyclically), and a namespace's entries go with its socket.
+   */
+  readonly #ifindex = new Map<Netns, Map<string, number>>();
 
   private constructor(nl: NetlinkModule, longLived: boolean) {
     this.#nl = nl;
@@ -126,13 +133,13 @@ export class NetlinkKernel implements Kernel {
   /** Close the socket kept for one namespace (a pod's, when its request is done; a long-lived agent). */
   forget(ns: Netns): void {
     if (ns === HOST || this.#queues.has(ns)) return;
-    this.#sockets.get(ns)?.socket.close();
-    this.#sockets.delete(ns);
+    this.#dropSocket(ns);
   }
 
   close(): void {
     for (const s of this.#sockets.values()) s.socket.close();
     this.#sockets.clear();
+    this.#ifindex.clear();
   }
 
   // ---- namespaces -------------------------------------------------------------------------------
@@ -176,7 +183,20 @@ export class NetlinkKernel implements Kernel {
     return true;
   }
 
+  #remember(ns: Netns, name: string, index: number): void {
+    let m = this.#ifindex.get(ns);
+    if (m === undefined) this.#ifindex.set(ns, (m = new Map()));
+    else if (m.size >= 4096) m.clear(); // links gone with their pods' namespaces are never deleted by name
+    m.set(name, index);
+  }
+
+  #unlearn(ns: Netns, name?: string): void {
+    if (name === undefined) this.#ifindex.delete(ns);
+    else this.#ifindex.get(ns)?.delete(name);
+  }
+
   #dropSocket(ns: Netns): void {
+    this.#unlearn(ns);
     const s = this.#sockets.get(ns);
     if (s !== undefined) {
       s.socket.close();
@@ -188,7 +208,9 @@ export class NetlinkKernel implements Kernel {
 
   async listLinks(ns: Netns): Promise<Link[]> {
     const msgs = await this.#call("list links", ns, (s) => s.getLinks(undefined, undefined, { timeout: TIMEOUT_MS }));
-    return msgs.map(toLink);
+    const links = msgs.map(toLink);
+    for (const l of links) this.#remember(ns, l.name, l.index);
+    return links;
   }
 
   /** One RTM_GETLINK by name, not a dump. */
@@ -197,9 +219,15 @@ export class NetlinkKernel implements Kernel {
       const msgs = await this.#call(`find link "${name}"`, ns, (s) =>
         s.getLink({}, { ifname: name }, { timeout: TIMEOUT_MS }),
       );
-      return msgs[0] === undefined ? undefined : toLink(msgs[0]);
+      if (msgs[0] === undefined) return undefined;
+      const l = toLink(msgs[0]);
+      this.#remember(ns, name, l.index);
+      return l;
     } catch (e) {
-      if (e instanceof KernelError && (e.errno === "ENODEV" || e.errno === "ENOENT")) return undefined;
+      if (e instanceof KernelError && (e.errno === "ENODEV" || e.errno === "ENOENT")) {
+        this.#unlearn(ns, name);
+        return undefined;
+      }
       throw e;
     }
   }
@@ -210,8 +238,24 @@ export class NetlinkKernel implements Kernel {
     return l.index;
   }
 
+  /** `f` with the link's index: the one learnt, and on ENODEV (stale) a fresh lookup's. */
+  async #byIndex<T>(ns: Netns, name: string, op: string, f: (index: number) => Promise<T>): Promise<T> {
+    const known = this.#ifindex.get(ns)?.get(name);
+    if (known !== undefined) {
+      try {
+        return await f(known);
+      } catch (e) {
+        if (!(e instanceof KernelError && e.errno === "ENODEV")) throw e;
+        this.#unlearn(ns, name);
+      }
+    }
+    return f(await this.#index(ns, name, op));
+  }
+
   async createVeth(ns: Netns, spec: VethSpec): Promise<void> {
     const op = `create veth "${spec.name}"`;
+    this.#unlearn(ns, spec.name);
+    this.#unlearn(spec.peer.netns, spec.peer.name);
     const fd = spec.peer.netns === ns ? undefined : openNetns(spec.peer.netns);
     try {
       const peer: { name: string; netnsFd?: number; mac?: string; mtu?: number } = { name: spec.peer.name };
@@ -240,6 +284,7 @@ export class NetlinkKernel implements Kernel {
     };
     if (spec.mac !== undefined) attrs.address = macBytes(spec.mac);
     if (spec.mtu !== undefined) attrs.mtu = spec.mtu;
+    this.#unlearn(ns, spec.name);
     await this.#call(`create ${spec.kind} "${spec.name}"`, ns, (s) =>
       s.newLink({}, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }),
     );
@@ -247,24 +292,30 @@ export class NetlinkKernel implements Kernel {
 
   async setLink(ns: Netns, name: string, change: LinkChange): Promise<void> {
     const op = `change link "${name}"`;
-    const index = await this.#index(ns, name, op);
     const attrs: NonNullable<Parameters<RtNetlinkSocket["setLink"]>[1]> = {};
     if (change.mtu !== undefined) attrs.mtu = change.mtu;
     if (change.mac !== undefined) attrs.address = macBytes(change.mac);
     if (change.name !== undefined && change.name !== name) attrs.ifname = change.name;
     if (change.alias !== undefined) attrs.ifalias = change.alias;
     if (change.master !== undefined) attrs.master = change.master === "" ? 0 : await this.#index(ns, change.master, op);
-    const data: NonNullable<Parameters<RtNetlinkSocket["setLink"]>[0]> = { index };
-    if (change.up !== undefined) {
-      data.flags = change.up ? { up: true } : {};
-      data.change = { up: true };
-    }
-    await this.#call(op, ns, (s) => s.setLink(data, attrs, { timeout: TIMEOUT_MS }));
+    const renamed = attrs.ifname !== undefined;
+    if (renamed) this.#unlearn(ns, change.name);
+    await this.#byIndex(ns, name, op, async (index) => {
+      const data: NonNullable<Parameters<RtNetlinkSocket["setLink"]>[0]> = { index };
+      if (change.up !== undefined) {
+        data.flags = change.up ? { up: true } : {};
+        data.change = { up: true };
+      }
+      await this.#call(op, ns, (s) => s.setLink(data, attrs, { timeout: TIMEOUT_MS }));
+    });
+    if (renamed) this.#unlearn(ns, name);
   }
 
   async moveLink(ns: Netns, name: string, target: Netns, newName?: string): Promise<void> {
     const op = `move link "${name}"`;
     const index = await this.#index(ns, name, op);
+    this.#unlearn(ns, name);
+    this.#unlearn(target, newName ?? name);
     const fd = openNetns(target);
     try {
       const attrs: NonNullable<Parameters<RtNetlinkSocket["setLink"]>[1]> = { netNsFd: fd };
@@ -278,6 +329,7 @@ export class NetlinkKernel implements Kernel {
   async deleteLink(ns: Netns, name: string): Promise<boolean> {
     const l = await this.getLink(ns, name);
     if (l === undefined) return false;
+    this.#unlearn(ns, name);
     try {
       await this.#call(`delete link "${name}"`, ns, (s) =>
         s.delLink({ index: l.index }, undefined, { timeout: TIMEOUT_MS }),
@@ -312,17 +364,18 @@ export class NetlinkKernel implements Kernel {
 
   async addAddress(ns: Netns, addr: Address): Promise<void> {
     const op = `add address ${addr.cidr} to "${addr.dev}"`;
-    const index = await this.#index(ns, addr.dev, op);
     const c = parseCidr(addr.cidr);
     const b = ipBytes(c.ip);
     const attrs: NonNullable<Parameters<RtNetlinkSocket["newAddress"]>[1]> = { local: b, address: b };
     if (addr.noprefixroute === true) attrs.flags = { noprefixroute: true };
     const scope = addr.scope === "link" ? 253 : addr.scope === "host" ? 254 : 0;
-    await this.#call(op, ns, (s) =>
-      s.newAddress({ family: c.ip.family === 4 ? 2 : 10, prefixlen: c.prefix, index, scope }, attrs, {
-        flags: CREATE_EXCL,
-        timeout: TIMEOUT_MS,
-      }),
+    await this.#byIndex(ns, addr.dev, op, (index) =>
+      this.#call(op, ns, (s) =>
+        s.newAddress({ family: c.ip.family === 4 ? 2 : 10, prefixlen: c.prefix, index, scope }, attrs, {
+          flags: CREATE_EXCL,
+          timeout: TIMEOUT_MS,
+        }),
+      ),
     );
   }
 
@@ -379,13 +432,13 @@ export class NetlinkKernel implements Kernel {
     return out;
   }
 
-  async #routeMessage(
-    ns: Netns,
+  #routeMessage(
     route: Route,
-    op: string,
-  ): Promise<
-    [NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[0]>, NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[1]>]
-  > {
+    oif: number | undefined,
+  ): [
+    NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[0]>,
+    NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[1]>,
+  ] {
     const c = parseCidr(route.dst);
     const table = route.table ?? RT_TABLE_MAIN;
     const scope = route.scope ?? (route.gw === undefined ? "link" : "global");
@@ -401,28 +454,37 @@ export class NetlinkKernel implements Kernel {
     const attrs: NonNullable<Parameters<RtNetlinkSocket["newRoute"]>[1]> = { table };
     if (c.prefix > 0) attrs.dst = ipBytes(c.ip);
     if (route.gw !== undefined) attrs.gateway = ipBytes(parseIp(route.gw));
-    if (route.dev !== undefined) attrs.oif = await this.#index(ns, route.dev, op);
+    if (oif !== undefined) attrs.oif = oif;
     if (route.src !== undefined) attrs.prefsrc = ipBytes(parseIp(route.src));
     if (route.metric !== undefined) attrs.priority = route.metric;
     return [data, attrs];
   }
 
+  #withOif(ns: Netns, route: Route, op: string, f: (oif: number | undefined) => Promise<void>): Promise<void> {
+    return route.dev === undefined ? f(undefined) : this.#byIndex(ns, route.dev, op, f);
+  }
+
   async addRoute(ns: Netns, route: Route): Promise<void> {
     const op = `add route ${route.dst}${route.gw === undefined ? "" : ` via ${route.gw}`}${route.dev === undefined ? "" : ` dev ${route.dev}`}`;
-    const [data, attrs] = await this.#routeMessage(ns, route, op);
-    await this.#call(op, ns, (s) => s.newRoute(data, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }));
+    await this.#withOif(ns, route, op, async (oif) => {
+      const [data, attrs] = this.#routeMessage(route, oif);
+      await this.#call(op, ns, (s) => s.newRoute(data, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }));
+    });
   }
 
   async replaceRoute(ns: Netns, route: Route): Promise<void> {
     const op = `replace route ${route.dst}`;
-    const [data, attrs] = await this.#routeMessage(ns, route, op);
-    await this.#call(op, ns, (s) => s.newRoute(data, attrs, { flags: CREATE_REPLACE, timeout: TIMEOUT_MS }));
+    await this.#withOif(ns, route, op, async (oif) => {
+      const [data, attrs] = this.#routeMessage(route, oif);
+      await this.#call(op, ns, (s) => s.newRoute(data, attrs, { flags: CREATE_REPLACE, timeout: TIMEOUT_MS }));
+    });
   }
 
   async deleteRoute(ns: Netns, route: Route): Promise<boolean> {
     const op = `delete route ${route.dst}`;
-    if (route.dev !== undefined && (await this.getLink(ns, route.dev)) === undefined) return false;
-    const [data, attrs] = await this.#routeMessage(ns, route, op);
+    const dev = route.dev === undefined ? undefined : await this.getLink(ns, route.dev);
+    if (route.dev !== undefined && dev === undefined) return false;
+    const [data, attrs] = this.#routeMessage(route, dev?.index);
     data.scope = "NOWHERE";
     delete data.protocol;
     if (route.metric === undefined) delete attrs.priority;
@@ -532,16 +594,17 @@ export class NetlinkKernel implements Kernel {
 
   async setNeighbour(ns: Netns, n: Neighbour): Promise<void> {
     const op = `set neighbour ${n.ip} on "${n.dev}"`;
-    const ifindex = await this.#index(ns, n.dev, op);
     const attrs: NonNullable<Parameters<RtNetlinkSocket["newNeighbor"]>[1]> = { dst: ipBytes(parseIp(n.ip)) };
     if (n.mac !== undefined) attrs.lladdr = macBytes(n.mac);
-    const data: NonNullable<Parameters<RtNetlinkSocket["newNeighbor"]>[0]> = {
-      family: familyOf(n.ip),
-      ifindex,
-      state: n.permanent === false ? { reachable: true } : { permanent: true },
-    };
-    if (n.proxy === true) data.flags = { proxy: true };
-    await this.#call(op, ns, (s) => s.newNeighbor(data, attrs, { flags: CREATE_REPLACE, timeout: TIMEOUT_MS }));
+    await this.#byIndex(ns, n.dev, op, async (ifindex) => {
+      const data: NonNullable<Parameters<RtNetlinkSocket["newNeighbor"]>[0]> = {
+        family: familyOf(n.ip),
+        ifindex,
+        state: n.permanent === false ? { reachable: true } : { permanent: true },
+      };
+      if (n.proxy === true) data.flags = { proxy: true };
+      await this.#call(op, ns, (s) => s.newNeighbor(data, attrs, { flags: CREATE_REPLACE, timeout: TIMEOUT_MS }));
+    });
   }
 
   async deleteNeighbour(ns: Netns, n: Neighbour): Promise<boolean> {

@@ -79,18 +79,32 @@ export function describeStep(s: Op | Teardown): string {
   }
 }
 
-async function run(k: Kernel, s: Step, onWarn: (msg: string, e: unknown) => void): Promise<Undo | undefined> {
+// Links this plan made: a change to one needs no undo of its own (deleting the link undoes it).
+const linkKey = (ns: string, name: string): string => `${ns}\0${name}`;
+
+async function run(
+  k: Kernel,
+  s: Step,
+  onWarn: (msg: string, e: unknown) => void,
+  made: Set<string>,
+): Promise<Undo | undefined> {
   switch (s.op) {
     case "createVeth":
       await k.createVeth(s.ns, s.spec);
+      made.add(linkKey(s.ns, s.spec.name)).add(linkKey(s.spec.peer.netns, s.spec.peer.name));
       return async () => void (await k.deleteLink(s.ns, s.spec.name));
     case "createLink":
       await k.createLink(
         s.ns,
         s.mtu === undefined ? { name: s.name, kind: s.kind } : { name: s.name, kind: s.kind, mtu: s.mtu },
       );
+      made.add(linkKey(s.ns, s.name));
       return async () => void (await k.deleteLink(s.ns, s.name));
     case "setLink": {
+      if (made.has(linkKey(s.ns, s.name)) && s.change.name === undefined) {
+        await k.setLink(s.ns, s.name, s.change);
+        return undefined;
+      }
       const before = await k.getLink(s.ns, s.name);
       await k.setLink(s.ns, s.name, s.change);
       if (before === undefined) return undefined;
@@ -146,9 +160,10 @@ export interface ApplyOptions {
 export async function applyPlan(k: Kernel, steps: readonly Step[], opts: ApplyOptions = {}): Promise<void> {
   const onWarn = opts.onWarn ?? (() => {});
   const undos: Undo[] = [];
+  const made = new Set<string>();
   try {
     for (const s of steps) {
-      const undo = await run(k, s, onWarn);
+      const undo = await run(k, s, onWarn, made);
       if (undo !== undefined && s.keep !== true) undos.push(undo);
     }
   } catch (e) {
