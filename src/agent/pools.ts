@@ -18,9 +18,10 @@ export class AgentPools implements AddressPools {
     this.#events = events;
   }
 
-  serves(s: IpamSession): boolean {
-    // Per-node blocks choose each address themselves: those configurations keep the plugin path.
-    return s.cfg.mode === "eni" || s.cfg.nodeBlockPrefix === undefined;
+  serves(_s: IpamSession): boolean {
+    // Every tcnp-ipam configuration: mix (per-node blocks too: the pool's batches come from the
+    // node's blocks) and eni.
+    return true;
   }
 
   /** The pool of a configuration, made (and recovered from the port's tags) on first use. */

@@ -46,8 +46,13 @@ export function untaggedReservation(
   return { block: m[1]!, serverId: m[2]! };
 }
 
+/**
+ * Up to `count` addresses for the VM's pods from its blocks: free addresses of the blocks it holds
+ * (never a reservation's own address), then of blocks it reserves for them as needed, with one
+ * listing of the network's ports. Fewer when no block is left.
+ */
 export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
-  return async (vm: VmPort, subnet: Subnet): Promise<Partial<FixedIp> | undefined> => {
+  return async (vm: VmPort, subnet: Subnet, _port: Port, count: number): Promise<Array<Partial<FixedIp>>> => {
     const prefix = cfg.nodeBlockPrefix!;
     const serverId = vm.serverId;
     const all = await neutron.listPorts({ network_id: subnet.network_id });
@@ -78,16 +83,22 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
       .filter((b): b is string => b !== undefined)
       .map(parseCidr);
     const tokens = new Set(reservations.flatMap((r) => r.fixed_ips.map((f) => f.ip_address)));
-    // A free address in one of my blocks (never a reservation address).
-    for (const b of mine) {
+    const out: Array<Partial<FixedIp>> = [];
+    const take = (b: Cidr): void => {
       for (const v of usable(subnet, b)) {
+        if (out.length >= count) return;
         const ip = formatIp({ family: 4, value: v });
-        if (!taken.has(ip) && !tokens.has(ip)) return { subnet_id: subnet.id, ip_address: ip };
+        if (taken.has(ip) || tokens.has(ip)) continue;
+        taken.add(ip);
+        out.push({ subnet_id: subnet.id, ip_address: ip });
       }
-    }
-    // Reserve the next block nobody holds and whose addresses are all free.
+    };
+    // Free addresses in my blocks first.
+    for (const b of mine) take(b);
+    // Then the next blocks nobody holds and whose addresses are all free, reserved for this VM.
     const claimed = new Set(reservations.map(blockOf));
     for (const b of blocksOf(subnet, prefix)) {
+      if (out.length >= count) break;
       const cidr = formatCidr(b);
       if (claimed.has(cidr)) continue;
       const addrs = usable(subnet, b);
@@ -102,12 +113,13 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
         });
         await neutron.setTags("ports", r.id, [BLOCK_TAG, blockTag(cidr), nodeTag(serverId)]);
         log.info("reserved a per-node block", { block: cidr, server: serverId, reservationPort: r.id });
-        return { subnet_id: subnet.id, ip_address: formatIp({ family: 4, value: addrs[1]! }) };
+        tokens.add(token);
+        take(b);
       } catch (e) {
         if (isOpenStackError(e, "IpAddressAlreadyAllocated")) continue;
         throw e;
       }
     }
-    return undefined;
+    return out;
   };
 }

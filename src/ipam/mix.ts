@@ -27,8 +27,8 @@ export interface MixDeps {
   random?: () => number;
   /** Inside the node agent: released addresses go back to its pool (through a cooling record, even of 0 s). */
   pooled?: boolean;
-  /** Choose the fixed_ips entry to request on a subnet (per-node blocks pick an address). */
-  chooseEntry?(vm: VmPort, subnet: Subnet, port: Port): Promise<Partial<FixedIp> | undefined>;
+  /** Choose the fixed_ips entries to request on a subnet, up to `count` (per-node blocks pick addresses). */
+  chooseEntries?(vm: VmPort, subnet: Subnet, port: Port, count: number): Promise<Array<Partial<FixedIp>>>;
 }
 
 const entries = (ips: readonly FixedIp[]): FixedIp[] =>
@@ -100,9 +100,8 @@ export async function addMany(
       async (attempt) => {
         const port = await d.neutron.getPort(vm.portId);
         if (attempt === 0) await markPort(d, vm, port);
-        const wanted: Array<Partial<FixedIp>> = [];
-        for (let i = 0; i < count; i++)
-          wanted.push((await d.chooseEntry?.(vm, subnet, port)) ?? { subnet_id: subnet.id });
+        const chosen = (await d.chooseEntries?.(vm, subnet, port, count)) ?? [];
+        const wanted = Array.from({ length: count }, (_, i): Partial<FixedIp> => chosen[i] ?? { subnet_id: subnet.id });
         const before = new Set(port.fixed_ips.map((f) => f.ip_address));
         const now = d.clock.now();
         d.store.put({ ...base, state: "adding", before: [...before], createdAt: now, updatedAt: now });

@@ -122,7 +122,7 @@ export class IpamSession {
     };
     if (d.random !== undefined) m.random = d.random;
     if (d.pools !== undefined) m.pooled = true;
-    if (this.cfg.nodeBlockPrefix !== undefined) m.chooseEntry = blockChooser(this.cfg, this.clients.neutron, d.log);
+    if (this.cfg.nodeBlockPrefix !== undefined) m.chooseEntries = blockChooser(this.cfg, this.clients.neutron, d.log);
     return m;
   }
 

@@ -133,7 +133,7 @@ export async function routeWorld(opts: {
         store,
         clock: systemClock,
         log: nullLogger,
-        ...(o.blocks === undefined ? {} : { chooseEntry: blockChooser(cfg, c.neutron, nullLogger) }),
+        ...(o.blocks === undefined ? {} : { chooseEntries: blockChooser(cfg, c.neutron, nullLogger) }),
       };
       const ips: string[] = [];
       for (let i = 0; i < n; i++)

@@ -12,7 +12,7 @@ import { distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
 import type { PoolView } from "../../src/ipam/pool.js";
 import type { Allocation } from "../../src/ipam/store.js";
-import { execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
+import { execAsync, MIX_NET, POD_SUBNET, World, type VmHandle } from "../helpers/world.js";
 
 const skip = rootSkipReason() ?? e2eSkipReason();
 
@@ -402,3 +402,77 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
     }
   });
 });
+
+describe(
+  "tcnp agent, per-node blocks (nodeBlockPrefix): the pool comes from the node's block",
+  { skip: skip ?? false },
+  () => {
+    let w: World;
+    let vm: VmHandle;
+    let agent: ChildProcess | undefined;
+    before(async () => {
+      w = await World.start({ vms: 1, home: "mix", podSubnet: true });
+      vm = w.vms[0]!;
+      w.install(
+        vm,
+        "10-mix.conf",
+        w.mixConf(
+          {},
+          {
+            neutronConf: { networks: [MIX_NET], mode: "mix", subnets: [POD_SUBNET], nodeBlockPrefix: 28 },
+            coolDownSeconds: 0,
+            pool: { warmTarget: 4 },
+          },
+        ),
+      );
+    });
+    after(async () => {
+      agent?.kill("SIGKILL");
+      await w?.stop();
+    });
+
+    it("fills from a /28 it reserves, serves ADDs without a cloud call, takes the addresses back", async () => {
+      agent = w.startAgent(vm);
+      let pool: PoolView | undefined;
+      for (let i = 0; i < 100 && (pool?.free.length ?? 0) < 4; i++) {
+        await sleep(100);
+        pool = (await w.agentPools(vm))?.[0];
+      }
+      assert.equal(pool?.free.length, 4, JSON.stringify(pool));
+      // One reservation port for this VM's block; every pool address inside that block.
+      const reservations = Object.values(w.em.world.ports).filter((p) => p.name.startsWith("tcnp-block-"));
+      assert.equal(reservations.length, 1);
+      const block = reservations[0]!.name.slice("tcnp-block-".length);
+      const [net, bits] = block.split("/");
+      const base = Number(net!.split(".")[3]);
+      const inBlock = (ip: string): boolean =>
+        ip.startsWith("10.10.30.") &&
+        Number(ip.split(".")[3]) >= base &&
+        Number(ip.split(".")[3]) < base + 2 ** (32 - Number(bits));
+      assert.ok(pool!.free.every(inBlock), `${JSON.stringify(pool!.free)} in ${block}`);
+      const pods = [await w.newPod("bk"), await w.newPod("bk")];
+      const ips: string[] = [];
+      for (const p of pods) {
+        const r = await w.cni(vm, "add", p);
+        assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+        ips.push((JSON.parse(r.stdout) as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!);
+      }
+      assert.ok(ips.every(inBlock), `${JSON.stringify(ips)} in ${block}`);
+      assert.ok(ips.every((ip) => w.vmPort(vm, MIX_NET).ips.includes(ip)));
+      const done = fs
+        .readFileSync(path.join(vm.dir, "agent.log"), "utf8")
+        .trim()
+        .split("\n")
+        .map((l) => JSON.parse(l) as { msg: string; command?: string; containerId?: string; cloudCalls?: number })
+        .filter((l) => l.msg === "CNI command done" && l.command === "ADD" && pods.some((p) => p.id === l.containerId));
+      assert.deepEqual(
+        done.map((l) => l.cloudCalls),
+        [0, 0],
+        "served from the pool",
+      );
+      for (const p of pods) assert.equal((await w.cni(vm, "del", p)).status, 0);
+      const back = (await w.agentPools(vm))?.[0];
+      assert.equal(back?.inUse, 0);
+    });
+  },
+);
