@@ -180,6 +180,17 @@ const heldByAnother = (store: AllocationStore, a: Allocation): boolean =>
     .list()
     .some((o) => o.ip === a.ip && o.state === "active" && !(o.containerId === a.containerId && o.ifname === a.ifname));
 
+// Another record holds the address: a pod's, a pool's or a cooling one.
+const claimedByAnother = (store: AllocationStore, a: Allocation): boolean =>
+  store
+    .list()
+    .some(
+      (o) =>
+        o.ip === a.ip &&
+        (o.state === "active" || o.state === "cooling" || o.state === "pool") &&
+        !(o.containerId === a.containerId && o.ifname === a.ifname),
+    );
+
 const knownAddress = (store: AllocationStore, ip: string): boolean =>
   store.list().some((a) => a.ip === ip && (a.state === "active" || a.state === "cooling" || a.state === "pool"));
 
@@ -310,10 +321,13 @@ export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
           a.portId,
           (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address) && f.subnet_id === a.subnetId,
         );
-      } else if (a.ip !== undefined && heldByAnother(d.store, a)) {
+      } else if (a.ip !== undefined && claimedByAnother(d.store, a)) {
         // An earlier release of it committed with its answer lost, and Neutron has since given the
-        // address to another pod of this node: it is that pod's now.
-        d.log.info("the address of a pending release belongs to another pod now: nothing to release", { ip: a.ip });
+        // address to this node again: another pod's, or the agent's pool's (a pod takes it from
+        // there without a cloud call), or cooling after one. It is theirs now.
+        d.log.info("the address of a pending release belongs to another record now: nothing to release", {
+          ip: a.ip,
+        });
       } else if (a.ip !== undefined) {
         await removeAddresses(d, a.portId, (f) => f.ip_address === a.ip);
       }

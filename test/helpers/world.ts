@@ -362,6 +362,13 @@ export class World {
     for (const p of this.#pods) await this.kernel.deleteNetns(p);
     if (this.topo !== undefined) await destroyTopology(this.kernel, this.topo);
     this.kernel?.close();
+    // TCNP_TEST_KEEP=DIR keeps the VMs' logs and records there, for a failure that does not repeat.
+    const keep = process.env["TCNP_TEST_KEEP"];
+    if (keep !== undefined && keep !== "" && this.dir !== "")
+      fs.cpSync(this.dir, path.join(keep, path.basename(this.dir)), {
+        recursive: true,
+        filter: (f) => !f.includes(`${path.sep}bin${path.sep}`) && !f.endsWith(`${path.sep}bin`),
+      });
     if (this.dir !== "") fs.rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -9,6 +9,7 @@ import { toCniError } from "../../src/plugins/errors.js";
 import { FakeKernel } from "../../src/kernel/fake-kernel.js";
 import { HOST } from "../../src/kernel/types.js";
 import { createVethRoute } from "../../src/plugins/veth-route/plugin.js";
+import { allocationsDir, FileAllocationStore, poolKey } from "../../src/ipam/store.js";
 import { cniEnv, fakeNode, mixConf, nodeSeed, VM1, VM1_MAC } from "../helpers/fake-node.js";
 
 const runCni = (p: CniPlugin, io: CniIo): ReturnType<typeof runCniRaw> => runCniRaw(p, io, { toCniError });
@@ -213,6 +214,47 @@ describe("mix mode (emulator + fake kernel)", () => {
       } finally {
         n.cleanup();
       }
+    }
+  });
+
+  // A release whose PUT committed with its answer lost stays pending; Neutron may hand the address
+  // to this node again meanwhile (a node agent's pool fill on a small subnet). Finishing the pending
+  // release must then leave it: the pool's record holds it, and a pod takes it without a cloud call.
+  it("a pending release whose address came back to the node's pool leaves the address on the port", async () => {
+    const n = await fakeNode();
+    try {
+      const pod = await n.kernel.createNetns("pod1");
+      const plugin = createVethRoute(n.deps);
+      const add = await runCni(plugin, { env: cniEnv("ADD", "c0ffee0b", pod), stdin: JSON.stringify(mixConf()) });
+      assert.equal(add.exitCode, 0, add.stdout);
+      const r = JSON.parse(add.stdout);
+      const ip = r.ips[0].address.split("/")[0] as string;
+      n.em.addFault({ kind: "drop-after-commit", service: "network", method: "PUT", remaining: 1 });
+      const del = await runCni(plugin, {
+        env: cniEnv("DEL", "c0ffee0b", pod),
+        stdin: JSON.stringify({ ...mixConf(), prevResult: r }),
+      });
+      assert.equal(JSON.parse(del.stdout).code, 11, del.stdout);
+      assert.ok(!vmPortIps(n).includes(ip), "the release committed");
+      // The address comes back to this VM's port as a pool address (what an agent's fill does).
+      const port = Object.values(n.em.world.ports).find((p) => p.device_id === VM1 && p.network_id.startsWith("b953"))!;
+      port.fixed_ips.push({ subnet_id: port.fixed_ips[0]!.subnet_id, ip_address: ip });
+      port.revision_number++;
+      const store = new FileAllocationStore(allocationsDir(n.stateDir));
+      const pending = store.get("c0ffee0b", "eth0")!;
+      assert.equal(pending.state, "releasing");
+      const now = Date.now();
+      store.put({ ...pending, ...poolKey(ip), state: "pool", createdAt: now, updatedAt: now });
+      // The runtime's repeated DEL finishes the pending release.
+      const again = await runCni(plugin, {
+        env: cniEnv("DEL", "c0ffee0b", pod),
+        stdin: JSON.stringify({ ...mixConf(), prevResult: r }),
+      });
+      assert.equal(again.exitCode, 0, again.stdout);
+      assert.ok(vmPortIps(n).includes(ip), "the pool's address stays on the port");
+      assert.equal(store.get("c0ffee0b", "eth0"), undefined, "the pending release is done");
+    } finally {
+      n.cleanup();
     }
   });
 
