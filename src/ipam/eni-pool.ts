@@ -289,7 +289,9 @@ export class EniPool {
   }
 
   kick(): void {
-    void this.maintain();
+    // After the current task: the pod whose take kicked it finishes its kernel work first (the
+    // upkeep's store reads would otherwise run between that pod's netlink requests).
+    setImmediate(() => void this.maintain());
   }
 
   maintain(): Promise<void> {

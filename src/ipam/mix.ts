@@ -87,6 +87,9 @@ async function addOne(
  * Add `count` addresses on `subnet` to the VM's port in one fixed_ips write (a warm pool's batch).
  * Returns those that landed (fewer when the subnet runs out; none when it is exhausted). The intent
  * record `base` (state "adding", with the port's addresses before) is left for the caller to replace.
+ * `known`: the port as the caller last read it (a pool's previous batch): the first write goes with
+ * its revision instead of reading the port again; when someone wrote since, Neutron refuses it (412)
+ * and the next attempt reads. `seen` is told the port as read back after the write.
  */
 export async function addMany(
   d: MixDeps,
@@ -94,11 +97,12 @@ export async function addMany(
   subnet: Subnet,
   base: Omit<Allocation, "state" | "createdAt" | "updatedAt">,
   count: number,
+  opts: { known?: Port; seen?: (p: Port) => void } = {},
 ): Promise<string[]> {
   try {
     return await retry(
       async (attempt) => {
-        const port = await d.neutron.getPort(vm.portId);
+        const port = attempt === 0 && opts.known !== undefined ? opts.known : await d.neutron.getPort(vm.portId);
         if (attempt === 0) await markPort(d, vm, port);
         const chosen = (await d.chooseEntries?.(vm, subnet, port, count)) ?? [];
         const wanted = Array.from({ length: count }, (_, i): Partial<FixedIp> => chosen[i] ?? { subnet_id: subnet.id });
@@ -133,6 +137,7 @@ export async function addMany(
         if (added.length === 0) throw new LostRace("the update answered without a new address");
         // Read back: with several writers, real Neutron may have merged or undone our change.
         const check = await d.neutron.getPort(port.id);
+        opts.seen?.(check);
         const ips = added.filter((a) => check.fixed_ips.some((f) => f.ip_address === a));
         if (ips.length === 0) {
           d.log.warn("our address vanished from the port after the update (a concurrent writer?), retrying", {

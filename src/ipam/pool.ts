@@ -13,7 +13,7 @@ import { CniCode, CniError, tryAgainLater } from "../cni/errors.js";
 import type { Clock } from "../base/clock.js";
 import { parseCidr } from "../net/ip.js";
 import { isOpenStackError } from "../openstack/errors.js";
-import type { FixedIp, Subnet } from "../openstack/types.js";
+import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { IpamConfig } from "./config.js";
 import { addMany, candidateSubnets, mixRelease, removeAddresses, stillCooling, type MixDeps } from "./mix.js";
 import { processAlive } from "../state/files.js";
@@ -215,6 +215,8 @@ export class MixPool {
   #waiting = 0;
   readonly #backoff = new CloudBackoff();
   #tagsDirty = true;
+  /** The VM's port as the last batch read it back; forgotten when this pool writes it otherwise. */
+  #lastPort: Port | undefined;
   /**
    * The agent's own lock over record changes that need no cloud call (a pod taking a pool address,
    * a cooled address coming back, surplus being marked): taken without waiting for the node lock,
@@ -302,7 +304,10 @@ export class MixPool {
     const deadline = this.#now() + this.#deadlineMs;
     // A record left by an interrupted ADD of the plugin path: finish it first (cloud work).
     const left = this.#s.store.get(who.containerId, who.ifname);
-    if (left !== undefined && left.state !== "active") await this.#s.locked(async () => this.#s.release(left));
+    if (left !== undefined && left.state !== "active") {
+      this.#lastPort = undefined;
+      await this.#s.locked(async () => this.#s.release(left));
+    }
     this.#waiting++;
     try {
       for (;;) {
@@ -396,7 +401,10 @@ export class MixPool {
         // An earlier batch interrupted (a killed agent): undo what it left before a new intent
         // takes its place — its list of the port's addresses before is what finds them.
         const left = this.#s.store.get(FILL_INTENT.containerId, FILL_INTENT.ifname);
-        if (left !== undefined) await mixRelease(this.#d, left);
+        if (left !== undefined) {
+          this.#lastPort = undefined;
+          await mixRelease(this.#d, left);
+        }
         const { vm, subnet } = await this.#where();
         const base = {
           ...FILL_INTENT,
@@ -408,7 +416,12 @@ export class MixPool {
           mac: vm.mac,
           hostIfname: vm.hostIf,
         };
-        const ips = await addMany(this.#d, vm, subnet, base, n);
+        // The port as the previous batch read it back: consecutive batches of a burst write without
+        // reading it first (a stale one costs a refused write and a read).
+        const ips = await addMany(this.#d, vm, subnet, base, n, {
+          ...(this.#lastPort === undefined ? {} : { known: this.#lastPort }),
+          seen: (p) => (this.#lastPort = p),
+        });
         const now = this.#now();
         for (const ip of ips) {
           const rec: Allocation = {
@@ -470,7 +483,9 @@ export class MixPool {
 
   /** Run the maintenance soon (after a take or a release), without waiting for it. */
   kick(): void {
-    void this.maintain();
+    // After the current task: the pod whose take kicked it finishes its kernel work first (the
+    // upkeep's store reads would otherwise run between that pod's netlink requests).
+    setImmediate(() => void this.maintain());
   }
 
   /**
@@ -545,6 +560,7 @@ export class MixPool {
           if (this.#s.deps.busy?.(a.containerId, a.ifname) === true) continue;
           if (this.#now() - a.updatedAt < 1000) continue;
         }
+        this.#lastPort = undefined;
         await mixRelease(this.#d, a).catch((e: unknown) => {
           this.#events?.cloudCall("release", false);
           throw e;
@@ -573,6 +589,7 @@ export class MixPool {
       if (this.#vm === undefined) return;
       const gone = new Set(surplus.map((a) => a.ip));
       try {
+        this.#lastPort = undefined;
         await removeAddresses(this.#d, this.#vm.portId, (f: FixedIp) => gone.has(f.ip_address));
         this.#events?.cloudCall("release", true);
       } catch (e) {
@@ -599,6 +616,7 @@ export class MixPool {
     const want = [...new Set([...others, MIX_TAG, nodeIpTag(vm.nodeIp), ...free])];
     if (want.length === port.tags.length && want.every((t) => port.tags.includes(t))) return;
     try {
+      this.#lastPort = undefined;
       await this.#s.clients.neutron.setTags("ports", vm.portId, want);
       this.#events?.cloudCall("tags", true);
     } catch (e) {

@@ -41,6 +41,7 @@ const RT_TABLE_MAIN = 254;
 const RT_TABLE_LOCAL = 255;
 const RTNH_F_ONLINK = 4;
 const TIMEOUT_MS = 10_000;
+const UNSUPPORTED_KIND_MS = 5 * 60_000;
 
 const SCOPES: Record<RouteScope, string> = { global: "UNIVERSE", link: "LINK", host: "HOST" };
 const scopeName = (s: unknown): RouteScope =>
@@ -87,6 +88,8 @@ export class NetlinkKernel implements Kernel {
    * reused soon (the kernel allocates them cyclically), and a namespace's entries go with its socket.
    */
   readonly #ifindex = new Map<Netns, Map<string, number>>();
+  /** Link kinds the kernel refused to make (no module), until when that answer is kept. */
+  readonly #unsupportedKinds = new Map<string, number>();
 
   private constructor(nl: NetlinkModule, longLived: boolean) {
     this.#nl = nl;
@@ -285,9 +288,18 @@ export class NetlinkKernel implements Kernel {
     if (spec.mac !== undefined) attrs.address = macBytes(spec.mac);
     if (spec.mtu !== undefined) attrs.mtu = spec.mtu;
     this.#unlearn(ns, spec.name);
-    await this.#call(`create ${spec.kind} "${spec.name}"`, ns, (s) =>
-      s.newLink({}, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }),
-    );
+    const op = `create ${spec.kind} "${spec.name}"`;
+    // A link kind this kernel lacks: every attempt makes it run modprobe for the module (2–10 ms
+    // here, on each pod's ADD in an agent), so the answer is kept for a while.
+    if ((this.#unsupportedKinds.get(spec.kind) ?? 0) > Date.now())
+      throw new KernelError(op, ns, "EOPNOTSUPP", { detail: `this kernel has no ${spec.kind} links` });
+    try {
+      await this.#call(op, ns, (s) => s.newLink({}, attrs, { flags: CREATE_EXCL, timeout: TIMEOUT_MS }));
+    } catch (e) {
+      if (e instanceof KernelError && (e.errno === "EOPNOTSUPP" || e.errno === "ENOTSUP"))
+        this.#unsupportedKinds.set(spec.kind, Date.now() + UNSUPPORTED_KIND_MS);
+      throw e;
+    }
   }
 
   async setLink(ns: Netns, name: string, change: LinkChange): Promise<void> {

@@ -10,6 +10,11 @@ import { FakeKernel } from "../../src/kernel/fake-kernel.js";
 import { HOST } from "../../src/kernel/types.js";
 import { createVethRoute } from "../../src/plugins/veth-route/plugin.js";
 import { allocationsDir, FileAllocationStore, poolKey } from "../../src/ipam/store.js";
+import { IpamSession } from "../../src/ipam/session.js";
+import { addMany, candidateSubnets } from "../../src/ipam/mix.js";
+import { findVmPorts } from "../../src/ipam/vm-port.js";
+import { parseNetConf } from "../../src/cni/netconf.js";
+import type { Port } from "../../src/openstack/types.js";
 import { cniEnv, fakeNode, mixConf, nodeSeed, VM1, VM1_MAC } from "../helpers/fake-node.js";
 
 const runCni = (p: CniPlugin, io: CniIo): ReturnType<typeof runCniRaw> => runCniRaw(p, io, { toCniError });
@@ -253,6 +258,39 @@ describe("mix mode (emulator + fake kernel)", () => {
       assert.equal(again.exitCode, 0, again.stdout);
       assert.ok(vmPortIps(n).includes(ip), "the pool's address stays on the port");
       assert.equal(store.get("c0ffee0b", "eth0"), undefined, "the pending release is done");
+    } finally {
+      n.cleanup();
+    }
+  });
+
+  // A pool's batch may write with the port as the previous batch read it back: when someone wrote
+  // since, Neutron refuses the write (412) and the batch reads the port again; nothing is lost.
+  it("a batch written with a stale copy of the port is refused, reread and lands without losing the other write", async () => {
+    const n = await fakeNode();
+    try {
+      const s = new IpamSession(n.deps, parseNetConf(JSON.stringify(mixConf()), "ADD"));
+      const d = s.mixDeps();
+      const vm = (await findVmPorts(s.clients.neutron, await n.deps.kernel(), VM1, s.cfg.networks, s.cache))[0]!;
+      const subnet = (await candidateSubnets(s.clients.neutron, s.cfg, vm.networkId, s.cache, Date.now()))[0]!;
+      const base = {
+        containerId: "batch",
+        ifname: "fill",
+        mode: "mix" as const,
+        serverId: VM1,
+        networkId: vm.networkId,
+        portId: vm.portId,
+      };
+      let seen: Port | undefined;
+      const first = await addMany(d, vm, subnet, base, 2, { seen: (p) => (seen = p) });
+      assert.equal(first.length, 2);
+      assert.ok(seen !== undefined && first.every((ip) => seen!.fixed_ips.some((f) => f.ip_address === ip)));
+      // Another writer adds an address after that read-back: the copy is stale now.
+      const other = await addMany(d, vm, subnet, { ...base, containerId: "other" }, 1);
+      const second = await addMany(d, vm, subnet, base, 2, { known: seen! });
+      assert.equal(second.length, 2);
+      const onPort = vmPortIps(n);
+      for (const ip of [...first, ...other, ...second]) assert.ok(onPort.includes(ip), `${ip} on the port`);
+      assert.equal(new Set([...first, ...other, ...second]).size, 5);
     } finally {
       n.cleanup();
     }
