@@ -18,12 +18,6 @@ export class AgentPools implements AddressPools {
     this.#events = events;
   }
 
-  serves(_s: IpamSession): boolean {
-    // Every tcnp-ipam configuration: mix (per-node blocks too: the pool's batches come from the
-    // node's blocks) and eni.
-    return true;
-  }
-
   /** The pool of a configuration, made (and recovered from the port's tags) on first use. */
   async poolFor(conf: NetConf): Promise<MixPool | EniPool> {
     const s = new IpamSession(this.#deps, conf);

@@ -386,9 +386,7 @@ export async function startAgent(opts: {
   for (const conf of confsIn(opts.confDir)) {
     try {
       const c = parseNetConf(conf, "ADD");
-      const probe = depsFor(opts.env, log);
-      const { IpamSession } = await import("../ipam/session.js");
-      if (agentPools.serves(new IpamSession(probe, c))) await agentPools.poolFor(c);
+      await agentPools.poolFor(c);
     } catch (e) {
       log.warn("cannot pool for a configuration in the conf dir", { error: e });
     }

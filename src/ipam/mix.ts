@@ -180,24 +180,17 @@ async function undoUncertainAdd(
   }
 }
 
+const same = (o: Allocation, a: Allocation): boolean => o.containerId === a.containerId && o.ifname === a.ifname;
+// A record whose address is on the port for someone: a pod's, a cooling one, a pool's.
+const holds = (o: Allocation): boolean => o.state === "active" || o.state === "cooling" || o.state === "pool";
+
 const heldByAnother = (store: AllocationStore, a: Allocation): boolean =>
-  store
-    .list()
-    .some((o) => o.ip === a.ip && o.state === "active" && !(o.containerId === a.containerId && o.ifname === a.ifname));
+  store.list().some((o) => o.ip === a.ip && o.state === "active" && !same(o, a));
 
-// Another record holds the address: a pod's, a pool's or a cooling one.
 const claimedByAnother = (store: AllocationStore, a: Allocation): boolean =>
-  store
-    .list()
-    .some(
-      (o) =>
-        o.ip === a.ip &&
-        (o.state === "active" || o.state === "cooling" || o.state === "pool") &&
-        !(o.containerId === a.containerId && o.ifname === a.ifname),
-    );
+  store.list().some((o) => o.ip === a.ip && holds(o) && !same(o, a));
 
-const knownAddress = (store: AllocationStore, ip: string): boolean =>
-  store.list().some((a) => a.ip === ip && (a.state === "active" || a.state === "cooling" || a.state === "pool"));
+const knownAddress = (store: AllocationStore, ip: string): boolean => store.list().some((a) => a.ip === ip && holds(a));
 
 /** A cooling address whose time has not come: it stays on the port. */
 export const stillCooling = (a: Allocation, now: number): boolean =>

@@ -19,7 +19,7 @@ export { allocationResult };
 async function add(deps: IpamDeps, ctx: PluginContext): Promise<CniResult> {
   const s = new IpamSession(deps, ctx.conf);
   const { containerId, ifname } = ctx.args;
-  if (deps.pools?.serves(s) === true) {
+  if (deps.pools !== undefined) {
     const a = await deps.pools.allocate(s, { containerId, ifname });
     deps.log.info("allocated from the warm pool", { mode: a.mode, ip: a.ip, port: a.portId });
     return allocationResult(a, s.cfg);
@@ -64,7 +64,7 @@ async function del(deps: IpamDeps, ctx: PluginContext): Promise<void> {
   const s = new IpamSession(deps, ctx.conf);
   const { containerId, ifname } = ctx.args;
   // The agent's pools take an active address back (cooling) without waiting for cloud work.
-  if (deps.pools?.serves(s) === true && (await deps.pools.release(s, { containerId, ifname }))) {
+  if (deps.pools !== undefined && (await deps.pools.release(s, { containerId, ifname }))) {
     deps.log.info("released to the pool (cooling)", { containerId, ifname });
     return;
   }

@@ -49,8 +49,6 @@ export interface IpamDeps {
 
 /** Warm pools of addresses (the node agent): an ADD takes from them without a cloud call. */
 export interface AddressPools {
-  /** Whether this configuration is served from a pool. */
-  serves(s: IpamSession): boolean;
   /** The allocation of (containerId, ifname): the one it has, or one from the pool. */
   allocate(s: IpamSession, who: { containerId: string; ifname: string }): Promise<Allocation>;
   /** Take back a pod's active address (it cools down, then serves again); false: not one to take back here. */

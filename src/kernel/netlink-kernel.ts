@@ -1,6 +1,7 @@
-// The real Kernel: rtnetlink with the `netlink` package's formats over synchronous requests (one socket per namespace, created inside
-// it), sysctls through /proc/sys written synchronously inside the namespace, iptables through
-// iptables-restore forked from inside the namespace.
+// The real Kernel: rtnetlink in the `netlink` package's formats over synchronous requests
+// (netlink-sync.ts; one socket per namespace, created inside it), sysctls through /proc/sys
+// written synchronously inside the namespace, iptables through iptables-restore forked from
+// inside the namespace.
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import type { NetlinkSocket, RtNetlinkSocket } from "netlink";

@@ -240,40 +240,31 @@ export async function startControlPlane(
         throw new Error(`kube-apiserver not ready: ${fs.readFileSync(logOf("kube-apiserver"), "utf8").slice(-2000)}`);
       await new Promise((res) => setTimeout(res, 200));
     }
-    if (opts.controllerManager === true) {
-      const k = path.join(dir, "kcm.kubeconfig");
-      fs.writeFileSync(k, kcfg("kcm", "kcm"), { mode: 0o600 });
-      start("kube-controller-manager", bin("kube-controller-manager"), [
+    // A component of the control plane with its client certificate, on a loopback port.
+    const component = (name: string, cert: string, port: number, extra: string[]): void => {
+      const k = path.join(dir, `${cert}.kubeconfig`);
+      fs.writeFileSync(k, kcfg(cert, cert), { mode: 0o600 });
+      start(name, bin(name), [
         `--kubeconfig=${k}`,
         `--authentication-kubeconfig=${k}`,
         `--authorization-kubeconfig=${k}`,
         "--bind-address=127.0.0.1",
-        `--secure-port=${kcmPort}`,
+        `--secure-port=${port}`,
         "--port=0",
-        `--cert-dir=${path.join(dir, "kcm-certs")}`,
+        `--cert-dir=${path.join(dir, `${cert}-certs`)}`,
         "--leader-elect=false",
+        ...extra,
+        "--v=1",
+      ]);
+    };
+    if (opts.controllerManager === true)
+      component("kube-controller-manager", "kcm", kcmPort, [
         "--use-service-account-credentials=true",
         `--service-account-private-key-file=${p("sa.key")}`,
         `--root-ca-file=${p("ca.crt")}`,
         "--controllers=*",
-        "--v=1",
       ]);
-    }
-    if (opts.scheduler === true) {
-      const k = path.join(dir, "scheduler.kubeconfig");
-      fs.writeFileSync(k, kcfg("scheduler", "scheduler"), { mode: 0o600 });
-      start("kube-scheduler", bin("kube-scheduler"), [
-        `--kubeconfig=${k}`,
-        `--authentication-kubeconfig=${k}`,
-        `--authorization-kubeconfig=${k}`,
-        "--bind-address=127.0.0.1",
-        `--secure-port=${schedPort}`,
-        "--port=0",
-        `--cert-dir=${path.join(dir, "scheduler-certs")}`,
-        "--leader-elect=false",
-        "--v=1",
-      ]);
-    }
+    if (opts.scheduler === true) component("kube-scheduler", "scheduler", schedPort, []);
     return {
       url,
       caFile: p("ca.crt"),
