@@ -151,7 +151,7 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     const cooling = before.filter((a) => stillCooling(a, Date.now()) || a.state === "pool");
     const stale = before.filter((a) => !isValid(a) && !cooling.includes(a));
     io.out(
-      `network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}${cooling.length === 0 ? "" : `\n  ${cooling.length} address(es) cooling down on the port (ipam.coolDownSeconds) or in the node agent's pool, left alone`}\n`,
+      `network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}${cooling.length === 0 ? "" : `\n  ${cooling.length} address(es) cooling down (ipam.coolDownSeconds: on the VM's port, on an eni port kept detached, or in the node agent's pool), left alone`}\n`,
     );
     if (values["dry-run"] === true) continue;
     for (const p of n.plugins) {

@@ -39,7 +39,10 @@ export interface IpamConfig {
   conflictAttempts: number;
   /** mix: reserve a per-node block of this prefix length and allocate from it (one router route per node). */
   nodeBlockPrefix?: number;
-  /** mix: how long a released address stays on the VM's port before it goes back to Neutron (0: at once). */
+  /**
+   * How long a released address stays out of Neutron's hands (0: at once): mix, on the VM's port; eni,
+   * on the pod's port, detached from the VM (plugin path) or attached in the agent's pool.
+   */
   coolDownMs: number;
   /** The node agent's warm pool (ipam.pool). */
   pool: { warm: number; minimum: number; maximum: number; deadlineMs: number };

@@ -10,8 +10,8 @@ import type { Nova } from "../openstack/nova.js";
 import type { Port, Subnet } from "../openstack/types.js";
 import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
-import { candidateSubnets } from "./mix.js";
-import type { Allocation, AllocationStore } from "./store.js";
+import { candidateSubnets, stillCooling } from "./mix.js";
+import { coolingKey, type Allocation, type AllocationStore } from "./store.js";
 import { containerTag, ENI_TAG, eniDescription, eniOwnerOf, ifnameTag, legacyEniDescription, nodeTag } from "./tags.js";
 
 export interface EniDeps {
@@ -58,13 +58,16 @@ async function securityGroupsFor(d: EniDeps, serverId: string): Promise<string[]
   return primary?.security_groups;
 }
 
-/** Detach (if attached), wait for Nova to let go, delete. Already-gone pieces are fine. */
-export async function destroyPort(d: EniDeps, portId: string, serverId: string): Promise<void> {
+/**
+ * Detach the port from its server (if attached) and wait for Nova to let go (at most
+ * ipam.timeouts.detach). False: the port is gone.
+ */
+export async function detachPort(d: EniDeps, portId: string, serverId: string): Promise<boolean> {
   let port: Port;
   try {
     port = await d.neutron.getPort(portId);
   } catch (e) {
-    if (isOpenStackError(e, "PortNotFound")) return;
+    if (isOpenStackError(e, "PortNotFound")) return false;
     throw e;
   }
   if (port.device_id !== "" && port.device_owner.startsWith("compute:")) {
@@ -77,11 +80,17 @@ export async function destroyPort(d: EniDeps, portId: string, serverId: string):
       try {
         if ((await d.neutron.getPort(portId)).device_id === "") break;
       } catch (e) {
-        if (isOpenStackError(e, "PortNotFound")) return;
+        if (isOpenStackError(e, "PortNotFound")) return false;
         throw e;
       }
     }
   }
+  return true;
+}
+
+/** Detach (if attached), wait for Nova to let go, delete. Already-gone pieces are fine. */
+export async function destroyPort(d: EniDeps, portId: string, serverId: string): Promise<void> {
+  if (!(await detachPort(d, portId, serverId))) return;
   // Deleting a port Nova still holds is allowed: Neutron tells Nova, which unplugs it.
   await d.neutron.deletePort(portId).catch((e: unknown) => {
     if (!isOpenStackError(e, "PortNotFound")) throw e;
@@ -202,15 +211,49 @@ async function addOnSubnet(
   }
 }
 
+/**
+ * Release a pod's port. An active one cools down first (ipam.coolDownSeconds): it is detached from
+ * the VM at once (its PCI slot is free again) but kept in Neutron, holding its address, as a
+ * cooling record of its own; a later DEL, GC or full-subnet ADD deletes it once due. Neutron could
+ * otherwise hand the address straight to a new pod while other hosts' conntrack still sends the
+ * old pod's flows to it.
+ */
 export async function eniRelease(d: EniDeps, a: Allocation): Promise<void> {
+  const now = d.clock.now();
+  if (stillCooling(a, now)) return;
+  // A DEL whose detach failed is pending with the cool-down it was given: it still applies.
+  const coolUntil = a.state === "active" ? now + d.cfg.coolDownMs : a.state === "releasing" ? a.coolUntil : undefined;
   try {
-    if (a.portId !== undefined) await destroyPort(d, a.portId, a.serverId);
+    if (coolUntil !== undefined && coolUntil > now && a.portId !== undefined && a.ip !== undefined) {
+      if (await detachPort(d, a.portId, a.serverId)) {
+        d.store.put({
+          ...a,
+          ...coolingKey(a.ip),
+          state: "cooling",
+          coolUntil,
+          detached: true,
+          heldBy: `${a.containerId}/${a.ifname}`,
+          updatedAt: d.clock.now(),
+        });
+        d.log.info("port detached; it keeps its address in Neutron while it cools down", {
+          port: a.portId,
+          ip: a.ip,
+          seconds: Math.round((coolUntil - now) / 1000),
+        });
+      }
+    } else if (a.portId !== undefined) await destroyPort(d, a.portId, a.serverId);
     // A create whose answer never came: the port, if any, is known by its description.
     else await destroyPodPorts(d, a.containerId, a.ifname, a.serverId);
     d.store.delete(a.containerId, a.ifname);
   } catch (e) {
     if (!isTransient(e, { conflict: true })) throw e;
-    d.store.put({ ...a, state: "releasing", error: (e as Error).message, updatedAt: d.clock.now() });
+    d.store.put({
+      ...a,
+      state: "releasing",
+      ...(coolUntil === undefined ? {} : { coolUntil }),
+      error: (e as Error).message,
+      updatedAt: d.clock.now(),
+    });
     throw tryAgainLater(
       `Cannot release port ${a.portId ?? "(unknown)"} of ${a.containerId}/${a.ifname} now (recorded as pending; a later DEL or GC completes it): ${(e as Error).message}`,
       e,

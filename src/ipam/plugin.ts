@@ -32,24 +32,24 @@ async function add(deps: IpamDeps, ctx: PluginContext): Promise<CniResult> {
     }
     if (existing !== undefined) await s.release(existing);
     const serverId = await s.serverId();
-    const mix = async (): Promise<Allocation> =>
-      mixAdd(
-        s.mixDeps(),
-        { containerId, ifname, serverId },
-        await findVmPorts(s.clients.neutron, await deps.kernel(), serverId, s.cfg.networks, s.cache),
-      );
+    const allocate = async (): Promise<Allocation> =>
+      s.cfg.mode === "mix"
+        ? mixAdd(
+            s.mixDeps(),
+            { containerId, ifname, serverId },
+            await findVmPorts(s.clients.neutron, await deps.kernel(), serverId, s.cfg.networks, s.cache),
+          )
+        : eniAdd(await s.eniDeps(), { containerId, ifname, serverId, pod: ctx.args.args });
     let a: Allocation;
     try {
-      if (s.cfg.mode === "mix") {
-        try {
-          a = await mix();
-        } catch (e) {
-          // Addresses whose cool-down is over may be all that fills the subnets: give them back, try again.
-          if (!(e instanceof CniError && e.code === CniCode.AddressExhausted) || (await s.releaseDueCooling()) === 0)
-            throw e;
-          a = await mix();
-        }
-      } else a = await eniAdd(await s.eniDeps(), { containerId, ifname, serverId, pod: ctx.args.args });
+      try {
+        a = await allocate();
+      } catch (e) {
+        // Addresses whose cool-down is over may be all that fills the subnets: give them back, try again.
+        if (!(e instanceof CniError && e.code === CniCode.AddressExhausted) || (await s.releaseDueCooling()) === 0)
+          throw e;
+        a = await allocate();
+      }
     } catch (e) {
       // A cached identity for a server that no longer exists: look again next time.
       if (isOpenStackError(e, "itemNotFound", 404) && /Instance/.test(e.detail)) forgetIdentity(s.cfg);

@@ -195,14 +195,7 @@ export class IpamSession {
       .slice(0, 5);
     for (const a of pending) {
       try {
-        // A cooling eni port is a node agent's (gone now, or it would have served this request):
-        // release it under the node lock, which the agent takes to turn it back into a pool port.
-        if (a.mode === "eni" && a.state === "cooling")
-          await this.locked(async () => {
-            const cur = this.store.get(a.containerId, a.ifname);
-            if (cur?.state === "cooling" && cur.portId === a.portId) await this.release(cur);
-          });
-        else await this.release(a);
+        await this.#releaseCooled(a);
         log.info("completed a pending release", { containerId: a.containerId, ifname: a.ifname, ip: a.ip });
       } catch (e) {
         log.warn("a pending release is still pending", { containerId: a.containerId, ifname: a.ifname, error: e });
@@ -210,13 +203,24 @@ export class IpamSession {
     }
   }
 
+  // An eni record runs without the pod lock (mix callers hold it): a cooling eni port is released
+  // under the node lock, which a node agent takes to turn a due one back into a pool port.
+  async #releaseCooled(a: Allocation): Promise<void> {
+    if (a.mode !== "eni" || a.state !== "cooling") return this.release(a);
+    await this.locked(async () => {
+      const cur = this.store.get(a.containerId, a.ifname);
+      if (cur?.state === "cooling" && cur.portId === a.portId) await this.release(cur);
+    });
+  }
+
   /** Give back every cooling address of this configuration that is due; how many went back. */
   async releaseDueCooling(): Promise<number> {
     const now = this.#deps.clock.now();
     let n = 0;
     for (const a of this.store.list()) {
-      if (a.state !== "cooling" || stillCooling(a, now) || !this.cfg.networks.includes(a.networkId)) continue;
-      await this.release(a);
+      if (a.state !== "cooling" || stillCooling(a, now) || a.mode !== this.cfg.mode) continue;
+      if (!this.cfg.networks.includes(a.networkId)) continue;
+      await this.#releaseCooled(a);
       n++;
     }
     return n;

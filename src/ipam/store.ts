@@ -11,7 +11,8 @@ import { removeStaleTemps, writeFileAtomic } from "../state/files.js";
 export type AllocationState = "adding" | "active" | "releasing" | "cooling" | "pool";
 
 /**
- * A mix address a pod gave back, kept on the VM's port until `coolUntil` so that no new pod gets it
+ * A mix address a pod gave back, kept on the VM's port until `coolUntil` (an eni pod's port, kept in
+ * Neutron) so that no new pod gets it
  * while other hosts' conntrack may still send the old pod's flows to it. Its own record, keyed by
  * the address, so the container's record is gone (a repeated DEL is a no-op) and a new pod with the
  * same container ID and interface is not in its way.
@@ -53,6 +54,11 @@ export interface Allocation {
   coolUntil?: number;
   /** cooling: the attachment that held the address ("containerId/ifname"). */
   heldBy?: string;
+  /**
+   * eni cooling (plugin path, no node agent): the port was detached from the VM at DEL and only
+   * holds its address in Neutron; once due it is deleted, never taken into an agent's pool.
+   */
+  detached?: boolean;
   /** eni pool ports: what the port's tags say now (the agent relabels them off the pods' path). */
   labelled?: "active" | "pool";
   /** Why the last release attempt failed (pending releases). */

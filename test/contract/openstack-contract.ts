@@ -427,6 +427,15 @@ export function openstackContract(make: () => Promise<CloudTarget>, opts: { skip
         return now.device_id === "" ? now : undefined;
       });
       assert.equal(unbound.device_owner, "");
+      // An eni port cooling down detached relies on this: unbound, it still holds its address.
+      assert.deepEqual(unbound.fixed_ips, p.fixed_ips);
+      const held = p.fixed_ips[0]!;
+      await expectError(
+        c.neutron.createPort({ network_id: netId, fixed_ips: [{ ...held }] }),
+        409,
+        "IpAddressAlreadyAllocated",
+        `IP address ${held.ip_address} already allocated in subnet ${held.subnet_id}`,
+      );
       await c.nova.detachInterface(server.id, p.id);
       assert.ok(isOpenStackError(await c.nova.attachInterface(zero, p.id).catch((e: unknown) => e), "itemNotFound"));
     });

@@ -1,5 +1,6 @@
 // Run a conflist through in-process plugins the way libcni does: ADD in order with prevResult
-// chaining; CHECK in order and DEL in reverse, both with the final ADD result as prevResult.
+// chaining; CHECK in order and DEL in reverse, both with the final ADD result as prevResult; GC in
+// order with the list's valid attachments.
 import { runCni as runCniRaw, type CniOutcome, type CniPlugin, type CniIo } from "../../src/cni/skel.js";
 import { toCniError } from "../../src/plugins/errors.js";
 
@@ -22,6 +23,8 @@ export async function runChain(
       name: list["name"],
       cniVersion: list["cniVersion"],
       ...(prevResult === undefined ? {} : { prevResult }),
+      // GC: libcni hands every plugin the list's valid attachments
+      ...(cmd === "GC" ? { "cni.dev/valid-attachments": list["cni.dev/valid-attachments"] ?? [] } : {}),
     };
     const p = plugins[String(c["type"])];
     if (p === undefined) throw new Error(`no plugin ${String(c["type"])}`);

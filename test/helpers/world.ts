@@ -221,7 +221,7 @@ export class World {
     };
   }
 
-  /** The seed's eni conflist, exactly as written but for authUrl. */
+  /** The seed's eni conflist, exactly as written but for authUrl and a cool-down of 0. */
   eniConf(over: Record<string, unknown> = {}): Record<string, unknown> {
     return {
       name: "cni0",
@@ -240,6 +240,9 @@ export class World {
             },
             neutronConf: { networks: [ENI_NET], mode: "eni" },
             routes: [{ dst: "0.0.0.0/0" }],
+            // Ports are deleted at DEL, as the tests of other behaviours expect; the cool-down
+            // (default 30 s) has tests of its own that set it.
+            coolDownSeconds: 0,
           },
         },
         {

@@ -296,15 +296,28 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
   });
 
   it("serves eni pods from pre-attached ports with the cloud down, cools them, gives them back", async () => {
+    // Before the agent: a pod on the plugin path, whose DEL leaves its port detached and cooling.
+    const early = await w.newPod("en");
+    const plain = await w.cni(vm, "add", early);
+    assert.equal(plain.status, 0, `eni ADD without an agent: ${plain.stdout}${plain.stderr}`);
+    assert.equal((await w.cni(vm, "del", early)).status, 0);
+    const detached = Object.values(w.em.world.ports).find((p) => p.tags.includes(`tcnp-container=${early.id}`));
+    assert.ok(detached !== undefined && detached.device_id === "", "the plugin path's DEL keeps the port, detached");
+    const detachedIp = detached.fixed_ips[0]!.ip_address;
+
     agent = w.startAgent(vm);
     const until = async (what: string, pred: (p: PoolView) => boolean): Promise<PoolView> => {
       for (let i = 0; i < 300; i++) {
         const p = (await w.agentPools(vm))?.[0];
+        // A port cooled detached has no NIC in the VM: the agent deletes it, never pools it.
+        assert.ok(!(p?.free ?? []).includes(detachedIp), "a detached cooling port is not a pool port");
         if (p !== undefined && pred(p)) return p;
         await sleep(100);
       }
       throw new Error(`timed out waiting for ${what}`);
     };
+    await until("the detached port's cool-down to end", (p) => p.cooling === 0 && p.pendingReleases === 0);
+    assert.equal(w.em.world.ports[detached.id], undefined, "once due, the agent deleted the detached port");
     const warm = await until("two pool ports", (p) => p.free.length === 2);
     const attached = (): string[] =>
       Object.values(w.em.world.ports)
@@ -341,11 +354,11 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
     assert.equal(del.status, 0, `eni DEL during the outage: ${del.stdout}${del.stderr}`);
     assert.ok(attached().includes(ips[0]!), "the released port stays attached while it cools down");
     // The only port in the VM no pod holds is cooling: a new pod does not get it, it waits its turn.
-    const early = await w.newPod("en");
-    const refused = await w.cni(vm, "add", early);
+    const waiting = await w.newPod("en");
+    const refused = await w.cni(vm, "add", waiting);
     assert.notEqual(refused.status, 0, "no pod gets a port inside its cool-down");
     assert.match(`${refused.stdout}${refused.stderr}`, /Try again later; The cloud is failing/);
-    assert.equal((await w.cni(vm, "del", early)).status, 0);
+    assert.equal((await w.cni(vm, "del", waiting)).status, 0);
     w.em.clearFaults();
 
     // The pool refills and serves again.

@@ -116,7 +116,11 @@ describe("crash campaign (mix and eni, faults and SIGKILLs, the runtime's rules)
         path.join(vm.confDir, "10-mix.conf"),
         JSON.stringify(w.mixConf({}, { coolDownSeconds: 1, pool: { warmTarget: 3 } })),
       );
-      fs.writeFileSync(path.join(vm.confDir, "20-eni.conflist"), JSON.stringify({ ...w.eniConf(), name: "eni" }));
+      // eni too: a pod's port cools down detached (plugin path) or attached (agent).
+      const eni = w.eniConf();
+      const first = (eni["plugins"] as Array<Record<string, unknown>>)[0]!;
+      first["ipam"] = { ...(first["ipam"] as object), coolDownSeconds: 1 };
+      fs.writeFileSync(path.join(vm.confDir, "20-eni.conflist"), JSON.stringify({ ...eni, name: "eni" }));
     }
   });
   after(async () => w?.stop());
@@ -274,7 +278,7 @@ async function campaign(w: World, OPS: number, withAgents: boolean): Promise<voi
     // After the DELs: nothing of any pod is left, in Neutron, in the VMs or on disk.
     if (withAgents) for (const vm of w.vms) if (!agents.has(vm)) startAgent(vm);
     for (const p of pods) await delUntilGone(p);
-    // The last addresses are still cooling on the ports: once due, `tcnp gc` gives them back. The
+    // The last addresses (and eni ports) are still cooling: once due, `tcnp gc` gives them back. The
     // final DELs may have left an injected fault unconsumed: the end state is checked without faults.
     w.em.faults.length = 0;
     await new Promise((res) => setTimeout(res, 1100));

@@ -1,14 +1,16 @@
 // eni mode logic against the emulator and the fake kernel: the seed conflist (host-device with
 // tcnp-ipam, then veth-host), with Nova's hot-plug simulated in the fake kernel.
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { HOST } from "../../src/kernel/types.js";
 import { createHostDevice } from "../../src/plugins/host-device/plugin.js";
 import { createVethHost } from "../../src/plugins/veth-host/plugin.js";
 import { runChain } from "../helpers/chain.js";
-import { cniEnv, ENI_NET, fakeNode, type FakeNode } from "../helpers/fake-node.js";
+import { cniEnv, ENI_NET, fakeNode, nodeSeed, type FakeNode } from "../helpers/fake-node.js";
 
-const eniConf = (v = "0.4.0"): Record<string, unknown> => ({
+const eniConf = (v = "0.4.0", coolDownSeconds = 0): Record<string, unknown> => ({
   name: "cni0",
   cniVersion: v,
   plugins: [
@@ -25,6 +27,8 @@ const eniConf = (v = "0.4.0"): Record<string, unknown> => ({
         },
         neutronConf: { networks: [ENI_NET], mode: "eni" },
         routes: [{ dst: "0.0.0.0/0" }],
+        // 0: ports are deleted at DEL, as the other tests expect; the cool-down has a test of its own
+        coolDownSeconds,
       },
     },
     {
@@ -37,8 +41,8 @@ const eniConf = (v = "0.4.0"): Record<string, unknown> => ({
   ],
 });
 
-async function eniNode(): Promise<FakeNode> {
-  const n = await fakeNode();
+async function eniNode(opts: Parameters<typeof fakeNode>[0] = {}): Promise<FakeNode> {
+  const n = await fakeNode(opts);
   let seq = 4;
   n.em.hooks = {
     attach: async (_s, port) => n.kernel.addDevice(HOST, { name: `ens${seq++}`, mac: port.mac_address, mtu: 1450 }),
@@ -163,6 +167,78 @@ describe("eni mode (emulator + fake kernel)", () => {
       );
       await n.em.settle();
       assert.deepEqual(podPorts(n), []);
+    } finally {
+      n.cleanup();
+    }
+  });
+  // Issue 13 item 6 on the plugin path: a pod's port is detached at DEL but stays in Neutron with its
+  // address for the cool-down, so Neutron cannot give that address to a new pod while conntrack on
+  // other hosts may still send the old pod's flows to it; once due it is deleted.
+  it("a pod's port cools down detached: its address is not given to a new pod, persisted, deleted when due", async () => {
+    const seed = nodeSeed();
+    // Two free addresses besides the VM's own eni port (.11): .12 and .13.
+    seed.networks![1]!.subnets![0]!.allocation_pools = [{ start: "10.10.20.11", end: "10.10.20.13" }];
+    const n = await eniNode({ seed });
+    try {
+      const conf = (cool = 1): Record<string, unknown> => eniConf("1.1.0", cool);
+      const pods = await Promise.all(["a", "b", "c"].map((x) => n.kernel.createNetns(`pod-${x}`)));
+      const call = (cmd: string, id: string, i: number, prev?: unknown) =>
+        runChain(plugins(n), conf(), cniEnv(cmd, id, pods[i]!), prev);
+      const ipOf = (r: unknown): string => (r as { ips: Array<{ address: string }> }).ips[0]!.address.split("/")[0]!;
+      const nicsInVm = async () => (await n.kernel.listLinks(HOST)).filter((l) => l.name.startsWith("ens")).length;
+
+      const a = await call("ADD", "e0c001a", 0);
+      assert.equal(a.exitCode, 0, a.stdout);
+      const x = ipOf(a.result);
+      const portA = podPorts(n)[0]!;
+      assert.equal((await call("DEL", "e0c001a", 0, a.result)).exitCode, 0);
+      await n.em.settle();
+      const kept = n.em.world.ports[portA.id];
+      assert.ok(kept !== undefined, "the port stays in Neutron while it cools down");
+      assert.equal(kept.device_id, "", "detached from the VM at DEL");
+      assert.deepEqual(
+        kept.fixed_ips.map((f) => f.ip_address),
+        [x],
+      );
+      assert.equal(await nicsInVm(), 0, "its NIC left the VM");
+      assert.equal(await n.kernel.getLink(pods[0]!, "eth0"), undefined, "the pod's side is gone at once");
+      const cooling = fs.readdirSync(path.join(n.stateDir, "allocations")).filter((f) => f.includes(x));
+      assert.equal(cooling.length, 1, "persisted as a record of its own");
+      assert.equal((await call("DEL", "e0c001a", 0, a.result)).exitCode, 0, "a repeated DEL is a no-op");
+      assert.ok(n.em.world.ports[portA.id] !== undefined, "a repeated DEL leaves the cooling port");
+
+      const b = await call("ADD", "e0c001b", 1);
+      assert.equal(b.exitCode, 0, b.stdout);
+      assert.notEqual(ipOf(b.result), x, "the cooling address is not given to a new pod");
+      const full = await call("ADD", "e0c001c", 2);
+      assert.equal(JSON.parse(full.stdout).code, 100, `only the cooling address is left: exhausted (${full.stdout})`);
+      assert.equal((await call("DEL", "e0c001c", 2)).exitCode, 0);
+      const gcEarly = await runChain(
+        plugins(n),
+        { ...conf(), cniVersion: "1.1.0", "cni.dev/valid-attachments": [{ containerID: "e0c001b", ifname: "eth0" }] },
+        { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+      );
+      assert.equal(gcEarly.exitCode, 0, gcEarly.stdout);
+      assert.ok(n.em.world.ports[portA.id] !== undefined, "GC leaves a port that is still cooling");
+
+      await new Promise((r) => setTimeout(r, 1100));
+      // Due now: an ADD that finds the subnet full deletes due ports and tries again.
+      const c = await call("ADD", "e0c001c", 2);
+      assert.equal(c.exitCode, 0, c.stdout);
+      assert.equal(ipOf(c.result), x, "after its cool-down the address serves again");
+      assert.equal(n.em.world.ports[portA.id], undefined, "the cooled port was deleted");
+      assert.equal((await call("DEL", "e0c001b", 1, b.result)).exitCode, 0);
+      assert.equal((await call("DEL", "e0c001c", 2, c.result)).exitCode, 0);
+      await new Promise((r) => setTimeout(r, 1100));
+      const gc = await runChain(
+        plugins(n),
+        { ...conf(), "cni.dev/valid-attachments": [] },
+        { CNI_COMMAND: "GC", CNI_PATH: "/opt/cni/bin" },
+      );
+      assert.equal(gc.exitCode, 0, gc.stdout);
+      await n.em.settle();
+      assert.deepEqual(podPorts(n), [], "GC deletes due ports");
+      assert.deepEqual(fs.readdirSync(path.join(n.stateDir, "allocations")), []);
     } finally {
       n.cleanup();
     }
