@@ -185,6 +185,37 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     assert.equal(doctor(dir, p.podName).healthy, true, "healthy again once repaired");
   });
 
+  // Issue 13 items 5 and 9 as a live node meets them: the pod's proxy-ARP entry on the uplink gone
+  // (another attachment's repeated DEL took it), and the VM's anti-spoofing filter on its veth off.
+  it("doctor names a taken proxy-ARP entry and a disabled anti-spoofing filter", () => {
+    const p = pod("vm1-mix-a");
+    const ns = vmNs(p.podName);
+    const veth = hostVethName(p.containerId, "eth0");
+    const entry = sh(["ip", "-n", ns, "neigh", "show", "proxy", p.ip!]).stdout.trim();
+    const dev = /dev (\S+)/.exec(entry)?.[1];
+    assert.ok(dev !== undefined, `the VM answers ARP for ${p.ip!} by proxy: ${entry}`);
+    assert.equal(sh(["ip", "-n", ns, "neigh", "del", "proxy", p.ip!, "dev", dev]).code, 0);
+    const taken = doctor(dir, p.podName);
+    assert.ok(
+      taken.findings.some((f) => f.code === "proxy-arp-missing"),
+      `doctor names the missing proxy entry: ${JSON.stringify(taken.findings)}`,
+    );
+    assert.equal(sh(["ip", "-n", ns, "neigh", "add", "proxy", p.ip!, "dev", dev]).code, 0);
+
+    const rp = `/proc/sys/net/ipv4/conf/${veth}/rp_filter`;
+    const strict = sh(["ip", "netns", "exec", ns, "cat", rp]).stdout.trim();
+    assert.equal(sh(["ip", "netns", "exec", ns, "sh", "-c", `echo 0 > ${rp}`]).code, 0);
+    const open = doctor(dir, p.podName);
+    assert.equal(open.code, 1);
+    assert.deepEqual(open.errors, ["anti-spoofing-wrong"]);
+    assert.match(
+      open.findings.find((f) => f.code === "anti-spoofing-wrong")!.message,
+      /can send with another pod's address/,
+    );
+    assert.equal(sh(["ip", "netns", "exec", ns, "sh", "-c", `echo ${strict} > ${rp}`]).code, 0);
+    assert.equal(doctor(dir, p.podName).healthy, true, "healthy again once repaired");
+  });
+
   it("doctor names a missing pod default route", () => {
     const p = pod("vm1-mix-b");
     assert.equal(sh(["ip", "-n", p.ns, "route", "del", "default"]).code, 0);
