@@ -2,7 +2,9 @@
 // the same run and VM namespace. Ours: host-device with tcnp-ipam (create a port, Nova attach, wait
 // for the NIC, move it) then veth-host with that result; the reference moves an existing link.
 // Breakdown of our calls from each plugin's own log line.
-//   sudo node build/bench/eni-latency.js [runs]
+// The pods' DEL runs with the cool-down given (default 30 s, the configuration's default): the port is
+// detached and kept; with 0 it is detached and deleted at DEL.
+//   sudo node build/bench/eni-latency.js [runs] [coolDownSeconds]
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -10,10 +12,13 @@ import { World } from "../test/helpers/world.js";
 import { ms, summary, table } from "./stats.js";
 
 const RUNS = Number(process.argv[2] ?? 30);
+const COOL = Number(process.argv[3] ?? 30);
 const w = await World.start({ vms: 1, home: "eni" });
 const vm = w.vms[0]!;
 const log = path.join(vm.dir, "tcnp.log");
 const list = w.eniConf({ cniVersion: "1.0.0" });
+const first = (list["plugins"] as Array<Record<string, unknown>>)[0]!;
+first["ipam"] = { ...(first["ipam"] as object), coolDownSeconds: COOL };
 const [hdConf, vhConf] = (list["plugins"] as Array<Record<string, unknown>>).map((p) => ({
   ...p,
   name: "cni0",
@@ -137,7 +142,7 @@ const row = (name: string, x: number[]): Array<string | number> => {
   return [name, q.n, q.min, q.median, q.p95, q.max];
 };
 process.stdout.write(
-  `cold plugin processes, ${RUNS} runs each (after 3 warm-up); the emulator answers Nova attach at once and plugs the NIC\n`,
+  `cold plugin processes, ${RUNS} runs each (after 3 warm-up); the emulator answers Nova attach at once and plugs the NIC; ipam.coolDownSeconds ${COOL}\n`,
 );
 process.stdout.write(
   `${table(
