@@ -243,4 +243,37 @@ describe("eni mode (emulator + fake kernel)", () => {
       n.cleanup();
     }
   });
+  it("a DEL whose detach fails stays pending with its cool-down: the repeated DEL detaches and keeps the port", async () => {
+    const n = await eniNode();
+    try {
+      const conf = eniConf("1.1.0", 30);
+      const pod = await n.kernel.createNetns("pod-a");
+      const add = await runChain(plugins(n), conf, cniEnv("ADD", "e0c002a", pod));
+      assert.equal(add.exitCode, 0, add.stdout);
+      const port = podPorts(n)[0]!;
+      n.em.addFault({ kind: "error", service: "compute", method: "DELETE", status: 500 });
+      const failed = await runChain(plugins(n), conf, cniEnv("DEL", "e0c002a", pod), add.result);
+      assert.equal(JSON.parse(failed.stdout).code, 11, `Nova's detach failing: try again later (${failed.stdout})`);
+      const pending = JSON.parse(
+        fs.readFileSync(path.join(n.stateDir, "allocations", "e0c002a__eth0.json"), "utf8"),
+      ) as { state: string; coolUntil?: number };
+      assert.equal(pending.state, "releasing");
+      assert.ok(pending.coolUntil !== undefined && pending.coolUntil > Date.now() + 20_000, "with its cool-down");
+      n.em.clearFaults();
+      const again = await runChain(plugins(n), conf, cniEnv("DEL", "e0c002a", pod), add.result);
+      assert.equal(again.exitCode, 0, again.stdout);
+      await n.em.settle();
+      const kept = n.em.world.ports[port.id];
+      assert.ok(kept !== undefined, "the port is kept for the rest of its cool-down, not deleted");
+      assert.equal(kept.device_id, "", "detached");
+      const records = fs.readdirSync(path.join(n.stateDir, "allocations"));
+      assert.deepEqual(records, [`cooldown-${port.fixed_ips[0]!.ip_address}__cooling.json`]);
+      const cooling = JSON.parse(fs.readFileSync(path.join(n.stateDir, "allocations", records[0]!), "utf8")) as {
+        coolUntil: number;
+      };
+      assert.equal(cooling.coolUntil, pending.coolUntil, "the cool-down given at the first DEL, not a new one");
+    } finally {
+      n.cleanup();
+    }
+  });
 });
