@@ -316,10 +316,11 @@ export class EniPool {
             .map((a) => a.portId),
         );
         for (const a of this.#records()) {
-          if (a.state === "cooling" && (a.coolUntil ?? 0) <= now && a.detached === true) {
+          const due = a.state === "cooling" && (a.coolUntil ?? 0) <= now;
+          if (due && a.detached === true) {
             // cooled detached (a DEL without the agent): it has no NIC here to pool; deleted below
             this.#s.store.put({ ...a, state: "releasing", updatedAt: now });
-          } else if (a.state === "cooling" && (a.coolUntil ?? 0) <= now && a.ip !== undefined && !held.has(a.portId)) {
+          } else if (due && a.ip !== undefined && !held.has(a.portId)) {
             const p: Allocation = { ...a, ...poolKey(a.ip), state: "pool", updatedAt: now };
             delete p.coolUntil;
             delete p.heldBy;

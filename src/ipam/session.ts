@@ -203,8 +203,8 @@ export class IpamSession {
     }
   }
 
-  // An eni record runs without the pod lock (mix callers hold it): a cooling eni port is released
-  // under the node lock, which a node agent takes to turn a due one back into a pool port.
+  // eni verbs run without the node lock (mix ones hold it already): a cooling eni port is released
+  // under it, as a node agent takes it to turn a due port back into a pool port.
   async #releaseCooled(a: Allocation): Promise<void> {
     if (a.mode !== "eni" || a.state !== "cooling") return this.release(a);
     await this.locked(async () => {

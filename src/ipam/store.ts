@@ -11,11 +11,10 @@ import { removeStaleTemps, writeFileAtomic } from "../state/files.js";
 export type AllocationState = "adding" | "active" | "releasing" | "cooling" | "pool";
 
 /**
- * A mix address a pod gave back, kept on the VM's port until `coolUntil` (an eni pod's port, kept in
- * Neutron) so that no new pod gets it
- * while other hosts' conntrack may still send the old pod's flows to it. Its own record, keyed by
- * the address, so the container's record is gone (a repeated DEL is a no-op) and a new pod with the
- * same container ID and interface is not in its way.
+ * An address a pod gave back, kept until `coolUntil` (mix: on the VM's port; eni: on the pod's port,
+ * kept in Neutron) so that no new pod gets it while other hosts' conntrack may still send the old
+ * pod's flows to it. Its own record, keyed by the address, so the container's record is gone (a
+ * repeated DEL is a no-op) and a new pod with the same container ID and interface is not in its way.
  */
 export const COOLING_IF = "cooling";
 /** A warm pool's address (node agent), keyed by the address like a cooling one. */
