@@ -52,7 +52,7 @@ export function untaggedReservation(
  * listing of the network's ports. Fewer when no block is left.
  */
 export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
-  return async (vm: VmPort, subnet: Subnet, _port: Port, count: number): Promise<Array<Partial<FixedIp>>> => {
+  return async (vm: VmPort, subnet: Subnet, count: number): Promise<Array<Partial<FixedIp>>> => {
     const prefix = cfg.nodeBlockPrefix!;
     const serverId = vm.serverId;
     const all = await neutron.listPorts({ network_id: subnet.network_id });

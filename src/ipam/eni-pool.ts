@@ -21,7 +21,7 @@ import {
   waitForCooled,
 } from "./pool.js";
 import type { IpamSession } from "./session.js";
-import { coolingKey, poolKey, subnetFields, type Allocation } from "./store.js";
+import { coolDown, poolKey, subnetFields, type Allocation } from "./store.js";
 import { containerTag, ENI_POOL_NAME, ENI_TAG, eniPoolDescription, ifnameTag, nodeTag } from "./tags.js";
 
 /** An eni port kept in the node agent's pool. */
@@ -185,15 +185,7 @@ export class EniPool {
       const a = this.#s.store.get(who.containerId, who.ifname);
       if (a?.state !== "active" || a.ip === undefined || a.portId === undefined || a.mac === undefined) return false;
       const now = this.#now();
-      this.#s.store.put({
-        ...a,
-        ...coolingKey(a.ip),
-        state: "cooling",
-        coolUntil: now + this.#s.cfg.coolDownMs,
-        heldBy: `${a.containerId}/${a.ifname}`,
-        updatedAt: now,
-      });
-      this.#s.store.delete(a.containerId, a.ifname);
+      coolDown(this.#s.store, a, a.ip, { coolUntil: now + this.#s.cfg.coolDownMs, now });
       return true;
     });
   }

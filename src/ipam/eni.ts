@@ -11,7 +11,7 @@ import type { Port, Subnet } from "../openstack/types.js";
 import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
 import { candidateSubnets, stillCooling } from "./mix.js";
-import { coolingKey, type Allocation, type AllocationStore } from "./store.js";
+import { coolDown, type Allocation, type AllocationStore } from "./store.js";
 import { containerTag, ENI_TAG, eniDescription, eniOwnerOf, ifnameTag, legacyEniDescription, nodeTag } from "./tags.js";
 
 export interface EniDeps {
@@ -226,20 +226,13 @@ export async function eniRelease(d: EniDeps, a: Allocation): Promise<void> {
   try {
     if (coolUntil !== undefined && coolUntil > now && a.portId !== undefined && a.ip !== undefined) {
       if (await detachPort(d, a.portId, a.serverId)) {
-        d.store.put({
-          ...a,
-          ...coolingKey(a.ip),
-          state: "cooling",
-          coolUntil,
-          detached: true,
-          heldBy: `${a.containerId}/${a.ifname}`,
-          updatedAt: d.clock.now(),
-        });
+        coolDown(d.store, a, a.ip, { coolUntil, now: d.clock.now(), detached: true });
         d.log.info("port detached; it keeps its address in Neutron while it cools down", {
           port: a.portId,
           ip: a.ip,
           seconds: Math.round((coolUntil - now) / 1000),
         });
+        return;
       }
     } else if (a.portId !== undefined) await destroyPort(d, a.portId, a.serverId);
     // A create whose answer never came: the port, if any, is known by its description.

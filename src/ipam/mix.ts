@@ -11,7 +11,7 @@ import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { Logger } from "../log/logger.js";
 import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
-import { coolingKey, subnetFields, type Allocation, type AllocationStore } from "./store.js";
+import { coolDown, subnetFields, type Allocation, type AllocationStore } from "./store.js";
 import type { NodeCache } from "./node-cache.js";
 import { MIX_TAG, nodeIpTag, nodeTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
@@ -28,7 +28,7 @@ export interface MixDeps {
   /** Inside the node agent: released addresses go back to its pool (through a cooling record, even of 0 s). */
   pooled?: boolean;
   /** Choose the fixed_ips entries to request on a subnet, up to `count` (per-node blocks pick addresses). */
-  chooseEntries?(vm: VmPort, subnet: Subnet, port: Port, count: number): Promise<Array<Partial<FixedIp>>>;
+  chooseEntries?(vm: VmPort, subnet: Subnet, count: number): Promise<Array<Partial<FixedIp>>>;
 }
 
 const entries = (ips: readonly FixedIp[]): FixedIp[] =>
@@ -104,7 +104,7 @@ export async function addMany(
       async (attempt) => {
         const port = attempt === 0 && opts.known !== undefined ? opts.known : await d.neutron.getPort(vm.portId);
         if (attempt === 0) await markPort(d, vm, port);
-        const chosen = (await d.chooseEntries?.(vm, subnet, port, count)) ?? [];
+        const chosen = (await d.chooseEntries?.(vm, subnet, count)) ?? [];
         const wanted = Array.from({ length: count }, (_, i): Partial<FixedIp> => chosen[i] ?? { subnet_id: subnet.id });
         const before = new Set(port.fixed_ips.map((f) => f.ip_address));
         const now = d.clock.now();
@@ -294,15 +294,7 @@ export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
     a.portId !== undefined &&
     !heldByAnother(d.store, a)
   ) {
-    d.store.put({
-      ...a,
-      ...coolingKey(a.ip),
-      state: "cooling",
-      coolUntil: now + d.cfg.coolDownMs,
-      heldBy: `${a.containerId}/${a.ifname}`,
-      updatedAt: now,
-    });
-    d.store.delete(a.containerId, a.ifname);
+    coolDown(d.store, a, a.ip, { coolUntil: now + d.cfg.coolDownMs, now });
     d.log.info("address cooling down on the port before it goes back to Neutron", {
       ip: a.ip,
       seconds: d.cfg.coolDownMs / 1000,

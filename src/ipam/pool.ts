@@ -149,9 +149,10 @@ export const FILL_GATHER_MS = 100;
 /**
  * The cloud work of a pool, one at a time of each kind: a round of upkeep, and a fill shared by
  * everyone who asks while it runs (after a short gathering window: in a burst, the pods right
- * behind the first join the batch; pods that waited through the previous fill have gathered already,
- * so a fill asked for right after one ends starts at once). Once stopping, no new upkeep starts; quiesce() resolves when
- * the work in flight has ended, so a stopped agent leaves no port or address no record names.
+ * behind the first join the batch; pods that waited through the previous fill have gathered
+ * already, so a fill asked for right after one ends starts at once). Once stopping, no new upkeep
+ * starts; quiesce() resolves when the work in flight has ended, so a stopped agent leaves no port
+ * or address no record names.
  */
 export class PoolWork {
   #maintaining: Promise<void> | undefined;

@@ -75,6 +75,28 @@ export function subnetFields(subnet: Subnet): Pick<Allocation, "prefix" | "gatew
   };
 }
 
+/**
+ * Move a pod's allocation of `ip` to a cooling record of its own until `coolUntil`: the cooling
+ * record is written first, so the address is never without a record that holds it.
+ */
+export function coolDown(
+  store: AllocationStore,
+  a: Allocation,
+  ip: string,
+  o: { coolUntil: number; now: number; detached?: boolean },
+): void {
+  store.put({
+    ...a,
+    ...coolingKey(ip),
+    state: "cooling",
+    coolUntil: o.coolUntil,
+    heldBy: `${a.containerId}/${a.ifname}`,
+    ...(o.detached === true ? { detached: true } : {}),
+    updatedAt: o.now,
+  });
+  store.delete(a.containerId, a.ifname);
+}
+
 export interface AllocationStore {
   get(containerId: string, ifname: string): Allocation | undefined;
   put(a: Allocation): void;
