@@ -100,6 +100,16 @@ for (const [name, make] of Object.entries(plans)) {
     if (name !== "host-device") assert.equal(after, before, "the VM is as it was");
   });
 
+  // A runtime may ADD into the same namespace again after a DEL (a retried sandbox, a killed ADD and
+  // its DEL): nothing the teardown left in the pod's namespace may refuse the new attachment.
+  test(`${name}: after its teardown, the pod's namespace kept, the same plan applies again`, async () => {
+    const { k, pod } = await vm();
+    await applyPlan(k, make(pod).steps);
+    assert.deepEqual(await runTeardown(k, make(pod).teardown), []);
+    await applyPlan(k, make(pod).steps);
+    assert.deepEqual(await checkRecord(k, make(pod)), []);
+  });
+
   // One value drives ADD, CHECK and the doctor: a step dropped from the plan is caught by CHECK (or
   // makes ADD fail), so the plan and its expectations cannot drift apart unnoticed.
   test(`${name}: every step that leaves state is expected (dropping it makes ADD fail or CHECK find it)`, async () => {

@@ -107,12 +107,32 @@ export function planVethHostAdd(i: VethHostInput): Step[] {
   return steps;
 }
 
-/** DEL on the host: the masquerade chain (found by name, any jump into it), then the veth. */
-export function planVethHostDel(i: { hostVeth: string; chain: string }): Teardown[] {
-  return [
+/**
+ * DEL: the masquerade chain (found by name, any jump into it), the veth (its pod end and the reply
+ * table's route go with it), and — while the pod's namespace lives — the reply rule and marks in it:
+ * a runtime may ADD into the same namespace again, where a rule left behind would refuse the new
+ * one (EEXIST).
+ */
+export function planVethHostDel(i: {
+  hostVeth: string;
+  chain: string;
+  podNetns?: Netns;
+  podVeth?: string;
+}): Teardown[] {
+  const out: Teardown[] = [
     { op: "deleteIptables", ns: HOST, set: { chains: [{ table: "nat", name: i.chain, rules: [] }], jumps: [] } },
     { op: "deleteLink", ns: HOST, name: i.hostVeth },
   ];
+  if (i.podNetns !== undefined && i.podNetns !== "" && i.podVeth !== undefined)
+    out.push(
+      {
+        op: "deleteRule",
+        ns: i.podNetns,
+        rule: { priority: REPLY_RULE_PRIORITY, table: REPLY_TABLE, fwmark: REPLY_MARK, fwmask: REPLY_MARK },
+      },
+      { op: "deleteIptables", ns: i.podNetns, set: podReplySet(i.podVeth) },
+    );
+  return out;
 }
 
 function expectations(i: VethHostInput): Expectation[] {

@@ -105,7 +105,11 @@ export const vethHost: AttachmentPlugin<VethHostConfig, Facts> = {
   // No record: the names this configuration gives (a renamed network leaves its old chain behind).
   async fallbackTeardown(cfg, ctx) {
     if (cfg === undefined) return [];
-    return planVethHostDel(names(ctx.conf, ctx.args, cfg));
+    return planVethHostDel({
+      ...names(ctx.conf, ctx.args, cfg),
+      podNetns: ctx.args.netns,
+      podVeth: cfg.containerInterface,
+    });
   },
 };
 
