@@ -126,6 +126,12 @@ try {
   for (const via of ["agent", "plugin"] as const) {
     if (via === "agent")
       for (let i = 0; i < 600 && (await free()) < WARM; i++) await new Promise((r) => setTimeout(r, 200));
+    else {
+      // The plugin path: the agent stopped (while it runs it is the node's one writer and serves).
+      const gone = new Promise((r) => agent!.once("exit", r));
+      agent!.kill("SIGTERM");
+      await gone;
+    }
     const extra = via === "plugin" ? { TCNP_AGENT: "off" } : {};
     const pods = Array.from({ length: PODS }, (_, i) => ({ ...addNetns(`bp${via[0]}${i}`), id: `bench${via}${i}` }));
     const cni = (cmd: string, p: { path: string; id: string }) =>
@@ -156,7 +162,7 @@ try {
     ]);
   }
 } finally {
-  agent?.kill("SIGTERM");
+  if (agent?.exitCode === null) agent.kill("SIGTERM");
   await new Promise((r) => setTimeout(r, 500));
   if (fs.existsSync(path.join(dir, "agent.log")))
     fs.copyFileSync(path.join(dir, "agent.log"), "/tmp/tcnp-agent-real.log");

@@ -79,9 +79,17 @@ const envFor = (cmd: string, pod: { id: string; path: string }, extra: Record<st
 });
 
 const veth = path.join(w.binDir, "veth-route");
+// A build made without Go: no tcnp-cni, the plugin names run the Node executable, which forwards.
+const nogo = path.join(w.dir, "dist-nogo");
+fs.mkdirSync(nogo);
+fs.copyFileSync(path.join(w.binDir, "tcnp"), path.join(nogo, "tcnp"));
+fs.chmodSync(path.join(nogo, "tcnp"), 0o755);
+fs.symlinkSync("tcnp", path.join(nogo, "veth-route"));
+const nodeVeth = path.join(nogo, "veth-route");
 const s = {
   agentAdd: [] as number[],
   agentDel: [] as number[],
+  nodeAdd: [] as number[],
   pluginAdd: [] as number[],
   ptpAdd: [] as number[],
   ptpDel: [] as number[],
@@ -100,29 +108,38 @@ try {
     const a = await exec(veth, envFor("ADD", pod), ourConf);
     const la = agentLines().at(-1)!;
     const d = await exec(veth, envFor("DEL", pod), ourConf);
-    const pod1 = await w.newPod("p");
-    const pa = await exec(veth, envFor("ADD", pod1, { TCNP_AGENT: "off" }), ourConf);
-    await exec(veth, envFor("DEL", pod1, { TCNP_AGENT: "off" }), ourConf);
+    const podN = await w.newPod("n");
+    const na = await exec(nodeVeth, envFor("ADD", podN), ourConf);
+    await exec(nodeVeth, envFor("DEL", podN), ourConf);
+    await w.removePodNetns(podN.name);
     const pod2 = await w.newPod("r");
     const ra = await exec("/usr/lib/cni/ptp", envFor("ADD", pod2), ptpConf);
     const rd = await exec("/usr/lib/cni/ptp", envFor("DEL", pod2), ptpConf);
-    for (const p of [pod, pod1, pod2]) await w.removePodNetns(p.name);
+    for (const p of [pod, pod2]) await w.removePodNetns(p.name);
     if (i < 0) continue;
     s.agentAdd.push(a.ms);
     s.agentDel.push(d.ms);
-    s.pluginAdd.push(pa.ms);
+    s.nodeAdd.push(na.ms);
     s.ptpAdd.push(ra.ms);
     s.ptpDel.push(rd.ms);
     parts.push({ ...la, wall: a.ms });
   }
-
-  // The profile: an agent logging every kernel call (debug), apart from the runs above.
   const stopAgent = async (): Promise<void> => {
     const gone = new Promise((r) => agent!.once("exit", r));
     agent!.kill("SIGTERM");
     await gone;
   };
+  // The plugin path: no agent running (a running agent is the node's one writer; it would serve).
   await stopAgent();
+  for (let i = -3; i < RUNS; i++) {
+    const pod1 = await w.newPod("p");
+    const pa = await exec(veth, envFor("ADD", pod1, { TCNP_AGENT: "off" }), ourConf);
+    await exec(veth, envFor("DEL", pod1, { TCNP_AGENT: "off" }), ourConf);
+    await w.removePodNetns(pod1.name);
+    if (i >= 0) s.pluginAdd.push(pa.ms);
+  }
+
+  // The profile: an agent logging every kernel call (debug), apart from the runs above.
   fs.writeFileSync(agentLog, "");
   agent = w.startAgent(vm, ["--log-level", "debug"]);
   await untilWarm(WARM);
@@ -144,6 +161,7 @@ try {
   w.em.addFault({ kind: "latency", service: "network", latencyMs: LATENCY });
   for (const via of ["agent", "plugin"] as const) {
     if (via === "agent") await untilWarm(WARM);
+    else await stopAgent();
     const pods = await Promise.all(Array.from({ length: BURST }, () => w.newPod("b")));
     const extra: Record<string, string> = via === "plugin" ? { TCNP_AGENT: "off" } : {};
     const t0 = process.hrtime.bigint();
@@ -171,7 +189,7 @@ try {
   }
   w.em.clearFaults();
 } finally {
-  agent?.kill("SIGTERM");
+  if (agent?.exitCode === null) agent.kill("SIGTERM");
   await new Promise((r) => setTimeout(r, 300));
   await w.stop();
 }
@@ -186,6 +204,7 @@ process.stdout.write(
     ["case", "n", "min ms", "median ms", "p95 ms", "max ms"],
     [
       row("tcnp ADD through the agent (tcnp-cni → agent)", s.agentAdd),
+      row("tcnp ADD through the agent, no forwarder (tcnp → agent)", s.nodeAdd),
       row("tcnp ADD, plugin path (no agent)", s.pluginAdd),
       row("reference ptp + host-local ADD", s.ptpAdd),
       row("tcnp DEL through the agent", s.agentDel),

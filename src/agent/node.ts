@@ -3,7 +3,7 @@
 // node's pod capacity from the pools' maximums, published as an annotation, and for eni as an
 // extended resource the scheduler counts (a pod asks for `tcnp.io/eni: 1`).
 import type { Logger } from "../log/logger.js";
-import type { PoolView } from "../ipam/pool.js";
+import type { PoolView } from "../ipam/pool/pool.js";
 import { KubeError, type Kube, type KubeNode } from "../controller/kube.js";
 
 export const NOT_READY_TAINT = "tcnp.io/not-ready";

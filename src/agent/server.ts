@@ -56,11 +56,16 @@ export async function serveAgentSocket(socket: string, h: AgentHandlers, log: Lo
         return;
       }
       started = true;
-      active++;
       void (async () => {
         let answer: unknown;
+        let counted = false;
         try {
           const req = JSON.parse(buf.slice(0, nl)) as AgentRequest;
+          // in flight: the plugins' requests (a status request is not one of them)
+          if (req.op === "cni") {
+            active++;
+            counted = true;
+          }
           answer =
             req.op === "status"
               ? h.status()
@@ -73,7 +78,7 @@ export async function serveAgentSocket(socket: string, h: AgentHandlers, log: Lo
           log.error("agent request failed", { error: e });
           answer = { error: e instanceof Error ? e.message : String(e) };
         } finally {
-          active--;
+          if (counted) active--;
         }
         c.end(`${JSON.stringify(answer)}\n`);
       })();

@@ -1,16 +1,17 @@
-// Entry wiring for a CNI plugin process: stdin/env in, result out, one log line per invocation.
+// Entry wiring for a CNI plugin process: stdin/env in, result out, one log line per invocation. A
+// running node agent serves the request (this process forwards it, as the small tcnp-cni forwarder
+// does); with no agent answering, this process serves it itself as the node's one-shot ledger writer.
 import * as fs from "node:fs";
-import { performance } from "node:perf_hooks";
-import { runCni } from "../cni/skel.js";
 import type { CniPluginName } from "../base/names.js";
+import { DEFAULT_AGENT_SOCKET, forwardToAgent } from "../agent/protocol.js";
 import type { Kernel } from "../kernel/types.js";
 import { fileSink } from "../log/file-sink.js";
 import { createLogger, type Level } from "../log/logger.js";
-import { loadPlugin } from "./registry.js";
-import { toCniError } from "../plugins/errors.js";
-import { productionDeps } from "./wiring.js";
+import { runLogged } from "../plugins/run.js";
+import { newTimings, timedFetch, timedKernel } from "../plugins/timing.js";
 import { VERSION } from "../version.js";
-import { newTimings, timedFetch, timedKernel } from "./timing.js";
+import { loadPlugin } from "./registry.js";
+import { productionDeps } from "./wiring.js";
 
 function readStdin(): string {
   try {
@@ -43,10 +44,33 @@ function logSettings(stdin: string, env: NodeJS.ProcessEnv): { file: string; lev
   return { file: file ?? "/var/log/tcnp/cni.log", level: level ?? "info" };
 }
 
+// The agent's answer, or (it took the request and went away) code 11: the runtime's DEL cleans up.
+async function forwarded(name: CniPluginName, stdin: string, env: NodeJS.ProcessEnv): Promise<number | undefined> {
+  if (env["TCNP_AGENT"] === "off") return undefined;
+  const socket = env["TCNP_AGENT_SOCKET"] || DEFAULT_AGENT_SOCKET;
+  const req = { op: "cni" as const, plugin: name, env: { ...env } as Record<string, string>, stdin };
+  const r = await forwardToAgent(socket, req);
+  if ("unreachable" in r) return undefined;
+  if ("lost" in r) {
+    const msg = {
+      cniVersion: "0.4.0",
+      code: 11,
+      msg: "tcnp forwarder failed",
+      details: `${name}: the tcnp agent on ${socket} failed the request: ${r.lost}`,
+    };
+    process.stdout.write(`${JSON.stringify(msg)}\n`);
+    return 1;
+  }
+  process.stdout.write(r.stdout);
+  if (r.stderr !== "") process.stderr.write(r.stderr);
+  return r.exitCode;
+}
+
 export async function cniProcess(name: CniPluginName): Promise<number> {
-  const t0 = performance.now();
   const stdin = readStdin();
   const env = process.env;
+  const viaAgent = await forwarded(name, stdin, env);
+  if (viaAgent !== undefined) return viaAgent;
   const settings = logSettings(stdin, env);
   const log = createLogger(fileSink(settings.file), { level: settings.level }).child({
     plugin: name,
@@ -76,7 +100,7 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
   });
   const httpFetch = deps.httpFetch;
   deps.httpFetch = (o) => timedFetch(httpFetch(o), timings);
-  const outcome = await runCni(
+  const outcome = await runLogged(
     {
       add: async (ctx) => (await loadPlugin(name, deps)).add(ctx),
       del: async (ctx) => (await loadPlugin(name, deps)).del(ctx),
@@ -85,23 +109,15 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
       status: async (ctx) => (await loadPlugin(name, deps)).status?.(ctx),
     },
     { env, stdin },
-    { about: `${name} ${VERSION}: tcnp CNI plugin`, toCniError },
+    {
+      about: `${name} ${VERSION}: tcnp CNI plugin`,
+      log,
+      timings,
+      extra: { netns: env["CNI_NETNS"], uptimeMs: +(process.uptime() * 1000).toFixed(2) },
+    },
   );
   kernel?.close();
   process.stdout.write(outcome.stdout);
   if (outcome.stderr !== "") process.stderr.write(outcome.stderr);
-  const fields = {
-    netns: env["CNI_NETNS"],
-    exitCode: outcome.exitCode,
-    durationMs: +(performance.now() - t0).toFixed(2),
-    uptimeMs: +(process.uptime() * 1000).toFixed(2),
-    cloudMs: +timings.cloudMs.toFixed(2),
-    cloudCalls: timings.cloudCalls,
-    kernelMs: +timings.kernelMs.toFixed(2),
-    kernelCalls: timings.kernelCalls,
-  };
-  if (outcome.error !== undefined)
-    log.error("CNI command failed", { ...fields, code: outcome.error.code, details: outcome.error.details });
-  else if (env["CNI_COMMAND"] !== "VERSION") log.info("CNI command done", fields);
   return outcome.exitCode;
 }

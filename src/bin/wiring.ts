@@ -3,14 +3,15 @@ import * as fs from "node:fs";
 import type { Env } from "../cni/env.js";
 import type { CniPlugin } from "../cni/skel.js";
 import type { IpamDeps } from "../ipam/plugin.js";
-import { FileAllocationStore } from "../ipam/store.js";
+import { OneShotWriter } from "../ipam/node.js";
 import { NodeCache } from "../ipam/node-cache.js";
 import { FileTokenStore } from "../openstack/token-cache.js";
 import type { Kernel } from "../kernel/types.js";
 import type { Logger } from "../log/logger.js";
 import { fileSources } from "../openstack/credentials.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
-import { FileLock } from "../state/lock.js";
+import { FileIntentLocks, FileLock } from "../state/lock.js";
+import { lockDirOf } from "../state/records.js";
 import { systemClock } from "../base/clock.js";
 import type { PluginDeps } from "../plugins/deps.js";
 import { execIpam } from "./exec-ipam.js";
@@ -34,7 +35,8 @@ export function productionDeps(opts: { env: Env; log: Logger; kernel: () => Prom
       }
     },
     lockFor: (dir) => new FileLock(dir, systemClock),
-    storeFor: (dir) => new FileAllocationStore(dir),
+    // No agent answered this request: this process is the node's ledger writer for it, under the lock.
+    writer: new OneShotWriter(new FileLock(lockDirOf(opts.env), systemClock), new FileIntentLocks(lockDirOf(opts.env))),
     tokensFor: (dir) => new FileTokenStore(dir),
     cacheFor: (stateDir) => new NodeCache(stateDir),
     ipam: (type) => {

@@ -7,8 +7,8 @@ import { locate, ipamOf, type Attachment, type Selector } from "../doctor/locate
 import { neutronFacts } from "../doctor/neutron-facts.js";
 import { attachmentSummary, renderJson, renderText, type AgentView, type DoctorReport } from "../doctor/report.js";
 import { askAgent, DEFAULT_AGENT_SOCKET } from "../agent/protocol.js";
-import type { PoolView } from "../ipam/pool.js";
-import type { Allocation } from "../ipam/store.js";
+import type { PoolView } from "../ipam/pool/pool.js";
+import type { Rec } from "../ipam/ledger/records.js";
 import { snapshot } from "../kernel/snapshot.js";
 import { HOST, type Kernel } from "../kernel/types.js";
 import type { Env } from "../cni/env.js";
@@ -182,7 +182,7 @@ async function agentView(env: Env, containerId: string, ifname: string): Promise
   const socket = env["TCNP_AGENT_SOCKET"] ?? DEFAULT_AGENT_SOCKET;
   if (!fs.existsSync(socket)) return undefined;
   const r = (await askAgent(socket, { op: "pod", containerId, ifname }, 5000).catch(() => undefined)) as
-    { views: Array<{ allocation?: Allocation; inPool: boolean; cooling: boolean; pool: PoolView }> } | undefined;
+    { views: Array<{ allocation?: Rec; inPool: boolean; cooling: boolean; pool: PoolView }> } | undefined;
   if (r === undefined) return { socket, answering: false };
   const v = r.views[0];
   if (v?.allocation === undefined) return { socket, answering: true };
@@ -190,7 +190,12 @@ async function agentView(env: Env, containerId: string, ifname: string): Promise
     socket,
     answering: true,
     allocation: {
-      state: v.allocation.state,
+      state:
+        v.allocation.kind === "intent"
+          ? `pending ${v.allocation.op}`
+          : v.allocation.kind === "pod"
+            ? "active"
+            : v.allocation.kind,
       createdAt: v.allocation.createdAt,
       ...(v.allocation.ip === undefined ? {} : { ip: v.allocation.ip }),
       ...(v.allocation.portId === undefined ? {} : { port: v.allocation.portId }),

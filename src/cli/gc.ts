@@ -9,8 +9,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { isObject, type Json } from "../cni/netconf.js";
-import { stillCooling } from "../ipam/mix.js";
-import { allocationsDir, FileAllocationStore, type Allocation } from "../ipam/store.js";
+import { readLedger } from "../ipam/ledger-files.js";
+import { belongsTo, keyOf, ownerText, type Owner, type Rec } from "../ipam/ledger/records.js";
 import { stateDirOf } from "../state/records.js";
 import { GC_MIN_AGE_KEY } from "../cni/netconf.js";
 import type { Io } from "../base/io.js";
@@ -139,19 +139,23 @@ export function gcCli(argv: string[], io: Io, self: string): number {
   }
   let failed = 0;
   for (const n of networks) {
-    const store = new FileAllocationStore(allocationsDir(n.stateDir));
-    const before = store.list().filter((a) => a.mode === n.mode && n.networks.includes(a.networkId));
-    const young = before.filter((a) => Date.now() - a.createdAt < minAge * 1000);
-    const valid = [
-      ...(cached.get(n.name) ?? []),
-      ...young.map((a) => ({ containerID: a.containerId, ifname: a.ifname })),
-    ];
-    const isValid = (a: Allocation): boolean =>
-      valid.some((v) => v.containerID === a.containerId && v.ifname === a.ifname) && a.state === "active";
-    const cooling = before.filter((a) => stillCooling(a, Date.now()) || a.state === "pool");
-    const stale = before.filter((a) => !isValid(a) && !cooling.includes(a));
+    const mine = (): Rec[] => readLedger(n.stateDir).filter(belongsTo(n.mode, n.networks));
+    const before = mine();
+    const now = Date.now();
+    // The runtime's attachments, and pods younger than --min-age (each counted once).
+    const valid = new Map((cached.get(n.name) ?? []).map((v) => [`${v.containerID}/${v.ifname}`, v]));
+    for (const r of before)
+      if (r.kind === "pod" && now - r.createdAt < minAge * 1000)
+        valid.set(ownerText(r.owner), { containerID: r.owner.containerId, ifname: r.owner.ifname });
+    const stale = before.filter(
+      (r) => (r.kind === "pod" && !valid.has(ownerText(r.owner))) || (r.kind === "intent" && r.op !== "fill"),
+    );
+    const cooling = before.filter((r) => r.kind === "cooling").length;
+    const pooled = before.filter((r) => r.kind === "pool").length;
+    const what = (r: Rec): string =>
+      `${r.kind === "pod" || (r.kind === "intent" && r.owner !== undefined) ? ownerText((r as { owner: Owner }).owner) : (r.ip ?? "")} ${r.mode} ${r.ip ?? "(no address)"} ${r.kind === "intent" ? `pending ${r.op}` : "in use"}${r.portId === undefined ? "" : ` port ${r.portId}`}`;
     io.out(
-      `network ${n.name} (${n.file}): ${valid.length} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((a) => `\n  ${a.containerId}/${a.ifname} ${a.mode} ${a.ip ?? "(no address)"} ${a.state}${a.portId === undefined ? "" : ` port ${a.portId}`}`).join("")}${cooling.length === 0 ? "" : `\n  ${cooling.length} address(es) cooling down (ipam.coolDownSeconds: on the VM's port, on an eni port kept detached, or in the node agent's pool), left alone`}\n`,
+      `network ${n.name} (${n.file}): ${valid.size} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((r) => `\n  ${what(r)}`).join("")}${cooling === 0 ? "" : `\n  ${cooling} address(es) cooling down (ipam.coolDownSeconds: on the VM's port, on an eni port kept detached, or in the node agent's pool), left alone`}${pooled === 0 ? "" : `\n  ${pooled} free address(es) in the node agent's pool, left alone`}\n`,
     );
     if (values["dry-run"] === true) continue;
     for (const p of n.plugins) {
@@ -163,7 +167,7 @@ export function gcCli(argv: string[], io: Io, self: string): number {
         ...p,
         cniVersion: "1.1.0",
         name: n.name,
-        "cni.dev/valid-attachments": valid,
+        "cni.dev/valid-attachments": [...valid.values()],
         [GC_MIN_AGE_KEY]: minAge,
       });
       const r = spawnSync(self, [], {
@@ -185,11 +189,9 @@ export function gcCli(argv: string[], io: Io, self: string): number {
         io.err(`  ${type} GC failed: ${msg}\n`);
       }
     }
-    const left = new Set(store.list().map((a) => `${a.containerId}/${a.ifname}`));
-    const released = stale.filter((a) => !left.has(`${a.containerId}/${a.ifname}`));
-    io.out(
-      `  released ${released.length} of ${stale.length}${released.map((a) => `\n  ✓ ${a.containerId}/${a.ifname} ${a.ip ?? ""}`).join("")}\n`,
-    );
+    const left = new Set(mine().map(keyOf));
+    const released = stale.filter((r) => !left.has(keyOf(r)));
+    io.out(`  released ${released.length} of ${stale.length}${released.map((r) => `\n  ✓ ${what(r)}`).join("")}\n`);
   }
   return failed === 0 ? 0 : 1;
 }

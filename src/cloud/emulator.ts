@@ -97,6 +97,8 @@ export interface EmulatorOptions {
   world?: World;
   hooks?: DataPathHooks;
   now?: () => number;
+  /** Wait (detach and NIC delays, latency faults): real time by default; a test's fake clock. */
+  delay?: (ms: number) => Promise<void>;
   /** Write the world here after every change. */
   stateFile?: string;
 }
@@ -121,6 +123,7 @@ export class Emulator {
   hooks: DataPathHooks;
   readonly stats: Stats = { requests: {} };
   readonly now: () => number;
+  readonly delay: (ms: number) => Promise<void>;
   random: () => number;
   #stateFile: string | undefined;
   #routes: Record<ServiceName, Route[]>;
@@ -133,6 +136,7 @@ export class Emulator {
     this.world = opts.world ?? emptyWorld();
     this.hooks = opts.hooks ?? {};
     this.now = opts.now ?? Date.now;
+    this.delay = opts.delay ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
     // A world loaded from a state file continues with a different sequence (no repeated MACs).
     this.random = rng(
       opts.world === undefined
@@ -234,7 +238,7 @@ export class Emulator {
 
     if (service !== "admin") {
       const lat = this.takeFault(service, req.method, path, ["latency"]);
-      if (lat?.latencyMs !== undefined) await new Promise((r) => setTimeout(r, lat.latencyMs));
+      if (lat?.latencyMs !== undefined) await this.delay(lat.latencyMs);
       if (this.takeFault(service, req.method, path, ["drop"]) !== undefined)
         throw new NetworkError(req.method, req.url, "ECONNRESET");
       const err = this.takeFault(service, req.method, path, ["error"]);

@@ -170,7 +170,7 @@ function attach(em: Emulator, c: Ctx): ReturnType<typeof json> {
   if (!noNic && em.hooks.attach !== undefined) {
     const hook = em.hooks.attach;
     const bound = port;
-    void em.track(new Promise((r) => setTimeout(r, em.config.nicAppearDelayMs)).then(() => hook(s, bound)));
+    void em.track(em.delay(em.config.nicAppearDelayMs).then(() => hook(s, bound)));
   }
   return json(200, { interfaceAttachment: attachment(port) }, { "x-openstack-request-id": `req-${randomUUID()}` });
 }
@@ -181,7 +181,7 @@ function detach(em: Emulator, c: Ctx): ReturnType<typeof empty> {
   const portId = c.params[1]!;
   // A cast: answered at once, done later; a port that is not attached still gets 202.
   void em.track(
-    new Promise((r) => setTimeout(r, em.config.detachDelayMs)).then(async () => {
+    em.delay(em.config.detachDelayMs).then(async () => {
       const p = em.world.ports[portId];
       if (p === undefined || p.device_id !== s.id) return;
       s.pci_slots++;

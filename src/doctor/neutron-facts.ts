@@ -4,7 +4,8 @@ import { cidrContains, parseCidr, parseIp } from "../net/ip.js";
 import type { Clients } from "../openstack/clients.js";
 import { isOpenStackError } from "../openstack/errors.js";
 import type { Port } from "../openstack/types.js";
-import { allocationsDir, FileAllocationStore, type Allocation } from "../ipam/store.js";
+import { readLedger } from "../ipam/ledger-files.js";
+import { keyOf, ownerKey, type Rec } from "../ipam/ledger/records.js";
 import { nodeIpOf } from "../ipam/tags.js";
 import type { Attachment } from "./locate.js";
 import type { Mode, NeutronFacts } from "./findings.js";
@@ -16,7 +17,7 @@ async function portOf(
   a: Attachment,
   mode: Mode,
   ip: string,
-  rec: Allocation | undefined,
+  rec: Rec | undefined,
 ): Promise<Port | undefined> {
   if (rec?.portId !== undefined) {
     try {
@@ -44,7 +45,8 @@ export async function neutronFacts(
     const token = await c.session.token();
     // A token cached without roles: whether we are admin is unknown, not "no".
     if (token.roles !== undefined) out.isAdmin = token.roles.includes("admin");
-    const rec = new FileAllocationStore(allocationsDir(opts.stateDir)).get(a.containerId, a.ifname);
+    const own = ownerKey({ containerId: a.containerId, ifname: a.ifname });
+    const rec = readLedger(opts.stateDir).find((r) => keyOf(r) === own);
     const port = await portOf(c, a, mode, ip, rec);
     if (port === undefined)
       out.portError =

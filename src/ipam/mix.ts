@@ -3,7 +3,7 @@
 // new address found as the set difference and confirmed by reading the port back. Real Neutron's
 // If-Match is not a true compare-and-swap under concurrency (research/realcloud.md §6.3), so the
 // caller holds the node-wide lock: one writer per port, with If-Match guarding against others.
-import { CniError, CniCode, tryAgainLater } from "../cni/errors.js";
+import { tryAgainLater } from "../cni/errors.js";
 import { isOpenStackError, isTransient } from "../openstack/errors.js";
 import { retry, RetryExhaustedError } from "../util/retry.js";
 import type { Neutron } from "../openstack/neutron.js";
@@ -11,7 +11,6 @@ import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { Logger } from "../log/logger.js";
 import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
-import { coolDown, subnetFields, type Allocation, type AllocationStore } from "./store.js";
 import type { NodeCache } from "./node-cache.js";
 import { MIX_TAG, nodeIpTag, nodeTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
@@ -19,14 +18,11 @@ import type { VmPort } from "./vm-port.js";
 export interface MixDeps {
   cfg: IpamConfig;
   neutron: Neutron;
-  store: AllocationStore;
   clock: Clock;
   log: Logger;
   cache?: NodeCache;
   /** The random source of retry jitter (Math.random when absent). */
   random?: () => number;
-  /** Inside the node agent: released addresses go back to its pool (through a cooling record, even of 0 s). */
-  pooled?: boolean;
   /** Choose the fixed_ips entries to request on a subnet, up to `count` (per-node blocks pick addresses). */
   chooseEntries?(vm: VmPort, subnet: Subnet, count: number): Promise<Array<Partial<FixedIp>>>;
 }
@@ -73,20 +69,22 @@ const conflictRetry = (d: Pick<MixDeps, "cfg" | "clock" | "log" | "random">, por
     d.log.debug("lost a race on the port, retrying", { port: portId, attempt, error: e }),
 });
 
-/** Add one address on `subnet` to the VM's port. Returns the address, or undefined if exhausted. */
-async function addOne(
-  d: MixDeps,
-  vm: VmPort,
-  subnet: Subnet,
-  base: Omit<Allocation, "state" | "createdAt" | "updatedAt">,
-): Promise<string | undefined> {
-  return (await addMany(d, vm, subnet, base, 1))[0];
+/**
+ * The intent a write of new addresses stands under (a pod's add, a pool's batch): written durably
+ * before each attempt with the port's addresses before it, so that what appears beyond them can be
+ * found and removed after a crash; cleared once nothing of it can be on the port.
+ */
+export interface AddIntent {
+  write(before: string[]): void;
+  clear(): void;
+  /** Whether some record holds `ip` already (an address that is not ours to undo). */
+  known(ip: string): boolean;
 }
 
 /**
- * Add `count` addresses on `subnet` to the VM's port in one fixed_ips write (a warm pool's batch).
- * Returns those that landed (fewer when the subnet runs out; none when it is exhausted). The intent
- * record `base` (state "adding", with the port's addresses before) is left for the caller to replace.
+ * Add `count` addresses on `subnet` to the VM's port in one fixed_ips write (a warm pool's batch, or
+ * one pod's address). Returns those that landed (fewer when the subnet runs out; none when it is
+ * exhausted, with the intent cleared). On success the intent is left for the caller to replace.
  * `known`: the port as the caller last read it (a pool's previous batch): the first write goes with
  * its revision instead of reading the port again; when someone wrote since, Neutron refuses it (412)
  * and the next attempt reads. `seen` is told the port as read back after the write.
@@ -95,7 +93,7 @@ export async function addMany(
   d: MixDeps,
   vm: VmPort,
   subnet: Subnet,
-  base: Omit<Allocation, "state" | "createdAt" | "updatedAt">,
+  intent: AddIntent,
   count: number,
   opts: { known?: Port; seen?: (p: Port) => void } = {},
 ): Promise<string[]> {
@@ -107,8 +105,7 @@ export async function addMany(
         const chosen = (await d.chooseEntries?.(vm, subnet, count)) ?? [];
         const wanted = Array.from({ length: count }, (_, i): Partial<FixedIp> => chosen[i] ?? { subnet_id: subnet.id });
         const before = new Set(port.fixed_ips.map((f) => f.ip_address));
-        const now = d.clock.now();
-        d.store.put({ ...base, state: "adding", before: [...before], createdAt: now, updatedAt: now });
+        intent.write([...before]);
         let after: Port;
         try {
           after = await d.neutron.updateFixedIps(
@@ -119,14 +116,14 @@ export async function addMany(
         } catch (e) {
           if (isOpenStackError(e, "RevisionNumberConstraintFailed")) throw new LostRace(e.message, { cause: e });
           if (isOpenStackError(e, "IpAddressGenerationFailure") || isOpenStackError(e, "IpAddressAlreadyAllocated")) {
-            d.store.delete(base.containerId, base.ifname);
+            intent.clear();
             if (isOpenStackError(e, "IpAddressAlreadyAllocated")) throw new LostRace(e.message, { cause: e });
             // A batch larger than what is left: ask for one, as a single pod would.
-            if (count > 1) return addMany(d, vm, subnet, base, 1);
+            if (count > 1) return addMany(d, vm, subnet, intent, 1);
             return [];
           }
-          if (isTransient(e)) await undoUncertainAdd(d, vm.portId, before, base);
-          else d.store.delete(base.containerId, base.ifname);
+          if (isTransient(e)) await undoUncertainAdd(d, vm.portId, before, intent);
+          else intent.clear();
           // A cached subnet that no longer exists: forget the cache, the next ADD looks again.
           if (isOpenStackError(e, "SubnetNotFound")) d.cache?.setSubnets(vm.networkId, undefined, d.clock.now());
           throw e;
@@ -152,7 +149,7 @@ export async function addMany(
     );
   } catch (e) {
     if (!(e instanceof RetryExhaustedError)) throw e;
-    d.store.delete(base.containerId, base.ifname);
+    intent.clear();
     throw tryAgainLater(
       `Cannot add an address to port ${vm.portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${vm.portId}, 412 RevisionNumberConstraintFailed)`,
       e,
@@ -161,40 +158,19 @@ export async function addMany(
 }
 
 // The update failed in a way that may or may not have committed (a 5xx, a dropped connection). Read
-// the port back and take away anything that appeared; if even that fails, the intent record stays
-// and a later DEL or GC finishes the job.
-async function undoUncertainAdd(
-  d: MixDeps,
-  portId: string,
-  before: Set<string>,
-  base: { containerId: string; ifname: string },
-): Promise<void> {
+// the port back and take away anything that appeared; if even that fails, the intent stays and a
+// later DEL, GC or the agent's upkeep finishes the job.
+async function undoUncertainAdd(d: MixDeps, portId: string, before: Set<string>, intent: AddIntent): Promise<void> {
   try {
-    await removeAddresses(d, portId, (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address));
-    d.store.delete(base.containerId, base.ifname);
+    await removeAddresses(d, portId, (f) => !before.has(f.ip_address) && !intent.known(f.ip_address));
+    intent.clear();
   } catch (e) {
-    d.log.warn("cannot tell whether a failed update added an address; leaving it for a later DEL/GC", {
+    d.log.warn("cannot tell whether a failed update added an address; leaving it for later", {
       port: portId,
       error: e,
     });
   }
 }
-
-const same = (o: Allocation, a: Allocation): boolean => o.containerId === a.containerId && o.ifname === a.ifname;
-// A record whose address is on the port for someone: a pod's, a cooling one, a pool's.
-const holds = (o: Allocation): boolean => o.state === "active" || o.state === "cooling" || o.state === "pool";
-
-const heldByAnother = (store: AllocationStore, a: Allocation): boolean =>
-  store.list().some((o) => o.ip === a.ip && o.state === "active" && !same(o, a));
-
-const claimedByAnother = (store: AllocationStore, a: Allocation): boolean =>
-  store.list().some((o) => o.ip === a.ip && holds(o) && !same(o, a));
-
-const knownAddress = (store: AllocationStore, ip: string): boolean => store.list().some((a) => a.ip === ip && holds(a));
-
-/** A cooling address whose time has not come: it stays on the port. */
-export const stillCooling = (a: Allocation, now: number): boolean =>
-  a.state === "cooling" && a.coolUntil !== undefined && now < a.coolUntil;
 
 /** Remove every fixed IP matching `drop` from a port (If-Match, retried on 412). Missing port: done. */
 export async function removeAddresses(
@@ -231,108 +207,6 @@ export async function removeAddresses(
     if (!(e instanceof RetryExhaustedError)) throw e;
     throw tryAgainLater(
       `Cannot remove addresses from port ${portId}: lost ${d.cfg.conflictAttempts} revision races (PUT /v2.0/ports/${portId}, 412 RevisionNumberConstraintFailed)`,
-      e,
-    );
-  }
-}
-
-/** Allocate an address for (containerId, ifname): first VM port / subnet with room, in config order. */
-export async function mixAdd(
-  d: MixDeps,
-  who: { containerId: string; ifname: string; serverId: string },
-  vms: VmPort[],
-): Promise<Allocation> {
-  for (const vm of vms) {
-    for (const subnet of await candidateSubnets(d.neutron, d.cfg, vm.networkId, d.cache, d.clock.now())) {
-      const base = {
-        containerId: who.containerId,
-        ifname: who.ifname,
-        mode: "mix" as const,
-        serverId: who.serverId,
-        networkId: vm.networkId,
-        portId: vm.portId,
-        subnetId: subnet.id,
-        mac: vm.mac,
-        hostIfname: vm.hostIf,
-      };
-      const ip = await addOne(d, vm, subnet, base);
-      if (ip === undefined) {
-        d.log.info("subnet exhausted, trying the next", { subnet: subnet.id, network: vm.networkId });
-        continue;
-      }
-      const now = d.clock.now();
-      const a: Allocation = {
-        ...base,
-        state: "active",
-        ip,
-        ...subnetFields(subnet),
-        createdAt: now,
-        updatedAt: now,
-      };
-      d.store.put(a);
-      return a;
-    }
-  }
-  throw new CniError(
-    CniCode.AddressExhausted,
-    `No addresses left for pods: every subnet of ipam.neutronConf.networks [${d.cfg.networks.join(", ")}] on this VM's ports is exhausted (409 IpAddressGenerationFailure)`,
-  );
-}
-
-/**
- * Release what a record holds: remove its address from the port, then forget it. Pending on failure.
- * An active pod's address first cools down on the port (ipam.coolDownSeconds): its record becomes
- * a cooling record in one atomic write, and a later DEL or GC gives it back once it is due.
- */
-export async function mixRelease(d: MixDeps, a: Allocation): Promise<void> {
-  const now = d.clock.now();
-  if (stillCooling(a, now)) return;
-  if (
-    a.state === "active" &&
-    (d.cfg.coolDownMs > 0 || d.pooled === true) &&
-    a.ip !== undefined &&
-    a.portId !== undefined &&
-    !heldByAnother(d.store, a)
-  ) {
-    coolDown(d.store, a, a.ip, { coolUntil: now + d.cfg.coolDownMs, now });
-    d.log.info("address cooling down on the port before it goes back to Neutron", {
-      ip: a.ip,
-      seconds: d.cfg.coolDownMs / 1000,
-    });
-    return;
-  }
-  try {
-    if (a.portId !== undefined) {
-      if (a.state === "adding") {
-        // Crashed or failed between the cloud write and the record: drop what appeared, if ours.
-        const before = new Set(a.before ?? []);
-        await removeAddresses(
-          d,
-          a.portId,
-          (f) => !before.has(f.ip_address) && !knownAddress(d.store, f.ip_address) && f.subnet_id === a.subnetId,
-        );
-      } else if (a.ip !== undefined && claimedByAnother(d.store, a)) {
-        // An earlier release of it committed with its answer lost, and Neutron has since given the
-        // address to this node again: another pod's, or the agent's pool's (a pod takes it from
-        // there without a cloud call), or cooling after one. It is theirs now.
-        d.log.info("the address of a pending release belongs to another record now: nothing to release", {
-          ip: a.ip,
-        });
-      } else if (a.ip !== undefined) {
-        await removeAddresses(d, a.portId, (f) => f.ip_address === a.ip);
-      }
-    }
-    d.store.delete(a.containerId, a.ifname);
-  } catch (e) {
-    if (!isTransient(e) && !(e instanceof CniError && e.code === CniCode.TryAgainLater)) throw e;
-    d.store.put({
-      ...a,
-      state: a.state === "adding" ? "adding" : "releasing",
-      error: (e as Error).message,
-      updatedAt: d.clock.now(),
-    });
-    throw tryAgainLater(
-      `Cannot release ${a.ip ?? "the address"} of ${a.containerId}/${a.ifname} now (recorded as pending; a later DEL or GC completes it): ${(e as Error).message}`,
       e,
     );
   }

@@ -1,7 +1,7 @@
 // `tcnp lab down` and `tcnp lab status`: undo everything a lab recorded (also a half-built one),
 // and say whether one is up.
 import { askAgent } from "../agent/protocol.js";
-import type { PoolView } from "../ipam/pool.js";
+import type { PoolView } from "../ipam/pool/pool.js";
 import * as fs from "node:fs";
 import type { Io } from "../base/io.js";
 import { namedNetns, type Kernel } from "../kernel/types.js";
@@ -103,7 +103,7 @@ export async function labStatus(o: { dir: string; io: Io; kernel: Kernel }): Pro
     }
     for (const p of st.pools)
       o.io.out(
-        `  ${v.name} mix pool: ${p.free.length} free [${p.free.join(" ")}], ${p.inUse} in use, ${p.cooling} cooling, ${p.pendingReleases} pending; warm target ${p.targets.warm}${p.cloudError === undefined ? "" : `; cloud failing: ${p.cloudError}`}\n`,
+        `  ${v.name} ${p.mode} pool: ${p.free.length} free [${p.free.join(" ")}], ${p.inUse} in use, ${p.cooling} cooling, ${p.pendingReleases} pending; warm target ${p.targets.warm}${p.cloudError === undefined ? "" : `; cloud failing: ${p.cloudError}`}\n`,
       );
   }
   if (missingNs.length > 0) o.io.out(`  missing namespaces: ${missingNs.join(", ")}\n`);

@@ -382,7 +382,7 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
       60_000,
     );
   }
-  say(`node agents running in ${s.vms.map((v) => v.name).join(", ")}, mix pools warm (tcnp lab status shows them)`);
+  say(`node agents running in ${s.vms.map((v) => v.name).join(", ")}, pools warm (tcnp lab status shows them)`);
   // 6. Pods through a real CNI caller (libcni), as a kubelet's runtime would.
   for (const vm of s.vms) {
     for (const [mode, tag] of [

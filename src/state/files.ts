@@ -37,7 +37,8 @@ export function writeFileDurably(file: string, data: string): void {
   syncDir(dir);
 }
 
-function syncDir(dir: string): void {
+/** fsync a directory: the names in it (a rename, a new file) survive a power loss. */
+export function syncDir(dir: string): void {
   const fd = fs.openSync(dir, "r");
   try {
     fs.fsyncSync(fd);

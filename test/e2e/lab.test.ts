@@ -126,6 +126,8 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     for (const vm of ["vm1", "vm2"]) {
       assert.match(r.stdout, new RegExp(`process agent ${vm}: pid \\d+ running`));
       assert.match(r.stdout, new RegExp(`${vm} mix pool: [1-9]\\d* free \\[10\\.10\\.10\\.`));
+      // its eni pool is called so (it was labelled a mix pool), its ports on the eni network
+      assert.match(r.stdout, new RegExp(`${vm} eni pool: \\d+ free \\[(10\\.10\\.20\\.\\d+ ?)*\\]`));
     }
     // Another directory holds no lab: down there touches nothing of this one.
     const other = tcnp(["lab", "down", "--dir", path.join(base, "elsewhere")]);

@@ -8,7 +8,7 @@ import { applySeed, type Seed } from "../../src/cloud/seed.js";
 import type { CniPlugin } from "../../src/cni/skel.js";
 import type { NodeDeps } from "../../src/bin/wiring.js";
 import { createIpam } from "../../src/ipam/plugin.js";
-import { FileAllocationStore } from "../../src/ipam/store.js";
+import { OneShotWriter } from "../../src/ipam/node.js";
 import { NodeCache } from "../../src/ipam/node-cache.js";
 import { FileTokenStore } from "../../src/openstack/token-cache.js";
 import { FakeKernel } from "../../src/kernel/fake-kernel.js";
@@ -17,7 +17,7 @@ import { createLogger, memorySink } from "../../src/log/logger.js";
 import { fileSources } from "../../src/openstack/credentials.js";
 import { systemClock } from "../../src/base/clock.js";
 import { execIpam } from "../../src/bin/exec-ipam.js";
-import { FileLock } from "../../src/state/lock.js";
+import { FileIntentLocks, FileLock } from "../../src/state/lock.js";
 
 export const MIX_NET = "b9535039-d935-4a33-a7cb-2cc1c58ab904";
 export const ENI_NET = "73fe8ad8-eda8-4ee0-9d10-ffca11752362";
@@ -50,6 +50,15 @@ export const nodeSeed = (): Seed => ({
   ],
 });
 
+/** The seed's credentials, with authUrl pointed at the in-memory cloud. */
+export const testOpenstackConf = (): Record<string, string> => ({
+  username: "admin",
+  password: "secret",
+  project: "admin",
+  domain: "default",
+  authUrl: "http://cloud.test/v3",
+});
+
 /** The seed's mix configuration, as written, with authUrl pointed at the in-memory cloud. */
 export const mixConf = (over: Record<string, unknown> = {}): Record<string, unknown> => ({
   name: "cni0",
@@ -57,13 +66,7 @@ export const mixConf = (over: Record<string, unknown> = {}): Record<string, unkn
   type: "veth-route",
   ipam: {
     type: "tcnp-ipam",
-    openstackConf: {
-      username: "admin",
-      password: "secret",
-      project: "admin",
-      domain: "default",
-      authUrl: "http://cloud.test/v3",
-    },
+    openstackConf: testOpenstackConf(),
     neutronConf: { networks: [MIX_NET], mode: "mix" },
     routes: [{ dst: "0.0.0.0/0" }],
     // Addresses go back to Neutron at DEL, as the tests of other behaviours expect; the
@@ -116,7 +119,7 @@ export async function fakeNode(opts: { config?: Partial<EmulatorConfig>; seed?: 
       }
     },
     lockFor: (dir) => new FileLock(dir, systemClock),
-    storeFor: (dir) => new FileAllocationStore(dir),
+    writer: new OneShotWriter(new FileLock(env.TCNP_LOCK_DIR, systemClock), new FileIntentLocks(env.TCNP_LOCK_DIR)),
     tokensFor: (dir) => new FileTokenStore(dir),
     cacheFor: (stateDir) => new NodeCache(stateDir),
     ipam: (type) => (type === "tcnp-ipam" ? (ipam ??= createIpam(deps)) : execIpam(type, env)),

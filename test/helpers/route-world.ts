@@ -7,8 +7,7 @@ import { Metrics } from "../../src/controller/metrics.js";
 import { Reconciler } from "../../src/controller/reconciler.js";
 import { blockChooser } from "../../src/ipam/blocks.js";
 import type { IpamConfig } from "../../src/ipam/config.js";
-import { mixAdd, removeAddresses } from "../../src/ipam/mix.js";
-import { MemoryAllocationStore } from "../../src/ipam/store.js";
+import { addMany, removeAddresses } from "../../src/ipam/mix.js";
 import type { VmPort } from "../../src/ipam/vm-port.js";
 import { createLogger, memorySink, nullLogger } from "../../src/log/logger.js";
 import { createClients, type Clients } from "../../src/openstack/clients.js";
@@ -117,8 +116,8 @@ export async function routeWorld(opts: {
     pool: { warm: 0, minimum: 0, maximum: 0, deadlineMs: 0 },
     unknownKeys: [],
   } as IpamConfig;
-  const store = new MemoryAllocationStore();
-  let seq = 0;
+  // No ledger here: these tests look at the router, not at a node's records.
+  const noIntent = { write: () => {}, clear: () => {}, known: () => false };
   return {
     em,
     c,
@@ -130,17 +129,13 @@ export async function routeWorld(opts: {
       const d = {
         cfg,
         neutron: c.neutron,
-        store,
         clock: systemClock,
         log: nullLogger,
         ...(o.blocks === undefined ? {} : { chooseEntries: blockChooser(cfg, c.neutron, nullLogger) }),
       };
       const ips: string[] = [];
-      for (let i = 0; i < n; i++)
-        ips.push(
-          (await mixAdd(d, { containerId: `pod${++seq}`, ifname: "eth0", serverId: vms[vm]!.serverId }, [vms[vm]!]))
-            .ip!,
-        );
+      const subnet = (await c.neutron.listSubnets({ network_id: NET })).find((x) => x.ip_version === 4)!;
+      for (let i = 0; i < n; i++) ips.push(...(await addMany(d, vms[vm]!, subnet, noIntent, 1)));
       return ips;
     },
     async removePod(vm, ip) {

@@ -10,7 +10,7 @@ import { Emulator, type EmulatorConfig } from "../../src/cloud/emulator.js";
 import { serve, type Served } from "../../src/cloud/serve.js";
 import { applySeed, type Seed } from "../../src/cloud/seed.js";
 import { NetlinkKernel } from "../../src/kernel/netlink-kernel.js";
-import type { PoolView } from "../../src/ipam/pool.js";
+import type { PoolView } from "../../src/ipam/pool/pool.js";
 import { buildTopology, destroyTopology, type Topology, type TopoVm } from "../../src/lab/topology.js";
 import { cnicallerBinary, distBinary, REFERENCE_CNI_DIR, type Run } from "./cni.js";
 import { trackNetns } from "./namespaces.js";

@@ -10,8 +10,11 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
-import type { PoolView } from "../../src/ipam/pool.js";
-import type { Allocation } from "../../src/ipam/store.js";
+import type { PoolView } from "../../src/ipam/pool/pool.js";
+import { ledgerDir, readLedger } from "../../src/ipam/ledger-files.js";
+import { addressKey, type Rec } from "../../src/ipam/ledger/records.js";
+import { FileJournal } from "../../src/state/journal.js";
+import { storedKey } from "../../src/ipam/ledger/codec.js";
 import { execAsync, MIX_NET, POD_SUBNET, World, type VmHandle } from "../helpers/world.js";
 
 const skip = rootSkipReason() ?? e2eSkipReason();
@@ -179,19 +182,34 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
     const healthy = await doctor();
     assert.equal(healthy.code, 0, healthy.out);
     assert.match(healthy.out, new RegExp(`allocation active ${liveIps.at(-1)!.replace(/\./g, "\\.")} on port`));
-    const bogus = path.join(vm.stateDir, "allocations", `cooldown-${liveIps.at(-1)!}__cooling.json`);
-    fs.writeFileSync(
-      bogus,
-      JSON.stringify({
-        ...JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", `${k2.id}__eth0.json`), "utf8")),
-        containerId: `cooldown-${liveIps.at(-1)!}`,
-        ifname: "cooling",
-        state: "cooling",
-        coolUntil: Date.now() + 3_600_000,
-      }),
-    );
+    // The ledger's one writer is the agent: the fault goes in while it is stopped (as a bug would
+    // have left it), and comes out the same way.
+    const journal = (ops: Parameters<FileJournal<Rec>["commit"]>[0]): void => {
+      const j = new FileJournal<Rec>(ledgerDir(vm.stateDir), storedKey);
+      j.commit(ops, true);
+      j.close();
+    };
+    await stopAgent("SIGTERM");
+    const podRec = readLedger(vm.stateDir).find((r) => r.kind === "pod" && r.owner.containerId === k2.id)!;
+    const bogusIp = liveIps.at(-1)!;
+    journal([
+      {
+        put: {
+          ...podRec,
+          kind: "cooling",
+          coolUntil: Date.now() + 3_600_000,
+          heldBy: "gone/eth0",
+          owner: undefined,
+        } as unknown as Rec,
+      },
+    ]);
+    agent = startAgent();
+    await poolAt((p) => p.inUse === live.length, "the agent with the faulty ledger");
     const faulty = await doctor();
-    fs.rmSync(bogus);
+    await stopAgent("SIGTERM");
+    journal([{ del: addressKey(bogusIp) }]);
+    agent = startAgent();
+    await poolAt((p) => p.cooling === 0, "the agent with the ledger mended");
     assert.equal(faulty.code, 1, faulty.out);
     assert.match(faulty.out, /\[agent-pool-holds-pod-address\]/);
 
@@ -205,10 +223,10 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
       [vm.ip, ...settled.free].sort(),
       "the port holds only the VM's own and the pool's addresses",
     );
-    const records = fs.readdirSync(path.join(vm.stateDir, "allocations"));
+    const records = readLedger(vm.stateDir);
     assert.ok(
-      records.every((f) => f.startsWith("pool-")),
-      `only pool records are left: ${records.join(", ")}`,
+      records.every((r) => r.kind === "pool"),
+      `only pool records are left: ${JSON.stringify(records)}`,
     );
   });
 
@@ -380,10 +398,10 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
     const links = (await w.kernel.listLinks(vm.ns)).map((l) => l.mac);
     for (const port of Object.values(w.em.world.ports).filter((p) => p.tags.includes("tcnp-eni-pool")))
       assert.ok(links.includes(port.mac_address.toLowerCase()), "every pool port's NIC waits in the VM");
-    const records = fs.readdirSync(path.join(vm.stateDir, "allocations"));
+    const records = readLedger(vm.stateDir);
     assert.ok(
-      records.every((f) => f.startsWith("pool-")),
-      `only pool records are left: ${records.join(", ")}`,
+      records.every((r) => r.kind === "pool"),
+      `only pool records are left: ${JSON.stringify(records)}`,
     );
   });
 
@@ -403,13 +421,11 @@ describe("tcnp agent, eni pool (ports attached ahead, NICs waiting in the VM)", 
     await new Promise((res) => agent!.once("exit", res));
     agent = undefined;
     w.em.config.nicAppearDelayMs = 0;
-    const records = fs
-      .readdirSync(path.join(vm.stateDir, "allocations"))
-      .map((f) => JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", f), "utf8")) as Allocation);
+    const records = readLedger(vm.stateDir);
     const links = (await w.kernel.listLinks(vm.ns)).map((l) => l.mac);
     for (const port of poolPorts()) {
       const rec = records.find((a) => a.portId === port.id);
-      assert.equal(rec?.state, "pool", `pool port ${port.id} is recorded as the pool's, not left half-made`);
+      assert.equal(rec?.kind, "pool", `pool port ${port.id} is recorded as the pool's, not left half-made`);
       assert.equal(port.device_id, vm.serverId);
       assert.ok(links.includes(port.mac_address.toLowerCase()), "its NIC waits in the VM");
     }

@@ -10,7 +10,8 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { HOST } from "../../src/kernel/types.js";
-import type { Allocation } from "../../src/ipam/store.js";
+import { readLedger } from "../../src/ipam/ledger-files.js";
+import type { Rec } from "../../src/ipam/ledger/records.js";
 import { cnicallerBinary, distBinary, e2eSkipReason } from "../helpers/cni.js";
 import { rootSkipReason } from "../helpers/root.js";
 import { ENI_NET, execAsync, MIX_NET, World, type VmHandle } from "../helpers/world.js";
@@ -299,12 +300,8 @@ async function campaign(w: World, OPS: number, withAgents: boolean): Promise<voi
         await stopAgent(vm, "SIGTERM");
       }
     }
-    const poolOf = (vm: VmHandle, mode: "mix" | "eni"): Allocation[] =>
-      fs
-        .readdirSync(path.join(vm.stateDir, "allocations"))
-        .filter((f) => f.startsWith("pool-") && f.endsWith(".json"))
-        .map((f) => JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", f), "utf8")) as Allocation)
-        .filter((a) => a.mode === mode);
+    const poolOf = (vm: VmHandle, mode: "mix" | "eni"): Rec[] =>
+      readLedger(vm.stateDir).filter((r) => r.kind === "pool" && r.mode === mode);
     for (const vm of w.vms) {
       assert.deepEqual(
         [...w.vmPort(vm, MIX_NET).ips].sort(),
@@ -333,24 +330,16 @@ async function campaign(w: World, OPS: number, withAgents: boolean): Promise<voi
         .filter(
           (f) =>
             /\.(json|tmp)$/.test(f) &&
-            !/^(tokens|locks)\//.test(f) &&
-            !/^allocations\/pool-[^/]+\.json$/.test(f) &&
+            !/^(tokens|locks|ledger)\//.test(f) &&
             f !== "node.json" &&
             f !== "identity.json",
         );
-      assert.deepEqual(files, [], `${vm.name} has records, allocations or temporary files left`);
+      assert.deepEqual(files, [], `${vm.name} has records or temporary files left`);
+      const left = readLedger(vm.stateDir).filter((r) => r.kind !== "pool");
+      assert.deepEqual(left, [], `${vm.name}'s ledger holds more than its pools`);
     }
     // With agents, their eni pools keep ports, each attached to its VM and named by a pool record.
-    const poolPorts = new Map(
-      w.vms.flatMap((vm) =>
-        fs
-          .readdirSync(path.join(vm.stateDir, "allocations"))
-          .filter((f) => f.startsWith("pool-") && f.endsWith(".json"))
-          .map((f) => JSON.parse(fs.readFileSync(path.join(vm.stateDir, "allocations", f), "utf8")) as Allocation)
-          .filter((a) => a.mode === "eni")
-          .map((a) => [a.portId!, vm.serverId] as const),
-      ),
-    );
+    const poolPorts = new Map(w.vms.flatMap((vm) => poolOf(vm, "eni").map((a) => [a.portId!, vm.serverId] as const)));
     const eniPorts = Object.values(w.em.world.ports).filter(
       (p) =>
         p.network_id === ENI_NET &&

@@ -152,7 +152,7 @@ describe("hardening (the built executable, real kernel)", { skip: skip ?? false 
     assert.equal(add.status, 0, add.stderr);
     const ip = ipOf(add.json);
     // Power loss took the node's records.
-    for (const d of ["allocations", "host-device", "veth-host"])
+    for (const d of ["ledger", "host-device", "veth-host"])
       fs.rmSync(path.join(vm.stateDir, d), { recursive: true, force: true });
     const del = await w.cni(vm, "del", pod, { net: "eni" });
     assert.equal(del.status, 0, del.stderr);

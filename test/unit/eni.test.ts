@@ -1,10 +1,9 @@
 // eni mode logic against the emulator and the fake kernel: the seed conflist (host-device with
 // tcnp-ipam, then veth-host), with Nova's hot-plug simulated in the fake kernel.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { HOST } from "../../src/kernel/types.js";
+import { readLedger } from "../../src/ipam/ledger-files.js";
 import { createHostDevice } from "../../src/plugins/host-device/plugin.js";
 import { createVethHost } from "../../src/plugins/veth-host/plugin.js";
 import { runChain } from "../helpers/chain.js";
@@ -202,7 +201,7 @@ describe("eni mode (emulator + fake kernel)", () => {
       );
       assert.equal(await nicsInVm(), 0, "its NIC left the VM");
       assert.equal(await n.kernel.getLink(pods[0]!, "eth0"), undefined, "the pod's side is gone at once");
-      const cooling = fs.readdirSync(path.join(n.stateDir, "allocations")).filter((f) => f.includes(x));
+      const cooling = readLedger(n.stateDir).filter((r) => r.kind === "cooling" && r.ip === x);
       assert.equal(cooling.length, 1, "persisted as a record of its own");
       assert.equal((await call("DEL", "e0c001a", 0, a.result)).exitCode, 0, "a repeated DEL is a no-op");
       assert.ok(n.em.world.ports[portA.id] !== undefined, "a repeated DEL leaves the cooling port");
@@ -238,7 +237,7 @@ describe("eni mode (emulator + fake kernel)", () => {
       assert.equal(gc.exitCode, 0, gc.stdout);
       await n.em.settle();
       assert.deepEqual(podPorts(n), [], "GC deletes due ports");
-      assert.deepEqual(fs.readdirSync(path.join(n.stateDir, "allocations")), []);
+      assert.deepEqual(readLedger(n.stateDir), [], "no record is left");
     } finally {
       n.cleanup();
     }
@@ -254,10 +253,8 @@ describe("eni mode (emulator + fake kernel)", () => {
       n.em.addFault({ kind: "error", service: "compute", method: "DELETE", status: 500 });
       const failed = await runChain(plugins(n), conf, cniEnv("DEL", "e0c002a", pod), add.result);
       assert.equal(JSON.parse(failed.stdout).code, 11, `Nova's detach failing: try again later (${failed.stdout})`);
-      const pending = JSON.parse(
-        fs.readFileSync(path.join(n.stateDir, "allocations", "e0c002a__eth0.json"), "utf8"),
-      ) as { state: string; coolUntil?: number };
-      assert.equal(pending.state, "releasing");
+      const pending = readLedger(n.stateDir).find((r) => r.kind === "intent")!;
+      assert.ok(pending.kind === "intent" && pending.op === "release", "pending release");
       assert.ok(pending.coolUntil !== undefined && pending.coolUntil > Date.now() + 20_000, "with its cool-down");
       n.em.clearFaults();
       const again = await runChain(plugins(n), conf, cniEnv("DEL", "e0c002a", pod), add.result);
@@ -266,11 +263,12 @@ describe("eni mode (emulator + fake kernel)", () => {
       const kept = n.em.world.ports[port.id];
       assert.ok(kept !== undefined, "the port is kept for the rest of its cool-down, not deleted");
       assert.equal(kept.device_id, "", "detached");
-      const records = fs.readdirSync(path.join(n.stateDir, "allocations"));
-      assert.deepEqual(records, [`cooldown-${port.fixed_ips[0]!.ip_address}__cooling.json`]);
-      const cooling = JSON.parse(fs.readFileSync(path.join(n.stateDir, "allocations", records[0]!), "utf8")) as {
-        coolUntil: number;
-      };
+      const records = readLedger(n.stateDir);
+      assert.deepEqual(
+        records.map((r) => `${r.kind} ${r.ip}`),
+        [`cooling ${port.fixed_ips[0]!.ip_address}`],
+      );
+      const cooling = records[0] as { coolUntil: number };
       assert.equal(cooling.coolUntil, pending.coolUntil, "the cool-down given at the first DEL, not a new one");
     } finally {
       n.cleanup();

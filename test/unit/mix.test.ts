@@ -1,7 +1,5 @@
 // mix mode logic against the emulator and the fake kernel: tcnp-ipam + veth-route through the CNI
 // dispatcher, as a runtime would drive them, without root.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { runCni as runCniRaw, type CniIo, type CniPlugin } from "../../src/cni/skel.js";
@@ -9,9 +7,10 @@ import { toCniError } from "../../src/plugins/errors.js";
 import { FakeKernel } from "../../src/kernel/fake-kernel.js";
 import { HOST } from "../../src/kernel/types.js";
 import { createVethRoute } from "../../src/plugins/veth-route/plugin.js";
-import { allocationsDir, FileAllocationStore, poolKey } from "../../src/ipam/store.js";
+import { openLedger, readLedger } from "../../src/ipam/ledger-files.js";
+import { ownerKey } from "../../src/ipam/ledger/records.js";
 import { IpamSession } from "../../src/ipam/session.js";
-import { addMany, candidateSubnets } from "../../src/ipam/mix.js";
+import { addMany, candidateSubnets, type MixDeps } from "../../src/ipam/mix.js";
 import { findVmPorts } from "../../src/ipam/vm-port.js";
 import { parseNetConf } from "../../src/cni/netconf.js";
 import type { Port } from "../../src/openstack/types.js";
@@ -245,11 +244,12 @@ describe("mix mode (emulator + fake kernel)", () => {
       const port = Object.values(n.em.world.ports).find((p) => p.device_id === VM1 && p.network_id.startsWith("b953"))!;
       port.fixed_ips.push({ subnet_id: port.fixed_ips[0]!.subnet_id, ip_address: ip });
       port.revision_number++;
-      const store = new FileAllocationStore(allocationsDir(n.stateDir));
-      const pending = store.get("c0ffee0b", "eth0")!;
-      assert.equal(pending.state, "releasing");
-      const now = Date.now();
-      store.put({ ...pending, ...poolKey(ip), state: "pool", createdAt: now, updatedAt: now });
+      const key = ownerKey({ containerId: "c0ffee0b", ifname: "eth0" });
+      const open = openLedger(n.stateDir);
+      const pending = open.ledger.get(key)!;
+      assert.ok(pending.kind === "intent" && pending.op === "release", "the release is pending");
+      open.ledger.adopt({ ...pending, ip, portId: pending.portId! }, Date.now());
+      open.close();
       // The runtime's repeated DEL finishes the pending release.
       const again = await runCni(plugin, {
         env: cniEnv("DEL", "c0ffee0b", pod),
@@ -257,7 +257,13 @@ describe("mix mode (emulator + fake kernel)", () => {
       });
       assert.equal(again.exitCode, 0, again.stdout);
       assert.ok(vmPortIps(n).includes(ip), "the pool's address stays on the port");
-      assert.equal(store.get("c0ffee0b", "eth0"), undefined, "the pending release is done");
+      const after = readLedger(n.stateDir);
+      assert.equal(
+        after.find((r) => r.kind !== "pool" && r.ip === ip),
+        undefined,
+        "the pending release is done",
+      );
+      assert.equal(after.filter((r) => r.kind === "pool" && r.ip === ip).length, 1, "the pool keeps its record");
     } finally {
       n.cleanup();
     }
@@ -269,23 +275,17 @@ describe("mix mode (emulator + fake kernel)", () => {
     const n = await fakeNode();
     try {
       const s = new IpamSession(n.deps, parseNetConf(JSON.stringify(mixConf()), "ADD"));
-      const d = s.mixDeps();
+      const d: MixDeps = { cfg: s.cfg, neutron: s.clients.neutron, clock: n.deps.clock, log: n.deps.log };
       const vm = (await findVmPorts(s.clients.neutron, await n.deps.kernel(), VM1, s.cfg.networks, s.cache))[0]!;
       const subnet = (await candidateSubnets(s.clients.neutron, s.cfg, vm.networkId, s.cache, Date.now()))[0]!;
-      const base = {
-        containerId: "batch",
-        ifname: "fill",
-        mode: "mix" as const,
-        serverId: VM1,
-        networkId: vm.networkId,
-        portId: vm.portId,
-      };
+      // No ledger here: this is the cloud write alone.
+      const base = { write: () => {}, clear: () => {}, known: () => false };
       let seen: Port | undefined;
       const first = await addMany(d, vm, subnet, base, 2, { seen: (p) => (seen = p) });
       assert.equal(first.length, 2);
       assert.ok(seen !== undefined && first.every((ip) => seen!.fixed_ips.some((f) => f.ip_address === ip)));
       // Another writer adds an address after that read-back: the copy is stale now.
-      const other = await addMany(d, vm, subnet, { ...base, containerId: "other" }, 1);
+      const other = await addMany(d, vm, subnet, base, 1);
       const second = await addMany(d, vm, subnet, base, 2, { known: seen! });
       assert.equal(second.length, 2);
       const onPort = vmPortIps(n);
@@ -376,7 +376,7 @@ describe("mix mode (emulator + fake kernel)", () => {
       assert.equal((await call("DEL", "c001a", 0)).exitCode, 0);
       assert.ok(vmPortIps(n).includes(x), "the address stays on the port while it cools down");
       assert.equal(await n.kernel.getLink(pods[0]!, "eth0"), undefined, "the pod's side is gone at once");
-      const cooling = fs.readdirSync(path.join(n.stateDir, "allocations")).filter((f) => f.includes(x));
+      const cooling = readLedger(n.stateDir).filter((r) => r.kind === "cooling" && r.ip === x);
       assert.equal(cooling.length, 1, "persisted as a record of its own");
       assert.equal((await call("DEL", "c001a", 0)).exitCode, 0, "a repeated DEL is a no-op");
       assert.ok(vmPortIps(n).includes(x));
@@ -407,7 +407,7 @@ describe("mix mode (emulator + fake kernel)", () => {
       });
       assert.equal(gc.exitCode, 0, gc.stdout);
       assert.deepEqual(vmPortIps(n), ["10.10.10.11"], "GC gives due addresses back to Neutron");
-      assert.deepEqual(fs.readdirSync(path.join(n.stateDir, "allocations")), []);
+      assert.deepEqual(readLedger(n.stateDir), [], "no record is left");
     } finally {
       n.cleanup();
     }

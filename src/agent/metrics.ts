@@ -1,0 +1,64 @@
+// The agent's metrics: requests served, their latency, its cloud calls, its pools.
+import { performance } from "node:perf_hooks";
+import type { Metrics } from "../controller/metrics.js";
+import type { PoolEvents, PoolView } from "../ipam/pool/pool.js";
+import type { HttpFetch } from "../openstack/http.js";
+
+const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** A cloud client's fetch, counted by method and outcome and timed. */
+export function countedFetch(f: HttpFetch, m: Metrics): HttpFetch {
+  const count = (method: string, outcome: string): void =>
+    m.inc("tcnp_agent_cloud_requests_total", "Cloud API requests by method and outcome", { method, outcome });
+  return (req, call) => {
+    const t0 = performance.now();
+    return f(req, call).then(
+      (r) => {
+        count(req.method, r.status >= 500 ? "5xx" : r.status >= 400 ? "4xx" : "ok");
+        m.observe(
+          "tcnp_agent_cloud_request_seconds",
+          "Cloud API request latency",
+          (performance.now() - t0) / 1000,
+          LATENCY_BUCKETS,
+        );
+        return r;
+      },
+      (e: unknown) => {
+        count(req.method, "network-error");
+        throw e;
+      },
+    );
+  };
+}
+
+/** One plugin request served. */
+export function countRequest(m: Metrics, r: { plugin: string; command: string; ok: boolean; seconds: number }): void {
+  m.inc("tcnp_agent_requests_total", "Plugin requests served by the agent", {
+    plugin: r.plugin,
+    command: r.command,
+    outcome: r.ok ? "ok" : "error",
+  });
+  if (r.command === "ADD" || r.command === "DEL")
+    m.observe("tcnp_agent_request_seconds", "ADD and DEL latency in the agent", r.seconds, LATENCY_BUCKETS, {
+      plugin: r.plugin,
+      command: r.command,
+    });
+}
+
+export const poolEvents = (m: Metrics): PoolEvents => ({
+  cloudCall: (kind, ok) =>
+    m.inc("tcnp_agent_pool_cloud_work_total", "Pool cloud work by kind and outcome", {
+      kind,
+      outcome: ok ? "ok" : "error",
+    }),
+});
+
+export function poolGauges(m: Metrics, views: readonly PoolView[]): void {
+  for (const v of views) {
+    const l = { networks: v.networks.join(","), mode: v.mode };
+    m.set("tcnp_agent_pool_free", "Free addresses in the warm pool", v.free.length, l);
+    m.set("tcnp_agent_pool_in_use", "Pool addresses held by pods", v.inUse, l);
+    m.set("tcnp_agent_pool_cooling", "Released addresses cooling down", v.cooling, l);
+    m.set("tcnp_agent_pool_pending", "Pending cloud work (intents)", v.pendingReleases, l);
+  }
+}

@@ -1,0 +1,138 @@
+// How the agent serves the plugins' requests: the same plugin code a plugin process runs, with the
+// agent's long-lived kernel, cloud connections and ledger writer, one request per pod attachment at
+// a time (in arrival order), each accounted for in the log and the metrics.
+import { isCniPlugin, type CniPluginName } from "../base/names.js";
+import type { CniPlugin } from "../cni/skel.js";
+import type { Metrics } from "../controller/metrics.js";
+import type { IpamDeps } from "../ipam/session.js";
+import type { NetlinkKernel } from "../kernel/netlink-kernel.js";
+import type { Kernel } from "../kernel/types.js";
+import type { Logger } from "../log/logger.js";
+import type { PluginDeps } from "../plugins/deps.js";
+import { runLogged } from "../plugins/run.js";
+import { newTimings, timedFetch, type Timings } from "../plugins/timing.js";
+import type { HttpFetch } from "../openstack/http.js";
+import type { NodeFetchOptions } from "../openstack/node-fetch.js";
+import type { Lock } from "../state/lock.js";
+import { VERSION } from "../version.js";
+import { requestKernel } from "./kernel.js";
+import { countedFetch, countRequest } from "./metrics.js";
+import type { CniRequest, CniResponse } from "./protocol.js";
+
+export type AgentDeps = IpamDeps & PluginDeps;
+
+/** What the entry point wires in: production dependencies and the plugin registry. */
+export interface AgentWiring {
+  deps(o: { env: Record<string, string | undefined>; log: Logger; kernel: () => Promise<Kernel> }): AgentDeps;
+  plugin(name: CniPluginName, deps: AgentDeps): Promise<CniPlugin>;
+  fetch(o: NodeFetchOptions): HttpFetch;
+  lock(dir: string): Lock;
+}
+
+export class AgentRequests {
+  readonly #kernel: NetlinkKernel;
+  readonly #log: Logger;
+  readonly #metrics: Metrics;
+  readonly #env: Record<string, string | undefined>;
+  readonly #wiring: AgentWiring;
+  readonly #writer: IpamDeps["writer"];
+  readonly #fetches = new Map<string, HttpFetch>();
+  readonly #locks = new Map<string, Lock>();
+  readonly #perPod = new Map<string, Promise<unknown>>();
+
+  constructor(o: {
+    kernel: NetlinkKernel;
+    log: Logger;
+    metrics: Metrics;
+    env: Record<string, string | undefined>;
+    wiring: AgentWiring;
+    writer: IpamDeps["writer"];
+  }) {
+    this.#kernel = o.kernel;
+    this.#log = o.log;
+    this.#metrics = o.metrics;
+    this.#env = o.env;
+    this.#wiring = o.wiring;
+    this.#writer = o.writer;
+  }
+
+  /** Dependencies for a request (timed) or for the pools (not): the agent's shared connections and locks. */
+  deps(env: Record<string, string | undefined>, log: Logger, timings?: Timings): AgentDeps {
+    const k: Kernel = timings === undefined ? this.#kernel : requestKernel(this.#kernel, timings, log);
+    const d = this.#wiring.deps({ env, log, kernel: async () => k });
+    d.httpFetch = (o) => {
+      const key = JSON.stringify(o);
+      let f = this.#fetches.get(key);
+      if (f === undefined) {
+        f = countedFetch(this.#wiring.fetch(o), this.#metrics);
+        this.#fetches.set(key, f);
+      }
+      return timings === undefined ? f : timedFetch(f, timings);
+    };
+    d.lockFor = (dir) => {
+      let l = this.#locks.get(dir);
+      if (l === undefined) {
+        l = this.#wiring.lock(dir);
+        this.#locks.set(dir, l);
+      }
+      return l;
+    };
+    d.writer = this.#writer;
+    return d;
+  }
+
+  /**
+   * One request per pod attachment at a time, in arrival order. A runtime that killed its plugin
+   * (the forwarder) sends DEL at once, while the agent may still be working on that ADD: the DEL
+   * must find what the ADD made, not run beside it.
+   */
+  cni(req: CniRequest): Promise<CniResponse> {
+    const key = `${req.env["CNI_CONTAINERID"] ?? ""}/${req.env["CNI_IFNAME"] ?? ""}`;
+    if (key === "/") return this.#serve(req);
+    const prev = this.#perPod.get(key) ?? Promise.resolve();
+    const mine = prev.then(
+      () => this.#serve(req),
+      () => this.#serve(req),
+    );
+    this.#perPod.set(key, mine);
+    void mine
+      .finally(() => {
+        if (this.#perPod.get(key) === mine) this.#perPod.delete(key);
+      })
+      .catch(() => {});
+    return mine;
+  }
+
+  async #serve(req: CniRequest): Promise<CniResponse> {
+    if (!isCniPlugin(req.plugin)) return { exitCode: 1, stdout: "", stderr: `unknown plugin "${req.plugin}"\n` };
+    // The runtime's environment, with the agent's own settings where the runtime gave none.
+    const env: Record<string, string | undefined> = {};
+    for (const k of ["TCNP_STATE_DIR", "TCNP_LOCK_DIR", "PATH"]) if (this.#env[k] !== undefined) env[k] = this.#env[k];
+    Object.assign(env, req.env);
+    const log = this.#log.child({
+      plugin: req.plugin,
+      command: env["CNI_COMMAND"],
+      containerId: env["CNI_CONTAINERID"],
+      ifname: env["CNI_IFNAME"],
+    });
+    const timings = newTimings();
+    try {
+      const plugin = await this.#wiring.plugin(req.plugin, this.deps(env, log, timings));
+      const out = await runLogged(
+        plugin,
+        { env, stdin: req.stdin },
+        { about: `${req.plugin} ${VERSION}: tcnp CNI plugin (agent)`, log, timings },
+      );
+      countRequest(this.#metrics, {
+        plugin: req.plugin,
+        command: env["CNI_COMMAND"] ?? "",
+        ok: out.exitCode === 0,
+        seconds: out.seconds,
+      });
+      return { exitCode: out.exitCode, stdout: out.stdout, stderr: out.stderr };
+    } finally {
+      const ns = env["CNI_NETNS"];
+      if (ns !== undefined && ns !== "") this.#kernel.forget(ns);
+    }
+  }
+}
