@@ -78,6 +78,30 @@ static napi_value Flock(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// The credentials of a unix socket's peer (SO_PEERCRED): [pid, uid, gid]. The pid is 0 when the
+// peer is in a PID namespace this process cannot see.
+static napi_value PeerCred(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], arr, v;
+  int32_t fd = -1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc < 1 || !int_arg(env, argv[0], &fd)) {
+    napi_throw_type_error(env, NULL, "peerCred(fd: number)");
+    return NULL;
+  }
+  struct ucred cred;
+  socklen_t len = sizeof(cred);
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return throw_errno(env, "getsockopt(SO_PEERCRED)", errno);
+  napi_create_array_with_length(env, 3, &arr);
+  napi_create_int32(env, cred.pid, &v);
+  napi_set_element(env, arr, 0, v);
+  napi_create_uint32(env, cred.uid, &v);
+  napi_set_element(env, arr, 1, v);
+  napi_create_uint32(env, cred.gid, &v);
+  napi_set_element(env, arr, 2, v);
+  return arr;
+}
+
 static int get_bytes(napi_env env, napi_value v, unsigned char *dst, size_t want) {
   void *data;
   size_t len;
@@ -244,6 +268,8 @@ NAPI_MODULE_INIT() {
   napi_set_named_property(env, exports, "setns", fn);
   napi_create_function(env, "flock", NAPI_AUTO_LENGTH, Flock, NULL, &fn);
   napi_set_named_property(env, exports, "flock", fn);
+  napi_create_function(env, "peerCred", NAPI_AUTO_LENGTH, PeerCred, NULL, &fn);
+  napi_set_named_property(env, exports, "peerCred", fn);
   napi_create_function(env, "sendGarp", NAPI_AUTO_LENGTH, SendGarp, NULL, &fn);
   napi_set_named_property(env, exports, "sendGarp", fn);
   napi_create_function(env, "nlOpen", NAPI_AUTO_LENGTH, NlOpen, NULL, &fn);

@@ -133,8 +133,10 @@ identities() {
   done
 }
 
-authtoken() { # the [keystone_authtoken]-style block for a service user
+authtoken() { # the [keystone_authtoken]-style block for a service user; $3: the service's type,
+  # which keystonemiddleware needs to enforce application credentials' access rules
   printf '[%s]\nwww_authenticate_uri = %s\nauth_url = %s\nauth_type = password\nproject_domain_name = Default\nuser_domain_name = Default\nproject_name = service\nusername = %s\npassword = %s\nregion_name = RegionOne\n' "$1" "$KS" "$KS" "$2" "$PW"
+  if [ -n "${3:-}" ]; then printf 'service_type = %s\n' "$3"; fi
 }
 
 neutron_up() {
@@ -162,7 +164,7 @@ connection = $(DB neutron)
 [oslo_concurrency]
 lock_path = $DATA/neutron/lock
 CNF
-    authtoken keystone_authtoken neutron
+    authtoken keystone_authtoken neutron network
     authtoken nova nova
   } > "$ETC/neutron/neutron.conf"
   cat > "$ETC/neutron/ml2_conf.ini" <<CNF
@@ -291,7 +293,7 @@ enabled = false
 [spice]
 enabled = false
 CNF
-    authtoken keystone_authtoken nova
+    authtoken keystone_authtoken nova compute
     authtoken neutron neutron | sed 's/^\[neutron\]/[neutron]\nservice_metadata_proxy = false/'
     authtoken placement placement
   } > "$ETC/nova/nova.conf"

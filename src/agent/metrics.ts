@@ -31,11 +31,13 @@ export function countedFetch(f: HttpFetch, m: Metrics): HttpFetch {
   };
 }
 
-/** One plugin request served. */
+const VERBS = new Set(["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"]);
+
+/** One plugin request served (a command that is no CNI verb is counted as "other": labels stay few). */
 export function countRequest(m: Metrics, r: { plugin: string; command: string; ok: boolean; seconds: number }): void {
   m.inc("tcnp_agent_requests_total", "Plugin requests served by the agent", {
     plugin: r.plugin,
-    command: r.command,
+    command: VERBS.has(r.command) ? r.command : "other",
     outcome: r.ok ? "ok" : "error",
   });
   if (r.command === "ADD" || r.command === "DEL")

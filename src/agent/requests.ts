@@ -2,6 +2,7 @@
 // agent's long-lived kernel, cloud connections and ledger writer, one request per pod attachment at
 // a time (in arrival order), each accounted for in the log and the metrics.
 import { isCniPlugin, type CniPluginName } from "../base/names.js";
+import { invalidConfig } from "../cni/errors.js";
 import type { CniPlugin } from "../cni/skel.js";
 import type { Metrics } from "../controller/metrics.js";
 import type { IpamDeps } from "../ipam/session.js";
@@ -15,11 +16,21 @@ import type { HttpFetch } from "../openstack/http.js";
 import type { NodeFetchOptions } from "../openstack/node-fetch.js";
 import type { Lock } from "../state/lock.js";
 import { VERSION } from "../version.js";
+import type { InstalledConfs } from "./installed.js";
 import { requestKernel } from "./kernel.js";
 import { countedFetch, countRequest } from "./metrics.js";
 import type { CniRequest, CniResponse } from "./protocol.js";
 
 export type AgentDeps = IpamDeps & PluginDeps;
+
+/** What the agent takes from a request's environment: the CNI variables that name the attachment. */
+const REQUEST_ENV = ["CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS"] as const;
+
+/** A plugin that refuses every verb (a configuration the agent does not serve): code 7, naming why. */
+function refusing(why: string): CniPlugin {
+  const no = (): Promise<never> => Promise.reject(invalidConfig(`Refused: ${why}`));
+  return { add: no, del: no, check: no, gc: no, status: no };
+}
 
 /** What the entry point wires in: production dependencies and the plugin registry. */
 export interface AgentWiring {
@@ -39,8 +50,10 @@ export class AgentRequests {
   readonly #fetches = new Map<string, HttpFetch>();
   readonly #locks = new Map<string, Lock>();
   readonly #perPod = new Map<string, Promise<unknown>>();
+  readonly #installed: InstalledConfs;
 
   constructor(o: {
+    installed: InstalledConfs;
     kernel: NetlinkKernel;
     log: Logger;
     metrics: Metrics;
@@ -54,6 +67,7 @@ export class AgentRequests {
     this.#env = o.env;
     this.#wiring = o.wiring;
     this.#writer = o.writer;
+    this.#installed = o.installed;
   }
 
   /** Dependencies for a request (timed) or for the pools (not): the agent's shared connections and locks. */
@@ -105,10 +119,11 @@ export class AgentRequests {
 
   async #serve(req: CniRequest): Promise<CniResponse> {
     if (!isCniPlugin(req.plugin)) return { exitCode: 1, stdout: "", stderr: `unknown plugin "${req.plugin}"\n` };
-    // The runtime's environment, with the agent's own settings where the runtime gave none.
-    const env: Record<string, string | undefined> = {};
-    for (const k of ["TCNP_STATE_DIR", "TCNP_LOCK_DIR", "PATH"]) if (this.#env[k] !== undefined) env[k] = this.#env[k];
-    Object.assign(env, req.env);
+    // The agent's own environment (its state, locks, credentials, CNI_PATH), and of the runtime's
+    // only what names the request: nothing a request carries redirects the agent's files,
+    // credentials or the plugins it executes.
+    const env: Record<string, string | undefined> = { ...this.#env };
+    for (const k of REQUEST_ENV) if (req.env[k] !== undefined) env[k] = req.env[k];
     const log = this.#log.child({
       plugin: req.plugin,
       command: env["CNI_COMMAND"],
@@ -117,7 +132,9 @@ export class AgentRequests {
     });
     const timings = newTimings();
     try {
-      const plugin = await this.#wiring.plugin(req.plugin, this.deps(env, log, timings));
+      const refusal = env["CNI_COMMAND"] === "VERSION" ? undefined : this.#installed.refusal(req.plugin, req.stdin);
+      const plugin =
+        refusal === undefined ? await this.#wiring.plugin(req.plugin, this.deps(env, log, timings)) : refusing(refusal);
       const out = await runLogged(
         plugin,
         { env, stdin: req.stdin },

@@ -1,43 +1,20 @@
 // The node agent put together: its socket, the node lock it holds for as long as it runs (it is the
 // node's one ledger writer), the pools of the conf dir's configurations and their upkeep.
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { systemClock } from "../base/clock.js";
-import { isObject, parseNetConf } from "../cni/netconf.js";
+import { parseNetConf } from "../cni/netconf.js";
+import { serveControllerHttp } from "../controller/http.js";
+import { Kube, type KubeAccess } from "../controller/kube.js";
 import { Metrics } from "../controller/metrics.js";
 import { NODE_LOCK, ResidentWriter } from "../ipam/node.js";
 import type { Logger } from "../log/logger.js";
 import { FileIntentLocks, FileLock } from "../state/lock.js";
 import { lockDirOf } from "../state/records.js";
 import { VERSION } from "../version.js";
+import { InstalledConfs } from "./installed.js";
+import { NodeLifecycle } from "./node.js";
 import { poolEvents, poolGauges } from "./metrics.js";
 import { AgentRequests, type AgentWiring } from "./requests.js";
 import { serveAgentSocket, type AgentSocket } from "./server.js";
-
-// The tcnp-ipam configurations in a conf dir, as the network configurations a plugin would see.
-export function confsIn(dir: string): string[] {
-  const out: string[] = [];
-  let files: string[] = [];
-  try {
-    files = fs.readdirSync(dir).filter((f) => /\.(conf|conflist|json)$/.test(f));
-  } catch {
-    return out;
-  }
-  for (const f of files.sort()) {
-    try {
-      const c = JSON.parse(fs.readFileSync(path.join(dir, f), "utf8")) as unknown;
-      if (!isObject(c)) continue;
-      const plugins = (Array.isArray(c["plugins"]) ? c["plugins"] : [c]).filter(isObject);
-      for (const p of plugins) {
-        if (!isObject(p["ipam"]) || p["ipam"]["type"] !== "tcnp-ipam") continue;
-        out.push(JSON.stringify({ ...p, name: c["name"], cniVersion: c["cniVersion"] ?? "1.0.0" }));
-      }
-    } catch {
-      // a configuration we cannot read is the runtime's business
-    }
-  }
-  return out;
-}
 
 export interface AgentStatus {
   pid: number;
@@ -49,6 +26,10 @@ export interface AgentStatus {
 
 export interface RunningAgent {
   writer: ResidentWriter;
+  /** Where /healthz, /readyz and /metrics are served (with `listen`). */
+  address?: string;
+  /** Every pool of an installed configuration holds its minimum (its warm target without one). */
+  ready(): boolean;
   metrics: Metrics;
   status(): AgentStatus;
   stop(): Promise<void>;
@@ -64,6 +45,10 @@ export async function startAgent(opts: {
   log: Logger;
   confDir: string;
   wiring: AgentWiring;
+  /** HOST:PORT or unix:PATH for /healthz, /readyz and /metrics. */
+  listen?: string;
+  /** The Kubernetes Node this agent keeps (taint, capacity). */
+  node?: { name: string; access: KubeAccess };
 }): Promise<RunningAgent> {
   const { log } = opts;
   const { NetlinkKernel } = await import("../kernel/netlink-kernel.js");
@@ -72,7 +57,9 @@ export async function startAgent(opts: {
   const startedAt = Date.now();
   // The writer serves the requests, and its pools use the requests' shared connections: made after.
   const late: { writer?: ResidentWriter; sock?: AgentSocket } = {};
+  const installed = new InstalledConfs(opts.confDir);
   const requests: AgentRequests = new AgentRequests({
+    installed,
     kernel,
     log,
     metrics,
@@ -107,27 +94,76 @@ export async function startAgent(opts: {
     },
     log,
   ));
-  const release = await new FileLock(lockDirOf(opts.env), systemClock).acquire(NODE_LOCK, {
-    waiting: (ms) =>
-      log.info("waiting for the node lock (a plugin process is serving a pod without the agent)", { ms }),
-  });
+  // The node lock, once no plugin process is in the middle of a pod's attach without it (it holds
+  // that intent's lock, and needs the node lock once more to record what it made).
+  const nodeLock = new FileLock(lockDirOf(opts.env), systemClock);
+  const intents = new FileIntentLocks(lockDirOf(opts.env));
+  let release: () => void;
+  for (;;) {
+    release = await nodeLock.acquire(NODE_LOCK, {
+      waiting: (ms) =>
+        log.info("waiting for the node lock (a plugin process is serving a pod without the agent)", { ms }),
+    });
+    if (!intents.anyHeldElsewhere()) break;
+    release();
+    await systemClock.sleep(50);
+  }
   holding();
   const gauge = setInterval(() => poolGauges(metrics, writer.views()), 1000);
   gauge.unref();
   writer.start();
-  for (const conf of confsIn(opts.confDir)) {
-    try {
-      writer.poolFor(parseNetConf(conf, "ADD"));
-    } catch (e) {
-      log.warn("cannot pool for a configuration in the conf dir", { error: e });
+  // The pools of the configurations installed now (made for one installed since): a pool of one
+  // removed from the conf dir no longer counts for readiness.
+  let known: { version: string; keys: Set<string> } | undefined;
+  const installedPools = (): Set<string> => {
+    if (known?.version === installed.version()) return known.keys;
+    const keys = new Set<string>();
+    for (const conf of installed.ipamConfs()) {
+      try {
+        keys.add(writer.poolFor(parseNetConf(JSON.stringify(conf), "ADD")).key);
+      } catch (e) {
+        log.warn("cannot pool for a configuration in the conf dir", { error: e });
+      }
     }
-  }
+    known = { version: installed.version(), keys };
+    return keys;
+  };
+  installedPools();
   log.info("agent started", { socket: opts.socket, pools: writer.views().length });
+  const ready = (): boolean => writer.ready(installedPools());
+  const http =
+    opts.listen === undefined
+      ? undefined
+      : await serveControllerHttp(opts.listen, metrics, {
+          healthy: () => ({ ok: true, detail: "ok" }),
+          ready: () => {
+            const ok = ready();
+            return { ok, detail: ok ? "pools warm" : "pools not at their minimum yet" };
+          },
+        });
+  let lifecycle: NodeLifecycle | undefined;
+  if (opts.node !== undefined) {
+    const a = opts.node.access;
+    const kube = new Kube(
+      opts.wiring.fetch({ timeoutMs: 10_000, ...(a.caCert === undefined ? {} : { caCert: a.caCert }) }),
+      a,
+    );
+    lifecycle = new NodeLifecycle({
+      kube,
+      nodeName: opts.node.name,
+      log,
+      pools: () => ({ ready: ready(), views: writer.views() }),
+    });
+    await lifecycle.start();
+  }
   return {
     writer,
+    ready,
+    ...(http === undefined ? {} : { address: http.address }),
     metrics,
     status,
     stop: async () => {
+      lifecycle?.stop();
       clearInterval(gauge);
       // Requests in flight are answered first (they may wait on a fill), then the pools' cloud work ends.
       await sock?.close();
@@ -135,6 +171,7 @@ export async function startAgent(opts: {
         log.warn("agent stopping with cloud work still in flight; the next writer finishes it", {});
       release();
       kernel.close();
+      await http?.close();
       log.info("agent stopped");
     },
   };

@@ -3,12 +3,10 @@
 import { parseArgs } from "node:util";
 import { systemClock } from "../base/clock.js";
 import type { Io } from "../base/io.js";
-import { NodeLifecycle } from "../agent/node.js";
 import { askAgent, DEFAULT_AGENT_SOCKET } from "../agent/protocol.js";
 import { startAgent, type AgentStatus } from "../agent/start.js";
 import { statusText } from "../agent/status.js";
-import { serveControllerHttp } from "../controller/http.js";
-import { Kube, kubeAccess } from "../controller/kube.js";
+import { kubeAccess } from "../controller/kube.js";
 import { fileSink } from "../log/file-sink.js";
 import { createLogger, type Level } from "../log/logger.js";
 import { nodeFetch } from "../openstack/node-fetch.js";
@@ -76,37 +74,16 @@ export async function agentCli(argv: string[], io: Io, onStop: (stop: () => Prom
     fetch: nodeFetch,
     lock: (dir: string) => new QueuedLock(new FileLock(dir, systemClock)),
   };
-  const agent = await startAgent({ socket, env, log, confDir: v["conf-dir"] ?? "/etc/cni/net.d", wiring });
-  const http =
-    v.listen === undefined
-      ? undefined
-      : await serveControllerHttp(v.listen, agent.metrics, {
-          healthy: () => ({ ok: true, detail: "ok" }),
-          ready: () => {
-            const ready = agent.writer.ready();
-            return { ok: ready, detail: ready ? "pools warm" : "pools not at their minimum yet" };
-          },
-        });
-  if (http !== undefined) io.out(`tcnp agent: metrics on http://${http.address}/metrics\n`);
-  io.out(`tcnp agent ${VERSION}: serving ${socket} (pid ${process.pid})\n`);
-  let lifecycle: NodeLifecycle | undefined;
-  if (nodeName !== undefined && nodeName !== "" && access !== undefined) {
-    const kube = new Kube(
-      nodeFetch({ timeoutMs: 10_000, ...(access.caCert === undefined ? {} : { caCert: access.caCert }) }),
-      access,
-    );
-    lifecycle = new NodeLifecycle({
-      kube,
-      nodeName,
-      log,
-      pools: () => ({ ready: agent.writer.ready(), views: agent.writer.views() }),
-    });
-    await lifecycle.start();
-  }
-  onStop(async () => {
-    lifecycle?.stop();
-    await agent.stop();
-    await http?.close();
+  const confDir = v["conf-dir"] ?? "/etc/cni/net.d";
+  const node =
+    nodeName !== undefined && nodeName !== "" && access !== undefined ? { name: nodeName, access } : undefined;
+  const agent = await startAgent({
+    ...{ socket, env, log, confDir, wiring },
+    ...(v.listen === undefined ? {} : { listen: v.listen }),
+    ...(node === undefined ? {} : { node }),
   });
+  if (agent.address !== undefined) io.out(`tcnp agent: metrics on http://${agent.address}/metrics\n`);
+  io.out(`tcnp agent ${VERSION}: serving ${socket} (pid ${process.pid})\n`);
+  onStop(() => agent.stop());
   return -1;
 }

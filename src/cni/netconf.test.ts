@@ -6,6 +6,11 @@ const conf = (o: Record<string, unknown>) => JSON.stringify({ cniVersion: "1.0.0
 
 test("bad JSON is code 6", () => {
   assert.throws(() => parseNetConf("{", "ADD"), { code: 6, message: /Cannot decode network configuration/ });
+  // A malformed configuration's text is never repeated: it may hold a password.
+  assert.throws(
+    () => parseNetConf('{"ipam": {"openstackConf": {"password":S3cretXYZ}}}', "ADD"),
+    (e: Error & { details?: string }) => !`${e.message} ${e.details ?? ""}`.includes("S3cret"),
+  );
 });
 
 test("missing or unsupported cniVersion is code 1", () => {

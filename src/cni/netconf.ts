@@ -35,7 +35,17 @@ export function decodeJson(stdin: string, what = "network configuration"): unkno
   try {
     return JSON.parse(stdin);
   } catch (e) {
-    throw decodeFailure(`Cannot decode ${what}: ${(e as Error).message}`, e);
+    // Node's message quotes the text around the fault, which may be a password: say where, not what.
+    const at = /position (\d+)/.exec((e as Error).message);
+    const where =
+      at === null
+        ? ""
+        : (() => {
+            const before = stdin.slice(0, Number(at[1]));
+            const line = before.split("\n").length;
+            return ` at line ${line}, column ${before.length - before.lastIndexOf("\n")}`;
+          })();
+    throw decodeFailure(`Cannot decode ${what}: not valid JSON${where} (${stdin.length} bytes)`);
   }
 }
 

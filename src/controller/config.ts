@@ -24,8 +24,27 @@ export interface KubernetesConfig {
   identity?: string;
 }
 
+/** What the operator lets one namespace's pods ask for. */
+export interface FloatingGrant {
+  /** `tcnp.io/floating-ip: auto` allowed (a new floating IP is allocated for the pod). */
+  auto: boolean;
+  /** At most this many floating IPs held for the namespace's pods at once (allocated and named). */
+  max: number;
+}
+
+export interface FloatingIpConfig {
+  /** The external network floating IPs come from. */
+  network: string;
+  /** Namespace → grant; a namespace not listed gets none. */
+  namespaces: Record<string, FloatingGrant>;
+  /** How long a floating IP stays reserved for a pod (by namespace/name) after it went: a restarted StatefulSet pod gets it back. */
+  reservationMs: number;
+}
+
 export interface ControllerConfig {
   credentials: Credentials;
+  /** This cluster's name: on everything tcnp makes in the cloud; only its own objects are touched. */
+  cluster: string;
   routerId: string;
   networks: string[];
   /** Where pod addresses live (the routes we own are inside these); default: the networks' subnets. */
@@ -39,8 +58,8 @@ export interface ControllerConfig {
   /** "auto" uses add/remove_extraroutes when advertised, else PUT with If-Match. */
   apply: "auto" | "atomic" | "put";
   listen?: string;
-  /** The external network pods' floating IPs come from (pod annotation tcnp.io/floating-ip). */
-  floatingIpNetwork?: string;
+  /** Floating IPs for pods (pod annotation tcnp.io/floating-ip), as the operator grants them. */
+  floatingIps?: FloatingIpConfig;
   kubernetes: KubernetesConfig;
   logFile?: string;
 }
@@ -48,6 +67,31 @@ export interface ControllerConfig {
 export class ConfigError extends Error {}
 
 const UUID = /^[0-9a-fA-F-]{32,36}$/;
+/** A cluster's name: it goes into tags (tcnp-cluster=NAME) and Kubernetes-style names. */
+export const CLUSTER = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+function parseFloatingIps(v: unknown, bad: (m: string) => never): FloatingIpConfig {
+  if (!isObject(v)) return bad(`"floatingIps" must be an object: {network, namespaces}`);
+  const network = v["network"];
+  if (typeof network !== "string" || !UUID.test(network))
+    bad(`"floatingIps.network" must be the external network's ID`);
+  const ns = v["namespaces"] ?? {};
+  if (!isObject(ns)) bad(`"floatingIps.namespaces" must map namespaces to grants: {auto, max}`);
+  const namespaces: Record<string, FloatingGrant> = {};
+  for (const [name, g] of Object.entries(ns as Record<string, unknown>)) {
+    if (!isObject(g)) bad(`"floatingIps.namespaces.${name}" must be an object: {auto, max}`);
+    const grant = g as Record<string, unknown>;
+    const max = grant["max"] ?? 1;
+    if (typeof max !== "number" || !Number.isInteger(max) || max < 0)
+      bad(`"floatingIps.namespaces.${name}.max" must be an integer ≥ 0`);
+    if (grant["auto"] !== undefined && typeof grant["auto"] !== "boolean")
+      bad(`"floatingIps.namespaces.${name}.auto" must be true or false`);
+    namespaces[name] = { auto: grant["auto"] === true, max: max as number };
+  }
+  const res = v["reservationSeconds"] ?? 600;
+  if (typeof res !== "number" || res < 0) bad(`"floatingIps.reservationSeconds" must be a number of seconds ≥ 0`);
+  return { network: network as string, namespaces, reservationMs: (res as number) * 1000 };
+}
 
 export function parseControllerConfig(text: string, file: string, src: CredentialSources): ControllerConfig {
   let raw: unknown;
@@ -109,8 +153,12 @@ export function parseControllerConfig(text: string, file: string, src: Credentia
     const v = kstr(key);
     if (v !== undefined) kubernetes[key] = v;
   }
+  const cluster = raw["cluster"] ?? "default";
+  if (typeof cluster !== "string" || !CLUSTER.test(cluster))
+    bad(`"cluster" must be a name of 1 to 63 lower-case letters, digits and "-" (got ${JSON.stringify(cluster)})`);
   const out: ControllerConfig = {
     credentials,
+    cluster: cluster as string,
     routerId: routerId as string,
     networks: networks as string[],
     intervalMs: (num("intervalSeconds", 10, 0.1) ?? 10) * 1000,
@@ -125,11 +173,9 @@ export function parseControllerConfig(text: string, file: string, src: Credentia
   const limit = num("routeLimit", undefined, 1);
   if (limit !== undefined) out.routeLimit = limit;
   if (typeof raw["listen"] === "string") out.listen = raw["listen"];
-  const fipNet = raw["floatingIpNetwork"];
-  if (fipNet !== undefined) {
-    if (typeof fipNet !== "string" || !UUID.test(fipNet)) bad(`"floatingIpNetwork" must be the external network's ID`);
-    out.floatingIpNetwork = fipNet as string;
-  }
+  const fips =
+    raw["floatingIps"] ?? (raw["floatingIpNetwork"] === undefined ? undefined : { network: raw["floatingIpNetwork"] });
+  if (fips !== undefined) out.floatingIps = parseFloatingIps(fips, bad);
   if (typeof raw["logFile"] === "string") out.logFile = raw["logFile"];
   return out;
 }

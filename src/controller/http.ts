@@ -34,7 +34,18 @@ export async function serveControllerHttp(
   await new Promise<void>((resolve, reject) => {
     srv.once("error", reject);
     if (unix !== undefined) {
-      fs.rmSync(unix, { force: true });
+      // Only a socket left by an earlier run is replaced; any other file at PATH is not ours to remove.
+      let st: fs.Stats | undefined;
+      try {
+        st = fs.lstatSync(unix);
+      } catch {
+        st = undefined;
+      }
+      if (st !== undefined && !st.isSocket()) {
+        reject(new Error(`Cannot listen on "${listen}": ${unix} exists and is not a socket`));
+        return;
+      }
+      if (st !== undefined) fs.rmSync(unix, { force: true });
       srv.listen(unix, () => resolve());
     } else {
       srv.listen(Number(m![2]), m![1], () => resolve());

@@ -32,6 +32,14 @@ export interface PodInfo {
   uid: string;
   ip?: string;
   annotations?: Record<string, string>;
+  /** On the node's own network (its address is the node's). */
+  hostNetwork?: boolean;
+  /** Pending, Running, Succeeded, Failed. */
+  phase?: string;
+  /** Being deleted (a deletionTimestamp is set). */
+  deleting?: boolean;
+  /** ms since the epoch. */
+  createdAt?: number;
 }
 
 export class KubeError extends Error {
@@ -192,8 +200,16 @@ export class Kube {
   async listPods(): Promise<PodInfo[]> {
     const r = await this.#req<{
       items: Array<{
-        metadata: { namespace: string; name: string; uid: string; annotations?: Record<string, string> };
-        status?: { podIP?: string };
+        metadata: {
+          namespace: string;
+          name: string;
+          uid: string;
+          annotations?: Record<string, string>;
+          deletionTimestamp?: string;
+          creationTimestamp?: string;
+        };
+        spec?: { hostNetwork?: boolean };
+        status?: { podIP?: string; phase?: string };
       }>;
     }>("GET", "/api/v1/pods");
     return r.items.map((p) => ({
@@ -202,6 +218,10 @@ export class Kube {
       uid: p.metadata.uid,
       ...(p.status?.podIP === undefined ? {} : { ip: p.status.podIP }),
       ...(p.metadata.annotations === undefined ? {} : { annotations: p.metadata.annotations }),
+      ...(p.spec?.hostNetwork === true ? { hostNetwork: true } : {}),
+      ...(p.status?.phase === undefined ? {} : { phase: p.status.phase }),
+      ...(p.metadata.deletionTimestamp === undefined ? {} : { deleting: true }),
+      ...(p.metadata.creationTimestamp === undefined ? {} : { createdAt: Date.parse(p.metadata.creationTimestamp) }),
     }));
   }
 

@@ -8,7 +8,17 @@ import type { OpenStackSession } from "../openstack/session.js";
 import type { Port, Router } from "../openstack/types.js";
 import type { Clock } from "../base/clock.js";
 import type { ControllerConfig } from "./config.js";
-import { BLOCK_TAG, blockOf, ENI_POOL_NAME, ENI_TAG, MIX_TAG, nodeIpOf, nodeOf, serverOf } from "../ipam/tags.js";
+import {
+  BLOCK_TAG,
+  blockOf,
+  clusterOf,
+  ENI_POOL_NAME,
+  ENI_TAG,
+  MIX_TAG,
+  nodeIpOf,
+  nodeOf,
+  serverOf,
+} from "../ipam/tags.js";
 import type { Nova } from "../openstack/nova.js";
 import { desiredRoutes, type DesiredRoute } from "./desired.js";
 import type { Metrics } from "./metrics.js";
@@ -77,6 +87,10 @@ export class Reconciler {
   #untaggedCheckedAt = -Infinity;
   /** The server each mix VM port was bound to at the last check. */
   #boundTo = new Map<string, string>();
+  /** Next hops of another cluster's nodes (their routes are that cluster's). */
+  #foreignHops = new Set<string>();
+  /** Servers this cluster's objects named (their untagged leftovers are this cluster's to clean up). */
+  readonly #servers = new Set<string>();
 
   constructor(d: ReconcilerDeps) {
     this.#d = d;
@@ -125,7 +139,12 @@ export class Reconciler {
     // Pool ports whose tags were never written (a create answer lost) are found by name, now and then.
     let poolPorts: Port[] = [];
     if (this.#d.clock.now() - this.#untaggedCheckedAt >= UNTAGGED_CHECK_MS) {
-      poolPorts = await neutron.listPorts({ name: ENI_POOL_NAME });
+      // Untagged ones say their server only: this cluster's if one of its nodes was that server.
+      poolPorts = (await neutron.listPorts({ name: ENI_POOL_NAME })).filter(
+        (p) =>
+          (p.tags.length === 0 && this.#servers.has(serverOf(p) ?? "")) ||
+          (p.tags.length > 0 && clusterOf(p) === cfg.cluster),
+      );
       this.#untaggedCheckedAt = this.#d.clock.now();
     }
     const made = [...new Map([...eniPorts, ...poolPorts, ...blockPorts].map((p) => [p.id, p])).values()];
@@ -211,10 +230,21 @@ export class Reconciler {
   async #read(): Promise<{ router: Router; desired: DesiredRoute[] }> {
     const { cfg, neutron } = this.#d;
     // One list of every port tcnp tagged: VM ports with pods, block reservations, eni ports.
-    const [tagged, router] = await Promise.all([
+    const [all, router] = await Promise.all([
       neutron.listPorts({ "tags-any": `${MIX_TAG},${BLOCK_TAG},${ENI_TAG}` }),
       neutron.getRouter(cfg.routerId),
     ]);
+    // Another cluster's objects in the same project are never this controller's: not its routes'
+    // sources, not its to clean up; and a route whose next hop is one of that cluster's nodes is
+    // that cluster's route.
+    const tagged = all.filter((p) => clusterOf(p) === cfg.cluster);
+    this.#foreignHops = new Set(
+      all.flatMap((p) => (clusterOf(p) !== cfg.cluster && p.tags.includes(MIX_TAG) ? [nodeIpOf(p) ?? ""] : [])),
+    );
+    for (const p of tagged) {
+      const s = serverOf(p) ?? (p.tags.includes(MIX_TAG) ? p.device_id || nodeOf(p) : undefined);
+      if (s !== undefined && s !== "") this.#servers.add(s);
+    }
     const kept = await this.#releaseGoneServers(
       tagged.filter((p) => p.tags.includes(MIX_TAG)),
       tagged.filter((p) => p.tags.includes(BLOCK_TAG)),
@@ -231,11 +261,13 @@ export class Reconciler {
   }
 
   #plan(router: Router, desired: DesiredRoute[]): RoutePlan {
-    return planRoutes(router.routes, desired, {
+    const mine = router.routes.filter((r) => !this.#foreignHops.has(r.nexthop));
+    const plan = planRoutes(mine, desired, {
       podCidrs: this.#podCidrs,
       nodeCidrs: this.#nodeCidrs,
-      ...(this.#limit === undefined ? {} : { limit: this.#limit }),
+      ...(this.#limit === undefined ? {} : { limit: this.#limit - (router.routes.length - mine.length) }),
     });
+    return { ...plan, foreign: plan.foreign + (router.routes.length - mine.length) };
   }
 
   // "ok", or "full" when the router refused for its route limit (the limit is then known, when the

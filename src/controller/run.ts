@@ -123,8 +123,7 @@ export async function startController(
           nodeFetch({ timeoutMs: 10_000, ...(access.caCert === undefined ? {} : { caCert: access.caCert }) }),
           access,
         );
-  if (kube !== undefined && opts.loop !== false)
-    await checkAccess(kube, cfg.kubernetes, cfg.floatingIpNetwork !== undefined);
+  if (kube !== undefined && opts.loop !== false) await checkAccess(kube, cfg.kubernetes, cfg.floatingIps !== undefined);
   const reconciler = new Reconciler({
     cfg,
     neutron: clients.neutron,
@@ -158,11 +157,12 @@ export async function startController(
       if (elector !== undefined && !elector.isLeader && !(await elector.tick())) return undefined;
       try {
         const result = await reconciler.reconcile();
-        if (kube !== undefined && cfg.floatingIpNetwork !== undefined) {
+        if (kube !== undefined && cfg.floatingIps !== undefined) {
           const f = await syncFloatingIps({
             neutron: clients.neutron,
             kube,
-            network: cfg.floatingIpNetwork,
+            cfg: cfg.floatingIps,
+            cluster: cfg.cluster,
             networks: cfg.networks,
             log,
             now: () => clock.now(),

@@ -9,7 +9,7 @@ import { isOpenStackError } from "../openstack/errors.js";
 import type { Neutron } from "../openstack/neutron.js";
 import type { FixedIp, Port, Subnet } from "../openstack/types.js";
 import type { IpamConfig } from "./config.js";
-import { BLOCK_TAG, blockOf, blockTag, nodeTag } from "./tags.js";
+import { BLOCK_TAG, blockOf, blockTag, clusterTag, nodeTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
 
 function usable(subnet: Subnet, block: Cidr): bigint[] {
@@ -66,7 +66,7 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
       else {
         const claim = untaggedReservation(p);
         if (claim === undefined) continue;
-        const tags = [BLOCK_TAG, blockTag(claim.block), nodeTag(claim.serverId)];
+        const tags = [BLOCK_TAG, blockTag(claim.block), nodeTag(claim.serverId), clusterTag(cfg.cluster)];
         if (claim.serverId === serverId) {
           await neutron.setTags("ports", p.id, tags);
           log.info("adopted a block reservation whose create answer was lost", {
@@ -111,7 +111,7 @@ export function blockChooser(cfg: IpamConfig, neutron: Neutron, log: Logger) {
           description: reservationDescription(cidr, serverId),
           fixed_ips: [{ subnet_id: subnet.id, ip_address: token }],
         });
-        await neutron.setTags("ports", r.id, [BLOCK_TAG, blockTag(cidr), nodeTag(serverId)]);
+        await neutron.setTags("ports", r.id, [BLOCK_TAG, blockTag(cidr), nodeTag(serverId), clusterTag(cfg.cluster)]);
         log.info("reserved a per-node block", { block: cidr, server: serverId, reservationPort: r.id });
         tokens.add(token);
         take(b);

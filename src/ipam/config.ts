@@ -20,6 +20,8 @@ export interface IpamTimeouts {
 }
 
 export interface IpamConfig {
+  /** The cluster this node belongs to: its cloud objects carry it (default "default"). */
+  cluster: string;
   mode: IpamMode;
   networks: string[];
   /** Only allocate from these subnets (a dedicated pod subnet); empty = any IPv4 subnet of `networks`. */
@@ -59,6 +61,7 @@ const KNOWN_IPAM = new Set([
   "serverId",
   "metadataUrl",
   "stateDir",
+  "cluster",
   "logFile",
   "logLevel",
   "timeouts",
@@ -120,7 +123,11 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
   const networks = uuidList(nc["networks"], "ipam.neutronConf.networks", true);
   const subnets = uuidList(nc["subnets"], "ipam.neutronConf.subnets", false);
   const credentials = resolveCredentials(ipam["openstackConf"], src);
+  const cluster = ipam["cluster"] ?? "default";
+  if (typeof cluster !== "string" || !/^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(cluster))
+    throw invalidConfig(`ipam.cluster must be a name of 1 to 63 lower-case letters, digits and "-"`);
   const out: IpamConfig = {
+    cluster,
     mode,
     networks,
     subnets,

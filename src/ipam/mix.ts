@@ -12,7 +12,7 @@ import type { Logger } from "../log/logger.js";
 import type { Clock } from "../base/clock.js";
 import type { IpamConfig } from "./config.js";
 import type { NodeCache } from "./node-cache.js";
-import { MIX_TAG, nodeIpTag, nodeTag } from "./tags.js";
+import { clusterTag, MIX_TAG, nodeIpTag, nodeTag } from "./tags.js";
 import type { VmPort } from "./vm-port.js";
 
 export interface MixDeps {
@@ -50,7 +50,7 @@ export async function candidateSubnets(
 // The VM port says it carries pods, via which address, and for which server: the route controller
 // releases the pods' addresses of a port whose server is gone (Nova unbinds a port it did not make).
 async function markPort(d: MixDeps, vm: VmPort, port: Port): Promise<void> {
-  for (const tag of [MIX_TAG, nodeIpTag(vm.nodeIp), nodeTag(vm.serverId)]) {
+  for (const tag of [MIX_TAG, nodeIpTag(vm.nodeIp), nodeTag(vm.serverId), clusterTag(d.cfg.cluster)]) {
     if (!port.tags.includes(tag)) await d.neutron.addTag("ports", port.id, tag);
   }
 }

@@ -216,9 +216,12 @@ export class ResidentWriter implements LedgerWriter {
       .filter((v) => v.allocation !== undefined);
   }
 
-  /** Ready when every pool holds its minimum (the warm target when no minimum is set). */
-  ready(): boolean {
-    return this.views().every((v) => v.ready);
+  /**
+   * Ready when every pool holds its minimum (the warm target when no minimum is set) — of the pools
+   * in `keys` when given (those of the configurations installed now).
+   */
+  ready(keys?: ReadonlySet<string>): boolean {
+    return this.views().every((v) => v.ready || (keys !== undefined && !keys.has(v.key)));
   }
 
   /** Upkeep of every pool now and then. */

@@ -14,6 +14,9 @@ export const POOL_TAG_PREFIX = "tcnp-pool=";
 export const poolTag = (ip: string): string => `${POOL_TAG_PREFIX}${ip}`;
 
 const NODE_IP = "tcnp-node-ip=";
+const CLUSTER = "tcnp-cluster=";
+/** The cluster a cloud object of tcnp's belongs to (everything tcnp makes or marks carries it). */
+export const clusterTag = (name: string): string => `${CLUSTER}${name}`;
 const BLOCK = "tcnp-block=";
 const NODE = "tcnp-node=";
 
@@ -24,13 +27,16 @@ export const nodeTag = (serverId: string): string => `${NODE}${serverId}`;
 export const containerTag = (id: string): string => `tcnp-container=${id}`;
 export const ifnameTag = (ifname: string): string => `tcnp-ifname=${ifname}`;
 
-const valueOf = (p: Port, prefix: string): string | undefined =>
+const valueOf = (p: Pick<Port, "tags">, prefix: string): string | undefined =>
   p.tags.find((t) => t.startsWith(prefix))?.slice(prefix.length);
 /** The VM's own address on a mix-tagged VM port (the next hop for its pods). */
 export const nodeIpOf = (p: Port): string | undefined => valueOf(p, NODE_IP);
 /** The CIDR a reservation port stands for. */
 export const blockOf = (p: Port): string | undefined => valueOf(p, BLOCK);
 export const nodeOf = (p: Port): string | undefined => valueOf(p, NODE);
+/** The cluster of an object tcnp marked; earlier versions marked none: the cluster "default"'s. */
+export const clusterOf = (p: Pick<Port, "tags">): string =>
+  p.tags.find((t) => t.startsWith(CLUSTER))?.slice(CLUSTER.length) ?? "default";
 
 /**
  * The description of a pod's own port (eni): set in the create request itself, so a port whose

@@ -494,7 +494,9 @@ async function floatingIp(s: LabState, cs: CloudSide, say: (m: string) => void):
       },
       createEvent: async (_p, reason, message) => say(`  event ${reason}: ${message}`),
     },
-    network: ext.id,
+    // The lab's own pods' namespace may ask (auto).
+    cfg: { network: ext.id, namespaces: { default: { auto: true, max: 4 } }, reservationMs: 0 },
+    cluster: "default",
     networks: [cs.mixNet, cs.eniNet],
     log: nullLogger,
     now: () => Date.now(),

@@ -12,6 +12,8 @@ export type NativeName = "tcnp" | "netlink";
 export interface TcnpNative {
   setns(fd: number, nstype: number): void;
   flock(fd: number, op: number): number;
+  /** A unix socket peer's [pid, uid, gid] (pid 0: in a PID namespace this process cannot see). */
+  peerCred(fd: number): [number, number, number];
   sendGarp(ifindex: number, mac: Buffer, ip: Buffer, inThread?: boolean): void;
   nlOpen(): number;
   nlTransact(fd: number, msg: Buffer, seq: number): Buffer[];

@@ -14,6 +14,9 @@ import type {
 } from "./types.js";
 
 type Filters = Record<string, string | number | boolean | ReadonlyArray<string> | undefined>;
+/** The collections tcnp tags (standard attributes). */
+export type TaggedCollection = "ports" | "routers" | "networks" | "floatingips";
+
 const ifMatch = (rev: number | undefined): Record<string, string> =>
   rev === undefined ? {} : { "if-match": `revision_number=${rev}` };
 
@@ -86,12 +89,12 @@ export class Neutron {
   }
 
   // tags
-  async addTag(collection: "ports" | "routers" | "networks", id: string, tag: string): Promise<void> {
+  async addTag(collection: TaggedCollection, id: string, tag: string): Promise<void> {
     await this.#s.request("network", "PUT", `/v2.0/${collection}/${id}/tags/${encodeURIComponent(tag)}`, {
       retry: true,
     });
   }
-  async setTags(collection: "ports" | "routers" | "networks", id: string, tags: string[]): Promise<string[]> {
+  async setTags(collection: TaggedCollection, id: string, tags: string[]): Promise<string[]> {
     return (
       await this.#s.request<{ tags: string[] }>("network", "PUT", `/v2.0/${collection}/${id}/tags`, {
         body: { tags },
@@ -178,12 +181,18 @@ export class Neutron {
       })
     ).body.floatingip;
   }
-  async updateFloatingIp(id: string, body: Record<string, unknown>): Promise<FloatingIp> {
+  /** Update a floating IP; with `revision`, only if no one changed it since (If-Match, 412 otherwise). */
+  async updateFloatingIp(id: string, body: Record<string, unknown>, revision?: number): Promise<FloatingIp> {
     return (
       await this.#s.request<{ floatingip: FloatingIp }>("network", "PUT", `/v2.0/floatingips/${id}`, {
         body: { floatingip: body },
+        headers: ifMatch(revision),
       })
     ).body.floatingip;
+  }
+  async getFloatingIp(id: string): Promise<FloatingIp> {
+    return (await this.#s.request<{ floatingip: FloatingIp }>("network", "GET", `/v2.0/floatingips/${id}`)).body
+      .floatingip;
   }
   async listFloatingIps(f: Filters = {}): Promise<FloatingIp[]> {
     return (await this.#s.request<{ floatingips: FloatingIp[] }>("network", "GET", `/v2.0/floatingips${query(f)}`)).body

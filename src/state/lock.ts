@@ -173,6 +173,31 @@ export class FileIntentLocks implements IntentLocks {
       fs.closeSync(fd);
     };
   }
+  /** Whether another process holds any intent's lock now (one is at work without the node lock). */
+  anyHeldElsewhere(): boolean {
+    let names: string[] = [];
+    try {
+      names = fs.readdirSync(this.#dir).filter((n) => n.endsWith(".lock"));
+    } catch {
+      return false;
+    }
+    const native = tcnpNative();
+    for (const n of names) {
+      let fd: number;
+      try {
+        fd = fs.openSync(path.join(this.#dir, n), "r");
+      } catch {
+        continue;
+      }
+      try {
+        if (native.flock(fd, native.LOCK_EX | native.LOCK_NB) !== 0) return true;
+      } finally {
+        fs.closeSync(fd);
+      }
+    }
+    return false;
+  }
+
   heldElsewhere(key: string): boolean {
     if (!fs.existsSync(this.#file(key))) return false;
     const release = this.tryHold(key);

@@ -3,7 +3,15 @@
 // paths, and how many API calls a reconcile costs.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { containerTag, ENI_POOL_NAME, ENI_TAG, eniPoolDescription, ifnameTag, nodeTag } from "../../src/ipam/tags.js";
+import {
+  clusterTag,
+  containerTag,
+  ENI_POOL_NAME,
+  ENI_TAG,
+  eniPoolDescription,
+  ifnameTag,
+  nodeTag,
+} from "../../src/ipam/tags.js";
 import { NET, ROUTER, routeWorld } from "../helpers/route-world.js";
 
 const routesOf = (w: Awaited<ReturnType<typeof routeWorld>>): string[] =>
@@ -123,9 +131,9 @@ describe("vrouter-route-controller (emulator)", () => {
     assert.deepEqual(
       reservations.map((p) => `${p.name} ${[...p.tags].sort().join(",")}`),
       [
-        `tcnp-block-10.10.10.16/28 tcnp-block,tcnp-block=10.10.10.16/28,tcnp-node=${Object.values(w.em.world.ports).find((x) => x.fixed_ips.some((f) => f.ip_address === "10.10.10.11"))!.device_id}`,
+        `tcnp-block-10.10.10.16/28 tcnp-block,tcnp-block=10.10.10.16/28,tcnp-cluster=default,tcnp-node=${Object.values(w.em.world.ports).find((x) => x.fixed_ips.some((f) => f.ip_address === "10.10.10.11"))!.device_id}`,
       ],
-      "one reservation, tagged for its node",
+      "one reservation, tagged for its node and cluster",
     );
     for (const ip of pods) assert.match(ip, /^10\.10\.10\.(1[6-9]|2\d|3[01])$/, `${ip} comes from the adopted block`);
   });
@@ -201,6 +209,41 @@ describe("vrouter-route-controller (emulator)", () => {
       vmPort.tags.filter((t) => t.startsWith("tcnp")),
       [],
     );
+  });
+
+  // Issue 21 item 3: two clusters share a project, network and router; each controller touches only
+  // its own cluster's objects and routes, also when the other cluster's server goes.
+  it("two clusters on one router: each keeps the other's routes and ports, and cleans up only its own gone server", async () => {
+    const w = await routeWorld({ vms: 2 });
+    const podsA = await w.addPods(0, 2, { cluster: "a" });
+    const podsB = await w.addPods(1, 2, { cluster: "b" });
+    const subnet = Object.values(w.em.world.subnets)[0]!.id;
+    const serverB = w.vms[1]!.serverId;
+    const eniB = await w.c.neutron.createPort({ network_id: NET, name: "pod", fixed_ips: [{ subnet_id: subnet }] });
+    await w.c.neutron.setTags("ports", eniB.id, [
+      "tcnp",
+      ENI_TAG,
+      containerTag("cb"),
+      ifnameTag("eth0"),
+      nodeTag(serverB),
+      clusterTag("b"),
+    ]);
+    const a = w.controller({ aggregate: false, cluster: "a" });
+    const b = w.controller({ aggregate: false, cluster: "b" });
+    const routes = (): string[] => w.em.world.routers[ROUTER]!.routes.map((x) => x.destination).sort();
+    const all = [...podsA, ...podsB].map((ip) => `${ip}/32`).sort();
+    for (const c of [a, b, a, b]) await c.r.reconcile();
+    assert.deepEqual(routes(), all, "each cluster's routes, side by side");
+    await w.c.nova.deleteServer(serverB);
+    await w.em.settle();
+    await a.r.reconcile();
+    assert.ok(w.em.world.ports[eniB.id] !== undefined, "cluster a leaves cluster b's port of a gone server");
+    assert.deepEqual(routes(), all, "and its routes");
+    await b.r.reconcile();
+    assert.equal(w.em.world.ports[eniB.id], undefined, "cluster b releases its own gone server's port");
+    assert.deepEqual(routes(), podsA.map((ip) => `${ip}/32`).sort(), "and its routes; cluster a's stay");
+    await a.r.reconcile();
+    assert.deepEqual(routes(), podsA.map((ip) => `${ip}/32`).sort());
   });
 
   it("does not lose routes to a concurrent writer on the PUT path (If-Match, re-read on 412)", async () => {

@@ -16,27 +16,44 @@ export interface KubeDouble {
   /** End every open watch stream (as an API server does on restart or timeout). */
   dropWatches(): void;
   /** Send a pod event to every open watch. */
-  podEvent(
-    type: "ADDED" | "MODIFIED" | "DELETED",
-    pod: { namespace: string; name: string; uid: string; ip?: string; annotations?: Record<string, string> },
-  ): void;
+  podEvent(type: "ADDED" | "MODIFIED" | "DELETED", pod: DoublePod): void;
   /** The pods as the double holds them now (annotations written by PATCH included). */
-  pods(): Array<{ namespace: string; name: string; uid: string; ip?: string; annotations?: Record<string, string> }>;
+  pods(): DoublePod[];
   close(): Promise<void>;
+}
+
+export interface DoublePod {
+  namespace: string;
+  name: string;
+  uid: string;
+  ip?: string;
+  annotations?: Record<string, string>;
+  hostNetwork?: boolean;
+  phase?: string;
+  deleting?: boolean;
+  createdAt?: number;
 }
 
 export function kubeDouble(): Promise<KubeDouble> {
   const leases = new Map<string, Lease>();
   const events: unknown[] = [];
   const authorizations: string[] = [];
-  type Pod = { namespace: string; name: string; uid: string; ip?: string; annotations?: Record<string, string> };
+  type Pod = DoublePod;
   const pods = new Map<string, Pod>();
   const watches = new Set<http.ServerResponse>();
   const denied = new Set<string>();
   let rv = 1;
   const podObject = (p: Pod): unknown => ({
-    metadata: { namespace: p.namespace, name: p.name, uid: p.uid, annotations: p.annotations ?? {} },
-    status: p.ip === undefined ? {} : { podIP: p.ip },
+    metadata: {
+      namespace: p.namespace,
+      name: p.name,
+      uid: p.uid,
+      annotations: p.annotations ?? {},
+      creationTimestamp: new Date(p.createdAt ?? 0).toISOString(),
+      ...(p.deleting === true ? { deletionTimestamp: new Date().toISOString() } : {}),
+    },
+    spec: { hostNetwork: p.hostNetwork === true },
+    status: { phase: p.phase ?? "Running", ...(p.ip === undefined ? {} : { podIP: p.ip }) },
   });
   const srv = http.createServer((req, res) => {
     authorizations.push(req.headers.authorization ?? "");

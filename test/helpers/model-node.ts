@@ -188,11 +188,18 @@ export class ModelNode {
     fs.rmSync(this.stateDir, { recursive: true, force: true });
   }
 
-  conf(mode: "mix" | "eni", over: { coolDownSeconds?: number; pool?: ModelOptions["pool"] } = {}): NetConf {
+  conf(
+    mode: "mix" | "eni",
+    over: { coolDownSeconds?: number; pool?: ModelOptions["pool"]; securityGroups?: string[] } = {},
+  ): NetConf {
     const ipam = {
       type: "tcnp-ipam",
       openstackConf: testOpenstackConf(),
-      neutronConf: { networks: [mode === "mix" ? MIX_NET : ENI_NET], mode },
+      neutronConf: {
+        networks: [mode === "mix" ? MIX_NET : ENI_NET],
+        mode,
+        ...(over.securityGroups === undefined ? {} : { securityGroups: over.securityGroups }),
+      },
       serverId: VM1,
       metadataUrl: null,
       stateDir: this.stateDir,

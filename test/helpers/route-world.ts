@@ -39,6 +39,7 @@ export function kubeControllerConfig(
 ): ControllerConfig {
   return {
     credentials: { auth: ADMIN },
+    cluster: "default",
     routerId: ROUTER,
     networks: [NET],
     intervalMs: 3_600_000,
@@ -63,7 +64,7 @@ export interface RouteWorld {
   c: Clients;
   vms: VmPort[];
   ipamCfg: IpamConfig;
-  addPods(vm: number, n: number, opts?: { blocks?: number }): Promise<string[]>;
+  addPods(vm: number, n: number, opts?: { blocks?: number; cluster?: string }): Promise<string[]>;
   removePod(vm: number, ip: string): Promise<void>;
   controller(
     over?: Partial<ControllerConfig>,
@@ -101,6 +102,7 @@ export async function routeWorld(opts: {
     };
   });
   const ipamCfg = {
+    cluster: "default",
     mode: "mix",
     networks: [NET],
     subnets: [],
@@ -125,7 +127,11 @@ export async function routeWorld(opts: {
     ipamCfg,
     // What tcnp-ipam does for each pod (mix mode), optionally from per-node blocks.
     async addPods(vm, n, o = {}) {
-      const cfg: IpamConfig = o.blocks === undefined ? ipamCfg : { ...ipamCfg, nodeBlockPrefix: o.blocks };
+      const cfg: IpamConfig = {
+        ...ipamCfg,
+        ...(o.blocks === undefined ? {} : { nodeBlockPrefix: o.blocks }),
+        ...(o.cluster === undefined ? {} : { cluster: o.cluster }),
+      };
       const d = {
         cfg,
         neutron: c.neutron,
@@ -150,6 +156,7 @@ export async function routeWorld(opts: {
       const metrics = new Metrics();
       const cfg: ControllerConfig = {
         credentials: { auth: ADMIN },
+        cluster: "default",
         routerId: ROUTER,
         networks: [NET],
         intervalMs: 1000,

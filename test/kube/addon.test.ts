@@ -93,7 +93,8 @@ describe(
         "serviceaccount/vrouter-route-controller",
         "clusterrole.rbac.authorization.k8s.io/vrouter-route-controller",
         "role.rbac.authorization.k8s.io/vrouter-route-controller-lease",
-        "secret/tcnp-cloud",
+        "secret/tcnp-node-cloud",
+        "secret/tcnp-controller-cloud",
         "configmap/tcnp-config",
         "daemonset.apps/tcnp-node",
         "deployment.apps/vrouter-route-controller",
@@ -114,7 +115,7 @@ describe(
       assert.equal(conf.name, "tcnp");
       assert.ok(!cm.data["10-tcnp.conflist"]!.includes("password"), "no password in the network configuration");
       const secretDir = fs.mkdtempSync(path.join(cp.dir, "secret-"));
-      const secret = JSON.parse(cp.kubectl(["get", "-n", NS, "secret/tcnp-cloud", "-o", "json"])) as {
+      const secret = JSON.parse(cp.kubectl(["get", "-n", NS, "secret/tcnp-controller-cloud", "-o", "json"])) as {
         data: Record<string, string>;
       };
       fs.writeFileSync(path.join(secretDir, "clouds.yaml"), Buffer.from(secret.data["clouds.yaml"]!, "base64"));

@@ -145,6 +145,37 @@ describe("hardening (the built executable, real kernel)", { skip: skip ?? false 
     }
   });
 
+  // The agent and the plugin path share one ledger with one writer at a time: an agent that starts
+  // while a plugin process is in the middle of an eni attach (without the node lock, holding the
+  // intent's own lock) lets it finish and record its port before taking the node lock for good.
+  it("an agent that starts during a plugin process's eni attach waits for it; the pod keeps its port", async () => {
+    const vm = w.vms[0]!;
+    const pod = await w.newPod("mid");
+    w.em.addFault({ kind: "latency", service: "compute", method: "POST", latencyMs: 2500, remaining: 1 });
+    const adding = w.cni(vm, "add", pod, { net: "eni" });
+    await new Promise((r) => setTimeout(r, 800));
+    const agent = w.startAgent(vm);
+    try {
+      const add = await adding;
+      assert.equal(add.status, 0, `${add.stdout}${add.stderr}`);
+      const ip = ipOf(add.json);
+      let pools: unknown;
+      for (let i = 0; i < 100 && pools === undefined; i++) {
+        pools = await w.agentPools(vm);
+        if (pools === undefined) await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.ok(pools !== undefined, "the agent serves once the attach is recorded");
+      const port = Object.values(w.em.world.ports).find((p) => p.fixed_ips.some((f) => f.ip_address === ip));
+      assert.equal(port?.device_id, vm.serverId, "the pod's port stays attached");
+      assert.equal((await w.cni(vm, "del", pod, { net: "eni" })).status, 0, "DEL through the agent");
+    } finally {
+      agent.kill("SIGTERM");
+      await new Promise((r) => agent.once("exit", r));
+      w.em.faults.length = 0;
+      await w.removePodNetns(pod.name);
+    }
+  });
+
   it("eni DEL without any local record still detaches and deletes the pod's port", async () => {
     const vm = w.vms[0]!;
     const pod = await w.newPod("norec");
@@ -166,9 +197,13 @@ describe("hardening (the built executable, real kernel)", { skip: skip ?? false 
 
   it("an eni port whose create answer was lost is found and removed (by ADD itself, else by DEL)", async () => {
     const vm = w.vms[1]!;
+    // (an agent's pool ports, left on the other VM by an earlier test, are not this test's)
     const eniPorts = (): string[] =>
       Object.values(w.em.world.ports)
-        .filter((p) => p.network_id === ENI_NET && p.device_owner !== "network:router_interface")
+        .filter(
+          (p) =>
+            p.network_id === ENI_NET && p.device_owner !== "network:router_interface" && p.name !== "tcnp-eni-pool",
+        )
         .map((p) => p.id);
     assert.deepEqual(eniPorts(), []);
     const lostCreate = {

@@ -70,6 +70,7 @@ describe("vrouter-route-controller against the real Neutron", { skip: skip ?? fa
     const clients = createClients({ auth: rc.auth, fetch: rc.fetch, clock: systemClock });
     const cfg: ControllerConfig = {
       credentials: { auth: rc.auth },
+      cluster: "default",
       routerId: on.routerId,
       networks: [on.netId],
       intervalMs: 1000,

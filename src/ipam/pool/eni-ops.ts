@@ -31,6 +31,7 @@ import {
 import { candidateSubnets } from "../mix.js";
 import { subnetFields } from "../subnet.js";
 import {
+  clusterTag,
   containerTag,
   ENI_POOL_NAME,
   ENI_TAG,
@@ -44,13 +45,20 @@ import type { ModeOps, PoolContext } from "./ops.js";
 /** An eni port kept in the node agent's pool. */
 export const ENI_POOL_TAG = "tcnp-eni-pool";
 
-const poolTags = (serverId: string): string[] => ["tcnp", ENI_TAG, ENI_POOL_TAG, nodeTag(serverId)];
-const podTags = (o: Owner, serverId: string): string[] => [
+const poolTags = (serverId: string, cluster: string): string[] => [
+  "tcnp",
+  ENI_TAG,
+  ENI_POOL_TAG,
+  nodeTag(serverId),
+  clusterTag(cluster),
+];
+const podTags = (o: Owner, serverId: string, cluster: string): string[] => [
   "tcnp",
   ENI_TAG,
   containerTag(o.containerId),
   ifnameTag(o.ifname),
   nodeTag(serverId),
+  clusterTag(cluster),
 ];
 
 export class EniOps implements ModeOps {
@@ -123,7 +131,7 @@ export class EniOps implements ModeOps {
           name: ENI_POOL_NAME,
           description: eniPoolDescription(serverId),
           fixed_ips: [{ subnet_id: subnet.id }],
-          tags: poolTags(serverId),
+          tags: poolTags(serverId, this.#c.s.cfg.cluster),
           ...(sgs === undefined ? {} : { security_groups: sgs }),
         })
         .catch((e: unknown) => {
@@ -140,7 +148,7 @@ export class EniOps implements ModeOps {
       const rec = L.beginGrow(this.#held(port, subnet, serverId, undefined), this.#c.now());
       const key = keyOf(rec);
       try {
-        await d.neutron.setTags("ports", port.id, poolTags(serverId));
+        await d.neutron.setTags("ports", port.id, poolTags(serverId, this.#c.s.cfg.cluster));
         await d.nova.attachInterface(serverId, port.id);
         const nic = await waitForNic(d.kernel, port.mac_address, d.clock, this.#c.s.cfg.timeouts.nicMs);
         if (nic === undefined) throw new Error(`no NIC with MAC ${port.mac_address} appeared in the VM`);
@@ -187,7 +195,7 @@ export class EniOps implements ModeOps {
               description: eniDescription(o.containerId, o.ifname, serverId),
               fixed_ips: [{ subnet_id: subnet.id }],
               // Kept where the cloud takes tags on create (tag-ports-during-bulk-creation); dropped elsewhere.
-              tags: podTags(o, serverId),
+              tags: podTags(o, serverId, this.#c.s.cfg.cluster),
               ...(sgs === undefined ? {} : { security_groups: sgs }),
             });
           } catch (e) {
@@ -209,7 +217,7 @@ export class EniOps implements ModeOps {
             throw e;
           }
           try {
-            await d.neutron.setTags("ports", port.id, podTags(o, serverId));
+            await d.neutron.setTags("ports", port.id, podTags(o, serverId, this.#c.s.cfg.cluster));
             await d.nova.attachInterface(serverId, port.id);
             const nic = await waitForNic(d.kernel, port.mac_address, d.clock, this.#c.s.cfg.timeouts.nicMs);
             if (nic === undefined)
@@ -374,7 +382,13 @@ export class EniOps implements ModeOps {
     for (const r of todo) {
       if (r.kind !== "pod" && r.kind !== "pool") continue;
       try {
-        await d.neutron.setTags("ports", r.portId, r.kind === "pod" ? podTags(r.owner, serverId) : poolTags(serverId));
+        await d.neutron.setTags(
+          "ports",
+          r.portId,
+          r.kind === "pod"
+            ? podTags(r.owner, serverId, this.#c.s.cfg.cluster)
+            : poolTags(serverId, this.#c.s.cfg.cluster),
+        );
       } catch (e) {
         if (!isOpenStackError(e, "PortNotFound")) throw e;
       }

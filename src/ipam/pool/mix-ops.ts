@@ -22,7 +22,7 @@ import {
 } from "../ledger/records.js";
 import { addMany, candidateSubnets, removeAddresses, type AddIntent, type MixDeps } from "../mix.js";
 import { subnetFields } from "../subnet.js";
-import { MIX_TAG, nodeIpTag, poolTag, POOL_TAG_PREFIX } from "../tags.js";
+import { clusterTag, MIX_TAG, nodeIpTag, poolTag, POOL_TAG_PREFIX } from "../tags.js";
 import { findVmPorts, type VmPort } from "../vm-port.js";
 import type { ModeOps, PoolContext } from "./ops.js";
 
@@ -279,14 +279,15 @@ export class MixOps implements ModeOps {
   // The port's tcnp-pool=<ip> tags name the pool's free addresses; one write replaces them all, when
   // the free set changed since the last one. Off the port lock: tags are a label, the records are the truth.
   async relabel(): Promise<void> {
-    if (this.#vm === undefined) return;
-    const vm = this.#vm;
+    const { vm } = await this.#where();
     const free = this.#c.ledger.free((r) => this.#c.mine(r) && r.portId === vm.portId).map((r) => r.ip);
     const want = [...free].sort().join(" ");
     if (want === this.#labelled) return;
     const port = await this.#c.s.clients.neutron.getPort(vm.portId);
     const others = port.tags.filter((t) => !t.startsWith(POOL_TAG_PREFIX));
-    const tags = [...new Set([...others, MIX_TAG, nodeIpTag(vm.nodeIp), ...free.map(poolTag)])];
+    const tags = [
+      ...new Set([...others, MIX_TAG, nodeIpTag(vm.nodeIp), clusterTag(this.#c.s.cfg.cluster), ...free.map(poolTag)]),
+    ];
     if (tags.length !== port.tags.length || !tags.every((t) => port.tags.includes(t))) {
       try {
         this.#lastPort = undefined;

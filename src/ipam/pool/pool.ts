@@ -210,6 +210,7 @@ export class Pool {
         const a = await this.#take(o);
         if (a !== undefined) {
           this.kick();
+          if (!this.#c.resident) await this.#labelNow();
           return a;
         }
         if (!this.#c.resident) return await this.#addOnDemand(o, pod);
@@ -281,6 +282,17 @@ export class Pool {
     });
     if (tail === undefined) return false;
     throw new CniError(CniCode.AddressExhausted, `${e.message}${tail}`, { cause: e });
+  }
+
+  // Without the agent nothing relabels later: the cloud's marks follow the take at once (an eni port
+  // taken from the pool names its pod, found by it even if the records are lost; a mix address is
+  // no longer tagged as the pool's). The pod has its address either way.
+  async #labelNow(): Promise<void> {
+    try {
+      await this.#ops.relabel();
+    } catch (e) {
+      this.#log.warn("cannot relabel what the pod took from the pool; the agent does it later", { error: e });
+    }
   }
 
   async #addOnDemand(o: Owner, pod: ReadonlyMap<string, string>): Promise<PodRecord> {
