@@ -42,28 +42,30 @@ const withoutRuntimeKeys = (c: Json): Json =>
   Object.fromEntries(Object.entries(c).filter(([k]) => !RUNTIME_KEYS.has(k)));
 
 export class InstalledConfs {
-  readonly dir: string;
+  readonly dirs: readonly string[];
   #stamp = "";
   #plugins: InstalledPlugin[] = [];
 
-  constructor(dir: string) {
-    this.dir = dir;
+  constructor(dirs: readonly string[]) {
+    this.dirs = dirs;
   }
 
-  // Read again when a file in the directory changed (names, sizes and times).
+  // Read again when a file in the directories changed (names, sizes and times).
   #refresh(): void {
-    let names: string[] = [];
-    try {
-      names = fs
-        .readdirSync(this.dir)
-        .filter((f) => /\.(conf|conflist|json)$/.test(f))
-        .sort();
-    } catch {
-      names = [];
-    }
+    const names = this.dirs.flatMap((d) => {
+      try {
+        return fs
+          .readdirSync(d)
+          .filter((f) => /\.(conf|conflist|json)$/.test(f))
+          .sort()
+          .map((f) => path.join(d, f));
+      } catch {
+        return [];
+      }
+    });
     const stats = names.map((n) => {
       try {
-        const st = fs.statSync(path.join(this.dir, n));
+        const st = fs.statSync(n);
         return `${n}:${st.size}:${st.mtimeMs}`;
       } catch {
         return n;
@@ -75,13 +77,13 @@ export class InstalledConfs {
     this.#plugins = [];
     for (const n of names) {
       try {
-        const c = JSON.parse(fs.readFileSync(path.join(this.dir, n), "utf8")) as unknown;
+        const c = JSON.parse(fs.readFileSync(n, "utf8")) as unknown;
         if (!isObject(c) || typeof c["name"] !== "string") continue;
         const list = (Array.isArray(c["plugins"]) ? c["plugins"] : [c]).filter(isObject);
         for (const p of list)
           if (typeof p["type"] === "string")
             this.#plugins.push({
-              file: path.join(this.dir, n),
+              file: n,
               network: c["name"],
               type: p["type"],
               entry: withoutRuntimeKeys(p),
@@ -133,7 +135,7 @@ export class InstalledConfs {
     );
     if (candidates.some((p) => canonical(p.entry) === want)) return undefined;
     return candidates.length === 0
-      ? `the node agent serves only the network configurations installed in ${this.dir}, and none of them is network "${network}" with plugin ${plugin}`
+      ? `the node agent serves only the network configurations installed in ${this.dirs.join(", ")}, and none of them is network "${network}" with plugin ${plugin}`
       : `the configuration of network "${network}" (${plugin}) differs from the one installed in ${candidates[0]!.file}: the node agent serves only installed configurations`;
   }
 }

@@ -122,7 +122,7 @@ export class AgentRequests {
     // The agent's own environment (its state, locks, credentials, CNI_PATH), and of the runtime's
     // only what names the request: nothing a request carries redirects the agent's files,
     // credentials or the plugins it executes.
-    const env: Record<string, string | undefined> = { ...this.#env };
+    const env: Record<string, string | undefined> = { CNI_PATH: "/opt/cni/bin", ...this.#env };
     for (const k of REQUEST_ENV) if (req.env[k] !== undefined) env[k] = req.env[k];
     const log = this.#log.child({
       plugin: req.plugin,

@@ -43,7 +43,8 @@ export async function startAgent(opts: {
   socket: string;
   env: Record<string, string | undefined>;
   log: Logger;
-  confDir: string;
+  /** The directories of the network configurations the agent serves (the runtime's conf dir). */
+  confDirs: readonly string[];
   wiring: AgentWiring;
   /** HOST:PORT or unix:PATH for /healthz, /readyz and /metrics. */
   listen?: string;
@@ -57,7 +58,7 @@ export async function startAgent(opts: {
   const startedAt = Date.now();
   // The writer serves the requests, and its pools use the requests' shared connections: made after.
   const late: { writer?: ResidentWriter; sock?: AgentSocket } = {};
-  const installed = new InstalledConfs(opts.confDir);
+  const installed = new InstalledConfs(opts.confDirs);
   const requests: AgentRequests = new AgentRequests({
     installed,
     kernel,

@@ -19,7 +19,8 @@ export const AGENT_USAGE = `usage: tcnp agent [--socket PATH] [--conf-dir DIR] [
        tcnp agent status [--socket PATH] [--json]
 
   --socket    the plugins' socket (default $TCNP_AGENT_SOCKET or ${DEFAULT_AGENT_SOCKET}; root-only)
-  --conf-dir  the CNI configurations whose pools are warmed at start (default /etc/cni/net.d)
+  --conf-dir  the network configurations the agent serves, their pools warmed at start (default
+              /etc/cni/net.d; repeat it for more than one directory)
   --state-dir allocation records, pools and locks (default $TCNP_STATE_DIR or /var/lib/tcnp)
   --listen    HOST:PORT for /healthz, /readyz (pools warm) and /metrics (Prometheus)
   --log-file  default $TCNP_LOG_FILE or /var/log/tcnp/agent.log
@@ -27,6 +28,8 @@ export const AGENT_USAGE = `usage: tcnp agent [--socket PATH] [--conf-dir DIR] [
               pools are warm, the pod capacity annotation and the eni extended resource
   --kube-api-url, --kube-token-file, --kube-ca-cert
               Kubernetes access outside a pod (inside one, its service account is used)
+  The plugins it runs for a configuration's IPAM are looked up in its own $CNI_PATH (default
+  /opt/cni/bin), never in a request's.
 `;
 
 export async function agentCli(argv: string[], io: Io, onStop: (stop: () => Promise<void>) => void): Promise<number> {
@@ -35,7 +38,8 @@ export async function agentCli(argv: string[], io: Io, onStop: (stop: () => Prom
   const { values: v } = parseArgs({
     args: status ? argv.slice(1) : argv,
     options: {
-      ...{ socket: opt, "conf-dir": opt, "state-dir": opt, listen: opt, "log-file": opt, "log-level": opt },
+      ...{ socket: opt, "conf-dir": { type: "string", multiple: true }, "state-dir": opt, listen: opt },
+      ...{ "log-file": opt, "log-level": opt },
       ...{ "node-name": opt, "kube-api-url": opt, "kube-token-file": opt, "kube-ca-cert": opt },
       json: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -74,11 +78,11 @@ export async function agentCli(argv: string[], io: Io, onStop: (stop: () => Prom
     fetch: nodeFetch,
     lock: (dir: string) => new QueuedLock(new FileLock(dir, systemClock)),
   };
-  const confDir = v["conf-dir"] ?? "/etc/cni/net.d";
+  const confDirs = v["conf-dir"] ?? ["/etc/cni/net.d"];
   const node =
     nodeName !== undefined && nodeName !== "" && access !== undefined ? { name: nodeName, access } : undefined;
   const agent = await startAgent({
-    ...{ socket, env, log, confDir, wiring },
+    ...{ socket, env, log, confDirs, wiring },
     ...(v.listen === undefined ? {} : { listen: v.listen }),
     ...(node === undefined ? {} : { node }),
   });

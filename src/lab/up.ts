@@ -359,6 +359,8 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
           sock,
           "--conf-dir",
           path.join(vm.dir, "net.d-mix"),
+          "--conf-dir",
+          path.join(vm.dir, "net.d-eni"),
           "--state-dir",
           path.join(vm.dir, "state"),
           "--log-file",
@@ -366,7 +368,7 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
         ]),
         path.join(vm.dir, "agent.out"),
         `--socket ${sock}`,
-        { TCNP_LOCK_DIR: path.join(vm.dir, "locks") },
+        { TCNP_LOCK_DIR: path.join(vm.dir, "locks"), CNI_PATH: `${path.join(o.dir, "bin")}:/usr/lib/cni` },
       ),
     );
   }
