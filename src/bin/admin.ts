@@ -9,6 +9,15 @@ import type { Io } from "../base/io.js";
 import type { Kernel } from "../kernel/types.js";
 import { VERSION } from "../version.js";
 
+const INSTALL_USAGE = `usage: tcnp install --bin-dir DIR [--secret FILE ... [--secret-dir DIR]] [--conf FILE ... [--conf-dir DIR]]
+
+  --bin-dir     where the runtime looks for plugins (e.g. /opt/cni/bin): the executable and one link
+                per plugin name go there (an existing host-device is kept as host-device.orig)
+  --secret      a clouds.yaml to install into --secret-dir (default /etc/tcnp: 0700, the file 0600)
+  --conf        a network configuration to install into --conf-dir (default /etc/cni/net.d, 0600),
+                after the secrets: a runtime may use a configuration the moment it appears
+`;
+
 const USAGE = `usage: tcnp <command> [options]
 
 commands:
@@ -73,23 +82,41 @@ export async function adminCli(argv: string[]): Promise<number> {
     throw e;
   });
   const [cmd, ...rest] = argv;
+  try {
+    return await command(cmd, rest);
+  } catch (e) {
+    // A flag a subcommand does not know: its usage, not a stack.
+    if ((e as NodeJS.ErrnoException).code?.startsWith("ERR_PARSE_ARGS") === true) {
+      io.err(`tcnp ${cmd ?? ""}: ${(e as Error).message} (tcnp ${cmd ?? ""} --help)\n`);
+      return 2;
+    }
+    throw e;
+  }
+}
+
+async function command(cmd: string | undefined, rest: string[]): Promise<number> {
   switch (cmd) {
     case "version":
     case "--version":
+      if (rest.includes("--help")) return (io.out("usage: tcnp version\n"), 0);
       process.stdout.write(`tcnp ${VERSION}\n`);
       return 0;
     case "install": {
       const { values } = parseArgs({
         args: rest,
         options: {
-          "bin-dir": { type: "string", default: "/opt/cni/bin" },
+          "bin-dir": { type: "string" },
           conf: { type: "string", multiple: true },
           "conf-dir": { type: "string", default: "/etc/cni/net.d" },
           secret: { type: "string", multiple: true },
           "secret-dir": { type: "string", default: "/etc/tcnp" },
+          help: { type: "boolean" },
         },
       });
-      const r = install({ source: selfExecutable(), binDir: values["bin-dir"] ?? "/opt/cni/bin" });
+      if (values.help === true) return (io.out(INSTALL_USAGE), 0);
+      // Where the plugins go is never guessed: a bare install wrote over the node's /opt/cni/bin.
+      if (values["bin-dir"] === undefined) return (io.err(`tcnp install: --bin-dir is required\n${INSTALL_USAGE}`), 2);
+      const r = install({ source: selfExecutable(), binDir: values["bin-dir"] });
       process.stdout.write(
         `installed ${r.binary}\n${r.links.map((l) => `  ${l} -> ${fs.readlinkSync(l)}`).join("\n")}\n`,
       );

@@ -6,7 +6,8 @@ import { parseArgs } from "node:util";
 import type { Kernel } from "../kernel/types.js";
 import { labDown, labStatus } from "../lab/down.js";
 import { run } from "../lab/proc.js";
-import { DEFAULT_LAB_DIR, readLab } from "../lab/state.js";
+import { restartAgents, vmEnv } from "../lab/agents.js";
+import { DEFAULT_LAB_DIR, readLab, writeLab } from "../lab/state.js";
 import { labUp, type LabOptions } from "../lab/up.js";
 import { realClients, runAgent } from "../lab/real.js";
 import { fileSink } from "../log/file-sink.js";
@@ -18,8 +19,12 @@ export const LAB_USAGE = `usage:
       [--cloud NAME [--clouds-yaml FILE] --image ID --flavor ID]
                                       against a real OpenStack (a clouds.yaml entry) instead of the
                                       embedded one: the lab makes its networks, router and servers there
-  tcnp lab status [--dir DIR]         what is up (exit 0 while a lab is up)
+  tcnp lab status [--dir DIR] [--json]
+                                      what is up (exit 0 while a lab is up): pods, processes, each
+                                      VM's agent (socket, metrics, pools) and how to reach it by hand
   tcnp lab doctor POD [--json]        run tcnp doctor on a lab pod (e.g. vm1-mix-a)
+  tcnp lab agent-restart [VM ...] [--dir DIR]
+                                      start again the VMs' node agents that are not running (or those named)
   tcnp lab down [--dir DIR]           remove every namespace, link, process and file of the lab
 `;
 
@@ -53,6 +58,7 @@ function echoServer(port: number, text: string): Promise<number> {
 
 export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === "help" || sub === "--help" || rest.includes("--help")) return (io.out(LAB_USAGE), 0);
   const { values, positionals } = parseArgs({
     args: rest,
     allowPositionals: true,
@@ -69,6 +75,10 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
     },
   });
   const dir = values.dir ?? DEFAULT_LAB_DIR;
+  if (values.json === true && sub !== "status" && sub !== "doctor") {
+    io.err(`tcnp lab ${sub ?? ""}: --json is for status and doctor\n${LAB_USAGE}`);
+    return 2;
+  }
   switch (sub) {
     case "up": {
       if (process.getuid?.() !== 0) {
@@ -132,7 +142,23 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
     case "down":
       return labDown({ dir, io, kernel: await deps.kernel(), cnicaller: cnicallerPath(io.env, deps.selfFile) });
     case "status":
-      return labStatus({ dir, io, kernel: await deps.kernel() });
+      return labStatus({ dir, io, kernel: await deps.kernel(), json: values.json === true });
+    case "agent-restart": {
+      const s = readLab(dir);
+      if (s === undefined) {
+        io.err(`no lab is recorded in ${dir}\n`);
+        return 2;
+      }
+      const unknown = positionals.filter((n) => !s.vms.some((v) => v.name === n));
+      if (unknown.length > 0) {
+        io.err(`no lab VM ${unknown.join(", ")}; VMs: ${s.vms.map((v) => v.name).join(", ")}\n`);
+        return 2;
+      }
+      const done = await restartAgents(s, positionals, deps.self);
+      writeLab(s);
+      io.out(done.length === 0 ? "every node agent is running\n" : `${done.join("\n")}\n`);
+      return 0;
+    }
     case "doctor": {
       const s = readLab(dir);
       const pod = s?.pods.find((p) => p.podName === positionals[0]);
@@ -155,13 +181,8 @@ export async function labCli(argv: string[], io: Io, deps: LabCliDeps): Promise<
           `default/${pod.podName}`,
           ...(values.json === true ? ["--json"] : []),
         ],
-        {
-          env: {
-            CNI_CACHEDIR: path.join(vm.dir, "cache"),
-            TCNP_STATE_DIR: path.join(vm.dir, "state"),
-            TCNP_LOCK_DIR: path.join(vm.dir, "locks"),
-          },
-        },
+        // the VM's records, runtime cache and node agent (the doctor shows the agent's view too)
+        { env: vmEnv(s, vm) },
       );
       io.out(r.stdout);
       io.err(r.stderr);

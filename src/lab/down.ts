@@ -1,7 +1,5 @@
 // `tcnp lab down` and `tcnp lab status`: undo everything a lab recorded (also a half-built one),
 // and say whether one is up.
-import { askAgent } from "../agent/protocol.js";
-import type { PoolView } from "../ipam/pool/pool.js";
 import * as fs from "node:fs";
 import type { Io } from "../base/io.js";
 import { namedNetns, type Kernel } from "../kernel/types.js";
@@ -9,7 +7,8 @@ import { cni } from "./up.js";
 import { deprovision, realClients } from "./real.js";
 import { LAB } from "./spec.js";
 import { run } from "./proc.js";
-import { agentSocket, DEFAULT_LAB_DIR, isOurs, readLab, type LabState } from "./state.js";
+import { agentReports } from "./agents.js";
+import { DEFAULT_LAB_DIR, isOurs, readLab, type LabState } from "./state.js";
 import { stopProcess } from "./proc.js";
 
 async function strayNamespaces(): Promise<string[]> {
@@ -76,36 +75,70 @@ export async function labDown(o: { dir: string; io: Io; kernel: Kernel; cnicalle
   return 0;
 }
 
-export async function labStatus(o: { dir: string; io: Io; kernel: Kernel }): Promise<number> {
+export async function labStatus(o: { dir: string; io: Io; kernel: Kernel; json?: boolean }): Promise<number> {
   const s: LabState | undefined = readLab(o.dir);
   if (s === undefined) {
-    o.io.out("no lab is up\n");
+    if (o.json === true) o.io.out(`${JSON.stringify({ up: false, dir: o.dir }, null, 2)}\n`);
+    else o.io.out("no lab is up\n");
     return 1;
   }
   const missingNs = s.namespaces.filter((n) => !o.kernel.netnsExists(namedNetns(n)));
   const dead = s.processes.filter((p) => !isOurs(p));
-  o.io.out(`lab in ${s.dir}: ${s.status}${s.error === undefined ? "" : ` (${s.error})`}, since ${s.startedAt}\n`);
-  o.io.out(`cloud: ${s.cloud === undefined ? "embedded" : `"${s.cloud.name}" (real)`} at ${s.authUrl ?? "-"}\n`);
-  if (s.cloud !== undefined) {
+  const agents = await agentReports(s);
+  const up = s.status === "up" && missingNs.length === 0 && dead.length === 0;
+  if (o.json === true) {
     o.io.out(
-      `  made there: networks ${s.cloud.networks.map((n) => n.id).join(", ") || "-"}; router ${s.cloud.router ?? "-"}; servers ${s.cloud.servers.join(", ") || "-"}\n`,
+      `${JSON.stringify(
+        {
+          up,
+          dir: s.dir,
+          status: s.status,
+          ...(s.error === undefined ? {} : { error: s.error }),
+          startedAt: s.startedAt,
+          cloud:
+            s.cloud === undefined ? { kind: "embedded", authUrl: s.authUrl } : { kind: "real", name: s.cloud.name },
+          vms: s.vms,
+          pods: s.pods,
+          processes: s.processes.map((p) => ({ name: p.name, pid: p.pid, running: isOurs(p) })),
+          agents,
+          missingNamespaces: missingNs,
+        },
+        null,
+        2,
+      )}\n`,
     );
+    return up ? 0 : 1;
   }
-  for (const v of s.vms) o.io.out(`  ${v.name}  ${v.ip}  namespace ${v.ns}\n`);
-  for (const p of s.pods) o.io.out(`  pod default/${p.podName}  ${p.mode}  ${p.ip ?? "(no address)"}  on ${p.vm}\n`);
-  for (const p of s.processes) o.io.out(`  process ${p.name}: pid ${p.pid} ${isOurs(p) ? "running" : "NOT RUNNING"}\n`);
-  for (const v of s.vms) {
-    const st = (await askAgent(agentSocket(v), { op: "status" }, 5000).catch(() => undefined)) as
-      { pools: PoolView[] } | undefined;
-    if (st === undefined) {
-      o.io.out(`  ${v.name} node agent: not answering on ${agentSocket(v)}\n`);
+  const out = (t: string): void => o.io.out(`${t}\n`);
+  out(`lab in ${s.dir}: ${s.status}${s.error === undefined ? "" : ` (${s.error})`}, since ${s.startedAt}`);
+  out(`cloud: ${s.cloud === undefined ? "embedded" : `"${s.cloud.name}" (real)`} at ${s.authUrl ?? "-"}`);
+  if (s.cloud !== undefined)
+    out(
+      `  made there: networks ${s.cloud.networks.map((n) => n.id).join(", ") || "-"}; router ${s.cloud.router ?? "-"}; servers ${s.cloud.servers.join(", ") || "-"}`,
+    );
+  for (const v of s.vms) out(`  ${v.name}  ${v.ip}  namespace ${v.ns}`);
+  for (const p of s.pods) out(`  pod default/${p.podName}  ${p.mode}  ${p.ip ?? "(no address)"}  on ${p.vm}`);
+  for (const p of s.processes) out(`  process ${p.name}: pid ${p.pid} ${isOurs(p) ? "running" : "NOT RUNNING"}`);
+  const dirFlag = o.dir === DEFAULT_LAB_DIR ? "" : ` --dir ${o.dir}`;
+  for (const a of agents) {
+    const vm = s.vms.find((v) => v.name === a.vm)!;
+    if (!a.running || !a.answering) {
+      out(
+        `  ${a.vm} node agent: ${a.running ? "not answering" : "NOT RUNNING"} on ${a.socket}; its pods are served by the plugins meanwhile. Start it again: tcnp lab agent-restart ${a.vm}${dirFlag}`,
+      );
       continue;
     }
-    for (const p of st.pools)
-      o.io.out(
-        `  ${v.name} ${p.mode} pool: ${p.free.length} free [${p.free.join(" ")}], ${p.inUse} in use, ${p.cooling} cooling, ${p.pendingReleases} pending; warm target ${p.targets.warm}${p.cloudError === undefined ? "" : `; cloud failing: ${p.cloudError}`}\n`,
+    out(`  ${a.vm} node agent: socket ${a.socket}, metrics ${a.metrics}`);
+    for (const p of a.pools)
+      out(
+        `  ${a.vm} ${p.mode} pool: ${p.free.length} free [${p.free.join(" ")}], ${p.inUse} in use, ${p.cooling} cooling, ${p.pendingReleases} pending; warm target ${p.targets.warm}${p.cloudError === undefined ? "" : `; cloud failing: ${p.cloudError}`}`,
       );
+    const env = Object.entries(a.env)
+      .map(([k, v]) => `${k}=${v}`)
+      .join(" ");
+    out(`    by hand: ip netns exec ${vm.ns} env ${env} tcnp agent status`);
+    out(`             (or: tcnp doctor --pod default/<pod>; tcnp gc --dry-run --conf-dir ${vm.dir}/net.d-mix)`);
   }
-  if (missingNs.length > 0) o.io.out(`  missing namespaces: ${missingNs.join(", ")}\n`);
-  return s.status === "up" && missingNs.length === 0 && dead.length === 0 ? 0 : 1;
+  if (missingNs.length > 0) out(`  missing namespaces: ${missingNs.join(", ")}`);
+  return up ? 0 : 1;
 }

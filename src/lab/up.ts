@@ -21,6 +21,7 @@ import { buildTopology, describeTopology, topologyNamespaces, type Topology, typ
 import { provision, realClients } from "./real.js";
 import { renderMatrix, runCheck, type Check, type CheckResult } from "./matrix.js";
 import { askAgent } from "../agent/protocol.js";
+import { startLabAgent } from "./agents.js";
 import { inNetns, run, startDaemon } from "./proc.js";
 import { eniConflist, LAB, labSeed, labServerId, mixConf } from "./spec.js";
 import { agentSocket, isOurs, readLab, writeLab, type LabPod, type LabState } from "./state.js";
@@ -346,32 +347,8 @@ async function build(o: LabOptions, s: LabState, say: (m: string) => void): Prom
   );
   writeLab(s);
   say("vrouter-route-controller running (reconciling every 1 s)");
-  // 5b. A node agent in each VM: warm pools of mix addresses, the plugins' requests.
-  for (const vm of s.vms) {
-    const sock = agentSocket(vm);
-    s.processes.push(
-      startDaemon(
-        `agent ${vm.name}`,
-        inNetns(vm.ns, [
-          ...o.self,
-          "agent",
-          "--socket",
-          sock,
-          "--conf-dir",
-          path.join(vm.dir, "net.d-mix"),
-          "--conf-dir",
-          path.join(vm.dir, "net.d-eni"),
-          "--state-dir",
-          path.join(vm.dir, "state"),
-          "--log-file",
-          path.join(vm.dir, "agent.log"),
-        ]),
-        path.join(vm.dir, "agent.out"),
-        `--socket ${sock}`,
-        { TCNP_LOCK_DIR: path.join(vm.dir, "locks"), CNI_PATH: `${path.join(o.dir, "bin")}:/usr/lib/cni` },
-      ),
-    );
-  }
+  // 5b. A node agent in each VM: warm pools, the plugins' requests.
+  for (const vm of s.vms) s.processes.push(startLabAgent(s, vm, o.self));
   writeLab(s);
   for (const vm of s.vms) {
     await waitFor(

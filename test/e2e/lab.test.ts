@@ -137,6 +137,48 @@ describe("tcnp lab and tcnp doctor (the built executable, as root)", { skip: ski
     assert.equal(tcnp(["lab", "status", "--dir", dir]).code, 0);
   });
 
+  // Issue 22 item 8: each agent's socket, metrics and the environment to reach it by hand; an agent
+  // that died is named with the one command that starts it again; the lab's doctor sees the agent.
+  it("lab status tells where each agent is and how to reach it; a dead agent is restarted by one command", async () => {
+    const j = JSON.parse(tcnp(["lab", "status", "--json", "--dir", dir]).stdout) as {
+      up: boolean;
+      agents: Array<{
+        vm: string;
+        pid: number;
+        running: boolean;
+        socket: string;
+        pools: Array<{ mode: string }>;
+        env: Record<string, string>;
+      }>;
+    };
+    assert.equal(j.up, true);
+    const vm1 = j.agents.find((a) => a.vm === "vm1")!;
+    assert.ok(vm1.running && vm1.socket.endsWith("agent.sock"));
+    assert.deepEqual(vm1.pools.map((p) => p.mode).sort(), ["eni", "mix"]);
+    const text = tcnp(["lab", "status", "--dir", dir]).stdout;
+    assert.match(text, /vm1 node agent: socket \S+agent\.sock, metrics http:\/\/127\.0\.0\.1:9798\/metrics/);
+    assert.match(
+      text,
+      /by hand: ip netns exec tcnp-lab-vm1 env TCNP_AGENT_SOCKET=\S+ TCNP_STATE_DIR=\S+ .* tcnp agent status/,
+    );
+    const d = tcnp(["lab", "doctor", "vm1-mix-a", "--dir", dir]);
+    assert.match(d.stdout, /agent/i, "the lab's doctor reaches the VM's agent");
+    process.kill(vm1.pid, "SIGKILL");
+    await new Promise((r) => setTimeout(r, 300));
+    const down = tcnp(["lab", "status", "--dir", dir]);
+    assert.notEqual(down.code, 0);
+    assert.match(down.stdout, /vm1 node agent: NOT RUNNING .*Start it again: tcnp lab agent-restart vm1 --dir /);
+    const again = tcnp(["lab", "agent-restart", "--dir", dir]);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /vm1: agent started again/);
+    let up = 1;
+    for (let i = 0; i < 100 && up !== 0; i++) {
+      up = tcnp(["lab", "status", "--dir", dir]).code;
+      if (up !== 0) await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(up, 0, "the lab is whole again");
+  });
+
   it("doctor reports healthy pods as healthy, found by --pod, --container and --netns", () => {
     for (const name of ["vm1-mix-a", "vm1-eni-a", "vm2-mix-b"]) {
       const d = doctor(dir, name);
