@@ -1,35 +1,8 @@
 // The agent's metrics: requests served, their latency, its cloud calls, its pools.
-import { performance } from "node:perf_hooks";
 import type { Metrics } from "../controller/metrics.js";
 import type { PoolEvents, PoolView } from "../ipam/pool/pool.js";
-import type { HttpFetch } from "../openstack/http.js";
 
 const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-/** A cloud client's fetch, counted by method and outcome and timed. */
-export function countedFetch(f: HttpFetch, m: Metrics): HttpFetch {
-  const count = (method: string, outcome: string): void =>
-    m.inc("tcnp_agent_cloud_requests_total", "Cloud API requests by method and outcome", { method, outcome });
-  return (req, call) => {
-    const t0 = performance.now();
-    return f(req, call).then(
-      (r) => {
-        count(req.method, r.status >= 500 ? "5xx" : r.status >= 400 ? "4xx" : "ok");
-        m.observe(
-          "tcnp_agent_cloud_request_seconds",
-          "Cloud API request latency",
-          (performance.now() - t0) / 1000,
-          LATENCY_BUCKETS,
-        );
-        return r;
-      },
-      (e: unknown) => {
-        count(req.method, "network-error");
-        throw e;
-      },
-    );
-  };
-}
 
 const VERBS = new Set(["ADD", "DEL", "CHECK", "GC", "STATUS", "VERSION"]);
 
@@ -41,7 +14,7 @@ export function countRequest(m: Metrics, r: { plugin: string; command: string; o
     outcome: r.ok ? "ok" : "error",
   });
   if (r.command === "ADD" || r.command === "DEL")
-    m.observe("tcnp_agent_request_seconds", "ADD and DEL latency in the agent", r.seconds, LATENCY_BUCKETS, {
+    m.observe("tcnp_agent_request_duration_seconds", "ADD and DEL latency in the agent", r.seconds, LATENCY_BUCKETS, {
       plugin: r.plugin,
       command: r.command,
     });

@@ -18,7 +18,8 @@ import type { Lock } from "../state/lock.js";
 import { VERSION } from "../version.js";
 import type { InstalledConfs } from "./installed.js";
 import { requestKernel } from "./kernel.js";
-import { countedFetch, countRequest } from "./metrics.js";
+import { countedFetch } from "../controller/metrics.js";
+import { countRequest } from "./metrics.js";
 import type { CniRequest, CniResponse } from "./protocol.js";
 
 export type AgentDeps = IpamDeps & PluginDeps;
@@ -78,7 +79,7 @@ export class AgentRequests {
       const key = JSON.stringify(o);
       let f = this.#fetches.get(key);
       if (f === undefined) {
-        f = countedFetch(this.#wiring.fetch(o), this.#metrics);
+        f = countedFetch(this.#wiring.fetch(o), this.#metrics, "tcnp_agent_cloud");
         this.#fetches.set(key, f);
       }
       return timings === undefined ? f : timedFetch(f, timings);

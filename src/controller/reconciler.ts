@@ -64,12 +64,14 @@ const M = {
   installed: ["tcnp_router_routes_installed", "Routes of ours the router holds"],
   missing: ["tcnp_pods_without_route", "Pod addresses left without a router route (route limit)"],
   limit: ["tcnp_router_route_limit", "The router's route limit, configured or learnt"],
-  calls: ["tcnp_neutron_api_calls_total", "Neutron API requests made"],
+  calls: ["tcnp_reconcile_neutron_requests", "Neutron API requests the last reconcile made"],
   errors: ["tcnp_reconcile_errors_total", "Reconciles that failed"],
   reconciles: ["tcnp_reconciles_total", "Reconciles run"],
-  duration: ["tcnp_reconcile_duration_seconds", "Duration of the last reconcile"],
+  duration: ["tcnp_reconcile_duration_seconds", "Duration of reconciles"],
   changes: ["tcnp_router_route_changes_total", "Routes added or removed"],
 } as const;
+
+const DURATION_BUCKETS = [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** "…exceeds the maximum 30." → 30 */
 const limitFrom = (detail: string): number | undefined => {
@@ -373,8 +375,8 @@ export class Reconciler {
       throw e;
     } finally {
       metrics.inc(M.reconciles[0], M.reconciles[1]);
-      metrics.inc(M.calls[0], M.calls[1], {}, session.calls.network - calls0);
-      metrics.set(M.duration[0], M.duration[1], (clock.now() - t0) / 1000);
+      metrics.set(M.calls[0], M.calls[1], session.calls.network - calls0);
+      metrics.observe(M.duration[0], M.duration[1], (clock.now() - t0) / 1000, DURATION_BUCKETS);
     }
   }
 

@@ -17,7 +17,7 @@ import { serveControllerHttp } from "./http.js";
 import { syncFloatingIps } from "./floating.js";
 import { Kube, kubeAccess, watchNodeDeletions, watchPods, type AccessNeed } from "./kube.js";
 import { LeaderElector } from "./leader.js";
-import { Metrics } from "./metrics.js";
+import { countedFetch, Metrics } from "./metrics.js";
 import { Reconciler, type PodLocator, type ReconcileResult } from "./reconciler.js";
 
 export const CONTROLLER_USAGE = `usage: vrouter-route-controller --config FILE [--once]
@@ -103,14 +103,14 @@ export async function startController(
     ...(cfg.credentials.caCert === undefined ? {} : { caCert: cfg.credentials.caCert }),
     ...(cfg.credentials.insecure === undefined ? {} : { insecure: cfg.credentials.insecure }),
   };
+  const metrics = new Metrics();
   const clients = createClients({
     auth: cfg.credentials.auth,
-    fetch: opts.fetch ?? nodeFetch(fetchOpts),
+    fetch: countedFetch(opts.fetch ?? nodeFetch(fetchOpts), metrics, "tcnp_controller_cloud"),
     clock,
     log,
     timeoutMs: 30_000,
   });
-  const metrics = new Metrics();
   const access = cfg.kubernetes.enabled === false ? undefined : kubeAccess(opts.env, cfg.kubernetes);
   if (cfg.kubernetes.enabled === true && access === undefined)
     throw new ConfigError(
@@ -154,7 +154,9 @@ export async function startController(
     reconciler,
     metrics,
     async step() {
-      if (elector !== undefined && !elector.isLeader && !(await elector.tick())) return undefined;
+      const leading = elector === undefined || elector.isLeader || (await elector.tick());
+      metrics.set("tcnp_controller_leader", "1 while this replica leads (holds the Lease), else 0", leading ? 1 : 0);
+      if (!leading) return undefined;
       try {
         const result = await reconciler.reconcile();
         if (kube !== undefined && cfg.floatingIps !== undefined) {

@@ -141,7 +141,10 @@ export function parseIpamConfig(conf: NetConf, src: CredentialSources): IpamConf
     conflictAttempts: 10,
     coolDownMs: 30_000,
     // eni: every pool port is a NIC hot-plugged into the VM (a few slots); mix: addresses are cheap.
-    pool: { warm: mode === "eni" ? 2 : 5, minimum: 0, maximum: 110, deadlineMs: 10_000 },
+    // eni: every pool port is a NIC hot-plugged into the VM, and a VM has a few free PCIe slots
+    // (libvirt's choice, often 1–2; Nova's [libvirt] num_pcie_ports up to 28): 4 unless configured,
+    // and fewer once an attach finds the slots full.
+    pool: { warm: mode === "eni" ? 2 : 5, minimum: 0, maximum: mode === "eni" ? 4 : 110, deadlineMs: 10_000 },
     unknownKeys: [
       ...Object.keys(ipam)
         .filter((k) => !KNOWN_IPAM.has(k))

@@ -99,8 +99,12 @@ describe("vrouter-route-controller (the built executable)", { skip: skip ?? fals
     const f = nodeFetch();
     const metrics = await f({ method: "GET", url: `http://${address}/metrics`, headers: {} });
     assert.match(metrics.body, /tcnp_router_routes_installed 1/);
-    assert.match(metrics.body, /tcnp_neutron_api_calls_total \d+/);
-    assert.match(metrics.body, /tcnp_reconcile_duration_seconds/);
+    assert.match(metrics.body, /^tcnp_controller_cloud_requests_total\{method="GET",outcome="ok"\} [1-9]\d*$/m);
+    assert.match(metrics.body, /^# TYPE tcnp_reconcile_duration_seconds histogram$/m);
+    assert.match(metrics.body, /^tcnp_reconcile_duration_seconds_bucket\{le="\+Inf"\} [1-9]\d*$/m);
+    // The text Prometheus's own checker accepts (Debian's prometheus package).
+    const pt = spawnSync("promtool", ["check", "metrics"], { input: metrics.body, encoding: "utf8" });
+    assert.equal(pt.status, 0, `promtool check metrics: ${pt.stdout}${pt.stderr}`);
     const health = await f({ method: "GET", url: `http://${address}/healthz`, headers: {} });
     assert.equal(health.status, 200);
     const code = await new Promise<number | null>((resolve) => {

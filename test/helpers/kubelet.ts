@@ -4,7 +4,7 @@
 // /var/log and kernel tunables), so what the kubelet and the pods' hostPath volumes write stays
 // there and vanishes with it. The kubelet registers a Node with the test's control plane through a
 // relay of the API's loopback port into the VM, authenticated as system:node:<name>.
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { importImage, PAUSE_IMAGE, startContainerd, type Containerd } from "./containerd.js";
@@ -43,6 +43,10 @@ export async function startKubeNode(o: {
   server: string;
   loopbackPlugin: string;
   images: string[];
+  /** The node's own /etc/resolv.conf (its resolver, for the pods on its network with dnsPolicy Default). */
+  resolvConf?: string;
+  /** The cluster DNS address the kubelet gives ClusterFirst pods (nothing need answer there). */
+  clusterDns?: string;
 }): Promise<KubeNode> {
   const ctd = await startContainerd({
     netns: o.netns,
@@ -65,6 +69,10 @@ export async function startKubeNode(o: {
     await ctd.stop();
   };
   try {
+    if (o.resolvConf !== undefined)
+      execFileSync("nsenter", ["-t", String(ctd.pid), "-m", "sh", "-c", "cat > /etc/resolv.conf"], {
+        input: o.resolvConf,
+      });
     for (const i of o.images) importImage(ctd, i);
     const kubeconfig = o.cp.nodeKubeconfig(o.name, o.server);
     const fd = fs.openSync(logFile, "a");
@@ -105,6 +113,7 @@ export async function startKubeNode(o: {
         "--eviction-hard=memory.available<1Mi,nodefs.available<1%,imagefs.available<1%",
         "--sync-frequency=5s",
         "--max-pods=20",
+        ...(o.clusterDns === undefined ? [] : [`--cluster-dns=${o.clusterDns}`, "--cluster-domain=cluster.local"]),
         "--v=2",
       ],
       { stdio: ["ignore", fd, fd] },

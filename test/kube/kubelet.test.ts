@@ -4,7 +4,10 @@
 // of the shipped manifests (an overlay that only names the lab's cloud, network and API address)
 // → the DaemonSet's pod installs tcnp on the node and runs the agent, the node loses its not-ready
 // taint; a Pod gets a Neutron address the outside client reaches; a rolling update of the DaemonSet
-// leaves it answering; `kubectl delete` gives the address back.
+// leaves it answering; `kubectl delete` gives the address back. The cloud's auth_url is a host
+// name that only the node's own resolver knows, and the cluster's DNS (an address the kubelet gives
+// ClusterFirst pods) has nothing behind it, as before a CNI has started any pod: the add-on must not
+// need cluster DNS to start (issue 22 item 1).
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
@@ -27,6 +30,8 @@ const skip =
   rootSkipReason("containerd", "containerd-shim-runc-v2", "runc", "ctr", "umoci", "skopeo", "nsenter", "unshare") ??
   e2eSkipReason();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** The cloud's host name: the node's resolver knows it, cluster DNS does not exist. */
+const CLOUD_NAME = "keystone.tcnp-lab.test";
 
 interface Pod {
   metadata: { name: string; uid: string };
@@ -47,6 +52,7 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
   let node: KubeNode | undefined;
   let dir: string;
   let ext = "";
+  let dns: ReturnType<typeof spawn> | undefined;
   before(async () => {
     w = await World.start({ vms: 1, home: "mix" });
     vm = w.vms[0]!;
@@ -61,7 +67,24 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
     cp = await startControlPlane({ controllerManager: true, scheduler: true });
     const apiPort = Number(new URL(cp.url).port);
     relay = await proxyLoopback(vm.ns, [apiPort]);
+    // The node's resolver: a DNS server in the VM that knows the cloud's name.
+    dns = spawn(
+      "ip",
+      [
+        "netns",
+        "exec",
+        vm.nsName,
+        process.execPath,
+        path.join(repoRoot, "build/test/helpers/tiny-dns.js"),
+        vm.ip,
+        "53",
+        `${CLOUD_NAME}=${new URL(w.authUrl).hostname}`,
+      ],
+      { stdio: "ignore" },
+    );
     node = await startKubeNode({
+      resolvConf: `nameserver ${vm.ip}\n`,
+      clusterDns: "10.96.0.10",
       cp,
       netns: vm.nsName,
       dir: path.join(dir, "node"),
@@ -74,6 +97,7 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
     writeOverlay(path.join(dir, "overlay"), apiPort);
   });
   after(async () => {
+    dns?.kill();
     await node?.stop();
     await relay?.close();
     await cp?.stop();
@@ -103,7 +127,7 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
       "clouds:",
       "  tcnp:",
       "    auth:",
-      `      auth_url: ${w.authUrl}`,
+      `      auth_url: ${w.authUrl.replace(new URL(w.authUrl).hostname, CLOUD_NAME)}`,
       "      username: admin",
       "      password: secret",
       "      project_name: admin",

@@ -131,7 +131,7 @@ describe("tcnp agent (warm pool, cloud outage, cool-down, kill -9)", { skip: ski
     assert.equal((await http("/readyz")).code, "503", "not ready with an empty pool");
     const m1 = (await http("/metrics")).body;
     assert.match(m1, /^tcnp_agent_pool_cloud_work_total\{kind="fill",outcome="error"\} [1-9]\d*$/m);
-    assert.match(m1, /^tcnp_agent_request_seconds_count\{plugin="veth-route",command="ADD"\} [1-9]\d*$/m);
+    assert.match(m1, /^tcnp_agent_request_duration_seconds_count\{plugin="veth-route",command="ADD"\} [1-9]\d*$/m);
     assert.match(m1, /^tcnp_agent_cloud_requests_total\{method="GET",outcome="5xx"\} [1-9]\d*$/m);
 
     // Neutron returns: the pool refills after its backoff; meanwhile the address cools down.

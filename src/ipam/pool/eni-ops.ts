@@ -69,6 +69,8 @@ export class EniOps implements ModeOps {
   #serverId: string | undefined;
   /** A port create whose answer was lost: the cloud may hold a pool port no record names yet. */
   unsure = false;
+  /** The VM's PCIe slots, learnt when an attach found them full: the eni ports attached then. */
+  learntMaximum: number | undefined;
 
   constructor(c: PoolContext) {
     this.#c = c;
@@ -149,7 +151,14 @@ export class EniOps implements ModeOps {
       const key = keyOf(rec);
       try {
         await d.neutron.setTags("ports", port.id, poolTags(serverId, this.#c.s.cfg.cluster));
-        await d.nova.attachInterface(serverId, port.id);
+        await d.nova.attachInterface(serverId, port.id).catch((e: unknown) => {
+          if (/Failed to attach network adapter device/.test((e as Error).message)) {
+            // No free PCIe slot: the VM holds what it has now; the node's capacity says so.
+            this.learntMaximum = L.all((r) => this.#c.mine(r) && r.kind !== "intent").length;
+            d.log.warn("the VM has no free PCIe slot for another eni port", { maximum: this.learntMaximum });
+          }
+          throw e;
+        });
         const nic = await waitForNic(d.kernel, port.mac_address, d.clock, this.#c.s.cfg.timeouts.nicMs);
         if (nic === undefined) throw new Error(`no NIC with MAC ${port.mac_address} appeared in the VM`);
         L.grown(rec.ip!, nic, this.#c.now());

@@ -35,6 +35,8 @@ export interface ModeOps {
   readonly batched: boolean;
   /** A create whose answer was lost: the cloud may hold what no record names; compare with it soon. */
   readonly unsure?: boolean;
+  /** What the node can hold at most, learnt from the cloud (eni: the VM's PCIe slots, once an attach found them full). */
+  readonly learntMaximum?: number | undefined;
   /** The port the pool's addresses live on, once known (mix: the VM's port). */
   readonly port: string | undefined;
   /** How many more free addresses the pool may hold (mix: at most a quarter of its subnet). */

@@ -127,11 +127,16 @@ export class Pool {
   #free(): ReturnType<PoolContext["ledger"]["free"]> {
     return this.#c.ledger.free((r) => this.#c.mine(r));
   }
+  // At most this many addresses: the configured maximum, or fewer where the cloud showed it (eni:
+  // the VM's free PCIe slots).
+  #maximum(): number {
+    return Math.min(this.#targets.maximum, this.#ops.learntMaximum ?? Number.POSITIVE_INFINITY);
+  }
   // How many more addresses this node may hold for this configuration: every record that holds or
   // is making one counts, releases do not.
   #room(all: Rec[]): number {
     const n = all.filter((r) => r.kind !== "intent" || r.op === "add" || r.op === "grow").length;
-    return Math.max(0, this.#targets.maximum - n);
+    return Math.max(0, this.#maximum() - n);
   }
 
   view(): PoolView {
@@ -149,7 +154,7 @@ export class Pool {
       pendingReleases:
         all.filter((r) => r.kind === "intent").length +
         (this.#c.resident && (!this.#recovered || this.#ops.unsure === true) ? 1 : 0),
-      targets: { ...t },
+      targets: { ...t, maximum: this.#maximum() },
       ready: free.length >= Math.min(t.minimum > 0 ? t.minimum : t.warm, this.#room(all) + free.length),
     };
     if (this.#ops.port !== undefined) v.port = this.#ops.port;
@@ -243,7 +248,7 @@ export class Pool {
           if (tail === undefined) continue;
           throw new CniError(
             CniCode.AddressExhausted,
-            `This node holds its maximum of ${this.#targets.maximum} ${this.#ops.mode === "mix" ? "addresses" : "eni ports"} for ipam.neutronConf.networks [${this.#c.s.cfg.networks.join(", ")}] (ipam.pool.maximum)${tail}`,
+            `This node holds its maximum of ${this.#maximum()} ${this.#ops.mode === "mix" ? "addresses" : "eni ports"} for ipam.neutronConf.networks [${this.#c.s.cfg.networks.join(", ")}] (ipam.pool.maximum)${tail}`,
           );
         }
         const filled = await this.#work.fill();
