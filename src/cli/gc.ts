@@ -16,12 +16,14 @@ import { GC_MIN_AGE_KEY } from "../cni/netconf.js";
 import type { Io } from "../base/io.js";
 import { ATTACHMENT_PLUGINS } from "../base/names.js";
 
-export const GC_USAGE = `usage: tcnp gc [--conf-dir DIR] [--cache-dir DIR] [--state-dir DIR] [--min-age SECONDS] [--dry-run]
+export const GC_USAGE = `usage: tcnp gc [--conf-dir DIR] [--cache-dir DIR] [--state-dir DIR] [--min-age SECONDS] [--dry-run] [--json]
   Release the Neutron addresses, ports and host links of pods that are gone, for runtimes that do not
   send CNI GC. Valid attachments are those in the runtime's CNI cache (--cache-dir, default
   CNI_CACHEDIR or /var/lib/cni), for each tcnp configuration in --conf-dir (default NETCONFPATH or
   /etc/cni/net.d). Allocations younger than --min-age (default 300) are kept. --state-dir stands in
   for TCNP_STATE_DIR (a configuration's own stateDir wins, as in the plugins). Run it on the node.
+  --json prints one object per network: valid, toRelease, released (with --dry-run: none), cooling,
+  pooled, failures.
 `;
 
 interface Network {
@@ -104,6 +106,7 @@ export function gcCli(argv: string[], io: Io, self: string): number {
       "state-dir": { type: "string" },
       "min-age": { type: "string" },
       "dry-run": { type: "boolean" },
+      json: { type: "boolean" },
       help: { type: "boolean" },
     },
   });
@@ -138,6 +141,9 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     return 1;
   }
   let failed = 0;
+  const json = values.json === true;
+  const out = json ? (): void => {} : io.out;
+  const report: Json[] = [];
   for (const n of networks) {
     const mine = (): Rec[] => readLedger(n.stateDir).filter(belongsTo(n.mode, n.networks));
     const before = mine();
@@ -154,10 +160,25 @@ export function gcCli(argv: string[], io: Io, self: string): number {
     const pooled = before.filter((r) => r.kind === "pool").length;
     const what = (r: Rec): string =>
       `${r.kind === "pod" || (r.kind === "intent" && r.owner !== undefined) ? ownerText((r as { owner: Owner }).owner) : (r.ip ?? "")} ${r.mode} ${r.ip ?? "(no address)"} ${r.kind === "intent" ? `pending ${r.op}` : "in use"}${r.portId === undefined ? "" : ` port ${r.portId}`}`;
-    io.out(
+    const failures: string[] = [];
+    out(
       `network ${n.name} (${n.file}): ${valid.size} valid attachment(s), ${stale.length} allocation(s) to release${stale.map((r) => `\n  ${what(r)}`).join("")}${cooling === 0 ? "" : `\n  ${cooling} address(es) cooling down (ipam.coolDownSeconds: on the VM's port, on an eni port kept detached, or in the node agent's pool), left alone`}${pooled === 0 ? "" : `\n  ${pooled} free address(es) in the node agent's pool, left alone`}\n`,
     );
-    if (values["dry-run"] === true) continue;
+    const entry = (released: Rec[]): Json => ({
+      network: n.name,
+      file: n.file,
+      mode: n.mode,
+      valid: [...valid.keys()],
+      toRelease: stale.map(what),
+      released: released.map(what),
+      cooling,
+      pooled,
+      failures,
+    });
+    if (values["dry-run"] === true) {
+      report.push(entry([]));
+      continue;
+    }
     for (const p of n.plugins) {
       const type = String(p["type"]);
       if (!ATTACHMENT_PLUGINS.has(type)) continue;
@@ -186,12 +207,15 @@ export function gcCli(argv: string[], io: Io, self: string): number {
             return (r.stderr || r.stdout || `exit ${r.status ?? r.signal}`).trim();
           }
         })();
+        failures.push(`${type} GC failed: ${msg}`);
         io.err(`  ${type} GC failed: ${msg}\n`);
       }
     }
     const left = new Set(mine().map(keyOf));
     const released = stale.filter((r) => !left.has(keyOf(r)));
-    io.out(`  released ${released.length} of ${stale.length}${released.map((r) => `\n  ✓ ${what(r)}`).join("")}\n`);
+    out(`  released ${released.length} of ${stale.length}${released.map((r) => `\n  ✓ ${what(r)}`).join("")}\n`);
+    report.push(entry(released));
   }
+  if (json) io.out(`${JSON.stringify(report, null, 2)}\n`);
   return failed === 0 ? 0 : 1;
 }

@@ -59,6 +59,13 @@ describe("tcnp gc (runtimes without CNI GC)", { skip: skip ?? false }, () => {
       new RegExp(`1 allocation\\(s\\) to release\\n  ${pods[1]!.id}/eth0 mix ${ips[1]!.replace(/\./g, "\\.")}`),
     );
     assert.ok(w.vmPort(vm, MIX_NET).ips.includes(ips[1]!), "a dry run releases nothing");
+    const dryJson = await gc(w, vm, ["--dry-run", "--min-age", "0", "--json"]);
+    assert.equal(dryJson.code, 0, dryJson.stderr);
+    const [entry] = JSON.parse(dryJson.stdout) as Array<{ valid: string[]; toRelease: string[]; released: string[] }>;
+    assert.deepEqual(entry!.valid.sort(), [`${pods[0]!.id}/eth0`, `${pods[2]!.id}/eth0`].sort());
+    assert.equal(entry!.toRelease.length, 1);
+    assert.match(entry!.toRelease[0]!, new RegExp(`^${pods[1]!.id}/eth0 mix ${ips[1]!.replace(/\./g, "\\.")} `));
+    assert.deepEqual(entry!.released, []);
 
     const young = await gc(w, vm, []);
     assert.equal(young.code, 0, young.stderr);
@@ -77,9 +84,11 @@ describe("tcnp gc (runtimes without CNI GC)", { skip: skip ?? false }, () => {
     assert.match(wrongDir.stderr, /no CNI result cache at .*no-such-cache\/results/);
     assert.ok(w.vmPort(vm, MIX_NET).ips.includes(ips[1]!), "still held");
 
-    const r = await gc(w, vm, ["--min-age", "0"]);
+    const r = await gc(w, vm, ["--min-age", "0", "--json"]);
     assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /released 1 of 1/);
+    const [done] = JSON.parse(r.stdout) as Array<{ released: string[]; failures: string[] }>;
+    assert.equal(done!.released.length, 1, r.stdout);
+    assert.deepEqual(done!.failures, []);
     const port = w.vmPort(vm, MIX_NET).ips;
     assert.equal(port.includes(ips[1]!), false, "the forgotten pod's address left the VM's port");
     assert.ok(port.includes(ips[0]!) && port.includes(ips[2]!), "the other pods keep theirs");
