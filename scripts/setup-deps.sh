@@ -9,7 +9,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(gcc make iproute2 iptables iputils-ping netcat-openbsd socat curl jq
       containernetworking-plugins golang-go golang-github-appc-cni-dev containerd runc busybox-static
-      umoci skopeo dpkg-dev podman conmon prometheus)
+      umoci skopeo dpkg-dev podman conmon prometheus docker-registry)
 CLOUD_PKGS=(keystone neutron-server mariadb-server python3-pymysql python3-nova nova-api nova-conductor
             nova-scheduler placement-api glance-api rabbitmq-server)
 [ "${1:-}" = "--no-cloud" ] || PKGS+=("${CLOUD_PKGS[@]}")

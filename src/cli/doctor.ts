@@ -149,6 +149,7 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
       severity: "error",
       code: "agent-pool-holds-pod-address",
       message: `The node agent holds this pod's address ${ip ?? ""} ${agent.inPool === true ? "as free in its pool" : "as cooling"} too: another pod may be given it`,
+      fix: "Recreate the pod, then restart the node agent (its upkeep rebuilds the pool from the ledger and Neutron's tags); report it: it is a tcnp bug",
     });
   const report: DoctorReport = {
     pod: attachmentSummary(a, mode, ip),

@@ -20,8 +20,10 @@ import { LeaderElector } from "./leader.js";
 import { countedFetch, Metrics } from "./metrics.js";
 import { Reconciler, type PodLocator, type ReconcileResult } from "./reconciler.js";
 
-export const CONTROLLER_USAGE = `usage: vrouter-route-controller --config FILE [--once]
+export const CONTROLLER_USAGE = `usage: vrouter-route-controller --config FILE [--listen HOST:PORT] [--once]
   Keeps the Neutron router's routes to mix-mode pods in sync. --once: one reconcile, print it, exit.
+  --listen: where /healthz and /metrics are served (wins over the configuration's "listen"; the
+  add-on gives the node's address, so Prometheus can scrape it).
 `;
 
 export interface Controller {
@@ -82,7 +84,7 @@ async function checkAccess(kube: Kube, k: ControllerConfig["kubernetes"], floati
   }
   if (missing.length > 0)
     throw new ConfigError(
-      `The Kubernetes identity of this controller may not: ${missing.join("; ")}. Grant them in its ClusterRole and Role (deploy/kubernetes/rbac.yaml), or turn off what needs them (kubernetes.events, kubernetes.watchPods)`,
+      `The Kubernetes identity of this controller may not: ${missing.join("; ")}. Grant them in its ClusterRole and Role (deploy/kubernetes/base/rbac.yaml), or turn off what needs them (kubernetes.events, kubernetes.watchPods)`,
     );
 }
 
@@ -281,7 +283,12 @@ export async function controllerCli(
 ): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { config: { type: "string" }, once: { type: "boolean" }, help: { type: "boolean" } },
+    options: {
+      config: { type: "string" },
+      listen: { type: "string" },
+      once: { type: "boolean" },
+      help: { type: "boolean" },
+    },
   });
   if (values.help === true) {
     io.out(CONTROLLER_USAGE);
@@ -294,6 +301,7 @@ export async function controllerCli(
   let cfg: ControllerConfig;
   try {
     cfg = parseControllerConfig(fs.readFileSync(values.config, "utf8"), values.config, fileSources(io.env));
+    if (values.listen !== undefined) cfg = { ...cfg, listen: values.listen };
   } catch (e) {
     io.err(`vrouter-route-controller: ${(e as Error).message}\n`);
     return 2;

@@ -104,3 +104,30 @@ test("the doctor names a taken proxy entry and a disabled anti-spoofing filter",
   );
   assert.match(f[0]!.message, /can send with another pod's address/);
 });
+
+// Each finding says what to do (issue 22 item 9): on the host the one command that restores the
+// fact, in the pod recreating it, for Neutron's view what to look at.
+test("each finding says what to do about it", async () => {
+  const snaps = await node(async (k) => {
+    await k.deleteRoute(HOST, { dst: "10.0.0.57/32", dev: "tcnpaaaa" });
+    await k.deleteNeighbour(HOST, { dev: "eth0", ip: "10.0.0.57", proxy: true });
+    await k.deleteRoute(POD, { dst: "0.0.0.0/0", gw: "169.254.1.1", dev: "eth0" });
+    k.writeSysctl(HOST, "net/ipv4/neigh/tcnpaaaa/proxy_delay", "80");
+  });
+  const f = diagnose(attachment, [{ type: "veth-route", file: "/r", expect: plan.expect }], snaps, {
+    port: { id: "p1", ips: ["10.0.0.11"], mac: "fa:16:3e:00:00:01" },
+    nodeIp: "10.0.0.11",
+    router: { id: "r1", name: "r1", routes: [], limit: 30 },
+  });
+  const fix = (code: string): string => f.find((x) => x.code === code)?.fix ?? `no finding ${code}`;
+  assert.equal(
+    fix("host-route-missing"),
+    "On the node: ip route replace 10.0.0.57/32 dev tcnpaaaa. Or recreate the pod (kubectl delete pod …): its DEL and a new ADD rebuild what the plugins plan.",
+  );
+  assert.match(fix("proxy-arp-missing"), /^On the node: ip neigh add proxy 10\.0\.0\.57 dev eth0\. Or recreate/);
+  assert.match(fix("gateway-proxy-delay-wrong"), /^On the node: sysctl -w net\/ipv4\/neigh\/tcnpaaaa\/proxy_delay=0 /);
+  assert.match(fix("pod-default-route-missing"), /^Recreate the pod/);
+  assert.match(fix("address-not-on-port"), /^Recreate the pod, and find what removed the address/);
+  assert.match(fix("router-route-missing"), /vrouter-route-controller runs and leads/);
+  for (const x of f) assert.ok(x.fix.length > 10, `${x.code} says what to do`);
+});

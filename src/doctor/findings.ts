@@ -33,7 +33,12 @@ export const podIpOf = (a: Attachment): string | undefined =>
 
 function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]): void {
   if (n.error !== undefined) {
-    out.push({ severity: "warning", code: "neutron-unreachable", message: `Cannot ask Neutron: ${n.error}` });
+    out.push({
+      severity: "warning",
+      code: "neutron-unreachable",
+      message: `Cannot ask Neutron: ${n.error}`,
+      fix: "Check the credentials the network configuration names (openstackConf) and that Neutron answers from this node, then run the doctor again.",
+    });
     return;
   }
   if (n.port === undefined)
@@ -41,12 +46,14 @@ function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]
       severity: "error",
       code: "port-missing",
       message: `No Neutron port holds the pod: ${n.portError ?? "not found"}.`,
+      fix: "Recreate the pod: its ADD makes the address (and, in eni mode, the port) again",
     });
   else if (!n.port.ips.includes(ip)) {
     out.push({
       severity: "error",
       code: "address-not-on-port",
       message: `The address ${ip} is no longer on Neutron port ${n.port.id}: Neutron drops the pod's traffic (port security) and may give the address to someone else.`,
+      fix: "Recreate the pod, and find what removed the address from the port (another tool, a cluster sharing the project without its own ipam.cluster)",
     });
   }
   if (mode === "mix" && n.router !== undefined) {
@@ -58,6 +65,7 @@ function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]
         severity: "error",
         code: "router-route-missing",
         message: `The router ${n.router.name} has no route to the pod (${ip}/32 via ${n.nodeIp ?? "its VM"}): traffic from outside the subnet cannot reach it. Is vrouter-route-controller running, or is the route limit reached?`,
+        fix: "Check that vrouter-route-controller runs and leads (kubectl -n tcnp-system logs deploy/vrouter-route-controller): it adds the route at its next reconcile; at the route limit, see route-limit-reached",
       });
     }
     const used = n.router.routes.length;
@@ -66,12 +74,14 @@ function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]
         severity: "warning",
         code: "route-limit-reached",
         message: `The router holds ${used} of at most ${n.router.limit} routes: new pods get no route.`,
+        fix: "Raise the router's route quota (max_routes), give mix nodes per-node blocks (ipam.neutronConf.nodeBlockPrefix: one route per node), or use eni mode (README, Kubernetes: scaling)",
       });
     else if (used >= 0.8 * n.router.limit)
       out.push({
         severity: "warning",
         code: "route-headroom-low",
         message: `The router holds ${used} of at most ${n.router.limit} routes.`,
+        fix: "Before it runs out: per-node blocks (ipam.neutronConf.nodeBlockPrefix) or a higher route quota (README, Kubernetes: scaling)",
       });
   }
   if (mode === "mix" && n.networkProjectMatches === false && n.isAdmin === false) {
@@ -80,6 +90,7 @@ function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]
       code: "policy-403-hazard",
       message:
         "The pod network belongs to another project: Neutron's default policy refuses fixed-IP changes on it (403 PolicyNotAuthorized).",
+      fix: "Use a network your project owns, or credentials with the admin role, for mix pods",
     });
   }
   if (
@@ -93,6 +104,7 @@ function neutronFindings(mode: Mode, ip: string, n: NeutronFacts, out: Finding[]
       severity: "warning",
       code: "dhcp-hazard",
       message: `Neutron lists fixed IPs sorted as strings, so ${ip} comes before the VM's own ${n.nodeIp}: DHCP on subnet ${n.subnet.id} may hand the pod's address to the VM at its next renew. Use a dedicated pod subnet (ipam.neutronConf.subnets) without DHCP.`,
+      fix: "Take pod addresses from a subnet without DHCP: ipam.neutronConf.subnets",
     });
   }
 }
@@ -123,6 +135,7 @@ export function diagnose(
       severity: "error",
       code: "pod-netns-missing",
       message: `The pod's network namespace ${a.netns} does not exist (the pod is gone, or its sandbox was recreated).`,
+      fix: "Nothing to repair for a gone pod: its DEL, the runtime's GC or tcnp gc releases what it held",
     });
   for (const r of recorded) {
     if (r.expect === undefined)
@@ -130,17 +143,24 @@ export function diagnose(
         severity: "warning",
         code: "record-missing",
         message: `No record of this attachment's ${r.type} in ${r.file}: its kernel state cannot be checked, and DEL falls back to names and prevResult.`,
+        fix: "Recreate the pod to have its state recorded and checked (its DEL works without the record)",
       });
     else out.push(...diffExpect(r.expect, snapshots));
   }
   if (ip === undefined)
-    out.push({ severity: "error", code: "no-address", message: "The attachment's CNI result has no IPv4 address." });
+    out.push({
+      severity: "error",
+      code: "no-address",
+      message: "The attachment's CNI result has no IPv4 address.",
+      fix: "Recreate the pod; if it happens again, the plugin log (/var/log/tcnp) says why its ADD gave no address",
+    });
   else if (neutron !== undefined) neutronFindings(mode, ip, neutron, out);
   if (mode === "unknown")
     out.push({
       severity: "warning",
       code: "not-tcnp",
       message: `This attachment's chain (${a.plugins.map((p) => String(p["type"])).join(", ")}) is not a tcnp one.`,
+      fix: "Nothing for tcnp to repair: ask the doctor about a pod of a tcnp network",
     });
   return out;
 }

@@ -108,7 +108,10 @@ export function renderText(r: DoctorReport): string {
   }
   lines.push("", "findings:");
   if (r.findings.length === 0) lines.push("  ✓ healthy: everything the plugins planned is in place");
-  for (const f of r.findings) lines.push(`  ${f.severity === "error" ? "✗" : "!"} [${f.code}] ${f.message}`);
+  for (const f of r.findings) {
+    lines.push(`  ${f.severity === "error" ? "✗" : "!"} [${f.code}] ${f.message}`);
+    lines.push(`    → what to do: ${f.fix}`);
+  }
   if (r.findings.length > 0 && r.healthy) lines.push("  ✓ healthy: no fault (only warnings)");
   return `${lines.join("\n")}\n`;
 }

@@ -33,6 +33,9 @@ export function labSeed(vms: number): Seed {
             id: LAB.mixSubnet,
             name: "mix-v4",
             cidr: "10.10.10.0/24",
+            // The VMs' addresses are the lab's to set, and a DHCP renew could hand a VM a pod's
+            // address (README, hazards): no DHCP where mix pods take their addresses.
+            enable_dhcp: false,
             allocation_pools: [{ start: "10.10.10.50", end: "10.10.10.250" }],
           },
         ],

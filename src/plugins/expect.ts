@@ -37,6 +37,30 @@ export interface Finding {
   /** `<code>-missing` or `<code>-wrong`. */
   code: string;
   message: string;
+  /** What to do about it, in one line. */
+  fix: string;
+}
+
+const RECREATE = "recreate the pod (kubectl delete pod …): its DEL and a new ADD rebuild what the plugins plan";
+
+/**
+ * What restores a fact: on the host, the command for what one command restores (a route, a
+ * neighbour, a sysctl); in the pod, or for anything bigger, recreating the pod.
+ */
+export function fixOf(f: Fact): string {
+  if (f.ns !== HOST) return `${RECREATE[0]!.toUpperCase()}${RECREATE.slice(1)}.`;
+  switch (f.kind) {
+    case "route":
+      return `On the node: ip ${describeRoute(f.route).replace(/^route /, "route replace ")}. Or ${RECREATE}.`;
+    case "neighbour":
+      return f.neigh.proxy === true
+        ? `On the node: ip neigh add proxy ${f.neigh.ip} dev ${f.neigh.dev}. Or ${RECREATE}.`
+        : `On the node: ip neigh replace ${f.neigh.ip}${f.neigh.mac === undefined ? "" : ` lladdr ${f.neigh.mac}`} dev ${f.neigh.dev} nud permanent. Or ${RECREATE}.`;
+    case "sysctl":
+      return `On the node: sysctl -w ${f.key}=${f.value} (the next pod's ADD sets it too; find what changed it).`;
+    default:
+      return `${RECREATE[0]!.toUpperCase()}${RECREATE.slice(1)}.`;
+  }
 }
 
 const where = (ns: Netns): string => (ns === HOST ? "on the host" : "in the pod");
@@ -160,12 +184,14 @@ export function diffExpect(expect: readonly Expectation[], snapshots: ReadonlyMa
         severity: e.severity,
         code: `${e.code}-missing`,
         message: `The ${describeFact(e.fact)} is missing ${where(e.fact.ns)}: ${e.why}`,
+        fix: fixOf(e.fact),
       });
     else if (o.wrong !== undefined)
       out.push({
         severity: e.severity,
         code: `${e.code}-wrong`,
         message: `The ${describeFact(e.fact)} ${where(e.fact.ns)} is not as planned (${o.wrong}): ${e.why}`,
+        fix: fixOf(e.fact),
       });
   }
   return out;

@@ -98,7 +98,7 @@ export function buildPauseImage(dir: string): string {
   return archive;
 }
 
-function configToml(dir: string, cni: { binDir: string; confDir: string }): string {
+function configToml(dir: string, cni: { binDir: string; confDir: string }, sandboxImage = PAUSE_IMAGE): string {
   return `version = 2
 root = "${dir}/root"
 state = "${dir}/state"
@@ -107,7 +107,7 @@ state = "${dir}/state"
   address = "${dir}/containerd.sock"
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${PAUSE_IMAGE}"
+  sandbox_image = "${sandboxImage}"
   restrict_oom_score_adj = true
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
@@ -255,10 +255,12 @@ export async function startContainerd(o: {
    * /opt/cni/bin, as a node's OS package would put it there.
    */
   node?: { loopbackPlugin: string };
+  /** The pod sandbox image (default PAUSE_IMAGE, which buildPauseImage makes). */
+  sandboxImage?: string;
 }): Promise<Containerd> {
   fs.mkdirSync(o.dir, { recursive: true });
   const cfg = path.join(o.dir, "config.toml");
-  fs.writeFileSync(cfg, configToml(o.dir, { binDir: o.cniBinDir, confDir: o.cniConfDir }));
+  fs.writeFileSync(cfg, configToml(o.dir, { binDir: o.cniBinDir, confDir: o.cniConfDir }, o.sandboxImage));
   const sock = path.join(o.dir, "containerd.sock");
   const logFile = path.join(o.dir, "containerd.log");
   const fd = fs.openSync(logFile, "a");

@@ -47,6 +47,9 @@ export async function startKubeNode(o: {
   resolvConf?: string;
   /** The cluster DNS address the kubelet gives ClusterFirst pods (nothing need answer there). */
   clusterDns?: string;
+  /** The pod sandbox image (default PAUSE_IMAGE); it must be among `images`. */
+  pauseImage?: string;
+  maxPods?: number;
 }): Promise<KubeNode> {
   const ctd = await startContainerd({
     netns: o.netns,
@@ -54,6 +57,7 @@ export async function startKubeNode(o: {
     cniBinDir: "/opt/cni/bin",
     cniConfDir: "/etc/cni/net.d",
     node: { loopbackPlugin: o.loopbackPlugin },
+    sandboxImage: o.pauseImage ?? PAUSE_IMAGE,
   });
   let kubelet: ChildProcess | undefined;
   const logFile = path.join(o.dir, "kubelet.log");
@@ -106,13 +110,13 @@ export async function startKubeNode(o: {
         "--enforce-node-allocatable=",
         // The VM's namespace has no kube-proxy; the machine's iptables are not the kubelet's.
         "--make-iptables-util-chains=false",
-        `--pod-infra-container-image=${PAUSE_IMAGE}`,
+        `--pod-infra-container-image=${o.pauseImage ?? PAUSE_IMAGE}`,
         // Images were imported (there is no registry): never collect them.
         "--image-gc-high-threshold=100",
         "--image-gc-low-threshold=99",
         "--eviction-hard=memory.available<1Mi,nodefs.available<1%,imagefs.available<1%",
         "--sync-frequency=5s",
-        "--max-pods=20",
+        `--max-pods=${o.maxPods ?? 20}`,
         ...(o.clusterDns === undefined ? [] : [`--cluster-dns=${o.clusterDns}`, "--cluster-domain=cluster.local"]),
         "--v=2",
       ],

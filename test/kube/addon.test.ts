@@ -11,6 +11,7 @@ import * as path from "node:path";
 import { parseControllerConfig, type ControllerConfig } from "../../src/controller/config.js";
 import { startController, type Controller } from "../../src/controller/run.js";
 import { parseNetConf } from "../../src/cni/netconf.js";
+import { parseIpamConfig } from "../../src/ipam/config.js";
 import { nullLogger } from "../../src/log/logger.js";
 import { fileSources } from "../../src/openstack/credentials.js";
 import { repoRoot } from "../helpers/cni.js";
@@ -19,7 +20,20 @@ import { kubeControllerConfig, NET, ROUTER, routeWorld, type RouteWorld } from "
 import { ENI_TAG, nodeTag } from "../../src/ipam/tags.js";
 
 const skip = controlPlaneSkipReason();
-const DEPLOY = path.join(repoRoot, "deploy", "kubernetes");
+interface PodOwner {
+  metadata: { generation: number };
+  spec: {
+    template: {
+      metadata: { annotations?: Record<string, string> };
+      spec: {
+        volumes: Array<{ configMap?: { name: string }; secret?: { secretName: string } }>;
+        containers: Array<{ image: string; ports?: Array<{ containerPort: number; hostPort?: number }> }>;
+      };
+    };
+  };
+}
+const DEPLOY = path.join(repoRoot, "deploy", "kubernetes", "base");
+const EXAMPLES = path.join(repoRoot, "deploy", "kubernetes", "examples");
 const NS = "tcnp-system";
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 async function until<T>(what: string, f: () => Promise<T | undefined>, ms = 20_000): Promise<T> {
@@ -85,6 +99,20 @@ describe(
           () => undefined,
         );
 
+    /** The object a generator made (its name carries a hash of its content): the one the DaemonSet or Deployment names. */
+    function generated<T>(kind: "configmap" | "secret", name: string): T {
+      const ds = JSON.parse(cp.kubectl(["get", "-n", NS, "daemonset/tcnp-node", "-o", "json"])) as PodOwner;
+      const dep = JSON.parse(
+        cp.kubectl(["get", "-n", NS, "deployment/vrouter-route-controller", "-o", "json"]),
+      ) as PodOwner;
+      const names = [ds, dep].flatMap((o) =>
+        o.spec.template.spec.volumes.map((v) => (kind === "configmap" ? v.configMap?.name : v.secret?.secretName)),
+      );
+      const full = names.find((n) => n !== undefined && new RegExp(`^${name}-[a-z0-9]{10}$`).test(n));
+      assert.ok(full !== undefined, `no ${kind} ${name}-<hash> among ${JSON.stringify(names)}`);
+      return JSON.parse(cp.kubectl(["get", "-n", NS, `${kind}/${full}`, "-o", "json"])) as T;
+    }
+
     it("the manifests apply server-side with kubectl, and their configurations are valid for tcnp", () => {
       const out = cp.kubectl(["apply", "--server-side", "-k", DEPLOY]);
       for (const o of [
@@ -93,13 +121,17 @@ describe(
         "serviceaccount/vrouter-route-controller",
         "clusterrole.rbac.authorization.k8s.io/vrouter-route-controller",
         "role.rbac.authorization.k8s.io/vrouter-route-controller-lease",
-        "secret/tcnp-node-cloud",
-        "secret/tcnp-controller-cloud",
-        "configmap/tcnp-config",
+        "secret/tcnp-node-cloud-*",
+        "secret/tcnp-controller-cloud-*",
+        "configmap/tcnp-config-*",
         "daemonset.apps/tcnp-node",
         "deployment.apps/vrouter-route-controller",
       ])
-        assert.match(out, new RegExp(`^${o.replace(/\./g, "\\.")} serverside-applied$`, "m"), out);
+        assert.match(
+          out,
+          new RegExp(`^${o.replace(/\./g, "\\.").replace("*", "[a-z0-9]{10}")} serverside-applied$`, "m"),
+          out,
+        );
       // Applying again changes nothing and conflicts with nothing (an upgrade is the same command).
       cp.kubectl(["apply", "--server-side", "-k", DEPLOY]);
       const ds = JSON.parse(cp.kubectl(["get", "-n", NS, "daemonset/tcnp-node", "-o", "json"])) as {
@@ -108,16 +140,12 @@ describe(
       assert.equal(ds.spec.template.spec.hostNetwork, true);
       assert.ok(ds.spec.template.spec.initContainers[0]!.command.includes("install"));
       // The ConfigMap's network configuration and controller configuration parse as tcnp reads them.
-      const cm = JSON.parse(cp.kubectl(["get", "-n", NS, "configmap/tcnp-config", "-o", "json"])) as {
-        data: Record<string, string>;
-      };
+      const cm = generated<{ data: Record<string, string> }>("configmap", "tcnp-config");
       const conf = parseNetConf(cm.data["10-tcnp.conflist"]!, "ADD");
       assert.equal(conf.name, "tcnp");
       assert.ok(!cm.data["10-tcnp.conflist"]!.includes("password"), "no password in the network configuration");
       const secretDir = fs.mkdtempSync(path.join(cp.dir, "secret-"));
-      const secret = JSON.parse(cp.kubectl(["get", "-n", NS, "secret/tcnp-controller-cloud", "-o", "json"])) as {
-        data: Record<string, string>;
-      };
+      const secret = generated<{ data: Record<string, string> }>("secret", "tcnp-controller-cloud");
       fs.writeFileSync(path.join(secretDir, "clouds.yaml"), Buffer.from(secret.data["clouds.yaml"]!, "base64"));
       const text = cm.data["controller.yaml"]!.replace(
         "/etc/tcnp-secret/clouds.yaml",
@@ -265,5 +293,62 @@ describe(
       assert.ok(routes().includes(kept.nodeIp), "the other node's routes are kept");
       assert.ok(w.em.world.ports[kept.portId]!.fixed_ips.length > 1, "the other node's pod addresses are kept");
     });
+
+    for (const mode of ["mix", "eni"] as const)
+      it(`the ${mode} example overlay: its configuration is valid for tcnp, a change rolls the DaemonSet, metrics are scrapable`, () => {
+        // An operator's copy of the example, as its comment says to make one.
+        const o = fs.mkdtempSync(path.join(cp.dir, `example-${mode}-`));
+        fs.cpSync(path.join(EXAMPLES, mode), o, { recursive: true });
+        const k = path.join(o, "kustomization.yaml");
+        fs.writeFileSync(
+          k,
+          fs
+            .readFileSync(k, "utf8")
+            .replace("  - ../../base", `  - ${path.relative(o, DEPLOY)}`)
+            .replace("newName: registry.example/tcnp", "newName: registry.test/tcnp"),
+        );
+        cp.kubectl(["apply", "--server-side", "--force-conflicts", "-k", o]);
+        const ds = (): PodOwner =>
+          JSON.parse(cp.kubectl(["get", "-n", NS, "daemonset/tcnp-node", "-o", "json"])) as PodOwner;
+        const before = ds();
+        assert.equal(before.spec.template.spec.containers[0]!.image, "registry.test/tcnp:0.1.0");
+        const cm = generated<{ metadata: { name: string }; data: Record<string, string> }>("configmap", "tcnp-config");
+        // The configuration tcnp-ipam gets: the list's version and name with its first plugin.
+        const list = JSON.parse(cm.data["10-tcnp.conflist"]!) as {
+          cniVersion: string;
+          name: string;
+          plugins: object[];
+        };
+        const conf = parseNetConf(
+          JSON.stringify({ cniVersion: list.cniVersion, name: list.name, ...list.plugins[0] }),
+          "ADD",
+        );
+        const ipam = parseIpamConfig(conf, {
+          env: {},
+          exists: (f) => f === "/etc/tcnp/clouds.yaml",
+          readFile: () => fs.readFileSync(path.join(o, "node-clouds.yaml"), "utf8"),
+        });
+        assert.equal(ipam.mode, mode);
+        if (mode === "mix") assert.equal(ipam.nodeBlockPrefix, 26, "one router route per node by default");
+        assert.equal(ipam.pool.warm, mode === "mix" ? 5 : 2);
+        // Scrapable: the agent's port is declared on the node and annotated for Prometheus.
+        const tpl = before.spec.template;
+        assert.equal(tpl.metadata.annotations?.["prometheus.io/scrape"], "true");
+        assert.equal(tpl.metadata.annotations?.["prometheus.io/port"], "9798");
+        assert.deepEqual(
+          tpl.spec.containers[0]!.ports?.map((p) => [p.containerPort, p.hostPort]),
+          [[9798, 9798]],
+        );
+        // The operator raises the warm target: the ConfigMap's name changes, and so does the DaemonSet's
+        // pod template, which rolls it (the agent reads its configuration when it starts).
+        const f = path.join(o, "10-tcnp.conflist");
+        fs.writeFileSync(f, fs.readFileSync(f, "utf8").replace(/"warmTarget": \d+/, '"warmTarget": 7'));
+        cp.kubectl(["apply", "--server-side", "--force-conflicts", "-k", o]);
+        const after = ds();
+        const cm2 = generated<{ metadata: { name: string }; data: Record<string, string> }>("configmap", "tcnp-config");
+        assert.notEqual(cm2.metadata.name, cm.metadata.name);
+        assert.match(cm2.data["10-tcnp.conflist"]!, /"warmTarget": 7/);
+        assert.equal(after.metadata.generation, before.metadata.generation + 1, "the pod template changed");
+      });
   },
 );

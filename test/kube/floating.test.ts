@@ -33,7 +33,7 @@ describe("floating IPs for pods on a real control plane (kube-apiserver 1.20.2, 
     await w.c.neutron.updateRouter(ROUTER, { external_gateway_info: { network_id: e.id } });
     ext = e.id;
     ips = await w.addPods(0, 5);
-    cp.kubectl(["apply", "--server-side", "-k", DEPLOY]);
+    cp.kubectl(["apply", "--server-side", "-k", path.join(DEPLOY, "base")]);
     cp.kubectl(["apply", "--server-side", "-k", path.join(DEPLOY, "floating-ips")]);
     // (no controller-manager here: the namespaces' default ServiceAccounts are made by hand)
     for (const ns of ["shop", "evil"]) {

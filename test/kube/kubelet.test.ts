@@ -104,25 +104,25 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
     await w?.stop();
   });
 
-  /** The shipped manifests with what an operator sets for this cloud: credentials, network, router, API address. */
+  /**
+   * The shipped mix example, copied as its comment says, with what an operator sets for this cloud:
+   * credentials, network, router, image; and the API address (no kube-proxy in this lab).
+   */
   function writeOverlay(o: string, apiPort: number): void {
-    fs.mkdirSync(o);
-    const conflist = {
-      cniVersion: "1.0.0",
-      name: "tcnp",
-      plugins: [
-        {
-          type: "veth-route",
-          ipam: {
-            type: "tcnp-ipam",
-            openstackConf: { cloud: "tcnp", cloudsYaml: "/etc/tcnp/clouds.yaml" },
-            neutronConf: { networks: [MIX_NET], mode: "mix" },
-            routes: [{ dst: "0.0.0.0/0" }],
-            pool: { warmTarget: 3 },
-          },
-        },
-      ],
+    // The tag scripts/image.sh gives the image it built (package.json's version).
+    const imageVersion = (
+      JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version: string }
+    ).version;
+    fs.cpSync(path.join(repoRoot, "deploy", "kubernetes", "examples", "mix"), o, { recursive: true });
+    const edit = (file: string, f: (text: string) => string): void =>
+      fs.writeFileSync(path.join(o, file), f(fs.readFileSync(path.join(o, file), "utf8")));
+    const conflist = JSON.parse(fs.readFileSync(path.join(o, "10-tcnp.conflist"), "utf8")) as {
+      plugins: Array<{ ipam: { neutronConf: Record<string, unknown>; pool: Record<string, unknown> } }>;
     };
+    // The example's scaling defaults (a /26 per node) on the lab's own network, a smaller pool.
+    conflist.plugins[0]!.ipam.neutronConf["networks"] = [MIX_NET];
+    conflist.plugins[0]!.ipam.pool["warmTarget"] = 3;
+    fs.writeFileSync(path.join(o, "10-tcnp.conflist"), JSON.stringify(conflist, null, 2));
     const clouds = [
       "clouds:",
       "  tcnp:",
@@ -135,18 +135,11 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
       "      project_domain_name: default",
       "",
     ].join("\n");
-    const controller = [
-      "openstack:",
-      "  cloud: tcnp",
-      "  cloudsYaml: /etc/tcnp-secret/clouds.yaml",
-      `routerId: ${ROUTER}`,
-      "networks:",
-      `  - ${MIX_NET}`,
-      "listen: 127.0.0.1:9797",
-      "kubernetes:",
-      "  leaseNamespace: tcnp-system",
-      "",
-    ].join("\n");
+    fs.writeFileSync(path.join(o, "node-clouds.yaml"), clouds);
+    fs.writeFileSync(path.join(o, "controller-clouds.yaml"), clouds);
+    edit("controller.yaml", (t) =>
+      t.replace(/routerId: .*/, `routerId: ${ROUTER}`).replace(/networks:\n {2}- .*/, `networks:\n  - ${MIX_NET}`),
+    );
     // No kube-proxy in the lab: the API's address for the pods on the host network (as for a CNI
     // that must run before kube-proxy).
     const apiEnv = [
@@ -154,31 +147,6 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
       `            - { name: KUBERNETES_SERVICE_PORT, value: "${apiPort}" }`,
     ];
     const patch = [
-      "apiVersion: v1",
-      "kind: Secret",
-      "metadata: { name: tcnp-node-cloud, namespace: tcnp-system }",
-      "stringData:",
-      "  clouds.yaml: |",
-      ...clouds.split("\n").map((l) => (l === "" ? "" : `    ${l}`)),
-      "---",
-      "apiVersion: v1",
-      "kind: Secret",
-      "metadata: { name: tcnp-controller-cloud, namespace: tcnp-system }",
-      "stringData:",
-      "  clouds.yaml: |",
-      ...clouds.split("\n").map((l) => (l === "" ? "" : `    ${l}`)),
-      "---",
-      "apiVersion: v1",
-      "kind: ConfigMap",
-      "metadata: { name: tcnp-config, namespace: tcnp-system }",
-      "data:",
-      "  10-tcnp.conflist: |",
-      ...JSON.stringify(conflist, null, 2)
-        .split("\n")
-        .map((l) => `    ${l}`),
-      "  controller.yaml: |",
-      ...controller.split("\n").map((l) => (l === "" ? "" : `    ${l}`)),
-      "---",
       "apiVersion: apps/v1",
       "kind: DaemonSet",
       "metadata: { name: tcnp-node, namespace: tcnp-system }",
@@ -203,15 +171,13 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
       "",
     ].join("\n");
     fs.writeFileSync(path.join(o, "patch.yaml"), patch);
-    fs.writeFileSync(
-      path.join(o, "kustomization.yaml"),
-      [
-        "bases:",
-        `  - ${path.relative(o, path.join(repoRoot, "deploy", "kubernetes"))}`,
-        "patchesStrategicMerge:",
-        "  - patch.yaml",
-        "",
-      ].join("\n"),
+    edit(
+      "kustomization.yaml",
+      (t) =>
+        `${t
+          .replace("  - ../../base", `  - ${path.relative(o, path.join(repoRoot, "deploy", "kubernetes", "base"))}`)
+          .replace("newName: registry.example/tcnp", "newName: localhost/tcnp")
+          .replace(/newTag: .*/, `newTag: "${imageVersion}"`)}patchesStrategicMerge:\n  - patch.yaml\n`,
     );
   }
 
@@ -292,6 +258,14 @@ describe("the add-on on a real kubelet in a lab VM", { skip: skip ?? false }, ()
     assert.equal(ctl.pods.length, 2);
     assert.equal(ctl.pods.filter((p) => p.status.phase === "Pending").length, 1);
     assert.equal(ctl.running[0]!.status.containerStatuses?.[0]?.restartCount, 0);
+    // Both serve /metrics on the node's address, where the annotations send a Prometheus.
+    for (const port of [9798, 9797]) {
+      const r = spawnSync("ip", ["netns", "exec", vm.nsName, "curl", "-sf", `http://${vm.ip}:${port}/metrics`], {
+        encoding: "utf8",
+      });
+      assert.equal(r.status, 0, `metrics on ${vm.ip}:${port}: ${r.stderr}`);
+      assert.match(r.stdout, /^# TYPE \S+_duration_seconds histogram$/m);
+    }
   });
 
   let podIp = "";

@@ -27,7 +27,7 @@ describe("node lifecycle kept by the agent (real kube-apiserver)", { skip: skip 
   let agent: ChildProcess | undefined;
   before(async () => {
     cp = await startControlPlane();
-    cp.kubectl(["apply", "--server-side", "-k", path.join(repoRoot, "deploy", "kubernetes")]);
+    cp.kubectl(["apply", "--server-side", "-k", path.join(repoRoot, "deploy", "kubernetes", "base")]);
     await cp.api("POST", "/api/v1/nodes", { metadata: { name: NODE } });
     w = await World.start({ vms: 1, home: "eni" });
     vm = w.vms[0]!;

@@ -4,7 +4,8 @@
 // password in anything it writes.
 import { describe, it, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
+import * as net from "node:net";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
@@ -150,5 +151,66 @@ describe("the tcnp image (built without a daemon, imported by containerd)", { sk
       (f) => f !== clouds && fs.lstatSync(f).isFile() && fs.readFileSync(f).includes(Buffer.from(PASSWORD)),
     );
     assert.deepEqual(leaks, []);
+  });
+
+  it("scripts/push-image.sh pushes it to a registry in one command and prints the overlay's images lines", async () => {
+    if (spawnSync("which", ["docker-registry"]).status !== 0)
+      assert.fail("docker-registry is missing (scripts/setup-deps.sh installs it)");
+    const port = await new Promise<number>((resolve) => {
+      const srv = net.createServer().listen(0, "127.0.0.1", () => {
+        const p = (srv.address() as net.AddressInfo).port;
+        srv.close(() => resolve(p));
+      });
+    });
+    const cfg = path.join(dir, "registry.yml");
+    fs.writeFileSync(
+      cfg,
+      [
+        "version: 0.1",
+        "storage:",
+        `  filesystem: { rootdirectory: ${path.join(dir, "registry")} }`,
+        "http:",
+        `  addr: 127.0.0.1:${port}`,
+        "",
+      ].join("\n"),
+    );
+    const registry = spawn("docker-registry", ["serve", cfg], { stdio: "ignore" });
+    try {
+      const version = (JSON.parse(fs.readFileSync(path.join(repoRoot, "package.json"), "utf8")) as { version: string })
+        .version;
+      const dest = `127.0.0.1:${port}/tcnp/tcnp`;
+      let push = spawnSync("bash", [path.join(repoRoot, "scripts", "push-image.sh"), dest, "--dest-tls-verify=false"], {
+        cwd: repoRoot,
+        encoding: "utf8",
+        env: { ...process.env, TCNP_IMAGE_DIR: path.join(dir, "out") },
+      });
+      // The registry may still be starting.
+      for (let i = 0; i < 20 && push.status !== 0; i++) {
+        await new Promise((r) => setTimeout(r, 250));
+        push = spawnSync("bash", [path.join(repoRoot, "scripts", "push-image.sh"), dest, "--dest-tls-verify=false"], {
+          cwd: repoRoot,
+          encoding: "utf8",
+          env: { ...process.env, TCNP_IMAGE_DIR: path.join(dir, "out") },
+        });
+      }
+      assert.equal(push.status, 0, push.stdout + push.stderr);
+      const digest = /^pushed \S+ \((sha256:[0-9a-f]{64})\)$/m.exec(push.stdout)?.[1];
+      assert.ok(digest !== undefined, push.stdout);
+      assert.match(push.stdout, new RegExp(`newName: ${dest.replace(/\./g, "\\.")}\n    digest: ${digest}`));
+      // What the registry holds: this version's image, under that digest, with tcnp as its entrypoint.
+      const inspect = JSON.parse(
+        execFileSync("skopeo", ["inspect", "--tls-verify=false", `docker://${dest}:${version}`], { encoding: "utf8" }),
+      ) as { Digest: string; Labels: Record<string, string> };
+      assert.equal(inspect.Digest, digest);
+      assert.equal(inspect.Labels["org.opencontainers.image.version"], version);
+      const config = JSON.parse(
+        execFileSync("skopeo", ["inspect", "--config", "--tls-verify=false", `docker://${dest}@${digest}`], {
+          encoding: "utf8",
+        }),
+      ) as { config: { Entrypoint: string[] } };
+      assert.deepEqual(config.config.Entrypoint, ["/usr/local/bin/tcnp"]);
+    } finally {
+      registry.kill();
+    }
   });
 });
