@@ -3,7 +3,7 @@
 const layers = [
   ["base", "cni", "net", "log", "util", "native", "version.ts"],
   ["kernel", "openstack", "state"],
-  ["ipam", "cloud"],
+  ["ipam", "cloud", "policy"],
   ["plugins", "controller", "agent"],
   ["doctor", "lab", "install"],
   ["cli"],

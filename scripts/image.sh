@@ -2,7 +2,7 @@
 # The tcnp OCI image, built without a container daemon (umoci + skopeo): a root filesystem with
 # only what the executable needs: tcnp (Node single executable) and tcnp-cni (static Go), the
 # shared libraries they load, iptables (nft and legacy, for the masquerade chains) with its
-# extensions. Entrypoint /usr/local/bin/tcnp; the DaemonSet runs `install` and `agent`.
+# extensions, nft and nsenter (NetworkPolicy). Entrypoint /usr/local/bin/tcnp; the DaemonSet runs `install` and `agent`.
 #   scripts/image.sh [OUT]     default OUT build/image; prints the size and the contents
 # Result: OUT/tcnp-image.tar (docker-archive, for `ctr images import`), OUT/oci (OCI layout).
 set -euo pipefail
@@ -25,6 +25,8 @@ for n in iptables iptables-save iptables-restore; do
   ln -s xtables-legacy-multi "$root/usr/sbin/$n-legacy"
   ln -s xtables-nft-multi "$root/usr/sbin/$n-nft"
 done
+# nft and nsenter: the agent's NetworkPolicy rules (on the node, and inside eni pods' namespaces).
+mkdir -p "$root/usr/bin" && cp /usr/sbin/nft "$root/usr/sbin/" && cp /usr/bin/nsenter "$root/usr/bin/"
 xt=/usr/lib/x86_64-linux-gnu/xtables
 mkdir -p "$root$xt" && cp "$xt"/*.so "$root$xt/"
 cp /etc/protocols /etc/services /etc/ethertypes "$root/etc/" 2>/dev/null || true
@@ -33,7 +35,7 @@ mkdir -p "$root/etc/ssl/certs" && cp /etc/ssl/certs/ca-certificates.crt "$root/e
 printf 'root:x:0:0:root:/root:/usr/sbin/nologin\n' > "$root/etc/passwd"
 printf 'root:x:0:\n' > "$root/etc/group"
 # The shared libraries of everything above, with their symlinks resolved.
-libs=$( (ldd dist/tcnp; ldd /usr/sbin/xtables-nft-multi; ldd /usr/sbin/xtables-legacy-multi; for so in "$xt"/*.so; do ldd "$so"; done) \
+libs=$( (ldd dist/tcnp; ldd /usr/sbin/nft; ldd /usr/bin/nsenter; ldd /usr/sbin/xtables-nft-multi; ldd /usr/sbin/xtables-legacy-multi; for so in "$xt"/*.so; do ldd "$so"; done) \
   | awk '/=>/ {print $3} /^\s*\/lib/ {print $1}' | sort -u)
 for l in $libs; do
   [ -f "$l" ] || continue
@@ -48,6 +50,7 @@ done
 # The image runs: the Node executable starts, the native addons load, iptables answers.
 chroot "$root" /usr/local/bin/tcnp version >/dev/null
 chroot "$root" /usr/sbin/iptables-nft --version >/dev/null
+chroot "$root" /usr/sbin/nft --version >/dev/null
 
 umoci init --layout "$OUT/oci"
 umoci new --image "$OUT/oci:$version"

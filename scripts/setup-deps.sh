@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-PKGS=(gcc make iproute2 iptables iputils-ping netcat-openbsd socat curl jq
+PKGS=(gcc make iproute2 iptables nftables iputils-ping netcat-openbsd socat curl jq
       containernetworking-plugins golang-go golang-github-appc-cni-dev containerd runc busybox-static
       umoci skopeo dpkg-dev podman conmon prometheus docker-registry)
 CLOUD_PKGS=(keystone neutron-server mariadb-server python3-pymysql python3-nova nova-api nova-conductor

@@ -21,6 +21,7 @@ import { requestKernel } from "./kernel.js";
 import { countedFetch } from "../controller/metrics.js";
 import { countRequest } from "./metrics.js";
 import type { CniRequest, CniResponse } from "./protocol.js";
+import { policyPart, type PolicyHooks } from "./policy-hook.js";
 
 export type AgentDeps = IpamDeps & PluginDeps;
 
@@ -52,6 +53,7 @@ export class AgentRequests {
   readonly #locks = new Map<string, Lock>();
   readonly #perPod = new Map<string, Promise<unknown>>();
   readonly #installed: InstalledConfs;
+  #policy: PolicyHooks | undefined;
 
   constructor(o: {
     installed: InstalledConfs;
@@ -69,6 +71,11 @@ export class AgentRequests {
     this.#wiring = o.wiring;
     this.#writer = o.writer;
     this.#installed = o.installed;
+  }
+
+  /** NetworkPolicy: a pod's ADD answers once its rules are in place; its DEL removes them. */
+  enforcePolicy(p: PolicyHooks): void {
+    this.#policy = p;
   }
 
   /** Dependencies for a request (timed) or for the pools (not): the agent's shared connections and locks. */
@@ -136,11 +143,19 @@ export class AgentRequests {
       const refusal = env["CNI_COMMAND"] === "VERSION" ? undefined : this.#installed.refusal(req.plugin, req.stdin);
       const plugin =
         refusal === undefined ? await this.#wiring.plugin(req.plugin, this.deps(env, log, timings)) : refusing(refusal);
+      // NetworkPolicy first: the pod's rules name its interfaces before the plugin makes them, so its
+      // first packet already meets them.
+      if (refusal === undefined && this.#policy !== undefined && env["CNI_COMMAND"] === "ADD") {
+        const failed = await this.#policyBefore(this.#policy, req, env, log);
+        if (failed !== undefined) return failed;
+      }
       const out = await runLogged(
         plugin,
         { env, stdin: req.stdin },
         { about: `${req.plugin} ${VERSION}: tcnp CNI plugin (agent)`, log, timings },
       );
+      if (this.#policy !== undefined && out.exitCode === 0)
+        await this.#policyAfter(this.#policy, req, env, out.stdout, log);
       countRequest(this.#metrics, {
         plugin: req.plugin,
         command: env["CNI_COMMAND"] ?? "",
@@ -151,6 +166,50 @@ export class AgentRequests {
     } finally {
       const ns = env["CNI_NETNS"];
       if (ns !== undefined && ns !== "") this.#kernel.forget(ns);
+    }
+  }
+
+  async #policyBefore(
+    policy: PolicyHooks,
+    req: CniRequest,
+    env: Record<string, string | undefined>,
+    log: Logger,
+  ): Promise<CniResponse | undefined> {
+    const part = policyPart(req.plugin, env, req.stdin, "");
+    if (part === undefined) return undefined;
+    try {
+      await policy.attach(part);
+      return undefined;
+    } catch (e) {
+      log.error("cannot put a pod's NetworkPolicy rules in place", { error: e });
+      let cniVersion = "1.0.0";
+      try {
+        const v = (JSON.parse(req.stdin) as { cniVersion?: unknown }).cniVersion;
+        if (typeof v === "string") cniVersion = v;
+      } catch {
+        // the version stays the newest
+      }
+      const msg = `Cannot put NetworkPolicy rules in place for pod ${part.namespace}/${part.name}: ${e instanceof Error ? e.message : String(e)}`;
+      return { exitCode: 1, stdout: `${JSON.stringify({ cniVersion, code: 999, msg })}\n`, stderr: "" };
+    }
+  }
+
+  /** After a successful ADD: the pod's addresses (for other pods' rules); after DEL: its rules go. */
+  async #policyAfter(
+    policy: PolicyHooks,
+    req: CniRequest,
+    env: Record<string, string | undefined>,
+    stdout: string,
+    log: Logger,
+  ): Promise<void> {
+    try {
+      if (env["CNI_COMMAND"] === "DEL") await policy.detach(env["CNI_CONTAINERID"] ?? "");
+      else if (env["CNI_COMMAND"] === "ADD") {
+        const part = policyPart(req.plugin, env, req.stdin, stdout);
+        if (part !== undefined) policy.addresses(part.containerId, part.ips);
+      }
+    } catch (e) {
+      log.warn("cannot update a pod's NetworkPolicy rules", { error: e });
     }
   }
 }

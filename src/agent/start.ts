@@ -10,6 +10,9 @@ import type { Logger } from "../log/logger.js";
 import { FileIntentLocks, FileLock } from "../state/lock.js";
 import { lockDirOf } from "../state/records.js";
 import { VERSION } from "../version.js";
+import * as path from "node:path";
+import { nftApply } from "../kernel/nft.js";
+import { PolicyEngine } from "./policy.js";
 import { InstalledConfs } from "./installed.js";
 import { NodeLifecycle } from "./node.js";
 import { poolEvents, poolGauges } from "./metrics.js";
@@ -50,6 +53,8 @@ export async function startAgent(opts: {
   listen?: string;
   /** The Kubernetes Node this agent keeps (taint, capacity). */
   node?: { name: string; access: KubeAccess };
+  /** Enforce NetworkPolicy for the node's pods (default: with a node). */
+  networkPolicy?: boolean;
 }): Promise<RunningAgent> {
   const { log } = opts;
   const { NetlinkKernel } = await import("../kernel/netlink-kernel.js");
@@ -74,6 +79,30 @@ export async function startAgent(opts: {
     { events: poolEvents(metrics) },
   ));
 
+  const kube =
+    opts.node === undefined
+      ? undefined
+      : new Kube(
+          opts.wiring.fetch({
+            timeoutMs: 10_000,
+            ...(opts.node.access.caCert === undefined ? {} : { caCert: opts.node.access.caCert }),
+          }),
+          opts.node.access,
+        );
+  // NetworkPolicy before the first request: no pod is served without its rules.
+  let policy: PolicyEngine | undefined;
+  if (opts.node !== undefined && kube !== undefined && opts.networkPolicy !== false) {
+    policy = new PolicyEngine({
+      access: opts.node.access,
+      kube,
+      log: log.child({ part: "policy" }),
+      metrics,
+      dir: path.join(path.dirname(lockDirOf(opts.env)), "policy"),
+      nft: nftApply,
+    });
+    await policy.start();
+    requests.enforcePolicy(policy);
+  }
   let holding: (v: void) => void = () => {};
   const held = new Promise<void>((r) => (holding = r));
   const status = (): AgentStatus => ({
@@ -143,12 +172,7 @@ export async function startAgent(opts: {
           },
         });
   let lifecycle: NodeLifecycle | undefined;
-  if (opts.node !== undefined) {
-    const a = opts.node.access;
-    const kube = new Kube(
-      opts.wiring.fetch({ timeoutMs: 10_000, ...(a.caCert === undefined ? {} : { caCert: a.caCert }) }),
-      a,
-    );
+  if (opts.node !== undefined && kube !== undefined) {
     lifecycle = new NodeLifecycle({
       kube,
       nodeName: opts.node.name,
@@ -165,6 +189,7 @@ export async function startAgent(opts: {
     status,
     stop: async () => {
       lifecycle?.stop();
+      policy?.stop();
       clearInterval(gauge);
       // Requests in flight are answered first (they may wait on a fill), then the pools' cloud work ends.
       await sock?.close();

@@ -26,6 +26,9 @@ export const AGENT_USAGE = `usage: tcnp agent [--socket PATH] [--conf-dir DIR] [
   --log-file  default $TCNP_LOG_FILE or /var/log/tcnp/agent.log
   --node-name the Kubernetes Node this agent keeps (default $NODE_NAME): a not-ready taint until the
               pools are warm, the pod capacity annotation and the eni extended resource
+  --network-policy on|off
+              enforce Kubernetes NetworkPolicy for the node's pods with nftables (default on with
+              --node-name; needs list/watch of networkpolicies, pods and namespaces)
   --kube-api-url, --kube-token-file, --kube-ca-cert
               Kubernetes access outside a pod (inside one, its service account is used)
   The plugins it runs for a configuration's IPAM are looked up in its own $CNI_PATH (default
@@ -40,7 +43,7 @@ export async function agentCli(argv: string[], io: Io, onStop: (stop: () => Prom
     options: {
       ...{ socket: opt, "conf-dir": { type: "string", multiple: true }, "state-dir": opt, listen: opt },
       ...{ "log-file": opt, "log-level": opt },
-      ...{ "node-name": opt, "kube-api-url": opt, "kube-token-file": opt, "kube-ca-cert": opt },
+      ...{ "network-policy": opt, "node-name": opt, "kube-api-url": opt, "kube-token-file": opt, "kube-ca-cert": opt },
       json: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
     },
@@ -81,7 +84,11 @@ export async function agentCli(argv: string[], io: Io, onStop: (stop: () => Prom
   const confDirs = v["conf-dir"] ?? ["/etc/cni/net.d"];
   const node =
     nodeName !== undefined && nodeName !== "" && access !== undefined ? { name: nodeName, access } : undefined;
+  const np = v["network-policy"];
+  if (np !== undefined && np !== "on" && np !== "off")
+    return (io.err(`tcnp agent: --network-policy must be on or off, not "${np}"\n`), 2);
   const agent = await startAgent({
+    ...(np === "off" ? { networkPolicy: false } : {}),
     ...{ socket, env, log, confDirs, wiring },
     ...(v.listen === undefined ? {} : { listen: v.listen }),
     ...(node === undefined ? {} : { node }),

@@ -149,6 +149,11 @@ export class Kube {
     return missing;
   }
 
+  /** Any object as the API server's JSON. */
+  getJson(path: string): Promise<unknown> {
+    return this.#req<unknown>("GET", path);
+  }
+
   async getNode(name: string): Promise<KubeNode> {
     return this.#req<KubeNode>("GET", `/api/v1/nodes/${encodeURIComponent(name)}`);
   }

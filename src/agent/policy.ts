@@ -1,0 +1,263 @@
+// NetworkPolicy in the node agent: caches of the cluster's NetworkPolicies, Pods and Namespaces
+// (list+watch), and for each pod attached on this node its nftables rules (src/policy/nft.ts),
+// recomputed on every change and applied only where the rules differ. A pod's ADD answers only once
+// its rules are in the kernel: no packet of a new pod passes before its policy does.
+//
+// When the agent cannot learn a new pod's labels (no first list yet, the API server unreachable and
+// the pod not in the cache), the pod is isolated both ways (fail closed) until it can: only its node
+// reaches it. Pods already known keep the rules of the last state seen.
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { inform, type Informer } from "../controller/informer.js";
+import type { Kube, KubeAccess } from "../controller/kube.js";
+import type { Metrics } from "../controller/metrics.js";
+import { HOST } from "../kernel/types.js";
+import type { NftRunner } from "../kernel/nft.js";
+import type { Logger } from "../log/logger.js";
+import { podPolicy, type PodPolicy, type World } from "../policy/compute.js";
+import { parseNamespace, parsePod, parsePolicy, type Namespace, type Pod, type Policy } from "../policy/model.js";
+import { chainRules, hostBase, hostPodScript, podNetnsScript } from "../policy/nft.js";
+import { writeFileAtomic } from "../state/files.js";
+
+/** A pod attached on this node, as the policy engine enforces it. */
+export interface PolicyTarget {
+  containerId: string;
+  namespace: string;
+  name: string;
+  ips: string[];
+  /** The pod's veth on the node: mix, both directions; eni, what the pod sends by its veth (Services). */
+  hostVeth?: string;
+  /** eni: the pod's network namespace (its table lives there) and the name of its veth to the node. */
+  podNetns?: string;
+  podVeth?: string;
+}
+
+const SYNC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+const DENY_ALL: PodPolicy = {
+  ingress: { policies: ["(unknown: the agent cannot learn this pod's labels yet)"], clauses: [] },
+  egress: { policies: ["(unknown: the agent cannot learn this pod's labels yet)"], clauses: [] },
+};
+
+export interface PolicyEngineOptions {
+  access: KubeAccess;
+  kube: Kube;
+  log: Logger;
+  metrics: Metrics;
+  dir: string;
+  nft: NftRunner;
+  nodeAddresses?: () => string[];
+  /** How long an ADD waits for the first list before it isolates the pod (ms). */
+  syncWaitMs?: number;
+}
+
+export class PolicyEngine {
+  readonly #o: PolicyEngineOptions;
+  readonly #targets = new Map<string, PolicyTarget>();
+  readonly #applied = new Map<string, string>();
+  readonly #unknown = new Set<string>();
+  #policies?: Informer<Policy>;
+  #pods?: Informer<Pod>;
+  #namespaces?: Informer<Namespace>;
+  #timer: NodeJS.Timeout | undefined;
+  #pendingSince: number | undefined;
+  #running: Promise<void> = Promise.resolve();
+
+  constructor(o: PolicyEngineOptions) {
+    this.#o = o;
+  }
+
+  async start(): Promise<void> {
+    const { access, log } = this.#o;
+    fs.mkdirSync(this.#o.dir, { recursive: true, mode: 0o700 });
+    for (const f of fs.readdirSync(this.#o.dir)) {
+      if (!f.endsWith(".json")) continue;
+      try {
+        const t = JSON.parse(fs.readFileSync(path.join(this.#o.dir, f), "utf8")) as PolicyTarget;
+        this.#targets.set(t.containerId, t);
+      } catch (e) {
+        log.warn("cannot read a policy record", { file: f, error: e });
+      }
+    }
+    await this.#o.nft(hostBase(), HOST);
+    const changed = (): void => this.#schedule();
+    this.#policies = inform(access, "/apis/networking.k8s.io/v1/networkpolicies", parsePolicy, changed, log);
+    this.#pods = inform(access, "/api/v1/pods", parsePod, changed, log);
+    this.#namespaces = inform(access, "/api/v1/namespaces", parseNamespace, changed, log);
+  }
+
+  stop(): void {
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#policies?.stop();
+    this.#pods?.stop();
+    this.#namespaces?.stop();
+  }
+
+  #synced(): boolean {
+    return (
+      (this.#policies?.isSynced() ?? false) &&
+      (this.#pods?.isSynced() ?? false) &&
+      (this.#namespaces?.isSynced() ?? false)
+    );
+  }
+
+  #world(): World {
+    const local = new Map([...this.#targets.values()].map((t) => [`${t.namespace}/${t.name}`, t]));
+    const pods = (this.#pods?.items() ?? []).map((p) => {
+      const t = local.get(`${p.namespace}/${p.name}`);
+      return t !== undefined && p.ips.length === 0 ? { ...p, ips: t.ips } : p;
+    });
+    return {
+      policies: this.#policies?.items() ?? [],
+      pods,
+      namespaces: new Map((this.#namespaces?.items() ?? []).map((n) => [n.name, n])),
+    };
+  }
+
+  /** What the policies allow a local pod now, or undefined when its labels are not known. */
+  policyOf(t: PolicyTarget): PodPolicy | undefined {
+    const pod = this.#pods?.get(`${t.namespace}/${t.name}`);
+    if (pod === undefined || !this.#synced()) return undefined;
+    return podPolicy({ ...pod, ips: t.ips }, this.#world());
+  }
+
+  #scripts(t: PolicyTarget, p: PodPolicy): Array<{ netns: string; script: string }> {
+    const ingress = chainRules(p.ingress, "ingress");
+    const egress = chainRules(p.egress, "egress");
+    const out: Array<{ netns: string; script: string }> = [];
+    if (t.podNetns !== undefined) {
+      const nodeAddresses = (this.#o.nodeAddresses ?? localAddresses)();
+      out.push({
+        netns: t.podNetns,
+        script: podNetnsScript({
+          ingress,
+          egress,
+          nodeAddresses,
+          ...(t.podVeth === undefined ? {} : { nodeVeth: t.podVeth }),
+        }),
+      });
+      if (t.hostVeth !== undefined) out.push({ netns: HOST, script: hostPodScript(t.hostVeth, { egress }) });
+    } else if (t.hostVeth !== undefined) {
+      out.push({ netns: HOST, script: hostPodScript(t.hostVeth, { ingress, egress }) });
+    }
+    return out;
+  }
+
+  async #apply(t: PolicyTarget, p: PodPolicy): Promise<boolean> {
+    const scripts = this.#scripts(t, p);
+    const text = JSON.stringify(scripts);
+    if (this.#applied.get(t.containerId) === text) return false;
+    for (const s of scripts) await this.#o.nft(s.script, s.netns);
+    this.#applied.set(t.containerId, text);
+    return true;
+  }
+
+  /**
+   * A pod's attachment on this node (the attach plugins' ADD): its rules are in the kernel when this
+   * resolves. eni pods come in two steps (the NIC, then the veth), merged by container ID.
+   */
+  async attach(part: PolicyTarget): Promise<void> {
+    const before = this.#targets.get(part.containerId);
+    const t: PolicyTarget = { ...before, ...part, ips: part.ips.length > 0 ? part.ips : (before?.ips ?? []) };
+    this.#targets.set(t.containerId, t);
+    writeFileAtomic(path.join(this.#o.dir, `${t.containerId}.json`), JSON.stringify(t), { durable: false });
+    await this.#serialised(async () => {
+      if (!this.#synced()) {
+        const wait = this.#o.syncWaitMs ?? 5000;
+        await Promise.race([
+          Promise.all([this.#policies?.synced, this.#pods?.synced, this.#namespaces?.synced]),
+          new Promise((r) => setTimeout(r, wait).unref()),
+        ]);
+      }
+      let p = this.policyOf(t);
+      if (p === undefined && this.#synced()) {
+        // The pod is newer than the cache: ask for it (the watch brings it soon after).
+        try {
+          const pod = parsePod(await this.#o.kube.getJson(`/api/v1/namespaces/${t.namespace}/pods/${t.name}`));
+          p = podPolicy({ ...pod, ips: t.ips }, this.#world());
+        } catch (e) {
+          this.#o.log.warn("cannot learn a new pod's labels: isolating it until the agent can", {
+            pod: `${t.namespace}/${t.name}`,
+            error: e,
+          });
+        }
+      }
+      if (p === undefined) this.#unknown.add(t.containerId);
+      else this.#unknown.delete(t.containerId);
+      await this.#apply(t, p ?? DENY_ALL);
+    });
+  }
+
+  addresses(containerId: string, ips: readonly string[]): void {
+    const t = this.#targets.get(containerId);
+    if (t === undefined || ips.length === 0 || JSON.stringify(t.ips) === JSON.stringify(ips)) return;
+    t.ips = [...ips];
+    writeFileAtomic(path.join(this.#o.dir, `${t.containerId}.json`), JSON.stringify(t), { durable: false });
+    this.#schedule();
+  }
+
+  /** A pod's attachment is gone (DEL): its rules on the node go with it. */
+  async detach(containerId: string): Promise<void> {
+    const t = this.#targets.get(containerId);
+    if (t === undefined) return;
+    await this.#serialised(async () => {
+      if (t.hostVeth !== undefined) await this.#o.nft(hostPodScript(t.hostVeth, {}), HOST);
+      this.#targets.delete(containerId);
+      this.#applied.delete(containerId);
+      this.#unknown.delete(containerId);
+      fs.rmSync(path.join(this.#o.dir, `${containerId}.json`), { force: true });
+    });
+  }
+
+  targets(): PolicyTarget[] {
+    return [...this.#targets.values()];
+  }
+
+  #serialised(fn: () => Promise<void>): Promise<void> {
+    const next = this.#running.then(fn, fn);
+    this.#running = next.catch(() => {});
+    return next;
+  }
+
+  #schedule(): void {
+    this.#pendingSince ??= Date.now();
+    if (this.#timer !== undefined) return;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      const since = this.#pendingSince ?? Date.now();
+      this.#pendingSince = undefined;
+      void this.#serialised(() => this.#reconcile(since));
+    }, 10);
+  }
+
+  async #reconcile(since: number): Promise<void> {
+    if (!this.#synced()) return;
+    let changed = 0;
+    for (const t of this.#targets.values()) {
+      const p = this.policyOf(t);
+      if (p === undefined) continue; // not in the cache yet: keeps what it has
+      this.#unknown.delete(t.containerId);
+      try {
+        if (await this.#apply(t, p)) changed++;
+      } catch (e) {
+        this.#o.log.warn("cannot apply a pod's NetworkPolicy rules", { pod: `${t.namespace}/${t.name}`, error: e });
+        this.#o.metrics.inc("tcnp_agent_policy_apply_failures_total", "NetworkPolicy rule updates that failed");
+      }
+    }
+    if (changed > 0)
+      this.#o.metrics.observe(
+        "tcnp_agent_policy_sync_seconds",
+        "From a change of policies, pods or namespaces to the node's rules updated",
+        (Date.now() - since) / 1000,
+        SYNC_BUCKETS,
+      );
+  }
+}
+
+/** The node's own addresses (the agent runs in the node's namespace): they always reach eni pods. */
+function localAddresses(): string[] {
+  return Object.values(os.networkInterfaces())
+    .flat()
+    .filter((a): a is os.NetworkInterfaceInfo => a !== undefined && !a.internal && !a.address.startsWith("fe80"))
+    .map((a) => a.address);
+}

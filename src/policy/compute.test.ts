@@ -1,0 +1,180 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+import { podPolicy, selects, type World } from "./compute.js";
+import { parsePolicy, type Pod } from "./model.js";
+import { chainRules, hostPodScript, podNetnsScript } from "./nft.js";
+
+const pod = (
+  namespace: string,
+  name: string,
+  ip: string,
+  labels: Record<string, string>,
+  ports: Pod["ports"] = [],
+): Pod => ({
+  namespace,
+  name,
+  uid: `${namespace}-${name}`,
+  labels,
+  ips: [ip],
+  hostNetwork: false,
+  finished: false,
+  ports,
+});
+const A = pod("x", "a", "10.0.0.1", { app: "a" }, [{ name: "http", containerPort: 8080, protocol: "TCP" }]);
+const B = pod("x", "b", "10.0.0.2", { app: "b" });
+const C = pod("y", "c", "10.0.0.3", { app: "a" }, [{ name: "http", containerPort: 9090, protocol: "TCP" }]);
+const D = pod("z", "d", "10.0.0.4", { app: "d" });
+const world = (...policies: unknown[]): World => ({
+  policies: policies.map(parsePolicy),
+  pods: [A, B, C, D],
+  namespaces: new Map([
+    ["x", { name: "x", labels: { ns: "x" } }],
+    ["y", { name: "y", labels: { ns: "y", team: "blue" } }],
+    ["z", { name: "z", labels: { ns: "z", team: "red" } }],
+  ]),
+});
+const np = (ns: string, spec: unknown): unknown => ({ metadata: { namespace: ns, name: "p" }, spec });
+
+test("selectors: matchLabels and every matchExpressions operator; {} selects all", () => {
+  const l = { app: "a", tier: "web" };
+  assert.equal(selects({}, l), true);
+  assert.equal(selects({ matchLabels: { app: "a" } }, l), true);
+  assert.equal(selects({ matchLabels: { app: "b" } }, l), false);
+  assert.equal(selects({ matchExpressions: [{ key: "tier", operator: "In", values: ["web", "db"] }] }, l), true);
+  assert.equal(selects({ matchExpressions: [{ key: "tier", operator: "NotIn", values: ["web"] }] }, l), false);
+  assert.equal(selects({ matchExpressions: [{ key: "x", operator: "NotIn", values: ["web"] }] }, l), true);
+  assert.equal(selects({ matchExpressions: [{ key: "x", operator: "Exists" }] }, l), false);
+  assert.equal(selects({ matchExpressions: [{ key: "x", operator: "DoesNotExist" }] }, l), true);
+  assert.equal(selects({ matchExpressions: [{ key: "app", operator: "Bogus" }] }, l), false);
+});
+
+test("no policy: not isolated either way; a policy with only ingress isolates ingress only", () => {
+  assert.deepEqual(podPolicy(A, world()).ingress.policies, []);
+  const p = podPolicy(A, world(np("x", { podSelector: {} })));
+  assert.deepEqual(p.ingress, { policies: ["x/p"], clauses: [] });
+  assert.deepEqual(p.egress.policies, []);
+  assert.deepEqual(chainRules(p.ingress, "ingress"), ["counter drop"]);
+  assert.deepEqual(chainRules(p.egress, "egress"), []);
+  // Another namespace's policy does not select it.
+  assert.deepEqual(podPolicy(A, world(np("y", { podSelector: {} }))).ingress.policies, []);
+});
+
+test("policyTypes: Egress alone leaves ingress open; egress rules imply Egress", () => {
+  const p = podPolicy(A, world(np("x", { podSelector: {}, policyTypes: ["Egress"] })));
+  assert.deepEqual(p.ingress.policies, []);
+  assert.deepEqual(p.egress.policies, ["x/p"]);
+  const q = podPolicy(A, world(np("x", { podSelector: {}, egress: [{}] })));
+  assert.deepEqual(q.ingress.policies, ["x/p"]);
+  assert.deepEqual(chainRules(q.egress, "egress"), ["return", "counter drop"]);
+});
+
+test("peers: podSelector in the policy's namespace, namespaceSelector alone, both ANDed, across peers ORed", () => {
+  const from = (peers: unknown[]): string[] =>
+    chainRules(
+      podPolicy(A, world(np("x", { podSelector: { matchLabels: { app: "a" } }, ingress: [{ from: peers }] }))).ingress,
+      "ingress",
+    );
+  assert.deepEqual(from([{ podSelector: { matchLabels: { app: "b" } } }]), [
+    "ip saddr { 10.0.0.2 } return",
+    "counter drop",
+  ]);
+  assert.deepEqual(from([{ namespaceSelector: { matchLabels: { team: "blue" } } }]), [
+    "ip saddr { 10.0.0.3 } return",
+    "counter drop",
+  ]);
+  assert.deepEqual(from([{ namespaceSelector: {}, podSelector: { matchLabels: { app: "a" } } }]), [
+    "ip saddr { 10.0.0.1, 10.0.0.3 } return",
+    "counter drop",
+  ]);
+  assert.deepEqual(
+    from([
+      { namespaceSelector: { matchExpressions: [{ key: "team", operator: "Exists" }] } },
+      { podSelector: { matchLabels: { app: "b" } } },
+    ]),
+    ["ip saddr { 10.0.0.3, 10.0.0.4 } return", "ip saddr { 10.0.0.2 } return", "counter drop"],
+  );
+  // A selector that selects no pod allows nothing.
+  assert.deepEqual(from([{ podSelector: { matchLabels: { app: "none" } } }]), ["counter drop"]);
+});
+
+test("ipBlock with except; ports: numbers, ranges (endPort), names on the pod itself, protocols kept apart", () => {
+  const p = podPolicy(
+    A,
+    world(
+      np("x", {
+        podSelector: {},
+        ingress: [
+          {
+            from: [{ ipBlock: { cidr: "10.0.0.0/16", except: ["10.0.1.0/24"] } }],
+            ports: [
+              { port: 80 },
+              { port: 8000, endPort: 8010 },
+              { protocol: "UDP", port: "http" },
+              { port: "http" },
+              { protocol: "SCTP", port: 80 },
+            ],
+          },
+        ],
+      }),
+    ),
+  );
+  assert.deepEqual(chainRules(p.ingress, "ingress"), [
+    "ip saddr 10.0.0.0/16 ip saddr != { 10.0.1.0/24 } meta l4proto tcp th dport { 80, 8000-8010, 8080 } return",
+    "ip saddr 10.0.0.0/16 ip saddr != { 10.0.1.0/24 } meta l4proto sctp th dport { 80 } return",
+    "counter drop",
+  ]);
+});
+
+test("egress named ports resolve on each peer pod; a rule whose ports all fail to resolve allows nothing", () => {
+  const p = podPolicy(
+    B,
+    world(
+      np("x", {
+        podSelector: {},
+        egress: [
+          { to: [{ namespaceSelector: {}, podSelector: { matchLabels: { app: "a" } } }], ports: [{ port: "http" }] },
+        ],
+      }),
+    ),
+  );
+  assert.deepEqual(chainRules(p.egress, "egress"), [
+    "ip daddr { 10.0.0.1 } meta l4proto tcp th dport { 8080 } return",
+    "ip daddr { 10.0.0.3 } meta l4proto tcp th dport { 9090 } return",
+    "counter drop",
+  ]);
+  const q = podPolicy(B, world(np("x", { podSelector: {}, ingress: [{ ports: [{ port: "nope" }] }] })));
+  assert.deepEqual(chainRules(q.ingress, "ingress"), ["counter drop"]);
+});
+
+test("policies add up; finished and host-network pods are no peers", () => {
+  const w = world(np("x", { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { app: "b" } } }] }] }), {
+    metadata: { namespace: "x", name: "q" },
+    spec: { podSelector: { matchLabels: { app: "a" } }, ingress: [{ ports: [{ port: 443 }] }] },
+  });
+  const p = podPolicy(A, w);
+  assert.deepEqual(p.ingress.policies, ["x/p", "x/q"]);
+  assert.deepEqual(chainRules(p.ingress, "ingress"), [
+    "ip saddr { 10.0.0.2 } return",
+    "meta l4proto tcp th dport { 443 } return",
+    "counter drop",
+  ]);
+  const gone = { ...w, pods: [A, { ...B, finished: true }, C, D] };
+  assert.deepEqual(chainRules(podPolicy(A, gone).ingress, "ingress"), [
+    "meta l4proto tcp th dport { 443 } return",
+    "counter drop",
+  ]);
+});
+
+test("scripts: a pod's host chains replace and remove in one transaction; an eni pod's table names its node", () => {
+  const s = hostPodScript("vethabc", { ingress: ["counter drop"] });
+  assert.match(s, /flush chain inet tcnp_policy vethabc-in\n/);
+  assert.match(s, /add rule inet tcnp_policy vethabc-in counter drop\n/);
+  assert.match(
+    s,
+    /delete element inet tcnp_policy egress \{ "vethabc" \}\ndelete chain inet tcnp_policy vethabc-out\n/,
+  );
+  const t = podNetnsScript({ ingress: [], egress: ["counter drop"], nodeVeth: "veth0", nodeAddresses: ["192.0.2.1"] });
+  assert.match(t, /ip saddr \{ 192\.0\.2\.1 \} accept/);
+  assert.match(t, /oifname "veth0" accept/);
+  assert.match(t, /^add table inet tcnp_policy\ndelete table inet tcnp_policy\n/);
+});

@@ -1,0 +1,157 @@
+// What NetworkPolicy allows one pod to receive and send, computed from the cluster's policies, pods
+// and namespaces (pure). Kubernetes' rules: a pod is isolated in a direction once any policy of its
+// namespace selects it for that direction; then a connection passes if any rule of any such policy
+// allows it (policies add up); within a rule the peer must match one of its peers (OR) and the port
+// one of its ports; within a peer, a podSelector and a namespaceSelector both apply (AND).
+import type { LabelSelector, Namespace, Pod, Policy, PolicyPeer, PolicyPort, PolicyRule } from "./model.js";
+
+export type Protocol = "tcp" | "udp" | "sctp";
+
+/** A port or range of one protocol; no `first`: every port of the protocol. */
+export interface PortMatch {
+  protocol: Protocol;
+  first?: number;
+  last?: number;
+}
+
+/** Peer addresses: a list of pods' addresses, or a CIDR less its exceptions. */
+export type AddrMatch = { ips: string[] } | { cidr: string; except: string[] };
+
+/** One way through: a peer (none: any) on a port (none: any). */
+export interface Clause {
+  peers?: AddrMatch;
+  ports?: PortMatch[];
+  /** The policy it comes from, "namespace/name". */
+  policy: string;
+}
+
+export interface Direction {
+  /** The policies that isolate the pod in this direction; empty: not isolated, everything passes. */
+  policies: string[];
+  clauses: Clause[];
+}
+
+export interface PodPolicy {
+  ingress: Direction;
+  egress: Direction;
+}
+
+export interface World {
+  policies: readonly Policy[];
+  pods: readonly Pod[];
+  namespaces: ReadonlyMap<string, Namespace>;
+}
+
+/** Whether a label selector matches these labels ({} matches everything). */
+export function selects(sel: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
+  for (const [k, v] of Object.entries(sel.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of sel.matchExpressions ?? []) {
+    const has = Object.prototype.hasOwnProperty.call(labels, e.key);
+    const v = labels[e.key];
+    const inValues = has && (e.values ?? []).includes(v ?? "");
+    switch (e.operator) {
+      case "In":
+        if (!inValues) return false;
+        break;
+      case "NotIn":
+        if (inValues) return false;
+        break;
+      case "Exists":
+        if (!has) return false;
+        break;
+      case "DoesNotExist":
+        if (has) return false;
+        break;
+      default:
+        return false; // an operator this version does not know selects nothing
+    }
+  }
+  return true;
+}
+
+const PROTOCOLS: Readonly<Record<string, Protocol>> = { TCP: "tcp", UDP: "udp", SCTP: "sctp" };
+
+/** Pods a peer (pod and/or namespace selector) names, seen from a policy in namespace `ns`. */
+function peerPods(peer: PolicyPeer, ns: string, w: World): Pod[] {
+  return w.pods.filter((p) => {
+    if (p.hostNetwork || p.finished || p.ips.length === 0) return false;
+    if (peer.namespaceSelector !== undefined) {
+      const n = w.namespaces.get(p.namespace);
+      if (!selects(peer.namespaceSelector, n?.labels ?? {})) return false;
+    } else if (p.namespace !== ns) return false;
+    return peer.podSelector === undefined || selects(peer.podSelector, p.labels);
+  });
+}
+
+/** A policy port on a pod: numbers as they are, a name as that pod's container port of that name. */
+function resolvePort(port: PolicyPort, pod: Pod | undefined): PortMatch | undefined {
+  const protocol = PROTOCOLS[port.protocol];
+  if (protocol === undefined) return undefined;
+  if (port.port === undefined) return { protocol };
+  if (typeof port.port === "number")
+    return {
+      protocol,
+      first: port.port,
+      last: port.endPort !== undefined && port.endPort >= port.port ? port.endPort : port.port,
+    };
+  if (/^\d+$/.test(port.port)) return { protocol, first: Number(port.port), last: Number(port.port) };
+  const named = pod?.ports.find((c) => c.name === port.port && PROTOCOLS[c.protocol] === protocol);
+  return named === undefined ? undefined : { protocol, first: named.containerPort, last: named.containerPort };
+}
+
+function ruleClauses(
+  rule: PolicyRule,
+  policy: string,
+  ns: string,
+  self: Pod,
+  dir: "ingress" | "egress",
+  w: World,
+): Clause[] {
+  // Ports named by a name resolve on the pod that listens: the pod itself for ingress, each peer for egress.
+  const named = dir === "egress" && rule.ports.some((p) => typeof p.port === "string" && !/^\d+$/.test(p.port));
+  const portsOn = (pod: Pod | undefined): PortMatch[] | undefined => {
+    if (rule.ports.length === 0) return undefined;
+    return rule.ports.map((p) => resolvePort(p, pod)).filter((p): p is PortMatch => p !== undefined);
+  };
+  const out: Clause[] = [];
+  const add = (peers: AddrMatch | undefined, ports: PortMatch[] | undefined): void => {
+    if (ports !== undefined && ports.length === 0) return; // only unknown ports: matches nothing
+    if (peers !== undefined && "ips" in peers && peers.ips.length === 0) return;
+    out.push({ ...(peers === undefined ? {} : { peers }), ...(ports === undefined ? {} : { ports }), policy });
+  };
+  const selfPorts = portsOn(dir === "ingress" ? self : undefined);
+  if (rule.peers.length === 0) {
+    add(undefined, selfPorts);
+    return out;
+  }
+  for (const peer of rule.peers) {
+    if (peer.ipBlock !== undefined) {
+      add({ cidr: peer.ipBlock.cidr, except: peer.ipBlock.except ?? [] }, selfPorts);
+      continue;
+    }
+    const pods = peerPods(peer, ns, w);
+    if (!named) {
+      add({ ips: pods.flatMap((p) => p.ips) }, selfPorts);
+      continue;
+    }
+    for (const p of pods) add({ ips: p.ips }, portsOn(p));
+  }
+  return out;
+}
+
+function direction(self: Pod, dir: "ingress" | "egress", w: World): Direction {
+  const d: Direction = { policies: [], clauses: [] };
+  for (const pol of w.policies) {
+    const rules = pol[dir];
+    if (rules === undefined || pol.namespace !== self.namespace || !selects(pol.podSelector, self.labels)) continue;
+    const id = `${pol.namespace}/${pol.name}`;
+    d.policies.push(id);
+    for (const r of rules) d.clauses.push(...ruleClauses(r, id, pol.namespace, self, dir, w));
+  }
+  return d;
+}
+
+/** What the policies of the world allow `pod` to receive and send. */
+export function podPolicy(pod: Pod, w: World): PodPolicy {
+  return { ingress: direction(pod, "ingress", w), egress: direction(pod, "egress", w) };
+}
