@@ -13,7 +13,7 @@ import { inform, type Informer } from "../controller/informer.js";
 import type { Kube, KubeAccess } from "../controller/kube.js";
 import type { Metrics } from "../controller/metrics.js";
 import { HOST } from "../kernel/types.js";
-import type { NftRunner } from "../kernel/nft.js";
+import type { NftLister, NftRunner } from "../kernel/nft.js";
 import type { Logger } from "../log/logger.js";
 import { podPolicy, type PodPolicy, type World } from "../policy/compute.js";
 import { parseNamespace, parsePod, parsePolicy, type Namespace, type Pod, type Policy } from "../policy/model.js";
@@ -33,6 +33,19 @@ export interface PolicyTarget {
   podVeth?: string;
 }
 
+type KernelChains = Partial<Record<"ingress" | "egress", { rules: number; drops: number }>>;
+
+export interface PolicyView {
+  pod: string;
+  ips: string[];
+  /** false: the agent does not know the pod's labels; it is isolated both ways until it does. */
+  known: boolean;
+  ingress: { policies: string[]; rules: string[] };
+  egress: { policies: string[]; rules: string[] };
+  kernel: KernelChains | { error: string };
+  drift: string[];
+}
+
 const SYNC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 const DENY_ALL: PodPolicy = {
   ingress: { policies: ["(unknown: the agent cannot learn this pod's labels yet)"], clauses: [] },
@@ -46,6 +59,8 @@ export interface PolicyEngineOptions {
   metrics: Metrics;
   dir: string;
   nft: NftRunner;
+  /** The policy table as nft's JSON (for the doctor and the drop counters). */
+  list?: NftLister;
   nodeAddresses?: () => string[];
   /** How long an ADD waits for the first list before it isolates the pod (ms). */
   syncWaitMs?: number;
@@ -207,6 +222,89 @@ export class PolicyEngine {
       this.#unknown.delete(containerId);
       fs.rmSync(path.join(this.#o.dir, `${containerId}.json`), { force: true });
     });
+  }
+
+  /**
+   * What the doctor shows: the policies that select the pod, the rules they make, and what the
+   * kernel holds (rule counts, drops), with every difference named.
+   */
+  async view(containerId: string): Promise<PolicyView | undefined> {
+    const t = this.#targets.get(containerId);
+    if (t === undefined) return undefined;
+    const p = this.policyOf(t);
+    const want = p ?? DENY_ALL;
+    const rules = { ingress: chainRules(want.ingress, "ingress"), egress: chainRules(want.egress, "egress") };
+    const kernel = await this.#kernelChains(t).catch((e: unknown) => ({
+      error: e instanceof Error ? e.message : String(e),
+    }));
+    const drift: string[] = [];
+    if ("error" in kernel) drift.push(`cannot read the kernel's rules: ${kernel.error}`);
+    else
+      for (const dir of ["ingress", "egress"] as const) {
+        const k = kernel[dir];
+        const n = rules[dir].length;
+        if (k === undefined) drift.push(`${dir}: no chain in the kernel (${n} rules expected)`);
+        else if (k.rules !== n) drift.push(`${dir}: the kernel's chain has ${k.rules} rules, the policies make ${n}`);
+      }
+    return {
+      pod: `${t.namespace}/${t.name}`,
+      ips: t.ips,
+      known: p !== undefined,
+      ingress: { policies: want.ingress.policies, rules: rules.ingress },
+      egress: { policies: want.egress.policies, rules: rules.egress },
+      kernel,
+      drift,
+    };
+  }
+
+  // The pod's chains as the kernel holds them: rule counts and the drop counter of each direction.
+  async #kernelChains(t: PolicyTarget): Promise<KernelChains> {
+    const list = this.#o.list;
+    if (list === undefined) return {};
+    const out: KernelChains = {};
+    const read = (json: unknown, names: Record<"ingress" | "egress", string>): void => {
+      const items =
+        (
+          json as {
+            nftables?: Array<{
+              rule?: { chain: string; expr: Array<{ counter?: { packets: number } }> };
+              chain?: { name: string };
+            }>;
+          }
+        )?.nftables ?? [];
+      for (const dir of ["ingress", "egress"] as const) {
+        if (!items.some((i) => i.chain?.name === names[dir])) continue;
+        const rs = items.filter((i) => i.rule?.chain === names[dir]).map((i) => i.rule!);
+        const drops = rs.flatMap((r) => r.expr).find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
+        out[dir] = { rules: rs.length, drops };
+      }
+    };
+    if (t.podNetns !== undefined) {
+      read(await list(t.podNetns), { ingress: "pod_in", egress: "pod_out" });
+    } else if (t.hostVeth !== undefined) {
+      read(await list(HOST), { ingress: `${t.hostVeth}-in`, egress: `${t.hostVeth}-out` });
+    }
+    return out;
+  }
+
+  /** Drops per pod, for the metrics (read from the kernel's counters). */
+  async countDrops(): Promise<void> {
+    for (const t of this.#targets.values()) {
+      const k = await this.#kernelChains(t).catch(() => ({}) as KernelChains);
+      for (const dir of ["ingress", "egress"] as const) {
+        const c = k[dir];
+        if (c !== undefined)
+          this.#o.metrics.set(
+            "tcnp_agent_policy_dropped_packets",
+            "Packets a pod's NetworkPolicy dropped (kernel counter)",
+            c.drops,
+            {
+              pod: `${t.namespace}/${t.name}`,
+              direction: dir,
+            },
+          );
+      }
+    }
   }
 
   targets(): PolicyTarget[] {

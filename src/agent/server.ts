@@ -122,7 +122,7 @@ export async function serveAgentSocket(
               req.op === "status"
                 ? h.status()
                 : req.op === "pod"
-                  ? h.pod(req.containerId, req.ifname)
+                  ? await h.pod(req.containerId, req.ifname)
                   : req.op === "cni"
                     ? await h.cni(req)
                     : { error: "unknown op" };

@@ -11,7 +11,7 @@ import { FileIntentLocks, FileLock } from "../state/lock.js";
 import { lockDirOf } from "../state/records.js";
 import { VERSION } from "../version.js";
 import * as path from "node:path";
-import { nftApply } from "../kernel/nft.js";
+import { nftApply, nftListTable } from "../kernel/nft.js";
 import { PolicyEngine } from "./policy.js";
 import { InstalledConfs } from "./installed.js";
 import { NodeLifecycle } from "./node.js";
@@ -99,6 +99,7 @@ export async function startAgent(opts: {
       metrics,
       dir: path.join(path.dirname(lockDirOf(opts.env)), "policy"),
       nft: nftApply,
+      list: (netns) => nftListTable("inet", "tcnp_policy", netns),
     });
     await policy.start();
     requests.enforcePolicy(policy);
@@ -119,7 +120,11 @@ export async function startAgent(opts: {
         await held;
         return requests.cni(req);
       },
-      pod: (c: string, i: string) => ({ pid: process.pid, views: writer.podView({ containerId: c, ifname: i }) }),
+      pod: async (c: string, i: string) => ({
+        pid: process.pid,
+        views: writer.podView({ containerId: c, ifname: i }),
+        ...(policy === undefined ? {} : { policy: (await policy.view(c)) ?? null }),
+      }),
       status,
     },
     log,
@@ -140,6 +145,8 @@ export async function startAgent(opts: {
   }
   holding();
   const gauge = setInterval(() => poolGauges(metrics, writer.views()), 1000);
+  const drops = policy === undefined ? undefined : setInterval(() => void policy.countDrops(), 10_000);
+  drops?.unref();
   gauge.unref();
   writer.start();
   // The pools of the configurations installed now (made for one installed since): a pool of one
@@ -191,6 +198,7 @@ export async function startAgent(opts: {
       lifecycle?.stop();
       policy?.stop();
       clearInterval(gauge);
+      if (drops !== undefined) clearInterval(drops);
       // Requests in flight are answered first (they may wait on a fill), then the pools' cloud work ends.
       await sock?.close();
       if (!(await writer.stop()))

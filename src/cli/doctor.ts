@@ -5,7 +5,14 @@ import { isObject } from "../cni/netconf.js";
 import { diagnose, modeOf, podIpOf, type RecordedPlugin } from "../doctor/findings.js";
 import { locate, ipamOf, type Attachment, type Selector } from "../doctor/locate.js";
 import { neutronFacts } from "../doctor/neutron-facts.js";
-import { attachmentSummary, renderJson, renderText, type AgentView, type DoctorReport } from "../doctor/report.js";
+import {
+  attachmentSummary,
+  renderJson,
+  renderText,
+  type AgentView,
+  type DoctorReport,
+  type PolicyReport,
+} from "../doctor/report.js";
 import { askAgent, DEFAULT_AGENT_SOCKET } from "../agent/protocol.js";
 import type { PoolView } from "../ipam/pool/pool.js";
 import type { Rec } from "../ipam/ledger/records.js";
@@ -151,6 +158,21 @@ export async function doctorCli(argv: string[], io: Io, kernel: () => Promise<Ke
       message: `The node agent holds this pod's address ${ip ?? ""} ${agent.inPool === true ? "as free in its pool" : "as cooling"} too: another pod may be given it`,
       fix: "Recreate the pod, then restart the node agent (its upkeep rebuilds the pool from the ledger and Neutron's tags); report it: it is a tcnp bug",
     });
+  for (const d of agent?.policy?.drift ?? [])
+    findings.push({
+      severity: "error",
+      code: "policy-rules-differ",
+      message: `This pod's NetworkPolicy rules in the kernel differ from what the policies say: ${d}`,
+      fix: "Restart the node agent (it writes every pod's rules again at start); if it comes back, report it: it is a tcnp bug",
+    });
+  if (agent?.policy !== undefined && !agent.policy.known)
+    findings.push({
+      severity: "warning",
+      code: "policy-labels-unknown",
+      message:
+        "The node agent does not know this pod's labels: the pod is isolated both ways (only its node reaches it)",
+      fix: "Check that the agent reaches the API server and may list pods (kubectl auth can-i list pods --as=system:serviceaccount:tcnp-system:tcnp-node)",
+    });
   const report: DoctorReport = {
     pod: attachmentSummary(a, mode, ip),
     kernel: { pod, host },
@@ -183,13 +205,19 @@ async function agentView(env: Env, containerId: string, ifname: string): Promise
   const socket = env["TCNP_AGENT_SOCKET"] ?? DEFAULT_AGENT_SOCKET;
   if (!fs.existsSync(socket)) return undefined;
   const r = (await askAgent(socket, { op: "pod", containerId, ifname }, 5000).catch(() => undefined)) as
-    { views: Array<{ allocation?: Rec; inPool: boolean; cooling: boolean; pool: PoolView }> } | undefined;
+    | {
+        views: Array<{ allocation?: Rec; inPool: boolean; cooling: boolean; pool: PoolView }>;
+        policy?: PolicyReport | null;
+      }
+    | undefined;
   if (r === undefined) return { socket, answering: false };
   const v = r.views[0];
-  if (v?.allocation === undefined) return { socket, answering: true };
+  const policy = r.policy === undefined || r.policy === null ? {} : { policy: r.policy };
+  if (v?.allocation === undefined) return { socket, answering: true, ...policy };
   const out: AgentView = {
     socket,
     answering: true,
+    ...policy,
     allocation: {
       state:
         v.allocation.kind === "intent"

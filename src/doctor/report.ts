@@ -13,6 +13,16 @@ export interface AgentView {
   inPool?: boolean;
   cooling?: boolean;
   pool?: { free: number; inUse: number; cooling: number; cloudError?: string };
+  /** NetworkPolicy, when the agent enforces it: what selects the pod, its rules, the kernel's copy. */
+  policy?: PolicyReport;
+}
+
+export interface PolicyReport {
+  known: boolean;
+  ingress: { policies: string[]; rules: string[] };
+  egress: { policies: string[]; rules: string[] };
+  kernel: Partial<Record<"ingress" | "egress", { rules: number; drops: number }>> | { error: string };
+  drift: string[];
 }
 
 export interface DoctorReport {
@@ -105,6 +115,25 @@ export function renderText(r: DoctorReport): string {
       lines.push(
         `  pool: ${g.pool.free} free, ${g.pool.inUse} in use, ${g.pool.cooling} cooling${g.pool.cloudError === undefined ? "" : `; cloud failing: ${g.pool.cloudError}`}`,
       );
+  }
+  const pol = r.agent?.policy;
+  if (pol !== undefined) {
+    lines.push("", "NetworkPolicy (the node agent):");
+    if (!pol.known) lines.push("  the agent does not know this pod's labels: isolated both ways until it does");
+    for (const dir of ["ingress", "egress"] as const) {
+      const d = pol[dir];
+      const k = "error" in pol.kernel ? undefined : pol.kernel[dir];
+      if (d.policies.length === 0) {
+        lines.push(`  ${dir}: not isolated (no policy selects the pod for ${dir}): everything passes`);
+        continue;
+      }
+      lines.push(
+        `  ${dir}: selected by ${d.policies.join(", ")}; ${k === undefined ? "" : `${k.drops} packets dropped so far; `}allows:`,
+      );
+      const allows = d.rules.filter((x) => x !== "counter drop");
+      if (allows.length === 0) lines.push("    nothing (but its node)");
+      for (const x of allows) lines.push(`    ${x.replace(/ return$/, "") || "everything"}`);
+    }
   }
   lines.push("", "findings:");
   if (r.findings.length === 0) lines.push("  ✓ healthy: everything the plugins planned is in place");

@@ -205,6 +205,7 @@ describe("NetworkPolicy truth tables: real API server, real nftables, real traff
         dir,
         // The node's own namespace is this node's netns; a pod's, its path.
         nft: (script, netns) => nftApply(script, netns === HOST ? nodes[i]!.path : netns),
+        list: (netns) => nftListTable("inet", "tcnp_policy", netns === HOST ? nodes[i]!.path : netns),
         nodeAddresses: () => [`192.168.77.${i + 1}`],
       });
       await engine.start();
@@ -317,6 +318,47 @@ spec:
       all(() => true),
       "the named port 81 open in z",
     );
+    deletePolicies();
+  });
+
+  it("the doctor's view: the policies that select a pod, what they allow, drops, and a rule removed by hand", async () => {
+    applyPolicies(`apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: a-from-b, namespace: x}
+spec:
+  podSelector: {matchLabels: {app: a}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: b}}}], ports: [{port: 80}]}]
+`);
+    const xa = PODS[0]!;
+    await expectMatrix(
+      80,
+      all((f, t) => key(t) !== "x/a" || key(f) === "x/b"),
+      "x/a from x/b only",
+    );
+    const v = await engineFor(0).view(xa.containerId);
+    assert.ok(v !== undefined);
+    assert.deepEqual(v.ingress.policies, ["x/a-from-b"]);
+    assert.deepEqual(v.ingress.rules, [
+      "ip saddr { 10.77.2.11 } meta l4proto tcp th dport { 80 } return",
+      "counter drop",
+    ]);
+    assert.deepEqual(v.egress.policies, []);
+    assert.deepEqual(v.drift, []);
+    assert.ok(
+      !("error" in v.kernel) && (v.kernel.ingress?.drops ?? 0) > 0,
+      "the probes from other pods were counted as drops",
+    );
+    // Someone flushes the pod's chain by hand: the doctor names it.
+    nsExec(nodes[0]!.name, [
+      "nft",
+      "flush",
+      "chain",
+      "inet",
+      "tcnp_policy",
+      `${hostVethName(xa.containerId, "eth0")}-in`,
+    ]);
+    const w = await engineFor(0).view(xa.containerId);
+    assert.deepEqual(w?.drift, ["ingress: the kernel's chain has 0 rules, the policies make 2"]);
     deletePolicies();
   });
 
