@@ -130,10 +130,10 @@ export class PolicyEngine {
   }
 
   /** What the policies allow a local pod now, or undefined when its labels are not known. */
-  policyOf(t: PolicyTarget): PodPolicy | undefined {
+  policyOf(t: PolicyTarget, world?: World): PodPolicy | undefined {
     const pod = this.#pods?.get(`${t.namespace}/${t.name}`);
     if (pod === undefined || !this.#synced()) return undefined;
-    return podPolicy({ ...pod, ips: t.ips }, this.#world());
+    return podPolicy({ ...pod, ips: t.ips }, world ?? this.#world());
   }
 
   #scripts(t: PolicyTarget, p: PodPolicy): Array<{ netns: string; script: string }> {
@@ -331,8 +331,9 @@ export class PolicyEngine {
   async #reconcile(since: number): Promise<void> {
     if (!this.#synced()) return;
     let changed = 0;
+    const world = this.#world();
     for (const t of this.#targets.values()) {
-      const p = this.policyOf(t);
+      const p = this.policyOf(t, world);
       if (p === undefined) continue; // not in the cache yet: keeps what it has
       this.#unknown.delete(t.containerId);
       try {

@@ -20,6 +20,8 @@ function run(args: readonly string[], netns: Netns, input?: string): Promise<str
         }),
       );
     });
+    // nft may exit before it reads its input (a listing, a bad script): that is its answer, not a crash.
+    child.stdin?.on("error", () => {});
     child.stdin?.end(input ?? "");
   });
 }

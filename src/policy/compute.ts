@@ -71,8 +71,22 @@ export function selects(sel: LabelSelector, labels: Readonly<Record<string, stri
 
 const PROTOCOLS: Readonly<Record<string, Protocol>> = { TCP: "tcp", UDP: "udp", SCTP: "sctp" };
 
+// A world's peer selections, each computed once however many pods the policy selects.
+const selections = new WeakMap<World, Map<string, Pod[]>>();
+
 /** Pods a peer (pod and/or namespace selector) names, seen from a policy in namespace `ns`. */
 function peerPods(peer: PolicyPeer, ns: string, w: World): Pod[] {
+  let memo = selections.get(w);
+  if (memo === undefined) selections.set(w, (memo = new Map()));
+  const key = `${peer.namespaceSelector === undefined ? ns : ""}|${JSON.stringify(peer)}`;
+  const hit = memo.get(key);
+  if (hit !== undefined) return hit;
+  const found = selectPeers(peer, ns, w);
+  memo.set(key, found);
+  return found;
+}
+
+function selectPeers(peer: PolicyPeer, ns: string, w: World): Pod[] {
   return w.pods.filter((p) => {
     if (p.hostNetwork || p.finished || p.ips.length === 0) return false;
     if (peer.namespaceSelector !== undefined) {
@@ -131,12 +145,41 @@ function ruleClauses(
     }
     const pods = peerPods(peer, ns, w);
     if (!named) {
-      add({ ips: pods.flatMap((p) => p.ips) }, selfPorts);
+      add({ ips: ipsOf(pods) }, selfPorts);
       continue;
     }
-    for (const p of pods) add({ ips: p.ips }, portsOn(p));
+    for (const g of namedGroups(pods, rule, portsOn)) add({ ips: g.ips }, g.ports);
   }
   return out;
+}
+
+// The addresses of a selection (one array per selection: the renderer caches on it).
+const ipLists = new WeakMap<Pod[], string[]>();
+function ipsOf(pods: Pod[]): string[] {
+  let ips = ipLists.get(pods);
+  if (ips === undefined) ipLists.set(pods, (ips = pods.flatMap((p) => p.ips)));
+  return ips;
+}
+
+type Group = { ips: string[]; ports: PortMatch[] | undefined };
+const groups = new WeakMap<Pod[], Map<PolicyRule, Group[]>>();
+// Peers whose port names resolve to the same ports share one clause (once per selection and rule).
+function namedGroups(pods: Pod[], rule: PolicyRule, portsOn: (p: Pod) => PortMatch[] | undefined): Group[] {
+  let byRule = groups.get(pods);
+  if (byRule === undefined) groups.set(pods, (byRule = new Map()));
+  const hit = byRule.get(rule);
+  if (hit !== undefined) return hit;
+  const byPorts = new Map<string, Group>();
+  for (const p of pods) {
+    const ports = portsOn(p);
+    const k = JSON.stringify(ports);
+    const g = byPorts.get(k);
+    if (g === undefined) byPorts.set(k, { ips: [...p.ips], ports });
+    else g.ips.push(...p.ips);
+  }
+  const found = [...byPorts.values()];
+  byRule.set(rule, found);
+  return found;
 }
 
 function direction(self: Pod, dir: "ingress" | "egress", w: World): Direction {

@@ -20,14 +20,22 @@ const PRIORITY = -5;
 
 const family = (a: string): "ip" | "ip6" => (a.includes(":") ? "ip6" : "ip");
 
+// Rendered address lists, per list (the computation shares one list among the pods it selects for).
+const rendered = new WeakMap<string[], Map<string, string[]>>();
+
 function addrParts(p: AddrMatch | undefined, key: "saddr" | "daddr"): string[] {
   if (p === undefined) return [""];
   if ("ips" in p) {
+    let byKey = rendered.get(p.ips);
+    if (byKey === undefined) rendered.set(p.ips, (byKey = new Map()));
+    const hit = byKey.get(key);
+    if (hit !== undefined) return hit;
     const out: string[] = [];
     for (const f of ["ip", "ip6"] as const) {
       const ips = [...new Set(p.ips.filter((a) => family(a) === f))].sort();
       if (ips.length > 0) out.push(`${f} ${key} { ${ips.join(", ")} }`);
     }
+    byKey.set(key, out);
     return out;
   }
   const f = family(p.cidr);
