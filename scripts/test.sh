@@ -39,9 +39,9 @@ fi
 # The real Kubernetes control plane (kube-apiserver, kube-controller-manager from Debian's source):
 # built once into /var/cache/tcnp/k8s, outside the work tree; later runs find it there at once.
 if [ "$(id -u)" = 0 ]; then
-  say "building the Kubernetes control plane in the background if not cached (log: .tmp/k8s-build.log)"
+  say "building the Kubernetes control plane, kube-proxy, e2e.test and the e2e images in the background if not cached (log: .tmp/k8s-build.log)"
   mkdir -p .tmp
-  scripts/k8s/build.sh > .tmp/k8s-build.log 2>&1 &
+  (scripts/k8s/build.sh && scripts/k8s/build-e2e.sh && scripts/k8s/e2e-images.sh) > .tmp/k8s-build.log 2>&1 &
   k8s_pid=$!
 fi
 
@@ -78,7 +78,7 @@ if [ -n "$k8s_pid" ]; then
   say "waiting for the Kubernetes control plane build"
   if ! wait "$k8s_pid"; then k8s_pid=""; tail -30 .tmp/k8s-build.log; echo "the control plane build failed"; exit 1; fi
   k8s_pid=""
-  say "kube layer (a real kube-apiserver + etcd; a kubelet with its containerd in a lab VM)"
+  say "kube layer (a real kube-apiserver + etcd; kubelets with containerd in lab VMs; Kubernetes' own e2e network tests on a two-node lab cluster)"
   node --test build/test/kube
 else
   say "kube layer skipped (needs root)"

@@ -54,6 +54,12 @@ export interface ControlPlane {
    * authorizer wants), written 0600; `server` when the kubelet reaches the API elsewhere.
    */
   nodeKubeconfig(name: string, server?: string): string;
+  /** The cluster admin's kubeconfig (0600). */
+  adminKubeconfig: string;
+  /** A kubeconfig for a client certificate of this CN and groups (e.g. system:kube-proxy), 0600. */
+  clientKubeconfig(cn: string, groups?: string[]): string;
+  /** argv that runs a command where the control plane runs (its namespace, if any). */
+  exec(argv: string[]): string[];
   /** A ServiceAccount token from the TokenRequest API, written 0600 to a file; returns the file. */
   serviceAccountToken(namespace: string, name: string): Promise<string>;
   log(name: string): string;
@@ -61,8 +67,19 @@ export interface ControlPlane {
 }
 
 export async function startControlPlane(
-  opts: { controllerManager?: boolean; scheduler?: boolean } = {},
+  opts: {
+    controllerManager?: boolean;
+    scheduler?: boolean;
+    /**
+     * Run every process inside this network namespace (a lab VM's, so kubelets and the API reach
+     * each other over the lab's network): the API serves on `address`:6443 there and keeps the
+     * `kubernetes` Service's endpoint; kubectl and requests run in it too.
+     */
+    netns?: { name: string; address: string };
+  } = {},
 ): Promise<ControlPlane> {
+  const inNs = (argv: string[]): string[] =>
+    opts.netns === undefined ? argv : ["ip", "netns", "exec", opts.netns.name, ...argv];
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-k8s-"));
   const pki = path.join(dir, "pki");
   fs.mkdirSync(pki, { mode: 0o700 });
@@ -95,9 +112,19 @@ export async function startControlPlane(
   cert(
     "serving",
     "/CN=kube-apiserver",
-    `${server}extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n`,
+    `${server}extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost${
+      opts.netns === undefined
+        ? ""
+        : `,IP:${opts.netns.address},IP:10.96.0.1,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local`
+    }\n`,
   );
   cert("admin", "/CN=tcnp-test-admin/O=system:masters", `${server}extendedKeyUsage=clientAuth\n`);
+  // The API's client certificate for the kubelets (exec, logs, port-forward).
+  cert(
+    "kubelet-client",
+    "/CN=kube-apiserver-kubelet-client/O=system:masters",
+    `${server}extendedKeyUsage=clientAuth\n`,
+  );
   cert("kcm", "/CN=system:kube-controller-manager", `${server}extendedKeyUsage=clientAuth\n`);
   cert("scheduler", "/CN=system:kube-scheduler", `${server}extendedKeyUsage=clientAuth\n`);
   ssl(["genrsa", "-out", "sa.key", "2048"]);
@@ -114,7 +141,8 @@ export async function startControlPlane(
   const logOf = (n: string): string => path.join(dir, `${n}.log`);
   const start = (name: string, file: string, args: string[]): ChildProcess => {
     const fd = fs.openSync(logOf(name), "a");
-    const child = spawn(file, args, { stdio: ["ignore", fd, fd] });
+    const argv = inNs([file, ...args]);
+    const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", fd, fd] });
     fs.closeSync(fd);
     procs.push({ name, child });
     return child;
@@ -147,11 +175,11 @@ export async function startControlPlane(
       "--log-level=warn",
       "--logger=zap",
     ]);
-    const url = `https://127.0.0.1:${apiPort}`;
+    const url = opts.netns === undefined ? `https://127.0.0.1:${apiPort}` : `https://${opts.netns.address}:6443`;
     start("kube-apiserver", bin("kube-apiserver"), [
-      "--advertise-address=127.0.0.1",
-      "--bind-address=127.0.0.1",
-      `--secure-port=${apiPort}`,
+      `--advertise-address=${opts.netns?.address ?? "127.0.0.1"}`,
+      `--bind-address=${opts.netns === undefined ? "127.0.0.1" : "0.0.0.0"}`,
+      `--secure-port=${opts.netns === undefined ? apiPort : 6443}`,
       "--insecure-port=0",
       `--etcd-servers=https://127.0.0.1:${etcdPort}`,
       `--etcd-cafile=${p("ca.crt")}`,
@@ -168,7 +196,12 @@ export async function startControlPlane(
       "--allow-privileged=true",
       "--authorization-mode=Node,RBAC",
       "--enable-admission-plugins=NodeRestriction",
-      "--endpoint-reconciler-type=none",
+      // In a namespace of its own the API is a node's neighbour: its Service's endpoint is real.
+      `--endpoint-reconciler-type=${opts.netns === undefined ? "none" : "lease"}`,
+      // Kubelets are reached (exec, logs) at their node address: the lab has no DNS for node names.
+      "--kubelet-preferred-address-types=InternalIP,Hostname",
+      `--kubelet-client-certificate=${p("kubelet-client.crt")}`,
+      `--kubelet-client-key=${p("kubelet-client.key")}`,
       "--profiling=false",
       "--v=1",
     ]);
@@ -197,7 +230,8 @@ export async function startControlPlane(
     fs.writeFileSync(kubeconfig, kcfg("admin", "admin"), { mode: 0o600 });
     const kubectl = (args: string[], input?: string): string => {
       try {
-        return execFileSync(deb("kubectl"), [`--kubeconfig=${kubeconfig}`, ...args], {
+        const argv = inNs([deb("kubectl"), `--kubeconfig=${kubeconfig}`, ...args]);
+        return execFileSync(argv[0]!, argv.slice(1), {
           encoding: "utf8",
           stdio: ["pipe", "pipe", "pipe"],
           ...(input === undefined ? {} : { input }),
@@ -211,7 +245,8 @@ export async function startControlPlane(
       const args = ["-s", "-X", method, "--cacert", p("ca.crt"), "--cert", p("admin.crt"), "--key", p("admin.key")];
       args.push("-w", "\n%{http_code}", "-H", `content-type: ${contentType ?? "application/json"}`);
       if (body !== undefined) args.push("--data-binary", "@-");
-      const out = execFileSync("curl", [...args, `${url}${pth}`], {
+      const argv = inNs(["curl", ...args, `${url}${pth}`]);
+      const out = execFileSync(argv[0]!, argv.slice(1), {
         encoding: "utf8",
         input: body === undefined ? "" : JSON.stringify(body),
       });
@@ -271,6 +306,15 @@ export async function startControlPlane(
       dir,
       kubectl,
       api,
+      adminKubeconfig: kubeconfig,
+      clientKubeconfig(cn, groups = []) {
+        const name = cn.replace(/[^a-z0-9-]/gi, "-");
+        cert(name, `/CN=${cn}${groups.map((g) => `/O=${g}`).join("")}`, `${server}extendedKeyUsage=clientAuth\n`);
+        const k = path.join(dir, `${name}.kubeconfig`);
+        fs.writeFileSync(k, kcfg(cn, name), { mode: 0o600 });
+        return k;
+      },
+      exec: inNs,
       nodeKubeconfig(name, srv) {
         cert(`node-${name}`, `/CN=system:node:${name}/O=system:nodes`, `${server}extendedKeyUsage=clientAuth\n`);
         const k = path.join(dir, `node-${name}.kubeconfig`);

@@ -1,0 +1,66 @@
+// Kubernetes' own judgement (issue 23): the upstream e2e suite of the 1.20 tree, built from Debian's
+// source, on a two-node lab cluster with kube-proxy, once with tcnp in mix mode and once in eni mode.
+// The four "Networking Granular Checks: Pods" conformance tests and the chosen Services tests must
+// pass on both; the table (test, mode, result, reason) is printed for the record.
+import { describe, it, after } from "node:test";
+import assert from "node:assert/strict";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { e2eSkipReason } from "../helpers/cni.js";
+import { runE2e, SUITES, table, type E2eResult } from "../helpers/e2e-run.js";
+import { controlPlaneSkipReason } from "../helpers/kube-real.js";
+import { clusterSkipReason, startLabCluster, type ClusterMode } from "../helpers/lab-cluster.js";
+import { kubeletSkipReason } from "../helpers/kubelet.js";
+import { rootSkipReason } from "../helpers/root.js";
+
+const skip =
+  rootSkipReason("containerd", "runc", "ctr", "umoci", "skopeo", "nsenter", "iptables") ??
+  e2eSkipReason() ??
+  controlPlaneSkipReason() ??
+  kubeletSkipReason() ??
+  clusterSkipReason();
+
+const GRANULAR = [
+  "should function for intra-pod communication: http",
+  "should function for intra-pod communication: udp",
+  "should function for node-pod communication: http",
+  "should function for node-pod communication: udp",
+];
+
+describe("Kubernetes' e2e network tests on a two-node lab cluster", { skip: skip ?? false }, () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-e2e-"));
+  const rows: E2eResult[] = [];
+  after(() => {
+    if (rows.length > 0) process.stdout.write(`\n${table(rows)}`);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const mode of ["mix", "eni"] as ClusterMode[])
+    it(`${mode} mode: the Granular Checks and the Services subset pass`, { timeout: 60 * 60_000 }, async () => {
+      const c = await startLabCluster({ mode, dir: path.join(dir, mode) });
+      let mine: E2eResult[];
+      try {
+        mine = await runE2e(c, SUITES.ci, { reportDir: path.join(dir, mode, "report"), timeoutMinutes: 40 });
+      } catch (e) {
+        await c.stop();
+        throw e;
+      }
+      const failed = mine.filter((r) => r.result === "failed");
+      const logs = failed.length > 0 ? c.logs() : "";
+      await c.stop();
+      rows.push(...mine);
+      for (const g of GRANULAR)
+        assert.equal(
+          mine.find((r) => r.name.includes(g))?.result,
+          "passed",
+          `Granular Checks: ${g}\n${table(mine)}\n${logs}`,
+        );
+      assert.deepEqual(
+        failed.map((r) => `${r.name}: ${r.reason}`),
+        [],
+        `${table(mine)}\n${logs}`,
+      );
+      assert.ok(mine.filter((r) => r.result === "passed").length >= 8, table(mine));
+    });
+});
