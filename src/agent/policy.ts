@@ -62,6 +62,8 @@ export interface PolicyEngineOptions {
   /** The policy table as nft's JSON (for the doctor and the drop counters). */
   list?: NftLister;
   nodeAddresses?: () => string[];
+  /** Whether a pod's attachment is gone (its namespace or host veth); default: this node's kernel. */
+  gone?: (t: PolicyTarget) => boolean;
   /** How long an ADD waits for the first list before it isolates the pod (ms). */
   syncWaitMs?: number;
 }
@@ -71,6 +73,8 @@ export class PolicyEngine {
   readonly #targets = new Map<string, PolicyTarget>();
   readonly #applied = new Map<string, string>();
   readonly #unknown = new Set<string>();
+  /** When each target was first seen by a reconcile (a young one may not have its interface yet). */
+  readonly #seen = new Map<string, number>();
   #policies?: Informer<Policy>;
   #pods?: Informer<Pod>;
   #namespaces?: Informer<Namespace>;
@@ -85,6 +89,7 @@ export class PolicyEngine {
   async start(): Promise<void> {
     const { access, log } = this.#o;
     fs.mkdirSync(this.#o.dir, { recursive: true, mode: 0o700 });
+    writeFileAtomic(path.join(this.#o.dir, ENFORCING), "1\n", { durable: false });
     for (const f of fs.readdirSync(this.#o.dir)) {
       if (!f.endsWith(".json")) continue;
       try {
@@ -311,6 +316,24 @@ export class PolicyEngine {
     return [...this.#targets.values()];
   }
 
+  // Pods whose DEL this agent never saw (served while it was away, or lost in a crash): their
+  // namespace or host veth is gone for a while. Their chains and records go.
+  async #prune(): Promise<void> {
+    const gone = this.#o.gone ?? defaultGone;
+    const now = Date.now();
+    for (const t of [...this.#targets.values()]) {
+      const since = this.#seen.get(t.containerId) ?? now;
+      this.#seen.set(t.containerId, since);
+      if (now - since < 60_000 || !gone(t)) continue;
+      this.#o.log.info("forgetting the rules of a pod that is gone", { pod: `${t.namespace}/${t.name}` });
+      if (t.hostVeth !== undefined) await this.#o.nft(hostPodScript(t.hostVeth, {}), HOST).catch(() => {});
+      this.#targets.delete(t.containerId);
+      this.#applied.delete(t.containerId);
+      this.#seen.delete(t.containerId);
+      fs.rmSync(path.join(this.#o.dir, `${t.containerId}.json`), { force: true });
+    }
+  }
+
   #serialised(fn: () => Promise<void>): Promise<void> {
     const next = this.#running.then(fn, fn);
     this.#running = next.catch(() => {});
@@ -332,6 +355,7 @@ export class PolicyEngine {
     if (!this.#synced()) return;
     let changed = 0;
     const world = this.#world();
+    await this.#prune();
     for (const t of this.#targets.values()) {
       const p = this.policyOf(t, world);
       if (p === undefined) continue; // not in the cache yet: keeps what it has
@@ -353,10 +377,75 @@ export class PolicyEngine {
   }
 }
 
+function defaultGone(t: PolicyTarget): boolean {
+  if (t.podNetns !== undefined) return !fs.existsSync(t.podNetns);
+  return t.hostVeth !== undefined && !fs.existsSync(`/sys/class/net/${t.hostVeth}`);
+}
+
 /** The node's own addresses (the agent runs in the node's namespace): they always reach eni pods. */
 function localAddresses(): string[] {
   return Object.values(os.networkInterfaces())
     .flat()
     .filter((a): a is os.NetworkInterfaceInfo => a !== undefined && !a.internal && !a.address.startsWith("fe80"))
     .map((a) => a.address);
+}
+
+/** The file that says this node enforces NetworkPolicy (the agent writes it at start). */
+export const ENFORCING = "enforcing";
+
+/**
+ * Without an agent (restarting, upgrading), a plugin process serving a pod on a node that enforces
+ * NetworkPolicy cannot learn the pod's labels: it records the pod for the agent and isolates it
+ * (only its node reaches it) before the interface exists; the agent, once back, applies its real
+ * rules from the record. Nothing when the node does not enforce policy.
+ */
+export async function isolateWithoutAgent(
+  part: PolicyTarget,
+  o: { dir: string; nft: NftRunner; nodeAddresses?: () => string[] },
+): Promise<boolean> {
+  if (!fs.existsSync(path.join(o.dir, ENFORCING))) return false;
+  const file = path.join(o.dir, `${part.containerId}.json`);
+  let before: PolicyTarget | undefined;
+  try {
+    before = JSON.parse(fs.readFileSync(file, "utf8")) as PolicyTarget;
+  } catch {
+    before = undefined;
+  }
+  const t: PolicyTarget = { ...before, ...part, ips: part.ips.length > 0 ? part.ips : (before?.ips ?? []) };
+  writeFileAtomic(file, JSON.stringify(t), { durable: false });
+  const ingress = chainRules(DENY_ALL.ingress, "ingress");
+  const egress = chainRules(DENY_ALL.egress, "egress");
+  if (t.podNetns !== undefined) {
+    const nodeAddresses = (o.nodeAddresses ?? localAddresses)();
+    await o.nft(
+      podNetnsScript({ ingress, egress, nodeAddresses, ...(t.podVeth === undefined ? {} : { nodeVeth: t.podVeth }) }),
+      t.podNetns,
+    );
+    if (t.hostVeth !== undefined) await o.nft(hostBase() + hostPodScript(t.hostVeth, { egress }), HOST);
+  } else if (t.hostVeth !== undefined) await o.nft(hostBase() + hostPodScript(t.hostVeth, { ingress, egress }), HOST);
+  return true;
+}
+
+/** After the plugin process's own ADD: the pod's addresses, in its record (for the agent). */
+export function addressesWithoutAgent(containerId: string, ips: readonly string[], dir: string): void {
+  const file = path.join(dir, `${containerId}.json`);
+  try {
+    const t = JSON.parse(fs.readFileSync(file, "utf8")) as PolicyTarget;
+    if (ips.length > 0) writeFileAtomic(file, JSON.stringify({ ...t, ips }), { durable: false });
+  } catch {
+    // no record: not a pod this node isolates
+  }
+}
+
+/** A plugin process's DEL: the pod's chains on the node and its record go. */
+export async function forgetWithoutAgent(containerId: string, o: { dir: string; nft: NftRunner }): Promise<void> {
+  const file = path.join(o.dir, `${containerId}.json`);
+  let t: PolicyTarget;
+  try {
+    t = JSON.parse(fs.readFileSync(file, "utf8")) as PolicyTarget;
+  } catch {
+    return;
+  }
+  if (t.hostVeth !== undefined) await o.nft(hostPodScript(t.hostVeth, {}), HOST);
+  fs.rmSync(file, { force: true });
 }

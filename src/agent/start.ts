@@ -12,7 +12,8 @@ import { lockDirOf } from "../state/records.js";
 import { VERSION } from "../version.js";
 import * as path from "node:path";
 import { nftApply, nftListTable } from "../kernel/nft.js";
-import { PolicyEngine } from "./policy.js";
+import { ENFORCING, PolicyEngine } from "./policy.js";
+import * as fs from "node:fs";
 import { InstalledConfs } from "./installed.js";
 import { NodeLifecycle } from "./node.js";
 import { poolEvents, poolGauges } from "./metrics.js";
@@ -103,6 +104,9 @@ export async function startAgent(opts: {
     });
     await policy.start();
     requests.enforcePolicy(policy);
+  } else {
+    // Not enforcing: plugin processes serving pods without the agent must not isolate them.
+    fs.rmSync(path.join(path.dirname(lockDirOf(opts.env)), "policy", ENFORCING), { force: true });
   }
   let holding: (v: void) => void = () => {};
   const held = new Promise<void>((r) => (holding = r));

@@ -12,6 +12,11 @@ import { newTimings, timedFetch, timedKernel } from "../plugins/timing.js";
 import { VERSION } from "../version.js";
 import { loadPlugin } from "./registry.js";
 import { productionDeps } from "./wiring.js";
+import * as path from "node:path";
+import { addressesWithoutAgent, forgetWithoutAgent, isolateWithoutAgent } from "../agent/policy.js";
+import { policyPart } from "../agent/policy-hook.js";
+import { nftApply } from "../kernel/nft.js";
+import { lockDirOf } from "../state/records.js";
 
 function readStdin(): string {
   try {
@@ -98,6 +103,25 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
       return timedK!;
     },
   });
+  // NetworkPolicy without the agent: the pod is recorded for it and isolated before it has an interface.
+  const policyDir = path.join(path.dirname(lockDirOf(env)), "policy");
+  const command = env["CNI_COMMAND"];
+  if (command === "ADD" || command === "DEL") {
+    try {
+      if (command === "ADD") {
+        const part = policyPart(name, env, stdin, "");
+        if (part !== undefined && (await isolateWithoutAgent(part, { dir: policyDir, nft: nftApply })))
+          log.warn("no node agent: the pod is isolated until the agent applies its NetworkPolicy", {});
+      } else await forgetWithoutAgent(env["CNI_CONTAINERID"] ?? "", { dir: policyDir, nft: nftApply });
+    } catch (e) {
+      if (command === "ADD") {
+        const msg = `Cannot isolate the pod until the node agent applies its NetworkPolicy: ${e instanceof Error ? e.message : String(e)}`;
+        process.stdout.write(`${JSON.stringify({ cniVersion: "1.0.0", code: 999, msg })}\n`);
+        return 1;
+      }
+      log.warn("cannot remove a pod's NetworkPolicy rules", { error: e });
+    }
+  }
   const httpFetch = deps.httpFetch;
   deps.httpFetch = (o) => timedFetch(httpFetch(o), timings);
   const outcome = await runLogged(
@@ -117,6 +141,10 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
     },
   );
   kernel?.close();
+  if (command === "ADD" && outcome.exitCode === 0) {
+    const part = policyPart(name, env, stdin, outcome.stdout);
+    if (part !== undefined) addressesWithoutAgent(part.containerId, part.ips, policyDir);
+  }
   process.stdout.write(outcome.stdout);
   if (outcome.stderr !== "") process.stderr.write(outcome.stderr);
   return outcome.exitCode;

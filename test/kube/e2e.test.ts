@@ -1,7 +1,8 @@
 // Kubernetes' own judgement (issue 23): the upstream e2e suite of the 1.20 tree, built from Debian's
 // source, on a two-node lab cluster with kube-proxy, once with tcnp in mix mode and once in eni mode.
 // The four "Networking Granular Checks: Pods" conformance tests and the chosen Services tests must
-// pass on both; the table (test, mode, result, reason) is printed for the record.
+// pass on both, and a sample of the NetworkPolicy tests on mix pods; the table (test, mode, result,
+// reason) is printed for the record.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
@@ -42,6 +43,14 @@ describe("Kubernetes' e2e network tests on a two-node lab cluster", { skip: skip
       let mine: E2eResult[];
       try {
         mine = await runE2e(c, SUITES.ci, { reportDir: path.join(dir, mode, "report"), timeoutMinutes: 40 });
+        // NetworkPolicy (issue 24): a sample on mix pods here; the whole set is `cluster.sh e2e --suite policy`.
+        if (mode === "mix")
+          mine.push(
+            ...(await runE2e(c, SUITES.policyCi, {
+              reportDir: path.join(dir, mode, "report-policy"),
+              timeoutMinutes: 30,
+            })),
+          );
       } catch (e) {
         await c.stop();
         throw e;

@@ -10,7 +10,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { PolicyEngine, type PolicyTarget } from "../../src/agent/policy.js";
+import {
+  addressesWithoutAgent,
+  forgetWithoutAgent,
+  isolateWithoutAgent,
+  PolicyEngine,
+  type PolicyTarget,
+} from "../../src/agent/policy.js";
 import { Kube } from "../../src/controller/kube.js";
 import { Metrics } from "../../src/controller/metrics.js";
 import { nftApply, nftListTable } from "../../src/kernel/nft.js";
@@ -59,8 +65,29 @@ describe("NetworkPolicy truth tables: real API server, real nftables, real traff
   const dirs: string[] = [];
 
   const engineFor = (i: number): PolicyEngine => engines[i]!;
+  const nftOn = (i: number) => (script: string, netns: string) =>
+    nftApply(script, netns === HOST ? nodes[i]!.path : netns);
+  let accessOf: ConstructorParameters<typeof PolicyEngine>[0]["access"];
 
-  async function addPod(p: TestPod, opts: { beforeVeth?: () => Promise<void> } = {}): Promise<void> {
+  function newEngine(i: number, access: typeof accessOf, dir: string): PolicyEngine {
+    return new PolicyEngine({
+      access,
+      kube: new Kube(nodeFetch({ caCert: cp.caFile }), access),
+      log: nullLogger,
+      metrics: new Metrics(),
+      dir,
+      // The node's own namespace is this node's netns; a pod's, its path.
+      nft: nftOn(i),
+      list: (netns) => nftListTable("inet", "tcnp_policy", netns === HOST ? nodes[i]!.path : netns),
+      nodeAddresses: () => [`192.168.77.${i + 1}`],
+      gone: (t) =>
+        t.podNetns !== undefined
+          ? !fs.existsSync(t.podNetns)
+          : !nsExec(nodes[i]!.name, ["ip", "link", "show", "dev", t.hostVeth ?? "-"], { allowFail: true }).ok,
+    });
+  }
+
+  async function addPod(p: TestPod, opts: { beforeVeth?: () => Promise<void>; engine?: "none" } = {}): Promise<void> {
     p.netns = addNetns(`p${p.ns}${p.name}`);
     const node = nodes[p.node]!;
     const veth = hostVethName(p.containerId, "eth0");
@@ -72,7 +99,7 @@ describe("NetworkPolicy truth tables: real API server, real nftables, real traff
       ...(p.eni ? { podNetns: p.netns.path } : { hostVeth: veth }),
     };
     // As the agent does: the rules first, then the interface.
-    await engineFor(p.node).attach(target);
+    if (opts.engine !== "none") await engineFor(p.node).attach(target);
     await opts.beforeVeth?.();
     const ip = (argv: string[], ns: string): void => void nsExec(ns, ["ip", ...argv]);
     ip(["link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", p.netns.name], node.name);
@@ -84,7 +111,7 @@ describe("NetworkPolicy truth tables: real API server, real nftables, real traff
     ip(["link", "set", "eth0", "up"], p.netns.name);
     ip(["route", "add", "169.254.1.1", "dev", "eth0"], p.netns.name);
     ip(["route", "add", "default", "via", "169.254.1.1"], p.netns.name);
-    engineFor(p.node).addresses(p.containerId, [p.ip]);
+    if (opts.engine !== "none") engineFor(p.node).addresses(p.containerId, [p.ip]);
     for (const port of [80, 81]) {
       const s = spawn(
         "ip",
@@ -169,6 +196,7 @@ describe("NetworkPolicy truth tables: real API server, real nftables, real traff
     for (const p of PODS) await createPodObject(p);
     const token = await cp.serviceAccountToken("tcnp-system", "tcnp-node");
     const access = { apiUrl: cp.url, tokenFile: token, caCert: cp.caFile };
+    accessOf = access;
     for (const i of [0, 1]) {
       const n = addNetns(`node${i}`);
       nodes.push(n);
@@ -197,17 +225,7 @@ describe("NetworkPolicy truth tables: real API server, real nftables, real traff
       nsExec(n, ["ip", "route", "add", `10.77.${2 - i}.0/24`, "via", `192.168.77.${2 - i}`]);
       const dir = fs.mkdtempSync(path.join(os.tmpdir(), "tcnp-policy-"));
       dirs.push(dir);
-      const engine = new PolicyEngine({
-        access,
-        kube: new Kube(nodeFetch({ caCert: cp.caFile }), access),
-        log: nullLogger,
-        metrics: new Metrics(),
-        dir,
-        // The node's own namespace is this node's netns; a pod's, its path.
-        nft: (script, netns) => nftApply(script, netns === HOST ? nodes[i]!.path : netns),
-        list: (netns) => nftListTable("inet", "tcnp_policy", netns === HOST ? nodes[i]!.path : netns),
-        nodeAddresses: () => [`192.168.77.${i + 1}`],
-      });
+      const engine = newEngine(i, access, dir);
       await engine.start();
       engines.push(engine);
     }
@@ -360,6 +378,43 @@ spec:
     const w = await engineFor(0).view(xa.containerId);
     assert.deepEqual(w?.drift, ["ingress: the kernel's chain has 0 rules, the policies make 2"]);
     deletePolicies();
+  });
+
+  it("without the agent a new pod is isolated (the plugin path records it); the agent, back, applies its rules", async () => {
+    const p: TestPod = {
+      ns: "z",
+      name: "noagent",
+      labels: { app: "noagent" },
+      node: 0,
+      eni: false,
+      ip: "10.77.1.60",
+      containerId: `${process.pid.toString(16)}deaf`.padEnd(64, "0"),
+    };
+    await createPodObject(p);
+    engineFor(0).stop();
+    // What a plugin process does when no agent answers: record and isolate, then the interface.
+    const veth = hostVethName(p.containerId, "eth0");
+    const isolated = await isolateWithoutAgent(
+      { containerId: p.containerId, namespace: p.ns, name: p.name, ips: [], hostVeth: veth },
+      { dir: dirs[0]!, nft: nftOn(0) },
+    );
+    assert.equal(isolated, true, "the node enforces policy: the plugin path isolates");
+    await addPod(p, { engine: "none" });
+    addressesWithoutAgent(p.containerId, [p.ip], dirs[0]!);
+    const peer = PODS.find((q) => q.ns === "z" && q.node === 1)!;
+    assert.equal(await probe(peer, p, 80), false, "an isolated pod was reached");
+    // The agent comes back: it reads the record and, no policy selecting the pod, opens it.
+    const again = newEngine(0, accessOf, dirs[0]!);
+    await again.start();
+    engines[0] = again;
+    const deadline = Date.now() + 15_000;
+    while (!(await probe(peer, p, 80)) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 300));
+    assert.equal(await probe(peer, p, 80), true, "the agent did not open the pod it found recorded");
+    // Its DEL on the plugin path takes its chains and record away.
+    await forgetWithoutAgent(p.containerId, { dir: dirs[0]!, nft: nftOn(0) });
+    assert.equal(fs.existsSync(path.join(dirs[0]!, `${p.containerId}.json`)), false);
+    const t = JSON.stringify(await nftListTable("inet", "tcnp_policy", nodes[0]!.path));
+    assert.equal(t.includes(`${veth}-in`), false, "the pod's chain stayed");
   });
 
   it("no packet reaches a new pod before its rules exist (deny-all namespace, a sender flooding its address)", async () => {
