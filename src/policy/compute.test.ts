@@ -146,6 +146,19 @@ test("egress named ports resolve on each peer pod; a rule whose ports all fail t
   assert.deepEqual(chainRules(q.ingress, "ingress"), ["counter drop"]);
 });
 
+test("egress to every peer on a named port: every pod whose port has that name (found by the upstream e2e suite)", () => {
+  const p = podPolicy(
+    B,
+    world(np("x", { podSelector: {}, egress: [{ ports: [{ port: "http" }, { port: 53, protocol: "UDP" }] }] })),
+  );
+  assert.deepEqual(chainRules(p.egress, "egress"), [
+    "meta l4proto udp th dport { 53 } return",
+    "ip daddr { 10.0.0.1 } meta l4proto tcp th dport { 8080 } return",
+    "ip daddr { 10.0.0.3 } meta l4proto tcp th dport { 9090 } return",
+    "counter drop",
+  ]);
+});
+
 test("policies add up; finished and host-network pods are no peers", () => {
   const w = world(np("x", { podSelector: {}, ingress: [{ from: [{ podSelector: { matchLabels: { app: "b" } } }] }] }), {
     metadata: { namespace: "x", name: "q" },

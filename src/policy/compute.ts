@@ -122,7 +122,7 @@ function ruleClauses(
   w: World,
 ): Clause[] {
   // Ports named by a name resolve on the pod that listens: the pod itself for ingress, each peer for egress.
-  const named = dir === "egress" && rule.ports.some((p) => typeof p.port === "string" && !/^\d+$/.test(p.port));
+  const named = dir === "egress" && rule.ports.some(isName);
   const portsOn = (pod: Pod | undefined): PortMatch[] | undefined => {
     if (rule.ports.length === 0) return undefined;
     return rule.ports.map((p) => resolvePort(p, pod)).filter((p): p is PortMatch => p !== undefined);
@@ -135,7 +135,14 @@ function ruleClauses(
   };
   const selfPorts = portsOn(dir === "ingress" ? self : undefined);
   if (rule.peers.length === 0) {
+    // Every peer: numbers hold for any address, names for every pod whose port has that name.
     add(undefined, selfPorts);
+    if (named) {
+      const r = namedOnly(rule);
+      const on = (p: Pod): PortMatch[] =>
+        r.ports.map((x) => resolvePort(x, p)).filter((x): x is PortMatch => x !== undefined);
+      for (const g of namedGroups(peerPods({ namespaceSelector: {} }, ns, w), r, on)) add({ ips: g.ips }, g.ports);
+    }
     return out;
   }
   for (const peer of rule.peers) {
@@ -151,6 +158,15 @@ function ruleClauses(
     for (const g of namedGroups(pods, rule, portsOn)) add({ ips: g.ips }, g.ports);
   }
   return out;
+}
+
+const isName = (p: PolicyPort): boolean => typeof p.port === "string" && !/^\d+$/.test(p.port);
+const namedParts = new WeakMap<PolicyRule, PolicyRule>();
+// A rule's named ports alone (one object per rule: selections are cached on it).
+function namedOnly(rule: PolicyRule): PolicyRule {
+  let r = namedParts.get(rule);
+  if (r === undefined) namedParts.set(rule, (r = { peers: rule.peers, ports: rule.ports.filter(isName) }));
+  return r;
 }
 
 // The addresses of a selection (one array per selection: the renderer caches on it).
