@@ -64,7 +64,7 @@ export const SUITES = {
   /** A NetworkPolicy sample for CI (the whole set takes ~35 minutes a mode: `policy`). */
   policyCi: {
     focus: [
-      "\\[sig-network\\] NetworkPolicy \\[LinuxOnly\\] NetworkPolicy between server and client should (support a 'default-deny-ingress' policy|enforce policy to allow traffic only from a different namespace, based on NamespaceSelector|enforce policy based on PodSelector and NamespaceSelector|allow ingress access on one named port|enforce updated policy|enforce except clause while egress access to server in CIDR block|not allow access by TCP when a policy specifies only SCTP)",
+      "\\[sig-network\\] NetworkPolicy \\[LinuxOnly\\] NetworkPolicy between server and client should (support a 'default-deny-ingress' policy|enforce policy to allow traffic only from a different namespace, based on NamespaceSelector|enforce policy based on PodSelector and NamespaceSelector|allow ingress access on one named port|allow egress access on one named port|enforce updated policy|enforce except clause while egress access to server in CIDR block|not allow access by TCP when a policy specifies only SCTP)",
     ],
     skip: NOT_HERE,
   },
