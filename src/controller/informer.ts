@@ -1,11 +1,9 @@
 // A cache of one kind of Kubernetes object: list, then watch from the list's resourceVersion; a watch
 // that ends resumes from the last version seen; an expired version (410 Gone) starts over with a
 // fresh list. The way client-go's reflector keeps a store, in a few lines.
-import * as fs from "node:fs";
-import * as http from "node:http";
-import * as https from "node:https";
+import type * as http from "node:http";
 import type { Logger } from "../log/logger.js";
-import { bearerOf, type KubeAccess } from "./kube.js";
+import { getStream, type KubeAccess } from "./kube.js";
 
 interface Meta {
   metadata?: { uid?: string; namespace?: string; name?: string; resourceVersion?: string };
@@ -22,22 +20,6 @@ export interface Informer<T> {
 }
 
 const keyOf = (m: Meta): string => `${m.metadata?.namespace ?? ""}/${m.metadata?.name ?? ""}`;
-
-function request(access: KubeAccess, path: string, onRes: (res: http.IncomingMessage) => void): http.ClientRequest {
-  const u = new URL(`${access.apiUrl}${path}`);
-  const headers: Record<string, string> = { accept: "application/json" };
-  const token = bearerOf(access);
-  if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
-  const mod = u.protocol === "https:" ? https : http;
-  const o: https.RequestOptions = {
-    method: "GET",
-    headers,
-    ...(access.caCert === undefined ? {} : { ca: fs.readFileSync(access.caCert) }),
-  };
-  const req = mod.request(u, o, onRes);
-  req.end();
-  return req;
-}
 
 /**
  * Keeps `parse(object)` of every object at `path` (a collection, e.g. /api/v1/pods), keyed by
@@ -74,7 +56,7 @@ export function inform<T>(
   const list = (): void => {
     if (stopped) return;
     let body = "";
-    req = request(access, path, (res) => {
+    req = getStream(access, path, (res) => {
       res.setEncoding("utf8");
       res.on("data", (d: string) => (body += d));
       res.on("end", () => {
@@ -102,7 +84,7 @@ export function inform<T>(
     if (stopped) return;
     let buf = "";
     let gone = false;
-    req = request(access, `${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${version}`, (res) => {
+    req = getStream(access, `${path}${sep}watch=1&allowWatchBookmarks=true&resourceVersion=${version}`, (res) => {
       if (res.statusCode !== 200) {
         res.resume();
         gone = true; // expired (410) or refused: list again, after a pause

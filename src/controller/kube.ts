@@ -311,6 +311,27 @@ interface WatchedObject {
   code?: number;
 }
 
+/** A GET whose response is read as it streams (lists, watches), sent at once. */
+export function getStream(
+  access: KubeAccess,
+  path: string,
+  onRes: (res: http.IncomingMessage) => void,
+): http.ClientRequest {
+  const u = new URL(`${access.apiUrl}${path}`);
+  const headers: Record<string, string> = { accept: "application/json" };
+  const token = bearerOf(access);
+  if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
+  const mod = u.protocol === "https:" ? https : http;
+  const o: https.RequestOptions = {
+    method: "GET",
+    headers,
+    ...(access.caCert === undefined ? {} : { ca: fs.readFileSync(access.caCert) }),
+  };
+  const req = mod.request(u, o, onRes);
+  req.end();
+  return req;
+}
+
 // A watch stream of newline-separated events, reconnected after it ends or fails (with backoff).
 function watchStream(
   access: KubeAccess,
@@ -340,18 +361,8 @@ function watchStream(
   };
   const connect = (): void => {
     if (stopped) return;
-    const u = new URL(`${access.apiUrl}${path}`);
-    const headers: Record<string, string> = { accept: "application/json" };
-    const token = bearerOf(access);
-    if (token !== undefined) headers["authorization"] = `Bearer ${token}`;
-    const mod = u.protocol === "https:" ? https : http;
-    const o: https.RequestOptions = {
-      method: "GET",
-      headers,
-      ...(access.caCert === undefined ? {} : { ca: fs.readFileSync(access.caCert) }),
-    };
     let buf = "";
-    req = mod.request(u, o, (res) => {
+    req = getStream(access, path, (res) => {
       if (res.statusCode !== 200) {
         log.warn(`cannot watch ${what}s`, { status: res.statusCode });
         res.resume();
@@ -381,7 +392,6 @@ function watchStream(
       again();
     });
     req.on("close", again);
-    req.end();
   };
   connect();
   return {
