@@ -14,7 +14,8 @@ scripts/setup-deps.sh >/dev/null
 [ -f build/test/helpers/cluster-cli.js ] || npm run --silent build
 scripts/k8s/build.sh >/dev/null
 scripts/k8s/build-e2e.sh >/dev/null
-dir=/run/tcnp-k8s-lab
+# (not under /run or /var/lib: each node's containerd mounts its own there and would not see it)
+dir=/tmp/tcnp-k8s-lab
 for a in "$@"; do case $a in --dir=*) dir=${a#--dir=} ;; esac; done
 case "${1:-}" in
   up)

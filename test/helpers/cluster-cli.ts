@@ -21,7 +21,7 @@ async function main(argv: string[]): Promise<number> {
       mode: { type: "string", default: "mix" },
       modes: { type: "string", default: "mix,eni" },
       suite: { type: "string", default: "ci" },
-      dir: { type: "string", default: "/run/tcnp-k8s-lab" },
+      dir: { type: "string", default: "/tmp/tcnp-k8s-lab" },
     },
   });
   const dir = values.dir!;
