@@ -2,7 +2,7 @@
 // host veth, host-device (eni) the pod's namespace where its NIC now is, veth-host (eni, chained) the
 // veth by which the pod reaches its node and Services.
 import { hostVethName } from "../net/names.js";
-import type { PolicyTarget } from "./policy.js";
+import type { PolicyTarget } from "./policy-node.js";
 
 export interface PolicyHooks {
   attach(t: PolicyTarget): Promise<void>;
@@ -10,6 +10,9 @@ export interface PolicyHooks {
   addresses(containerId: string, ips: readonly string[]): void;
   detach(containerId: string): Promise<void>;
 }
+
+/** A container ID as runtimes make them (it names a file here). */
+export const isContainerId = (id: string): boolean => /^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id);
 
 function cniArgs(s: string | undefined): Map<string, string> {
   const m = new Map<string, string>();
@@ -29,7 +32,10 @@ function resultIps(stdout: string): string[] {
   }
 }
 
-/** The part of a pod's target this plugin's successful ADD made; undefined: none (or not a Kubernetes pod). */
+/**
+ * The part of a pod's target this plugin's ADD makes; undefined: none (or not a Kubernetes pod).
+ * Throws when the names it would use are no container ID or Kubernetes name.
+ */
 export function policyPart(
   plugin: string,
   env: Readonly<Record<string, string | undefined>>,
@@ -42,6 +48,15 @@ export function policyPart(
   const containerId = env["CNI_CONTAINERID"] ?? "";
   const ifname = env["CNI_IFNAME"] ?? "eth0";
   if (namespace === undefined || name === undefined || containerId === "") return undefined;
+  // They name a file and an API path: nothing but what Kubernetes and the runtimes allow.
+  if (!isContainerId(containerId))
+    throw new Error(`CNI_CONTAINERID "${containerId.slice(0, 80)}" is not a container ID`);
+  for (const [k, v] of [
+    ["K8S_POD_NAMESPACE", namespace],
+    ["K8S_POD_NAME", name],
+  ] as const)
+    if (!/^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/.test(v))
+      throw new Error(`${k} "${v.slice(0, 80)}" is not a Kubernetes name`);
   const base = { containerId, namespace, name };
   switch (plugin) {
     case "veth-route":

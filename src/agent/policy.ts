@@ -7,7 +7,6 @@
 // the pod not in the cache), the pod is isolated both ways (fail closed) until it can: only its node
 // reaches it. Pods already known keep the rules of the last state seen.
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { inform, type Informer } from "../controller/informer.js";
 import type { Kube, KubeAccess } from "../controller/kube.js";
@@ -17,21 +16,11 @@ import type { NftLister, NftRunner } from "../kernel/nft.js";
 import type { Logger } from "../log/logger.js";
 import { podPolicy, type PodPolicy, type World } from "../policy/compute.js";
 import { parseNamespace, parsePod, parsePolicy, type Namespace, type Pod, type Policy } from "../policy/model.js";
-import { chainRules, hostBase, hostPodScript, podNetnsScript } from "../policy/nft.js";
+import { chainRules, hostBase, hostPodScript } from "../policy/nft.js";
 import { writeFileAtomic } from "../state/files.js";
+import { DENY_ALL, ENFORCING, localAddresses, podScripts, type PolicyTarget } from "./policy-node.js";
 
-/** A pod attached on this node, as the policy engine enforces it. */
-export interface PolicyTarget {
-  containerId: string;
-  namespace: string;
-  name: string;
-  ips: string[];
-  /** The pod's veth on the node: mix, both directions; eni, what the pod sends by its veth (Services). */
-  hostVeth?: string;
-  /** eni: the pod's network namespace (its table lives there) and the name of its veth to the node. */
-  podNetns?: string;
-  podVeth?: string;
-}
+export type { PolicyTarget } from "./policy-node.js";
 
 type KernelChains = Partial<Record<"ingress" | "egress", { rules: number; drops: number }>>;
 
@@ -47,10 +36,6 @@ export interface PolicyView {
 }
 
 const SYNC_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
-const DENY_ALL: PodPolicy = {
-  ingress: { policies: ["(unknown: the agent cannot learn this pod's labels yet)"], clauses: [] },
-  egress: { policies: ["(unknown: the agent cannot learn this pod's labels yet)"], clauses: [] },
-};
 
 export interface PolicyEngineOptions {
   access: KubeAccess;
@@ -72,7 +57,6 @@ export class PolicyEngine {
   readonly #o: PolicyEngineOptions;
   readonly #targets = new Map<string, PolicyTarget>();
   readonly #applied = new Map<string, string>();
-  readonly #unknown = new Set<string>();
   /** When each target was first seen by a reconcile (a young one may not have its interface yet). */
   readonly #seen = new Map<string, number>();
   #policies?: Informer<Policy>;
@@ -142,25 +126,7 @@ export class PolicyEngine {
   }
 
   #scripts(t: PolicyTarget, p: PodPolicy): Array<{ netns: string; script: string }> {
-    const ingress = chainRules(p.ingress, "ingress");
-    const egress = chainRules(p.egress, "egress");
-    const out: Array<{ netns: string; script: string }> = [];
-    if (t.podNetns !== undefined) {
-      const nodeAddresses = (this.#o.nodeAddresses ?? localAddresses)();
-      out.push({
-        netns: t.podNetns,
-        script: podNetnsScript({
-          ingress,
-          egress,
-          nodeAddresses,
-          ...(t.podVeth === undefined ? {} : { nodeVeth: t.podVeth }),
-        }),
-      });
-      if (t.hostVeth !== undefined) out.push({ netns: HOST, script: hostPodScript(t.hostVeth, { egress }) });
-    } else if (t.hostVeth !== undefined) {
-      out.push({ netns: HOST, script: hostPodScript(t.hostVeth, { ingress, egress }) });
-    }
-    return out;
+    return podScripts(t, p, (this.#o.nodeAddresses ?? localAddresses)());
   }
 
   async #apply(t: PolicyTarget, p: PodPolicy): Promise<boolean> {
@@ -202,8 +168,6 @@ export class PolicyEngine {
           });
         }
       }
-      if (p === undefined) this.#unknown.add(t.containerId);
-      else this.#unknown.delete(t.containerId);
       await this.#apply(t, p ?? DENY_ALL);
     });
   }
@@ -224,7 +188,6 @@ export class PolicyEngine {
       if (t.hostVeth !== undefined) await this.#o.nft(hostPodScript(t.hostVeth, {}), HOST);
       this.#targets.delete(containerId);
       this.#applied.delete(containerId);
-      this.#unknown.delete(containerId);
       fs.rmSync(path.join(this.#o.dir, `${containerId}.json`), { force: true });
     });
   }
@@ -359,7 +322,6 @@ export class PolicyEngine {
     for (const t of this.#targets.values()) {
       const p = this.policyOf(t, world);
       if (p === undefined) continue; // not in the cache yet: keeps what it has
-      this.#unknown.delete(t.containerId);
       try {
         if (await this.#apply(t, p)) changed++;
       } catch (e) {
@@ -380,72 +342,4 @@ export class PolicyEngine {
 function defaultGone(t: PolicyTarget): boolean {
   if (t.podNetns !== undefined) return !fs.existsSync(t.podNetns);
   return t.hostVeth !== undefined && !fs.existsSync(`/sys/class/net/${t.hostVeth}`);
-}
-
-/** The node's own addresses (the agent runs in the node's namespace): they always reach eni pods. */
-function localAddresses(): string[] {
-  return Object.values(os.networkInterfaces())
-    .flat()
-    .filter((a): a is os.NetworkInterfaceInfo => a !== undefined && !a.internal && !a.address.startsWith("fe80"))
-    .map((a) => a.address);
-}
-
-/** The file that says this node enforces NetworkPolicy (the agent writes it at start). */
-export const ENFORCING = "enforcing";
-
-/**
- * Without an agent (restarting, upgrading), a plugin process serving a pod on a node that enforces
- * NetworkPolicy cannot learn the pod's labels: it records the pod for the agent and isolates it
- * (only its node reaches it) before the interface exists; the agent, once back, applies its real
- * rules from the record. Nothing when the node does not enforce policy.
- */
-export async function isolateWithoutAgent(
-  part: PolicyTarget,
-  o: { dir: string; nft: NftRunner; nodeAddresses?: () => string[] },
-): Promise<boolean> {
-  if (!fs.existsSync(path.join(o.dir, ENFORCING))) return false;
-  const file = path.join(o.dir, `${part.containerId}.json`);
-  let before: PolicyTarget | undefined;
-  try {
-    before = JSON.parse(fs.readFileSync(file, "utf8")) as PolicyTarget;
-  } catch {
-    before = undefined;
-  }
-  const t: PolicyTarget = { ...before, ...part, ips: part.ips.length > 0 ? part.ips : (before?.ips ?? []) };
-  writeFileAtomic(file, JSON.stringify(t), { durable: false });
-  const ingress = chainRules(DENY_ALL.ingress, "ingress");
-  const egress = chainRules(DENY_ALL.egress, "egress");
-  if (t.podNetns !== undefined) {
-    const nodeAddresses = (o.nodeAddresses ?? localAddresses)();
-    await o.nft(
-      podNetnsScript({ ingress, egress, nodeAddresses, ...(t.podVeth === undefined ? {} : { nodeVeth: t.podVeth }) }),
-      t.podNetns,
-    );
-    if (t.hostVeth !== undefined) await o.nft(hostBase() + hostPodScript(t.hostVeth, { egress }), HOST);
-  } else if (t.hostVeth !== undefined) await o.nft(hostBase() + hostPodScript(t.hostVeth, { ingress, egress }), HOST);
-  return true;
-}
-
-/** After the plugin process's own ADD: the pod's addresses, in its record (for the agent). */
-export function addressesWithoutAgent(containerId: string, ips: readonly string[], dir: string): void {
-  const file = path.join(dir, `${containerId}.json`);
-  try {
-    const t = JSON.parse(fs.readFileSync(file, "utf8")) as PolicyTarget;
-    if (ips.length > 0) writeFileAtomic(file, JSON.stringify({ ...t, ips }), { durable: false });
-  } catch {
-    // no record: not a pod this node isolates
-  }
-}
-
-/** A plugin process's DEL: the pod's chains on the node and its record go. */
-export async function forgetWithoutAgent(containerId: string, o: { dir: string; nft: NftRunner }): Promise<void> {
-  const file = path.join(o.dir, `${containerId}.json`);
-  let t: PolicyTarget;
-  try {
-    t = JSON.parse(fs.readFileSync(file, "utf8")) as PolicyTarget;
-  } catch {
-    return;
-  }
-  if (t.hostVeth !== undefined) await o.nft(hostPodScript(t.hostVeth, {}), HOST);
-  fs.rmSync(file, { force: true });
 }

@@ -175,9 +175,11 @@ export class AgentRequests {
     env: Record<string, string | undefined>,
     log: Logger,
   ): Promise<CniResponse | undefined> {
-    const part = policyPart(req.plugin, env, req.stdin, "");
-    if (part === undefined) return undefined;
+    let pod = "";
     try {
+      const part = policyPart(req.plugin, env, req.stdin, "");
+      if (part === undefined) return undefined;
+      pod = ` for pod ${part.namespace}/${part.name}`;
       await policy.attach(part);
       return undefined;
     } catch (e) {
@@ -189,7 +191,7 @@ export class AgentRequests {
       } catch {
         // the version stays the newest
       }
-      const msg = `Cannot put NetworkPolicy rules in place for pod ${part.namespace}/${part.name}: ${e instanceof Error ? e.message : String(e)}`;
+      const msg = `Cannot put NetworkPolicy rules in place${pod}: ${e instanceof Error ? e.message : String(e)}`;
       return { exitCode: 1, stdout: `${JSON.stringify({ cniVersion, code: 999, msg })}\n`, stderr: "" };
     }
   }

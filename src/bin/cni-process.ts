@@ -13,8 +13,14 @@ import { VERSION } from "../version.js";
 import { loadPlugin } from "./registry.js";
 import { productionDeps } from "./wiring.js";
 import * as path from "node:path";
-import { addressesWithoutAgent, forgetWithoutAgent, isolateWithoutAgent } from "../agent/policy.js";
-import { policyPart } from "../agent/policy-hook.js";
+import {
+  addressesWithoutAgent,
+  ENFORCING,
+  forgetWithoutAgent,
+  isolateWithoutAgent,
+  type PolicyTarget,
+} from "../agent/policy-node.js";
+import { isContainerId, policyPart } from "../agent/policy-hook.js";
 import { nftApply } from "../kernel/nft.js";
 import { lockDirOf } from "../state/records.js";
 
@@ -103,25 +109,29 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
       return timedK!;
     },
   });
-  // NetworkPolicy without the agent: the pod is recorded for it and isolated before it has an interface.
+  // NetworkPolicy without the agent, on a node that enforces it: the pod is recorded for the agent
+  // and isolated before it has an interface; its DEL takes that away. Elsewhere: one stat per ADD.
   const policyDir = path.join(path.dirname(lockDirOf(env)), "policy");
   const command = env["CNI_COMMAND"];
-  if (command === "ADD" || command === "DEL") {
+  let isolated: PolicyTarget | undefined;
+  if (command === "ADD" && fs.existsSync(path.join(policyDir, ENFORCING))) {
     try {
-      if (command === "ADD") {
-        const part = policyPart(name, env, stdin, "");
-        if (part !== undefined && (await isolateWithoutAgent(part, { dir: policyDir, nft: nftApply })))
-          log.warn("no node agent: the pod is isolated until the agent applies its NetworkPolicy", {});
-      } else await forgetWithoutAgent(env["CNI_CONTAINERID"] ?? "", { dir: policyDir, nft: nftApply });
-    } catch (e) {
-      if (command === "ADD") {
-        const msg = `Cannot isolate the pod until the node agent applies its NetworkPolicy: ${e instanceof Error ? e.message : String(e)}`;
-        process.stdout.write(`${JSON.stringify({ cniVersion: "1.0.0", code: 999, msg })}\n`);
-        return 1;
+      const part = policyPart(name, env, stdin, "");
+      if (part !== undefined && (await isolateWithoutAgent(part, { dir: policyDir, nft: nftApply }))) {
+        isolated = part;
+        log.warn("no node agent: the pod is isolated until the agent applies its NetworkPolicy", {});
       }
-      log.warn("cannot remove a pod's NetworkPolicy rules", { error: e });
+    } catch (e) {
+      const msg = `Cannot isolate the pod until the node agent applies its NetworkPolicy: ${e instanceof Error ? e.message : String(e)}`;
+      process.stdout.write(`${JSON.stringify({ cniVersion: "1.0.0", code: 999, msg })}\n`);
+      return 1;
     }
   }
+  const containerId = env["CNI_CONTAINERID"] ?? "";
+  if (command === "DEL" && isContainerId(containerId))
+    await forgetWithoutAgent(containerId, { dir: policyDir, nft: nftApply }).catch((e: unknown) =>
+      log.warn("cannot remove a pod's NetworkPolicy rules", { error: e }),
+    );
   const httpFetch = deps.httpFetch;
   deps.httpFetch = (o) => timedFetch(httpFetch(o), timings);
   const outcome = await runLogged(
@@ -141,10 +151,8 @@ export async function cniProcess(name: CniPluginName): Promise<number> {
     },
   );
   kernel?.close();
-  if (command === "ADD" && outcome.exitCode === 0) {
-    const part = policyPart(name, env, stdin, outcome.stdout);
-    if (part !== undefined) addressesWithoutAgent(part.containerId, part.ips, policyDir);
-  }
+  if (isolated !== undefined && outcome.exitCode === 0)
+    addressesWithoutAgent(isolated.containerId, policyPart(name, env, stdin, outcome.stdout)?.ips ?? [], policyDir);
   process.stdout.write(outcome.stdout);
   if (outcome.stderr !== "") process.stderr.write(outcome.stderr);
   return outcome.exitCode;

@@ -10,13 +10,13 @@ import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { PolicyEngine } from "../../src/agent/policy.js";
 import {
   addressesWithoutAgent,
   forgetWithoutAgent,
   isolateWithoutAgent,
-  PolicyEngine,
   type PolicyTarget,
-} from "../../src/agent/policy.js";
+} from "../../src/agent/policy-node.js";
 import { Kube } from "../../src/controller/kube.js";
 import { Metrics } from "../../src/controller/metrics.js";
 import { nftApply, nftListTable } from "../../src/kernel/nft.js";

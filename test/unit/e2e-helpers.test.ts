@@ -26,7 +26,8 @@ test("parseJunit: passed, failed with the line that says what failed, skipped wi
 test("the NetworkPolicy test that probes TCP against an SCTP-only policy is not skipped for want of SCTP", () => {
   const name =
     "[sig-network] NetworkPolicy [LinuxOnly] NetworkPolicy between server and client should not allow access by TCP when a policy specifies only SCTP [Feature:NetworkPolicy] [Feature:SCTP]";
-  const xml = `<testcase name="${name}" classname="Kubernetes e2e suite" time="30"></testcase>`;
+  // (time 0: what a left-out test reports; a skip pattern matching it would make it "skipped")
+  const xml = `<testcase name="${name}" classname="Kubernetes e2e suite" time="0"></testcase>`;
   assert.equal(parseJunit(xml, "", SUITES.policy, "mix")[0]?.result, "passed");
 });
 
