@@ -56,12 +56,25 @@ npx tsc --noEmit -p .
 say "format, lint and layers (prettier, eslint, dependency-cruiser)"
 npm run --silent lint
 
+# Tests keep their state in their own directories: the machine's default ones (what a production node
+# uses) must be as they were. A process that lost the test's environment (a runtime's helper) would
+# write there.
+host_state() { ls -d /var/lib/tcnp /run/tcnp/locks /var/log/tcnp 2>/dev/null || true; }
+host_before=$(host_state)
+check_host_state() {
+  local now; now=$(host_state)
+  if [ "$now" != "$host_before" ]; then
+    echo "a test wrote to the machine's default tcnp state: before [$host_before], now [$now]"; exit 1
+  fi
+}
+
 layers=()
 for d in build/src build/test/unit build/test/emulator build/test/contract build/test/netns build/test/e2e; do
   [ -d "$d" ] && layers+=("$d")
 done
 say "unit, emulator, contract, netns and e2e layers: ${layers[*]}"
 node --test "${layers[@]}"
+check_host_state
 
 if [ $realcloud = 1 ]; then
   say "waiting for the real cloud"
@@ -83,4 +96,5 @@ if [ -n "$k8s_pid" ]; then
 else
   say "kube layer skipped (needs root)"
 fi
+check_host_state
 say "all layers passed"

@@ -32,6 +32,14 @@ describe("podman's CNI backend (conflists only)", { skip: skip ?? false }, () =>
     // The seed's eni chain is a conflist already (host-device + veth-host).
     fs.writeFileSync(path.join(vm.confDir, "20-eni.conflist"), JSON.stringify({ ...w.eniConf(), name: "eni" }));
     dir = path.join(w.dir, "podman");
+    // conmon runs `podman container cleanup` when a container exits, and that process (and the
+    // plugins it calls) sees only conmon's environment: CONTAINERS_CONF and PATH, not the test's
+    // TCNP_* variables. Without them its DEL would look in the machine's default state directory,
+    // find no record and leave the address on the port.
+    const vmEnv = w.env(vm);
+    const conmonEnv = Object.entries(vmEnv)
+      .filter(([k]) => k.startsWith("TCNP_"))
+      .map(([k, v]) => `${k}=${v}`);
     fs.mkdirSync(path.join(dir, "rootfs", "bin"), { recursive: true });
     fs.writeFileSync(
       path.join(dir, "containers.conf"),
@@ -42,6 +50,7 @@ describe("podman's CNI backend (conflists only)", { skip: skip ?? false }, () =>
         `network_config_dir = "${vm.confDir}"`,
         "[engine]",
         'cgroup_manager = "cgroupfs"',
+        `conmon_env_vars = ${JSON.stringify([`PATH=${process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin"}`, ...conmonEnv])}`,
         'events_logger = "file"',
         `events_logfile_path = "${path.join(dir, "events.log")}"`,
         'runtime = "runc"',
@@ -58,7 +67,7 @@ describe("podman's CNI backend (conflists only)", { skip: skip ?? false }, () =>
       `[storage]\ndriver = "vfs"\ngraphroot = "${path.join(dir, "root")}"\nrunroot = "${path.join(dir, "run")}"\n`,
     );
     env = {
-      ...w.env(vm),
+      ...vmEnv,
       PATH: process.env["PATH"] ?? "/usr/sbin:/usr/bin:/sbin:/bin",
       CONTAINERS_CONF: path.join(dir, "containers.conf"),
       CONTAINERS_STORAGE_CONF: path.join(dir, "storage.conf"),
@@ -109,6 +118,19 @@ describe("podman's CNI backend (conflists only)", { skip: skip ?? false }, () =>
     const rm = await podman(["rm", "-f", "-t", "0", "web"]);
     assert.equal(rm.status, 0, `${rm.stdout}${rm.stderr}`);
     assert.deepEqual(w.vmPort(vm, MIX_NET).ips, before, "the address is given back (no cool-down in tests)");
+  });
+
+  it("a container that exits by itself gives its address back through conmon's cleanup", async () => {
+    const before = w.vmPort(vm, MIX_NET).ips;
+    const run = await podman(["run", "-d", "--name", "brief", "--network", "tcnp", "localhost/tcnp-busybox", "true"]);
+    assert.equal(run.status, 0, `${run.stdout}${run.stderr}`);
+    // Nothing but conmon's `podman container cleanup` runs DEL here: wait for it.
+    const deadline = Date.now() + 20_000;
+    while (Date.now() < deadline && w.vmPort(vm, MIX_NET).ips.length !== before.length)
+      await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(w.vmPort(vm, MIX_NET).ips, before, "the exited container's address is given back");
+    const rm = await podman(["rm", "brief"]);
+    assert.equal(rm.status, 0, `${rm.stdout}${rm.stderr}`);
   });
 
   it("podman run on the eni chain gives the container a Neutron port of its own; podman rm deletes it", async () => {
