@@ -1,7 +1,8 @@
 #!/bin/bash
 # A two-node Kubernetes cluster on the lab's small cloud (test/helpers/lab-cluster.ts), and
 # Kubernetes' own e2e network tests on it. As root:
-#   scripts/k8s/cluster.sh up [--mode mix|eni]   bring it up (in the background; prints how to reach it)
+#   scripts/k8s/cluster.sh up [--mode mix|eni]   bring it up (in the background; prints how to reach it
+#                                                 and the sample NetworkPolicy's connectivity matrix)
 #   scripts/k8s/cluster.sh down                  take it down
 #   scripts/k8s/cluster.sh e2e [--suite ci|policy|full] [--modes mix,eni]
 #                                                 a fresh cluster per mode, the suite, a table of results
@@ -27,6 +28,8 @@ case "${1:-}" in
       sleep 2
     done
     tail -3 "$dir/cluster.log"
+    echo "the sample NetworkPolicy (deploy/kubernetes/examples/policy) in namespace tcnp-demo, before and after:"
+    cat "$dir/policy-matrix.txt"
     ;;
   *) exec node build/test/helpers/cluster-cli.js "$@" ;;
 esac

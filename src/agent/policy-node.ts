@@ -7,7 +7,7 @@ import * as path from "node:path";
 import type { NftRunner } from "../kernel/nft.js";
 import { HOST } from "../kernel/types.js";
 import type { PodPolicy } from "../policy/compute.js";
-import { chainRules, hostBase, hostPodScript, podNetnsScript } from "../policy/nft.js";
+import { chainRules, hostBase, hostPodRemoval, hostPodScript, podNetnsScript, type SetNamer } from "../policy/nft.js";
 import { writeFileAtomic } from "../state/files.js";
 
 /** A pod attached on this node, as the policy engine enforces it. */
@@ -37,16 +37,34 @@ export function podScripts(
   t: PolicyTarget,
   p: PodPolicy,
   nodeAddresses: readonly string[],
+  cluster: {
+    /** eni: remote servers' ingress for what this pod sends them by its veth (src/policy/nft.ts). */
+    svc?: string[];
+    /** The cluster's node addresses. */
+    nodes?: readonly string[];
+    /** Shared sets for the peers of the node's chains (src/policy/sets.ts); none: inline. */
+    named?: SetNamer;
+  } = {},
 ): Array<{ netns: string; script: string }> {
-  const ingress = chainRules(p.ingress, "ingress");
-  const egress = chainRules(p.egress, "egress");
+  const onNode = (dir: "ingress" | "egress"): string[] => chainRules(p[dir], dir, cluster.named);
   if (t.podNetns !== undefined) {
+    // The pod's own table has no shared sets: its peers inline.
+    const ingress = chainRules(p.ingress, "ingress");
+    const egress = chainRules(p.egress, "egress");
     const nodeVeth = t.podVeth === undefined ? {} : { nodeVeth: t.podVeth };
-    const out = [{ netns: t.podNetns, script: podNetnsScript({ ingress, egress, nodeAddresses, ...nodeVeth }) }];
-    if (t.hostVeth !== undefined) out.push({ netns: HOST, script: hostPodScript(t.hostVeth, { egress }) });
+    const nodes = cluster.nodes === undefined ? {} : { nodes: cluster.nodes };
+    const out = [
+      { netns: t.podNetns, script: podNetnsScript({ ingress, egress, nodeAddresses, ...nodeVeth, ...nodes }) },
+    ];
+    if (t.hostVeth !== undefined)
+      out.push({
+        netns: HOST,
+        script: hostPodScript(t.hostVeth, { egress: onNode("egress"), svc: cluster.svc ?? [] }),
+      });
     return out;
   }
-  return t.hostVeth === undefined ? [] : [{ netns: HOST, script: hostPodScript(t.hostVeth, { ingress, egress }) }];
+  if (t.hostVeth === undefined) return [];
+  return [{ netns: HOST, script: hostPodScript(t.hostVeth, { ingress: onNode("ingress"), egress: onNode("egress") }) }];
 }
 
 /** The node's own addresses (the agent runs in the node's namespace): they always reach eni pods. */
@@ -97,6 +115,6 @@ export function addressesWithoutAgent(containerId: string, ips: readonly string[
 export async function forgetWithoutAgent(containerId: string, o: { dir: string; nft: NftRunner }): Promise<void> {
   const t = readRecord(o.dir, containerId);
   if (t === undefined) return;
-  if (t.hostVeth !== undefined) await o.nft(hostPodScript(t.hostVeth, {}), HOST);
+  if (t.hostVeth !== undefined) await o.nft(hostPodRemoval(t.hostVeth), HOST);
   fs.rmSync(recordOf(o.dir, containerId), { force: true });
 }

@@ -14,13 +14,25 @@ import type { Metrics } from "../controller/metrics.js";
 import { HOST } from "../kernel/types.js";
 import type { NftLister, NftRunner } from "../kernel/nft.js";
 import type { Logger } from "../log/logger.js";
-import { podPolicy, type PodPolicy, type World } from "../policy/compute.js";
+import { judgedAtSource, podPolicy, type PodPolicy, type World } from "../policy/compute.js";
 import { parseNamespace, parsePod, parsePolicy, type Namespace, type Pod, type Policy } from "../policy/model.js";
-import { chainRules, hostBase, hostPodScript } from "../policy/nft.js";
+import {
+  chainRules,
+  hostBase,
+  hostNodesScript,
+  hostPodRemoval,
+  judgedRules,
+  TABLE,
+  type SetNamer,
+} from "../policy/nft.js";
+import { isSharedSet, SharedSets } from "../policy/sets.js";
 import { writeFileAtomic } from "../state/files.js";
 import { DENY_ALL, ENFORCING, localAddresses, podScripts, type PolicyTarget } from "./policy-node.js";
 
 export type { PolicyTarget } from "./policy-node.js";
+
+/** The #applied key of the node addresses' script (container IDs are hex: no clash). */
+const NODES = "(nodes)";
 
 type KernelChains = Partial<Record<"ingress" | "egress", { rules: number; drops: number }>>;
 
@@ -57,6 +69,8 @@ export class PolicyEngine {
   readonly #o: PolicyEngineOptions;
   readonly #targets = new Map<string, PolicyTarget>();
   readonly #applied = new Map<string, string>();
+  readonly #sets = new SharedSets();
+  #swept = false;
   /** When each target was first seen by a reconcile (a young one may not have its interface yet). */
   readonly #seen = new Map<string, number>();
   #policies?: Informer<Policy>;
@@ -84,7 +98,10 @@ export class PolicyEngine {
       }
     }
     await this.#o.nft(hostBase(), HOST);
-    const changed = (): void => this.#schedule();
+    const changed = (): void => {
+      this.#worldCache = undefined;
+      this.#schedule();
+    };
     this.#policies = inform(access, "/apis/networking.k8s.io/v1/networkpolicies", parsePolicy, changed, log);
     this.#pods = inform(access, "/api/v1/pods", parsePod, changed, log);
     this.#namespaces = inform(access, "/api/v1/namespaces", parseNamespace, changed, log);
@@ -105,7 +122,15 @@ export class PolicyEngine {
     );
   }
 
+  // The world as last built: kept until the caches or the local pods' addresses change, so that
+  // the selections computed for one pod serve the next (a burst of ADDs computes them once).
+  #worldCache: World | undefined;
+
   #world(): World {
+    return (this.#worldCache ??= this.#buildWorld());
+  }
+
+  #buildWorld(): World {
     const local = new Map([...this.#targets.values()].map((t) => [`${t.namespace}/${t.name}`, t]));
     const pods = (this.#pods?.items() ?? []).map((p) => {
       const t = local.get(`${p.namespace}/${p.name}`);
@@ -125,17 +150,75 @@ export class PolicyEngine {
     return podPolicy({ ...pod, ips: t.ips }, world ?? this.#world());
   }
 
-  #scripts(t: PolicyTarget, p: PodPolicy): Array<{ netns: string; script: string }> {
-    return podScripts(t, p, (this.#o.nodeAddresses ?? localAddresses)());
+  /** The cluster's node addresses, as the pods' status tells them. */
+  #nodes(world: World): string[] {
+    return [...new Set(world.pods.flatMap((p) => (p.hostIp === undefined ? [] : [p.hostIp])))].sort();
   }
 
-  async #apply(t: PolicyTarget, p: PodPolicy): Promise<boolean> {
-    const scripts = this.#scripts(t, p);
+  #scripts(
+    t: PolicyTarget,
+    p: PodPolicy,
+    world: World | undefined,
+    named: SetNamer,
+  ): Array<{ netns: string; script: string }> {
+    const cluster: { svc?: string[]; nodes?: string[]; named: SetNamer } = { named };
+    if (world !== undefined && t.podNetns !== undefined) {
+      cluster.nodes = this.#nodes(world);
+      const pod = this.#pods?.get(`${t.namespace}/${t.name}`);
+      // What this eni pod sends by its veth to pods on other nodes leaves masqueraded: judged here.
+      if (t.hostVeth !== undefined && pod !== undefined && p !== DENY_ALL) {
+        const local = new Set([...this.#targets.values()].flatMap((x) => x.ips));
+        cluster.svc = judgedRules(
+          judgedAtSource({ ...pod, ips: t.ips }, world, (d) => !d.ips.some((ip) => local.has(ip))),
+        );
+      }
+    }
+    return podScripts(t, p, (this.#o.nodeAddresses ?? localAddresses)(), cluster);
+  }
+
+  async #applyNodes(world: World): Promise<void> {
+    const script = hostNodesScript(this.#nodes(world));
+    if (this.#applied.get(NODES) === script) return;
+    await this.#o.nft(script, HOST);
+    this.#applied.set(NODES, script);
+  }
+
+  async #apply(t: PolicyTarget, p: PodPolicy, world?: World): Promise<boolean> {
+    const { named, wanted } = this.#sets.namer();
+    const scripts = this.#scripts(t, p, world, named);
     const text = JSON.stringify(scripts);
     if (this.#applied.get(t.containerId) === text) return false;
-    for (const s of scripts) await this.#o.nft(s.script, s.netns);
+    const plan = this.#sets.plan(t.containerId, wanted);
+    for (const s of scripts)
+      await this.#o.nft(s.netns === HOST ? plan.before + s.script + plan.after : s.script, s.netns);
+    if (!scripts.some((s) => s.netns === HOST) && (plan.before !== "" || plan.after !== ""))
+      await this.#o.nft(plan.before + plan.after, HOST);
+    plan.commit();
     this.#applied.set(t.containerId, text);
     return true;
+  }
+
+  /** A pod's chains on the node go, with the shared sets only they named. */
+  async #removeHost(t: PolicyTarget): Promise<void> {
+    const plan = this.#sets.plan(t.containerId, new Map());
+    if (t.hostVeth !== undefined) await this.#o.nft(hostPodRemoval(t.hostVeth) + plan.after, HOST);
+    else if (plan.after !== "") await this.#o.nft(plan.after, HOST);
+    plan.commit();
+  }
+
+  /**
+   * Shared sets in the kernel that no chain of this agent names (left by an agent before it, whose
+   * chains this one has replaced): deleted once, after the first reconcile.
+   */
+  async #sweep(): Promise<void> {
+    const list = this.#o.list;
+    if (list === undefined) return;
+    const json = (await list(HOST)) as { nftables?: Array<{ set?: { name: string } }> } | undefined;
+    const stale = (json?.nftables ?? [])
+      .map((i) => i.set?.name)
+      .filter((n): n is string => n !== undefined && isSharedSet(n) && !this.#sets.known(n));
+    // One by one: a set a chain still names (a pod not reapplied yet) stays, the others go.
+    for (const n of stale) await this.#o.nft(`delete set inet ${TABLE} ${n}\n`, HOST).catch(() => {});
   }
 
   /**
@@ -155,12 +238,13 @@ export class PolicyEngine {
           new Promise((r) => setTimeout(r, wait).unref()),
         ]);
       }
-      let p = this.policyOf(t);
-      if (p === undefined && this.#synced()) {
+      const world = this.#synced() ? this.#world() : undefined;
+      let p = this.policyOf(t, world);
+      if (p === undefined && world !== undefined) {
         // The pod is newer than the cache: ask for it (the watch brings it soon after).
         try {
           const pod = parsePod(await this.#o.kube.getJson(`/api/v1/namespaces/${t.namespace}/pods/${t.name}`));
-          p = podPolicy({ ...pod, ips: t.ips }, this.#world());
+          p = podPolicy({ ...pod, ips: t.ips }, world);
         } catch (e) {
           this.#o.log.warn("cannot learn a new pod's labels: isolating it until the agent can", {
             pod: `${t.namespace}/${t.name}`,
@@ -168,7 +252,7 @@ export class PolicyEngine {
           });
         }
       }
-      await this.#apply(t, p ?? DENY_ALL);
+      await this.#apply(t, p ?? DENY_ALL, world);
     });
   }
 
@@ -176,6 +260,7 @@ export class PolicyEngine {
     const t = this.#targets.get(containerId);
     if (t === undefined || ips.length === 0 || JSON.stringify(t.ips) === JSON.stringify(ips)) return;
     t.ips = [...ips];
+    this.#worldCache = undefined;
     writeFileAtomic(path.join(this.#o.dir, `${t.containerId}.json`), JSON.stringify(t), { durable: false });
     this.#schedule();
   }
@@ -185,8 +270,9 @@ export class PolicyEngine {
     const t = this.#targets.get(containerId);
     if (t === undefined) return;
     await this.#serialised(async () => {
-      if (t.hostVeth !== undefined) await this.#o.nft(hostPodScript(t.hostVeth, {}), HOST);
+      await this.#removeHost(t);
       this.#targets.delete(containerId);
+      this.#worldCache = undefined;
       this.#applied.delete(containerId);
       fs.rmSync(path.join(this.#o.dir, `${containerId}.json`), { force: true });
     });
@@ -289,8 +375,9 @@ export class PolicyEngine {
       this.#seen.set(t.containerId, since);
       if (now - since < 60_000 || !gone(t)) continue;
       this.#o.log.info("forgetting the rules of a pod that is gone", { pod: `${t.namespace}/${t.name}` });
-      if (t.hostVeth !== undefined) await this.#o.nft(hostPodScript(t.hostVeth, {}), HOST).catch(() => {});
+      await this.#removeHost(t).catch(() => {});
       this.#targets.delete(t.containerId);
+      this.#worldCache = undefined;
       this.#applied.delete(t.containerId);
       this.#seen.delete(t.containerId);
       fs.rmSync(path.join(this.#o.dir, `${t.containerId}.json`), { force: true });
@@ -319,15 +406,24 @@ export class PolicyEngine {
     let changed = 0;
     const world = this.#world();
     await this.#prune();
+    try {
+      await this.#applyNodes(world);
+    } catch (e) {
+      this.#o.log.warn("cannot write the cluster's node addresses", { error: e });
+    }
     for (const t of this.#targets.values()) {
       const p = this.policyOf(t, world);
       if (p === undefined) continue; // not in the cache yet: keeps what it has
       try {
-        if (await this.#apply(t, p)) changed++;
+        if (await this.#apply(t, p, world)) changed++;
       } catch (e) {
         this.#o.log.warn("cannot apply a pod's NetworkPolicy rules", { pod: `${t.namespace}/${t.name}`, error: e });
         this.#o.metrics.inc("tcnp_agent_policy_apply_failures_total", "NetworkPolicy rule updates that failed");
       }
+    }
+    if (!this.#swept) {
+      this.#swept = true;
+      await this.#sweep().catch((e: unknown) => this.#o.log.warn("cannot sweep stale peer sets", { error: e }));
     }
     if (changed > 0)
       this.#o.metrics.observe(

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
-import { podPolicy, selects, type World } from "./compute.js";
+import { judgedAtSource, podPolicy, selects, type World } from "./compute.js";
 import { parsePolicy, type Pod } from "./model.js";
-import { chainRules, hostPodScript, podNetnsScript } from "./nft.js";
+import { chainRules, hostBase, hostPodScript, judgedRules, podNetnsScript } from "./nft.js";
 
 const pod = (
   namespace: string,
@@ -190,4 +190,51 @@ test("scripts: a pod's host chains replace and remove in one transaction; an eni
   assert.match(t, /ip saddr \{ 192\.0\.2\.1 \} accept/);
   assert.match(t, /oifname "veth0" accept/);
   assert.match(t, /^add table inet tcnp_policy\ndelete table inet tcnp_policy\n/);
+});
+
+test("judged at the source: what isolated remote pods admit from a masqueraded client, on their ports", () => {
+  // x's pods admit app=b on 8080 and the 10.0.0.0/30 block less 10.0.0.2; z's pod admits nothing.
+  const w = world(
+    np("x", {
+      podSelector: {},
+      ingress: [
+        { from: [{ podSelector: { matchLabels: { app: "b" } } }], ports: [{ port: 8080 }] },
+        { from: [{ ipBlock: { cidr: "10.0.0.0/30", except: ["10.0.0.2/32"] } }] },
+      ],
+    }),
+    { metadata: { namespace: "z", name: "deny" }, spec: { podSelector: {}, policyTypes: ["Ingress"] } },
+  );
+  const remote = (p: Pod): boolean => p !== B;
+  const fromB = judgedAtSource(B, w, remote);
+  assert.deepEqual(fromB.isolated.sort(), ["10.0.0.1", "10.0.0.4"], "y's pod is not isolated: not listed");
+  assert.deepEqual(fromB.allowed, [{ ips: ["10.0.0.1"], ports: [{ protocol: "tcp", first: 8080, last: 8080 }] }]);
+  assert.deepEqual(judgedRules(fromB), [
+    "ip daddr { 10.0.0.1 } meta l4proto tcp th dport { 8080 } ip dscp set 11 return",
+    "ip daddr { 10.0.0.1, 10.0.0.4 } counter drop",
+  ]);
+  // C (10.0.0.3) is in the block and not excepted: any port of x's pods; a local pod (A here) is
+  // judged on its own node, never here.
+  const fromC = judgedAtSource(C, w, (p) => p !== C && p !== A);
+  assert.deepEqual(fromC.allowed, [{ ips: ["10.0.0.2"] }]);
+  assert.deepEqual(fromC.isolated, ["10.0.0.2", "10.0.0.4"]);
+  assert.deepEqual(judgedAtSource(C, w, (p) => p !== C).allowed, [{ ips: ["10.0.0.1"] }, { ips: ["10.0.0.2"] }]);
+  // No isolated remote pod: no chain at all.
+  assert.deepEqual(judgedRules(judgedAtSource(B, world(), remote)), []);
+});
+
+test("the node's table: only a node's judgement marks, and only marked traffic from nodes passes unjudged", () => {
+  const base = hostBase();
+  const rules = base.split("\n").filter((l) => l.startsWith("add rule inet tcnp_policy forward"));
+  const at = (re: RegExp): number => rules.findIndex((r) => re.test(r));
+  // A pod's own mark is cleared before anything trusts a mark; the trusted source excludes pods.
+  assert.ok(at(/iifname @pods ip dscp 11 ip dscp set 0/) >= 0);
+  assert.ok(at(/iifname @pods ip dscp 11/) < at(/iifname != @pods ip saddr @nodes ip dscp 11 accept/));
+  assert.ok(at(/saddr @nodes/) < at(/vmap @ingress/));
+  assert.ok(at(/vmap @egress/) < at(/vmap @svc/), "the client's own egress first, then the server's ingress");
+  assert.match(base, /add rule inet tcnp_policy output ip dscp 11 ip dscp set 0/);
+  const t = podNetnsScript({ ingress: [], egress: [], nodeAddresses: [], nodes: ["192.0.2.2", "192.0.2.1"] });
+  assert.match(t, /ip saddr \{ 192\.0\.2\.1, 192\.0\.2\.2 \} ip dscp 11 accept/);
+  // svc chain: empty rules remove it (with its map element).
+  assert.match(hostPodScript("vethq", { egress: [], svc: [] }), /delete element inet tcnp_policy svc \{ "vethq" \}/);
+  assert.match(hostPodScript("vethq", {}, false), /delete element inet tcnp_policy pods \{ "vethq" \}/);
 });

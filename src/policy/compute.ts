@@ -3,6 +3,7 @@
 // namespace selects it for that direction; then a connection passes if any rule of any such policy
 // allows it (policies add up); within a rule the peer must match one of its peers (OR) and the port
 // one of its ports; within a peer, a podSelector and a namespaceSelector both apply (AND).
+import { cidrContains, parseCidr, tryParseIp } from "../net/ip.js";
 import type { LabelSelector, Namespace, Pod, Policy, PolicyPeer, PolicyPort, PolicyRule } from "./model.js";
 
 export type Protocol = "tcp" | "udp" | "sctp";
@@ -34,6 +35,13 @@ export interface Direction {
 export interface PodPolicy {
   ingress: Direction;
   egress: Direction;
+}
+
+/** What remote pods admit from one client: each allowance's addresses and ports (none: any). */
+export interface SourceJudgement {
+  allowed: Array<{ ips: string[]; ports?: PortMatch[] }>;
+  /** Every address of the remote pods isolated for ingress. */
+  isolated: string[];
 }
 
 export interface World {
@@ -86,15 +94,32 @@ function peerPods(peer: PolicyPeer, ns: string, w: World): Pod[] {
   return found;
 }
 
+// A world's peers (pods with addresses that are not host-network) by namespace, once per world.
+const byNamespace = new WeakMap<World, Map<string, Pod[]>>();
+function peersIn(w: World): Map<string, Pod[]> {
+  let m = byNamespace.get(w);
+  if (m !== undefined) return m;
+  m = new Map();
+  for (const p of w.pods) {
+    if (p.hostNetwork || p.finished || p.ips.length === 0) continue;
+    const l = m.get(p.namespace);
+    if (l === undefined) m.set(p.namespace, [p]);
+    else l.push(p);
+  }
+  byNamespace.set(w, m);
+  return m;
+}
+
 function selectPeers(peer: PolicyPeer, ns: string, w: World): Pod[] {
-  return w.pods.filter((p) => {
-    if (p.hostNetwork || p.finished || p.ips.length === 0) return false;
-    if (peer.namespaceSelector !== undefined) {
-      const n = w.namespaces.get(p.namespace);
-      if (!selects(peer.namespaceSelector, n?.labels ?? {})) return false;
-    } else if (p.namespace !== ns) return false;
-    return peer.podSelector === undefined || selects(peer.podSelector, p.labels);
-  });
+  const index = peersIn(w);
+  const sel = peer.namespaceSelector;
+  const spaces =
+    sel === undefined ? [ns] : [...index.keys()].filter((n) => selects(sel, w.namespaces.get(n)?.labels ?? {}));
+  const out: Pod[] = [];
+  for (const n of spaces)
+    for (const p of index.get(n) ?? [])
+      if (peer.podSelector === undefined || selects(peer.podSelector, p.labels)) out.push(p);
+  return out;
 }
 
 /** A policy port on a pod: numbers as they are, a name as that pod's container port of that name. */
@@ -213,4 +238,39 @@ function direction(self: Pod, dir: "ingress" | "egress", w: World): Direction {
 /** What the policies of the world allow `pod` to receive and send. */
 export function podPolicy(pod: Pod, w: World): PodPolicy {
   return { ingress: direction(pod, "ingress", w), egress: direction(pod, "egress", w) };
+}
+
+// Each pod's ingress, once per world (every local client that is judged at its source asks).
+const ingressOf = new WeakMap<World, Map<Pod, Direction>>();
+
+function admits(c: Clause, client: readonly string[]): boolean {
+  const p = c.peers;
+  if (p === undefined) return true;
+  if ("ips" in p) return client.some((ip) => p.ips.includes(ip));
+  return client.some((a) => {
+    const ip = tryParseIp(a);
+    if (ip === undefined || !cidrContains(parseCidr(p.cidr), ip)) return false;
+    return !p.except.some((e) => cidrContains(parseCidr(e), ip));
+  });
+}
+
+/**
+ * What the pods that `remote` picks (pods on other nodes) admit from `client`: for a client whose
+ * connections to them arrive masqueraded as its node (eni pods' Service traffic), judged on the
+ * client's node instead. Pods not isolated for ingress admit everything and are not listed.
+ */
+export function judgedAtSource(client: Pod, w: World, remote: (p: Pod) => boolean): SourceJudgement {
+  let memo = ingressOf.get(w);
+  if (memo === undefined) ingressOf.set(w, (memo = new Map()));
+  const out: SourceJudgement = { allowed: [], isolated: [] };
+  for (const d of w.pods) {
+    if (d.hostNetwork || d.finished || d.ips.length === 0 || !remote(d)) continue;
+    let ing = memo.get(d);
+    if (ing === undefined) memo.set(d, (ing = direction(d, "ingress", w)));
+    if (ing.policies.length === 0) continue;
+    out.isolated.push(...d.ips);
+    for (const c of ing.clauses)
+      if (admits(c, client.ips)) out.allowed.push({ ips: d.ips, ...(c.ports === undefined ? {} : { ports: c.ports }) });
+  }
+  return out;
 }

@@ -50,6 +50,8 @@ export interface Pod {
   labels: Record<string, string>;
   ips: string[];
   hostNetwork: boolean;
+  /** The address of the node it runs on (status.hostIP), once scheduled and started. */
+  hostIp?: string;
   /** Succeeded or Failed: holds no address any more. */
   finished: boolean;
   ports: PodPort[];
@@ -149,6 +151,7 @@ export function parsePod(v: unknown): Pod {
     labels: strMap(m["labels"]),
     ips,
     hostNetwork: spec["hostNetwork"] === true,
+    ...(typeof st["hostIP"] === "string" && st["hostIP"] !== "" ? { hostIp: st["hostIP"] } : {}),
     finished: st["phase"] === "Succeeded" || st["phase"] === "Failed",
     ports,
   };

@@ -11,7 +11,16 @@
 // eni pods own their NIC: their table lives in the pod's namespace (input and output hooks), which a
 // pod without NET_ADMIN cannot change. What leaves by the pod's veth to the node (Services) is judged
 // on the node, after DNAT, by the same egress chain on that veth's host side.
-import type { AddrMatch, Clause, Direction, PortMatch } from "./compute.js";
+//
+// An eni pod's Service traffic to a pod on another node leaves its node masqueraded (the VM's port
+// accepts only the node's addresses, and replies must come back through the node to be un-DNATed):
+// the server sees the client's node, not the client. So the client's node judges it against the
+// server's ingress too (its `svc` chain, after the client's egress) and marks what passes with a DSCP
+// code point of local use; a node accepts a new connection from another node's address only with
+// that mark. Nodes clear the mark on everything else they send or forward, so neither a pod nor a
+// host process can forge it; the cloud must carry DSCP unchanged (Neutron does unless a QoS DSCP
+// marking rule is set on the VMs' ports).
+import type { AddrMatch, Clause, Direction, PortMatch, SourceJudgement } from "./compute.js";
 
 export const TABLE = "tcnp_policy";
 const T = `inet ${TABLE}`;
@@ -20,22 +29,31 @@ const PRIORITY = -5;
 
 const family = (a: string): "ip" | "ip6" => (a.includes(":") ? "ip6" : "ip");
 
+/**
+ * Names a shared set for a list of peer addresses of one family ("@name"); without one, lists are
+ * written inline. The node's table shares one named set among every chain that names the same
+ * addresses, so a pod's chains name sets that usually exist already (src/agent/policy-sets.ts).
+ */
+export type SetNamer = (f: "ip" | "ip6", ips: readonly string[]) => string;
+
 // Rendered address lists, per list (the computation shares one list among the pods it selects for).
 const rendered = new WeakMap<string[], Map<string, string[]>>();
 
-function addrParts(p: AddrMatch | undefined, key: "saddr" | "daddr"): string[] {
+function addrParts(p: AddrMatch | undefined, key: "saddr" | "daddr", named?: SetNamer): string[] {
   if (p === undefined) return [""];
   if ("ips" in p) {
+    const cacheKey = named === undefined ? key : undefined;
     let byKey = rendered.get(p.ips);
     if (byKey === undefined) rendered.set(p.ips, (byKey = new Map()));
-    const hit = byKey.get(key);
+    const hit = cacheKey === undefined ? undefined : byKey.get(cacheKey);
     if (hit !== undefined) return hit;
     const out: string[] = [];
     for (const f of ["ip", "ip6"] as const) {
       const ips = [...new Set(p.ips.filter((a) => family(a) === f))].sort();
-      if (ips.length > 0) out.push(`${f} ${key} { ${ips.join(", ")} }`);
+      if (ips.length === 0) continue;
+      out.push(`${f} ${key} ${named === undefined ? `{ ${ips.join(", ")} }` : named(f, ips)}`);
     }
-    byKey.set(key, out);
+    if (cacheKey !== undefined) byKey.set(cacheKey, out);
     return out;
   }
   const f = family(p.cidr);
@@ -59,43 +77,109 @@ function portParts(ports: readonly PortMatch[] | undefined): string[] {
   return out;
 }
 
+/** The DSCP code point (pool 2, local use) of Service traffic judged at its source node. */
+export const JUDGED_DSCP = 0x0b;
+
+/** The `svc` chain of an eni pod's host veth: remote servers' ingress, judged at the source. */
+export function judgedRules(j: SourceJudgement): string[] {
+  if (j.isolated.length === 0) return [];
+  const rules = new Set<string>();
+  const mark = (f: "ip" | "ip6"): string => `${f} dscp set ${JUDGED_DSCP}`;
+  for (const a of j.allowed)
+    for (const f of ["ip", "ip6"] as const) {
+      const ips = [...new Set(a.ips.filter((x) => family(x) === f))].sort();
+      if (ips.length === 0) continue;
+      for (const p of portParts(a.ports))
+        rules.add([`${f} daddr { ${ips.join(", ")} }`, p, mark(f), "return"].filter((x) => x !== "").join(" "));
+    }
+  const out = [...rules];
+  for (const f of ["ip", "ip6"] as const) {
+    const ips = [...new Set(j.isolated.filter((x) => family(x) === f))].sort();
+    if (ips.length > 0) out.push(`${f} daddr { ${ips.join(", ")} } counter drop`);
+  }
+  return out;
+}
+
 /** The rules of one direction's chain, in order. */
-export function chainRules(d: Direction, dir: "ingress" | "egress"): string[] {
+export function chainRules(d: Direction, dir: "ingress" | "egress", named?: SetNamer): string[] {
   if (d.policies.length === 0) return [];
   const key = dir === "ingress" ? "saddr" : "daddr";
   const rules = new Set<string>();
   for (const c of d.clauses as readonly Clause[])
-    for (const a of addrParts(c.peers, key))
+    for (const a of addrParts(c.peers, key, named))
       for (const p of portParts(c.ports)) rules.add(`${[a, p].filter((s) => s !== "").join(" ")} return`.trim());
   return [...rules, "counter drop"];
 }
 
-/** The node's table, its maps and its forward hook (replaced whole: at the agent's start). */
+const dscpOf = (f: "ip" | "ip6"): string => `${f} dscp ${JUDGED_DSCP}`;
+
+/**
+ * The node's table, its maps and sets, its forward and output hooks (the hooks' rules replaced: at
+ * the agent's start). `pods`: every local pod's host veth; `nodes`: the cluster's node addresses.
+ */
 export function hostBase(): string {
   return [
     `add table ${T}`,
     `add map ${T} ingress { type ifname : verdict; }`,
     `add map ${T} egress { type ifname : verdict; }`,
+    `add map ${T} svc { type ifname : verdict; }`,
+    `add set ${T} pods { type ifname; }`,
+    `add set ${T} nodes { type ipv4_addr; }`,
+    `add set ${T} nodes6 { type ipv6_addr; }`,
     `add chain ${T} forward { type filter hook forward priority ${PRIORITY}; policy accept; }`,
     `flush chain ${T} forward`,
     `add rule ${T} forward ct state established,related accept`,
+    // The mark comes only from this node's judgement (svc) or from another node's.
+    `add rule ${T} forward iifname @pods ${dscpOf("ip")} ip dscp set 0`,
+    `add rule ${T} forward iifname @pods ${dscpOf("ip6")} ip6 dscp set 0`,
+    `add rule ${T} forward iifname != @pods ip saddr @nodes ${dscpOf("ip")} accept`,
+    `add rule ${T} forward iifname != @pods ip6 saddr @nodes6 ${dscpOf("ip6")} accept`,
     `add rule ${T} forward iifname vmap @egress`,
+    `add rule ${T} forward iifname vmap @svc`,
     `add rule ${T} forward oifname vmap @ingress`,
+    `add chain ${T} output { type filter hook output priority ${PRIORITY}; policy accept; }`,
+    `flush chain ${T} output`,
+    `add rule ${T} output ${dscpOf("ip")} ip dscp set 0`,
+    `add rule ${T} output ${dscpOf("ip6")} ip6 dscp set 0`,
     "",
   ].join("\n");
 }
 
-const chainOf = (veth: string, dir: "ingress" | "egress"): string => `${veth}-${dir === "ingress" ? "in" : "out"}`;
+/** The cluster's node addresses in the node's table (replaced whole). */
+export function hostNodesScript(nodes: readonly string[]): string {
+  const lines = [`flush set ${T} nodes`, `flush set ${T} nodes6`];
+  for (const [set, f] of [
+    ["nodes", "ip"],
+    ["nodes6", "ip6"],
+  ] as const) {
+    const ips = [...new Set(nodes.filter((a) => family(a) === f))].sort();
+    if (ips.length > 0) lines.push(`add element ${T} ${set} { ${ips.join(", ")} }`);
+  }
+  return lines.join("\n") + "\n";
+}
 
-/** A pod's chains on the node, for its host veth: the directions given are replaced, the others removed. */
-export function hostPodScript(veth: string, dirs: { ingress?: string[]; egress?: string[] }): string {
-  const lines: string[] = [];
-  for (const dir of ["ingress", "egress"] as const) {
+type HostDir = "ingress" | "egress" | "svc";
+const chainOf = (veth: string, dir: HostDir): string =>
+  `${veth}-${dir === "ingress" ? "in" : dir === "egress" ? "out" : "svc"}`;
+
+/**
+ * A pod's chains on the node, for its host veth: the directions given are replaced, the others
+ * removed; `attached: false` takes the veth out of the node's pods too (DEL).
+ */
+export function hostPodScript(
+  veth: string,
+  dirs: { ingress?: string[]; egress?: string[]; svc?: string[] },
+  attached = true,
+): string {
+  const lines: string[] = [`add element ${T} pods { "${veth}" }`];
+  if (!attached) lines.push(`delete element ${T} pods { "${veth}" }`);
+  for (const dir of ["ingress", "egress", "svc"] as const) {
     const chain = chainOf(veth, dir);
     const rules = dirs[dir];
     lines.push(`add chain ${T} ${chain}`, `flush chain ${T} ${chain}`);
     lines.push(`add element ${T} ${dir} { "${veth}" : jump ${chain} }`);
-    if (rules === undefined) lines.push(`delete element ${T} ${dir} { "${veth}" }`, `delete chain ${T} ${chain}`);
+    if (rules === undefined || (dir === "svc" && rules.length === 0))
+      lines.push(`delete element ${T} ${dir} { "${veth}" }`, `delete chain ${T} ${chain}`);
     else for (const r of rules) lines.push(`add rule ${T} ${chain} ${r}`);
   }
   return lines.join("\n") + "\n";
@@ -103,7 +187,7 @@ export function hostPodScript(veth: string, dirs: { ingress?: string[]; egress?:
 
 /** Removes a pod's chains from the node's table (whether or not they exist). */
 export function hostPodRemoval(veth: string): string {
-  return hostPodScript(veth, {});
+  return hostPodScript(veth, {}, false);
 }
 
 /** The table inside an eni pod's namespace: replaced whole, in one transaction. */
@@ -113,11 +197,17 @@ export function podNetnsScript(o: {
   /** The pod's veth to the node: egress by it is judged on the node; ingress from the node passes. */
   nodeVeth?: string;
   nodeAddresses: readonly string[];
+  /** The cluster's nodes: what they judged at the source (marked) passes. */
+  nodes?: readonly string[];
 }): string {
   const node: string[] = [];
   for (const f of ["ip", "ip6"] as const) {
     const ips = o.nodeAddresses.filter((a) => family(a) === f);
     if (ips.length > 0) node.push(`${f} saddr { ${ips.join(", ")} } accept`);
+  }
+  for (const f of ["ip", "ip6"] as const) {
+    const ips = [...new Set((o.nodes ?? []).filter((a) => family(a) === f))].sort();
+    if (ips.length > 0) node.push(`${f} saddr { ${ips.join(", ")} } ${dscpOf(f)} accept`);
   }
   const veth = o.nodeVeth === undefined ? [] : [`oifname "${o.nodeVeth}" accept`];
   const block = (name: string, head: string[], rules: string[]): string =>

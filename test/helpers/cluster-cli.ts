@@ -9,6 +9,7 @@ import { parseArgs } from "node:util";
 import { runE2e, SUITES, table, type E2eResult } from "./e2e-run.js";
 import { K8S_DIR } from "./kube-real.js";
 import { startLabCluster, type ClusterMode } from "./lab-cluster.js";
+import { policyDemo, writeDemo } from "./policy-demo.js";
 
 const say = (l: string): void =>
   void process.stderr.write(`[cluster ${new Date().toISOString().slice(11, 19)}] ${l}\n`);
@@ -32,6 +33,12 @@ async function main(argv: string[]): Promise<number> {
       if (mode !== "mix" && mode !== "eni") return (say("--mode is mix or eni"), 2);
       if (fs.existsSync(stateFile)) return (say(`a cluster is up (${stateFile}): down first`), 1);
       const c = await startLabCluster({ mode, dir, say });
+      // The sample NetworkPolicy and its connectivity matrix (issue 24), shown by cluster.sh up.
+      const rows = await policyDemo(c, say).catch(async (e: unknown) => {
+        await c.stop();
+        throw e;
+      });
+      writeDemo(dir, rows);
       const kubectl = `ip netns exec ${c.w.vms[2]!.nsName} ${path.join(K8S_DIR, "debs", "root", "usr", "bin", "kubectl")} --kubeconfig ${c.cp.adminKubeconfig}`;
       fs.writeFileSync(
         stateFile,

@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { e2eSkipReason } from "../helpers/cni.js";
+import { demoTable, policyDemo, type DemoRow } from "../helpers/policy-demo.js";
 import { runE2e, SUITES, table, type E2eResult } from "../helpers/e2e-run.js";
 import { controlPlaneSkipReason } from "../helpers/kube-real.js";
 import { clusterSkipReason, startLabCluster, type ClusterMode } from "../helpers/lab-cluster.js";
@@ -41,16 +42,18 @@ describe("Kubernetes' e2e network tests on a two-node lab cluster", { skip: skip
     it(`${mode} mode: the Granular Checks and the Services subset pass`, { timeout: 60 * 60_000 }, async () => {
       const c = await startLabCluster({ mode, dir: path.join(dir, mode) });
       let mine: E2eResult[];
+      let demo: DemoRow[];
       try {
         mine = await runE2e(c, SUITES.ci, { reportDir: path.join(dir, mode, "report"), timeoutMinutes: 40 });
-        // NetworkPolicy (issue 24): a sample on mix pods here; the whole set is `cluster.sh e2e --suite policy`.
-        if (mode === "mix")
-          mine.push(
-            ...(await runE2e(c, SUITES.policyCi, {
-              reportDir: path.join(dir, mode, "report-policy"),
-              timeoutMinutes: 30,
-            })),
-          );
+        // NetworkPolicy (issue 24): a sample of the upstream tests in both modes (the whole set is
+        // `cluster.sh e2e --suite policy`), and the lab's sample policy with its matrix.
+        mine.push(
+          ...(await runE2e(c, SUITES.policyCi, {
+            reportDir: path.join(dir, mode, "report-policy"),
+            timeoutMinutes: 30,
+          })),
+        );
+        demo = await policyDemo(c);
       } catch (e) {
         await c.stop();
         throw e;
@@ -71,5 +74,10 @@ describe("Kubernetes' e2e network tests on a two-node lab cluster", { skip: skip
         `${table(mine)}\n${logs}`,
       );
       assert.ok(mine.filter((r) => r.result === "passed").length >= 8, table(mine));
+      // The sample policy: before it every client reaches the server; after it only the frontends,
+      // by the pod's address and by its Service, from the server's node and from the other one.
+      const wrong = demo.filter((r) => r.got !== r.expect);
+      assert.deepEqual(wrong, [], demoTable(demo));
+      assert.equal(demo.filter((r) => r.expect === "denied").length, 4, demoTable(demo));
     });
 });
