@@ -17,7 +17,12 @@ scripts/k8s/build.sh >/dev/null
 scripts/k8s/build-e2e.sh >/dev/null
 # (not under /run or /var/lib: each node's containerd mounts its own there and would not see it)
 dir=/tmp/tcnp-k8s-lab
-for a in "$@"; do case $a in --dir=*) dir=${a#--dir=} ;; esac; done
+prev=""
+for a in "$@"; do
+  case $a in --dir=*) dir=${a#--dir=} ;; esac
+  [ "$prev" = --dir ] && dir=$a
+  prev=$a
+done
 case "${1:-}" in
   up)
     mkdir -p "$dir"

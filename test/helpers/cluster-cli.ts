@@ -9,7 +9,7 @@ import { parseArgs } from "node:util";
 import { runE2e, SUITES, table, type E2eResult } from "./e2e-run.js";
 import { K8S_DIR } from "./kube-real.js";
 import { startLabCluster, type ClusterMode } from "./lab-cluster.js";
-import { policyDemo, writeDemo } from "./policy-demo.js";
+import { demoTable, policyDemo, writeDemo, type DemoRow } from "./policy-demo.js";
 
 const say = (l: string): void =>
   void process.stderr.write(`[cluster ${new Date().toISOString().slice(11, 19)}] ${l}\n`);
@@ -87,6 +87,7 @@ async function main(argv: string[]): Promise<number> {
       const suite = SUITES[values.suite as keyof typeof SUITES];
       if (suite === undefined) return (say("--suite is ci, policy or full"), 2);
       const rows: E2eResult[] = [];
+      const demo: DemoRow[] = [];
       // Stopped by a signal: the cluster's processes stop first, then their namespaces go.
       let current: { stop(): Promise<void> } | undefined;
       process.removeAllListeners("SIGTERM").removeAllListeners("SIGINT");
@@ -101,12 +102,14 @@ async function main(argv: string[]): Promise<number> {
         try {
           say(`e2e.test (${values.suite}) on the ${mode} cluster`);
           rows.push(...(await runE2e(c, suite, { reportDir: path.join(dir, `e2e-${mode}`, "report"), say })));
+          demo.push(...(await policyDemo(c, say)));
         } finally {
           await c.stop();
         }
       }
       process.stdout.write(table(rows));
-      return rows.some((r) => r.result === "failed") ? 1 : 0;
+      process.stdout.write(`\nthe sample NetworkPolicy's matrix:\n${demoTable(demo)}`);
+      return rows.some((r) => r.result === "failed") || demo.some((r) => r.got !== r.expect) ? 1 : 0;
     }
     default:
       say("usage: cluster.sh up [--mode mix|eni] | down | e2e [--suite ci|policy|full] [--modes mix,eni]");

@@ -2,7 +2,7 @@
 // kube-controller-manager) 1.20.2 built by scripts/k8s/build.sh into $TCNP_K8S_DIR, started here on
 // loopback ports with a throwaway PKI, stopped (by PID) and removed afterwards. The API double
 // (kube-double.ts) stays for fault injection; this is what keeps it honest.
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFile, execFileSync, spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
 import * as net from "node:net";
 import * as os from "node:os";
@@ -47,6 +47,11 @@ export interface ControlPlane {
   dir: string;
   /** kubectl as the cluster admin; throws with its output on failure. */
   kubectl(args: string[], input?: string): string;
+  /**
+   * kubectl without blocking this process: what a process that also serves (the embedded cloud of
+   * a lab cluster) must use for a command that waits.
+   */
+  kubectlAsync(args: string[], input?: string): Promise<string>;
   /** An admin request to the API (JSON in, JSON out); rejects with the status and body. */
   api<T = unknown>(method: string, p: string, body?: unknown, contentType?: string): Promise<T>;
   /**
@@ -241,6 +246,15 @@ export async function startControlPlane(
         throw new Error(`kubectl ${args.join(" ")}: ${x.stdout ?? ""}${x.stderr ?? ""}`, { cause: e });
       }
     };
+    const kubectlAsync = (args: string[], input?: string): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const argv = inNs([deb("kubectl"), `--kubeconfig=${kubeconfig}`, ...args]);
+        const child = execFile(argv[0]!, argv.slice(1), { encoding: "utf8" }, (err, stdout, stderr) => {
+          if (err === null) resolve(stdout);
+          else reject(new Error(`kubectl ${args.join(" ")}: ${stdout}${stderr}`, { cause: err }));
+        });
+        child.stdin?.end(input ?? "");
+      });
     const api = async <T>(method: string, pth: string, body?: unknown, contentType?: string): Promise<T> => {
       const args = ["-s", "-X", method, "--cacert", p("ca.crt"), "--cert", p("admin.crt"), "--key", p("admin.key")];
       args.push("-w", "\n%{http_code}", "-H", `content-type: ${contentType ?? "application/json"}`);
@@ -305,6 +319,7 @@ export async function startControlPlane(
       caFile: p("ca.crt"),
       dir,
       kubectl,
+      kubectlAsync,
       api,
       adminKubeconfig: kubeconfig,
       clientKubeconfig(cn, groups = []) {

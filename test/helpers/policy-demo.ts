@@ -59,8 +59,9 @@ function pod(name: string, labels: Record<string, string>, node: string, args: s
 /** Runs the demonstration; the namespace is left for a look (the cluster goes with it). */
 export async function policyDemo(c: LabCluster, say: (l: string) => void = () => {}): Promise<DemoRow[]> {
   const nodes = c.nodes.map((n) => n.name);
-  const k = (args: string[], input?: string): string => c.cp.kubectl(args, input);
-  k(["create", "namespace", NS]);
+  // Never the blocking kubectl: the embedded cloud answers from this process.
+  const k = (args: string[], input?: string): Promise<string> => c.cp.kubectlAsync(args, input);
+  await k(["create", "namespace", NS]);
   const items = [
     pod("web", { app: "web" }, nodes[0]!, ["netexec", "--http-port=8080"], true),
     ...CLIENTS.map((cl) => pod(cl.name, { role: cl.role }, nodes[cl.node]!, ["pause"])),
@@ -71,14 +72,14 @@ export async function policyDemo(c: LabCluster, say: (l: string) => void = () =>
       spec: { selector: { app: "web" }, ports: [{ port: 80, targetPort: 8080, protocol: "TCP" }] },
     },
   ];
-  k(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
+  await k(["apply", "-f", "-"], JSON.stringify({ apiVersion: "v1", kind: "List", items }));
   say(`policy demo: ${CLIENTS.length + 1} pods in ${NS} on ${nodes.join(" and ")}`);
-  k(["wait", "-n", NS, "--for=condition=Ready", "pod", "--all", "--timeout=180s"]);
-  const webIp = k(["get", "pod", "-n", NS, "web", "-o", "jsonpath={.status.podIP}"]).trim();
-  const svcIp = k(["get", "service", "-n", NS, "web", "-o", "jsonpath={.spec.clusterIP}"]).trim();
-  const connect = (from: string, target: string): Verdict => {
+  await k(["wait", "-n", NS, "--for=condition=Ready", "pod", "--all", "--timeout=180s"]);
+  const webIp = (await k(["get", "pod", "-n", NS, "web", "-o", "jsonpath={.status.podIP}"])).trim();
+  const svcIp = (await k(["get", "service", "-n", NS, "web", "-o", "jsonpath={.spec.clusterIP}"])).trim();
+  const connect = async (from: string, target: string): Promise<Verdict> => {
     try {
-      k(["exec", "-n", NS, from, "--", "/agnhost", "connect", target, "--timeout=2s"]);
+      await k(["exec", "-n", NS, from, "--", "/agnhost", "connect", target, "--timeout=2s"]);
       return "allowed";
     } catch {
       return "denied";
@@ -94,16 +95,16 @@ export async function policyDemo(c: LabCluster, say: (l: string) => void = () =>
         const expect: Verdict = policy === "none" || cl.role === "frontend" ? "allowed" : "denied";
         // A rule change takes effect within a second or so (label → enforced); a probe that does
         // not match yet is asked again a few times before it counts.
-        let got = connect(cl.name, target);
+        let got = await connect(cl.name, target);
         for (let i = 0; i < 4 && got !== expect; i++) {
           await new Promise((r) => setTimeout(r, 1000));
-          got = connect(cl.name, target);
+          got = await connect(cl.name, target);
         }
         rows.push({ mode: c.mode, policy, from: cl.name, via, expect, got });
       }
   };
   await probe("none");
-  k(["apply", "-n", NS, "-f", SAMPLE_POLICY]);
+  await k(["apply", "-n", NS, "-f", SAMPLE_POLICY]);
   say(`policy demo: applied ${path.relative(repoRoot, SAMPLE_POLICY)}`);
   await probe("sample");
   return rows;
