@@ -71,6 +71,8 @@ export class PolicyEngine {
   readonly #applied = new Map<string, string>();
   readonly #sets = new SharedSets();
   #swept = false;
+  /** Shared sets to delete (src/policy/sets.ts), kept while a chain still names them. */
+  readonly #unused = new Set<string>();
   /** When each target was first seen by a reconcile (a young one may not have its interface yet). */
   readonly #seen = new Map<string, number>();
   #policies?: Informer<Policy>;
@@ -189,21 +191,44 @@ export class PolicyEngine {
     const text = JSON.stringify(scripts);
     if (this.#applied.get(t.containerId) === text) return false;
     const plan = this.#sets.plan(t.containerId, wanted);
-    for (const s of scripts)
-      await this.#o.nft(s.netns === HOST ? plan.before + s.script + plan.after : s.script, s.netns);
-    if (!scripts.some((s) => s.netns === HOST) && (plan.before !== "" || plan.after !== ""))
-      await this.#o.nft(plan.before + plan.after, HOST);
+    for (const s of scripts) await this.#o.nft(s.netns === HOST ? plan.before + s.script : s.script, s.netns);
+    if (!scripts.some((s) => s.netns === HOST) && plan.before !== "") await this.#o.nft(plan.before, HOST);
     plan.commit();
     this.#applied.set(t.containerId, text);
+    await this.#dropSets(plan.gone);
     return true;
   }
 
   /** A pod's chains on the node go, with the shared sets only they named. */
   async #removeHost(t: PolicyTarget): Promise<void> {
     const plan = this.#sets.plan(t.containerId, new Map());
-    if (t.hostVeth !== undefined) await this.#o.nft(hostPodRemoval(t.hostVeth) + plan.after, HOST);
-    else if (plan.after !== "") await this.#o.nft(plan.after, HOST);
+    if (t.hostVeth !== undefined) await this.#o.nft(hostPodRemoval(t.hostVeth), HOST);
     plan.commit();
+    await this.#dropSets(plan.gone);
+  }
+
+  /**
+   * Deletes shared sets no chain of this agent names any more, in their own transaction: a chain
+   * this agent has not rewritten yet (an earlier agent's, for a pod not in the cache) may still
+   * name one, and the kernel refuses to delete it then. Such sets are tried again at the next
+   * reconcile (unless named again meanwhile).
+   */
+  async #dropSets(names: readonly string[]): Promise<void> {
+    for (const n of names) this.#unused.add(n);
+    const todo = [...this.#unused].filter((n) => !this.#sets.known(n));
+    for (const n of [...this.#unused]) if (this.#sets.known(n)) this.#unused.delete(n);
+    if (todo.length === 0) return;
+    const del = (ns: readonly string[]): string => ns.map((n) => `delete set inet ${TABLE} ${n}\n`).join("");
+    try {
+      await this.#o.nft(del(todo), HOST);
+      for (const n of todo) this.#unused.delete(n);
+    } catch {
+      for (const n of todo)
+        await this.#o.nft(del([n]), HOST).then(
+          () => this.#unused.delete(n),
+          () => {},
+        );
+    }
   }
 
   /**
@@ -421,6 +446,7 @@ export class PolicyEngine {
         this.#o.metrics.inc("tcnp_agent_policy_apply_failures_total", "NetworkPolicy rule updates that failed");
       }
     }
+    await this.#dropSets([]).catch(() => {});
     if (!this.#swept) {
       this.#swept = true;
       await this.#sweep().catch((e: unknown) => this.#o.log.warn("cannot sweep stale peer sets", { error: e }));

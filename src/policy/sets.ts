@@ -36,7 +36,10 @@ export class SharedSets {
    * The script around a user's chains: `before` creates the sets it names that the kernel lacks,
    * `after` deletes the sets nobody names once its chains are replaced. `commit` once applied.
    */
-  plan(user: string, wanted: ReadonlyMap<string, SetDef>): { before: string; after: string; commit: () => void } {
+  plan(
+    user: string,
+    wanted: ReadonlyMap<string, SetDef>,
+  ): { before: string; after: string; gone: string[]; commit: () => void } {
     const before: string[] = [];
     for (const [name, d] of wanted) {
       if (this.#kernel.has(name)) continue;
@@ -50,6 +53,7 @@ export class SharedSets {
     return {
       before: before.length === 0 ? "" : before.join("\n") + "\n",
       after: after.length === 0 ? "" : after.join("\n") + "\n",
+      gone,
       commit: () => {
         for (const [name, d] of wanted) this.#kernel.set(name, d);
         for (const n of gone) this.#kernel.delete(n);

@@ -1,8 +1,9 @@
 // Kubernetes' own judgement (issue 23): the upstream e2e suite of the 1.20 tree, built from Debian's
 // source, on a two-node lab cluster with kube-proxy, once with tcnp in mix mode and once in eni mode.
 // The four "Networking Granular Checks: Pods" conformance tests and the chosen Services tests must
-// pass on both, and a sample of the NetworkPolicy tests on mix pods; the table (test, mode, result,
-// reason) is printed for the record.
+// pass on both, and a sample of the NetworkPolicy tests and the lab's sample policy matrix
+// (test/helpers/policy-demo.ts) on both; the table (test, mode, result, reason) is printed for the
+// record.
 import { describe, it, after } from "node:test";
 import assert from "node:assert/strict";
 import * as fs from "node:fs";
