@@ -59,7 +59,10 @@ export function podScripts(
     if (t.hostVeth !== undefined)
       out.push({
         netns: HOST,
-        script: hostPodScript(t.hostVeth, { egress: onNode("egress"), svc: cluster.svc ?? [] }),
+        script: hostPodScript(t.hostVeth, {
+          egress: onNode("egress"),
+          ...(cluster.svc === undefined ? {} : { svc: cluster.svc }),
+        }),
       });
     return out;
   }

@@ -170,9 +170,12 @@ export class PolicyEngine {
       // What this eni pod sends by its veth to pods on other nodes leaves masqueraded: judged here.
       if (t.hostVeth !== undefined && pod !== undefined && p !== DENY_ALL) {
         const local = new Set([...this.#targets.values()].flatMap((x) => x.ips));
-        cluster.svc = judgedRules(
+        const svc = judgedRules(
           judgedAtSource({ ...pod, ips: t.ips }, world, (d) => !d.ips.some((ip) => local.has(ip))),
         );
+        // An empty chain is removed only if there is one (see hostPodScript).
+        if (svc.length > 0 || (this.#applied.get(t.containerId)?.includes(`${t.hostVeth}-svc`) ?? false))
+          cluster.svc = svc;
       }
     }
     return podScripts(t, p, (this.#o.nodeAddresses ?? localAddresses)(), cluster);

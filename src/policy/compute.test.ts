@@ -234,7 +234,10 @@ test("the node's table: only a node's judgement marks, and only marked traffic f
   assert.match(base, /add rule inet tcnp_policy output ip dscp 11 ip dscp set 0/);
   const t = podNetnsScript({ ingress: [], egress: [], nodeAddresses: [], nodes: ["192.0.2.2", "192.0.2.1"] });
   assert.match(t, /ip saddr \{ 192\.0\.2\.1, 192\.0\.2\.2 \} ip dscp 11 accept/);
-  // svc chain: empty rules remove it (with its map element).
+  // svc chain: not given, not touched (no chain made and deleted in one transaction: costly);
+  // empty rules remove it (with its map element); a DEL removes it.
+  assert.doesNotMatch(hostPodScript("vethq", { ingress: [], egress: [] }), /svc/);
+  assert.match(hostPodScript("vethq", {}, false), /delete chain inet tcnp_policy vethq-svc/);
   assert.match(hostPodScript("vethq", { egress: [], svc: [] }), /delete element inet tcnp_policy svc \{ "vethq" \}/);
   assert.match(hostPodScript("vethq", {}, false), /delete element inet tcnp_policy pods \{ "vethq" \}/);
 });

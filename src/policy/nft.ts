@@ -164,7 +164,9 @@ const chainOf = (veth: string, dir: HostDir): string =>
 
 /**
  * A pod's chains on the node, for its host veth: the directions given are replaced, the others
- * removed; `attached: false` takes the veth out of the node's pods too (DEL).
+ * removed; `attached: false` takes the veth out of the node's pods too (DEL). `svc` is left as it
+ * is when not given (only eni pods have one) and removed when empty: making and deleting a chain in
+ * one transaction costs the kernel a grace period (~15 ms here), so no script does it needlessly.
  */
 export function hostPodScript(
   veth: string,
@@ -176,6 +178,7 @@ export function hostPodScript(
   for (const dir of ["ingress", "egress", "svc"] as const) {
     const chain = chainOf(veth, dir);
     const rules = dirs[dir];
+    if (dir === "svc" && rules === undefined && attached) continue;
     lines.push(`add chain ${T} ${chain}`, `flush chain ${T} ${chain}`);
     lines.push(`add element ${T} ${dir} { "${veth}" : jump ${chain} }`);
     if (rules === undefined || (dir === "svc" && rules.length === 0))

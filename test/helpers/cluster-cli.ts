@@ -90,15 +90,21 @@ async function main(argv: string[]): Promise<number> {
       const demo: DemoRow[] = [];
       // Stopped by a signal: the cluster's processes stop first, then their namespaces go.
       let current: { stop(): Promise<void> } | undefined;
-      process.removeAllListeners("SIGTERM").removeAllListeners("SIGINT");
-      for (const sig of ["SIGTERM", "SIGINT"] as const)
-        process.once(sig, () => {
-          say(`${sig}: taking the cluster down`);
-          void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
-        });
+      // Ours alone: the test helpers' handlers (World.start adds one) delete the namespaces and exit
+      // at once, which would leave the cluster's processes behind.
+      const takeSignals = (): void => {
+        process.removeAllListeners("SIGTERM").removeAllListeners("SIGINT");
+        for (const sig of ["SIGTERM", "SIGINT"] as const)
+          process.once(sig, () => {
+            say(`${sig}: taking the cluster down`);
+            void (current?.stop() ?? Promise.resolve()).finally(() => process.exit(1));
+          });
+      };
+      takeSignals();
       for (const mode of values.modes!.split(",") as ClusterMode[]) {
         const c = await startLabCluster({ mode, dir: path.join(dir, `e2e-${mode}`), say });
         current = c;
+        takeSignals();
         try {
           say(`e2e.test (${values.suite}) on the ${mode} cluster`);
           rows.push(...(await runE2e(c, suite, { reportDir: path.join(dir, `e2e-${mode}`, "report"), say })));
