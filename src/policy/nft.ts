@@ -56,9 +56,12 @@ function addrParts(p: AddrMatch | undefined, key: "saddr" | "daddr", named?: Set
     if (cacheKey !== undefined) byKey.set(cacheKey, out);
     return out;
   }
+  // Exceptions as one `!=` each, not as a set: nft would make an anonymous interval set of them, and
+  // nft 1.0 reads every such set's elements back from the kernel before each transaction on the
+  // table (a pod's ADD would pay for every other pod's rules).
   const f = family(p.cidr);
   const except = p.except.filter((e) => family(e) === f);
-  return [`${f} ${key} ${p.cidr}${except.length === 0 ? "" : ` ${f} ${key} != { ${except.join(", ")} }`}`];
+  return [[`${f} ${key} ${p.cidr}`, ...except.map((e) => `${f} ${key} != ${e}`)].join(" ")];
 }
 
 function portParts(ports: readonly PortMatch[] | undefined): string[] {
@@ -71,8 +74,13 @@ function portParts(ports: readonly PortMatch[] | undefined): string[] {
       out.push(`meta l4proto ${proto}`);
       continue;
     }
-    const items = [...new Set(mine.map((p) => (p.first === p.last ? `${p.first}` : `${p.first}-${p.last}`)))];
-    out.push(`meta l4proto ${proto} th dport { ${items.join(", ")} }`);
+    // Single ports share one set (a plain anonymous set); each range is a part of its own (no
+    // anonymous interval sets: see addrParts).
+    const single = [...new Set(mine.filter((p) => p.first === p.last).map((p) => p.first!))].sort((a, b) => a - b);
+    if (single.length === 1) out.push(`meta l4proto ${proto} th dport ${single[0]}`);
+    if (single.length > 1) out.push(`meta l4proto ${proto} th dport { ${single.join(", ")} }`);
+    for (const r of new Set(mine.filter((p) => p.first !== p.last).map((p) => `${p.first}-${p.last}`)))
+      out.push(`meta l4proto ${proto} th dport ${r}`);
   }
   return out;
 }

@@ -356,10 +356,7 @@ spec:
     const v = await engineFor(0).view(xa.containerId);
     assert.ok(v !== undefined);
     assert.deepEqual(v.ingress.policies, ["x/a-from-b"]);
-    assert.deepEqual(v.ingress.rules, [
-      "ip saddr { 10.77.2.11 } meta l4proto tcp th dport { 80 } return",
-      "counter drop",
-    ]);
+    assert.deepEqual(v.ingress.rules, ["ip saddr { 10.77.2.11 } meta l4proto tcp th dport 80 return", "counter drop"]);
     assert.deepEqual(v.egress.policies, []);
     assert.deepEqual(v.drift, []);
     assert.ok(
