@@ -1,14 +1,15 @@
 #!/bin/bash
 # What Kubernetes' own network e2e tests need, built offline from the same Debian 12 source tree as
 # scripts/k8s/build.sh (run first: it fetches the tree and the etcd/kubectl .debs): kube-proxy,
-# e2e.test (the upstream suite: test/e2e) and agnhost (the test image's binary, static). Cached in
+# e2e.test (the upstream suite: test/e2e), ginkgo (the runner that splits the suite over parallel
+# processes, from vendor/) and agnhost (the test image's binary, static). Cached in
 # $TCNP_K8S_DIR/bin (default /var/cache/tcnp/k8s/bin): a second run only checks.
 #   scripts/k8s/build-e2e.sh       prints the directory with bin/ when done
 set -euo pipefail
 K=${TCNP_K8S_DIR:-/var/cache/tcnp/k8s}
 t0=$(date +%s)
 say() { echo "[k8s-e2e-build $(( $(date +%s) - t0 ))s] $*" >&2; }
-have_all() { for b in kube-proxy e2e.test agnhost; do [ -x "$K/bin/$b" ] || return 1; done; }
+have_all() { for b in kube-proxy e2e.test ginkgo agnhost; do [ -x "$K/bin/$b" ] || return 1; done; }
 if have_all; then echo "$K"; exit 0; fi
 "$(dirname "$0")/build.sh" >/dev/null
 export TMPDIR="$K/tmp" GOTMPDIR="$K/tmp"
@@ -30,6 +31,7 @@ build() { # name, go command...
   mv "$K/bin/$name.tmp" "$K/bin/$name"
 }
 build kube-proxy go build -p 1 -trimpath -tags selinux,notest -ldflags "-s -w -buildid= $ver" -o "$K/bin/kube-proxy.tmp" ./cmd/kube-proxy
+build ginkgo go build -p 1 -trimpath -ldflags "-s -w -buildid=" -o "$K/bin/ginkgo.tmp" ./vendor/github.com/onsi/ginkgo/ginkgo
 build agnhost go build -p 1 -trimpath -ldflags "-s -w -buildid=" -o "$K/bin/agnhost.tmp" ./test/images/agnhost
 # The e2e suite embeds its manifests and fixtures (go-bindata, from vendor/), as hack/generate-bindata.sh does.
 if [ ! -f test/e2e/generated/bindata.go ]; then

@@ -4,8 +4,9 @@
 #   scripts/k8s/cluster.sh up [--mode mix|eni]   bring it up (in the background; prints how to reach it
 #                                                 and the sample NetworkPolicy's connectivity matrix)
 #   scripts/k8s/cluster.sh down                  take it down
-#   scripts/k8s/cluster.sh e2e [--suite ci|policy|full] [--modes mix,eni]
-#                                                 a fresh cluster per mode, the suite, a table of results
+#   scripts/k8s/cluster.sh e2e [--suite ci|policy|full] [--modes mix,eni] [--nodes N]
+#                                                 a fresh cluster per mode, the suite (N parallel
+#                                                 e2e.test processes, 4 by default), a table of results
 # The first run builds kube-proxy, e2e.test and agnhost from Debian's source (cached in
 # /var/cache/tcnp/k8s, outside the work tree) and the test images.
 set -euo pipefail

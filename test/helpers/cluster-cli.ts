@@ -1,12 +1,13 @@
 // scripts/k8s/cluster.sh: the two-node lab cluster by hand, and Kubernetes' e2e network tests on it.
 //   up [--mode mix|eni] [--dir DIR]   bring it up and keep it up (in the background: cluster.sh)
 //   down [--dir DIR]                  take it down
-//   e2e [--suite ci|policy|full] [--modes mix,eni] [--dir DIR]
-//                                     for each mode: a fresh cluster, the suite, the table
+//   e2e [--suite ci|policy|full] [--modes mix,eni] [--nodes N] [--dir DIR]
+//                                     for each mode: a fresh cluster, the suite (in N parallel
+//                                     processes of e2e.test, 4 by default), the table
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
-import { runE2e, SUITES, table, type E2eResult } from "./e2e-run.js";
+import { E2E_NODES, runE2e, SUITES, table, type E2eResult } from "./e2e-run.js";
 import { K8S_DIR } from "./kube-real.js";
 import { startLabCluster, type ClusterMode } from "./lab-cluster.js";
 import { demoTable, policyDemo, writeDemo, type DemoRow } from "./policy-demo.js";
@@ -23,6 +24,7 @@ async function main(argv: string[]): Promise<number> {
       modes: { type: "string", default: "mix,eni" },
       suite: { type: "string", default: "ci" },
       dir: { type: "string", default: "/tmp/tcnp-k8s-lab" },
+      nodes: { type: "string", default: String(E2E_NODES) },
     },
   });
   const dir = values.dir!;
@@ -107,7 +109,13 @@ async function main(argv: string[]): Promise<number> {
         takeSignals();
         try {
           say(`e2e.test (${values.suite}) on the ${mode} cluster`);
-          rows.push(...(await runE2e(c, suite, { reportDir: path.join(dir, `e2e-${mode}`, "report"), say })));
+          rows.push(
+            ...(await runE2e(c, suite, {
+              reportDir: path.join(dir, `e2e-${mode}`, "report"),
+              nodes: Number(values.nodes),
+              say,
+            })),
+          );
           demo.push(...(await policyDemo(c, say)));
         } finally {
           await c.stop();
@@ -118,7 +126,7 @@ async function main(argv: string[]): Promise<number> {
       return rows.some((r) => r.result === "failed") || demo.some((r) => r.got !== r.expect) ? 1 : 0;
     }
     default:
-      say("usage: cluster.sh up [--mode mix|eni] | down | e2e [--suite ci|policy|full] [--modes mix,eni]");
+      say("usage: cluster.sh up [--mode mix|eni] | down | e2e [--suite ci|policy|full] [--modes mix,eni] [--nodes N]");
       return 2;
   }
 }
