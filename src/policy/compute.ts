@@ -79,18 +79,22 @@ export function selects(sel: LabelSelector, labels: Readonly<Record<string, stri
 
 const PROTOCOLS: Readonly<Record<string, Protocol>> = { TCP: "tcp", UDP: "udp", SCTP: "sctp" };
 
-// A world's peer selections, each computed once however many pods the policy selects.
-const selections = new WeakMap<World, Map<string, Pod[]>>();
+// A world's peer selections, each computed once however many pods the policy selects: by the
+// peer object (a policy's, kept as long as the policy is) and, for a peer without a namespace
+// selector, the policy's namespace.
+const selections = new WeakMap<World, WeakMap<PolicyPeer, Map<string, Pod[]>>>();
 
 /** Pods a peer (pod and/or namespace selector) names, seen from a policy in namespace `ns`. */
 function peerPods(peer: PolicyPeer, ns: string, w: World): Pod[] {
   let memo = selections.get(w);
-  if (memo === undefined) selections.set(w, (memo = new Map()));
-  const key = `${peer.namespaceSelector === undefined ? ns : ""}|${JSON.stringify(peer)}`;
-  const hit = memo.get(key);
+  if (memo === undefined) selections.set(w, (memo = new WeakMap()));
+  let byNs = memo.get(peer);
+  if (byNs === undefined) memo.set(peer, (byNs = new Map()));
+  const key = peer.namespaceSelector === undefined ? ns : "";
+  const hit = byNs.get(key);
   if (hit !== undefined) return hit;
   const found = selectPeers(peer, ns, w);
-  memo.set(key, found);
+  byNs.set(key, found);
   return found;
 }
 

@@ -36,24 +36,33 @@ const family = (a: string): "ip" | "ip6" => (a.includes(":") ? "ip6" : "ip");
  */
 export type SetNamer = (f: "ip" | "ip6", ips: readonly string[]) => string;
 
-// Rendered address lists, per list (the computation shares one list among the pods it selects for).
+// A peer list's addresses by family, sorted and without repeats: once per list (the computation
+// shares one list among the pods it selects for), so a namer sees the same arrays again.
+const byFamily = new WeakMap<string[], Array<["ip" | "ip6", string[]]>>();
+// Rendered inline address lists, per list and key.
 const rendered = new WeakMap<string[], Map<string, string[]>>();
+
+function families(list: string[]): Array<["ip" | "ip6", string[]]> {
+  let out = byFamily.get(list);
+  if (out !== undefined) return out;
+  out = [];
+  for (const f of ["ip", "ip6"] as const) {
+    const ips = [...new Set(list.filter((a) => family(a) === f))].sort();
+    if (ips.length > 0) out.push([f, ips]);
+  }
+  byFamily.set(list, out);
+  return out;
+}
 
 function addrParts(p: AddrMatch | undefined, key: "saddr" | "daddr", named?: SetNamer): string[] {
   if (p === undefined) return [""];
   if ("ips" in p) {
-    const cacheKey = named === undefined ? key : undefined;
+    if (named !== undefined) return families(p.ips).map(([f, ips]) => `${f} ${key} ${named(f, ips)}`);
     let byKey = rendered.get(p.ips);
     if (byKey === undefined) rendered.set(p.ips, (byKey = new Map()));
-    const hit = cacheKey === undefined ? undefined : byKey.get(cacheKey);
-    if (hit !== undefined) return hit;
-    const out: string[] = [];
-    for (const f of ["ip", "ip6"] as const) {
-      const ips = [...new Set(p.ips.filter((a) => family(a) === f))].sort();
-      if (ips.length === 0) continue;
-      out.push(`${f} ${key} ${named === undefined ? `{ ${ips.join(", ")} }` : named(f, ips)}`);
-    }
-    if (cacheKey !== undefined) byKey.set(cacheKey, out);
+    let out = byKey.get(key);
+    if (out === undefined)
+      byKey.set(key, (out = families(p.ips).map(([f, ips]) => `${f} ${key} { ${ips.join(", ")} }`)));
     return out;
   }
   // Exceptions as one `!=` each, not as a set: nft would make an anonymous interval set of them, and
