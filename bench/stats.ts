@@ -1,8 +1,15 @@
 // Summary statistics and a plain-text table for benchmark output.
-export function summary(samples: number[]): { n: number; min: number; median: number; p95: number; max: number } {
+export function summary(samples: number[]): {
+  n: number;
+  min: number;
+  median: number;
+  p95: number;
+  p99: number;
+  max: number;
+} {
   const s = [...samples].sort((a, b) => a - b);
   const q = (p: number): number => s[Math.min(s.length - 1, Math.max(0, Math.ceil(p * s.length) - 1))] ?? NaN;
-  return { n: s.length, min: s[0] ?? NaN, median: q(0.5), p95: q(0.95), max: s[s.length - 1] ?? NaN };
+  return { n: s.length, min: s[0] ?? NaN, median: q(0.5), p95: q(0.95), p99: q(0.99), max: s[s.length - 1] ?? NaN };
 }
 
 export function table(headers: string[], rows: Array<Array<string | number>>): string {
