@@ -49,10 +49,15 @@ export async function candidateSubnets(
 
 // The VM port says it carries pods, via which address, and for which server: the route controller
 // releases the pods' addresses of a port whose server is gone (Nova unbinds a port it did not make).
-async function markPort(d: MixDeps, vm: VmPort, port: Port): Promise<void> {
+// Returns whether it added a tag (each one bumps the port's revision).
+async function markPort(d: MixDeps, vm: VmPort, port: Port): Promise<boolean> {
+  let added = false;
   for (const tag of [MIX_TAG, nodeIpTag(vm.nodeIp), nodeTag(vm.serverId), clusterTag(d.cfg.cluster)]) {
-    if (!port.tags.includes(tag)) await d.neutron.addTag("ports", port.id, tag);
+    if (port.tags.includes(tag)) continue;
+    await d.neutron.addTag("ports", port.id, tag);
+    added = true;
   }
+  return added;
 }
 
 /** A lost revision race, or our change undone by another writer: worth another attempt. */
@@ -100,8 +105,9 @@ export async function addMany(
   try {
     return await retry(
       async (attempt) => {
-        const port = attempt === 0 && opts.known !== undefined ? opts.known : await d.neutron.getPort(vm.portId);
-        if (attempt === 0) await markPort(d, vm, port);
+        let port = attempt === 0 && opts.known !== undefined ? opts.known : await d.neutron.getPort(vm.portId);
+        // A tag added changes the revision: read it again rather than lose the write to a 412.
+        if (attempt === 0 && (await markPort(d, vm, port))) port = await d.neutron.getPort(vm.portId);
         const chosen = (await d.chooseEntries?.(vm, subnet, count)) ?? [];
         const wanted = Array.from({ length: count }, (_, i): Partial<FixedIp> => chosen[i] ?? { subnet_id: subnet.id });
         const before = new Set(port.fixed_ips.map((f) => f.ip_address));

@@ -269,6 +269,42 @@ describe("mix mode (emulator + fake kernel)", () => {
     }
   });
 
+  // Marking an untagged port (tcnp's tags) bumps its revision: the write goes with the revision read
+  // after the tags, not the one before them (which Neutron would refuse with a 412 every time).
+  it("the first write on a port it has just tagged is not refused for the tags' revision", async () => {
+    const n = await fakeNode();
+    try {
+      const s = new IpamSession(n.deps, parseNetConf(JSON.stringify(mixConf()), "ADD"));
+      const refused: string[] = [];
+      const neutron = new Proxy(s.clients.neutron, {
+        get(target, prop, receiver) {
+          const v = Reflect.get(target, prop, receiver) as unknown;
+          if (prop !== "updateFixedIps" || typeof v !== "function") return typeof v === "function" ? v.bind(target) : v;
+          return async (...args: unknown[]) => {
+            try {
+              return await (v as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+            } catch (e) {
+              refused.push(String(e));
+              throw e;
+            }
+          };
+        },
+      });
+      const d: MixDeps = { cfg: s.cfg, neutron, clock: n.deps.clock, log: n.deps.log };
+      const vm = (await findVmPorts(s.clients.neutron, await n.deps.kernel(), VM1, s.cfg.networks, s.cache))[0]!;
+      const subnet = (await candidateSubnets(s.clients.neutron, s.cfg, vm.networkId, s.cache, Date.now()))[0]!;
+      const port = await s.clients.neutron.getPort(vm.portId);
+      assert.ok(!port.tags.some((t) => t.startsWith("tcnp")), `untagged at first: ${port.tags.join(",")}`);
+      const base = { write: () => {}, clear: () => {}, known: () => false };
+      const got = await addMany(d, vm, subnet, base, 1, { known: port });
+      assert.equal(got.length, 1);
+      assert.deepEqual(refused, []);
+      assert.ok((await s.clients.neutron.getPort(vm.portId)).tags.some((t) => t.startsWith("tcnp")));
+    } finally {
+      n.cleanup();
+    }
+  });
+
   // A pool's batch may write with the port as the previous batch read it back: when someone wrote
   // since, Neutron refuses the write (412) and the batch reads the port again; nothing is lost.
   it("a batch written with a stale copy of the port is refused, reread and lands without losing the other write", async () => {
