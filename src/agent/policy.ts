@@ -34,7 +34,11 @@ export type { PolicyTarget } from "./policy-node.js";
 /** The #applied key of the node addresses' script (container IDs are hex: no clash). */
 const NODES = "(nodes)";
 
-type KernelChains = Partial<Record<"ingress" | "egress", { rules: number; drops: number }>>;
+/**
+ * A pod's chains as the kernel holds them. eni pods: `ingress`/`egress` in the pod's own table,
+ * `nodeEgress`/`svc` on the node for what it sends by its veth.
+ */
+type KernelChains = Partial<Record<"ingress" | "egress" | "nodeEgress" | "svc", { rules: number; drops: number }>>;
 
 export interface PolicyView {
   pod: string;
@@ -166,19 +170,23 @@ export class PolicyEngine {
     const cluster: { svc?: string[]; nodes?: string[]; named: SetNamer } = { named };
     if (world !== undefined && t.podNetns !== undefined) {
       cluster.nodes = this.#nodes(world);
-      const pod = this.#pods?.get(`${t.namespace}/${t.name}`);
-      // What this eni pod sends by its veth to pods on other nodes leaves masqueraded: judged here.
-      if (t.hostVeth !== undefined && pod !== undefined && p !== DENY_ALL) {
-        const local = new Set([...this.#targets.values()].flatMap((x) => x.ips));
-        const svc = judgedRules(
-          judgedAtSource({ ...pod, ips: t.ips }, world, (d) => !d.ips.some((ip) => local.has(ip))),
-        );
-        // An empty chain is removed only if there is one (see hostPodScript).
-        if (svc.length > 0 || (this.#applied.get(t.containerId)?.includes(`${t.hostVeth}-svc`) ?? false))
-          cluster.svc = svc;
-      }
+      const svc = this.#svcRules(t, p, world);
+      // An empty chain is removed only if there is one (see hostPodScript).
+      if (svc.length > 0 || (this.#applied.get(t.containerId)?.includes(`${t.hostVeth}-svc`) ?? false))
+        cluster.svc = svc;
     }
     return podScripts(t, p, (this.#o.nodeAddresses ?? localAddresses)(), cluster);
+  }
+
+  /**
+   * What an eni pod sends by its veth to pods on other nodes leaves masqueraded: judged on this
+   * node against those pods' ingress (the `svc` chain's rules; none for a pod without a veth).
+   */
+  #svcRules(t: PolicyTarget, p: PodPolicy, world: World): string[] {
+    const pod = this.#pods?.get(`${t.namespace}/${t.name}`);
+    if (t.podNetns === undefined || t.hostVeth === undefined || pod === undefined || p === DENY_ALL) return [];
+    const local = new Set([...this.#targets.values()].flatMap((x) => x.ips));
+    return judgedRules(judgedAtSource({ ...pod, ips: t.ips }, world, (d) => !d.ips.some((ip) => local.has(ip))));
   }
 
   async #applyNodes(world: World): Promise<void> {
@@ -320,13 +328,29 @@ export class PolicyEngine {
       error: e instanceof Error ? e.message : String(e),
     }));
     const drift: string[] = [];
+    // What each chain should hold: an eni pod's node side too (its egress by the veth, and the
+    // remote servers' ingress judged here when the agent knows the cluster).
+    const expected: Array<[keyof KernelChains, string, number | undefined]> = [
+      ["ingress", "ingress", rules.ingress.length],
+      ["egress", "egress", rules.egress.length],
+    ];
+    if (t.podNetns !== undefined && t.hostVeth !== undefined) {
+      expected.push(["nodeEgress", `egress on the node (${t.hostVeth}-out)`, rules.egress.length]);
+      const svc = p !== undefined && this.#synced() ? this.#svcRules(t, p, this.#world()).length : undefined;
+      // No chain when there is nothing to judge (see hostPodScript).
+      if (svc !== undefined && svc > 0)
+        expected.push(["svc", `Services judged at the source (${t.hostVeth}-svc)`, svc]);
+      else if (svc === 0 && !("error" in kernel) && kernel.svc !== undefined)
+        drift.push(
+          `Services judged at the source (${t.hostVeth}-svc): a chain with ${kernel.svc.rules} rules, the policies make none`,
+        );
+    }
     if ("error" in kernel) drift.push(`cannot read the kernel's rules: ${kernel.error}`);
     else
-      for (const dir of ["ingress", "egress"] as const) {
-        const k = kernel[dir];
-        const n = rules[dir].length;
-        if (k === undefined) drift.push(`${dir}: no chain in the kernel (${n} rules expected)`);
-        else if (k.rules !== n) drift.push(`${dir}: the kernel's chain has ${k.rules} rules, the policies make ${n}`);
+      for (const [key, what, n] of expected) {
+        const k = kernel[key];
+        if (k === undefined) drift.push(`${what}: no chain in the kernel (${n} rules expected)`);
+        else if (k.rules !== n) drift.push(`${what}: the kernel's chain has ${k.rules} rules, the policies make ${n}`);
       }
     return {
       pod: `${t.namespace}/${t.name}`,
@@ -344,7 +368,7 @@ export class PolicyEngine {
     const list = this.#o.list;
     if (list === undefined) return {};
     const out: KernelChains = {};
-    const read = (json: unknown, names: Record<"ingress" | "egress", string>): void => {
+    const read = (json: unknown, names: Partial<Record<keyof KernelChains, string>>): void => {
       const items =
         (
           json as {
@@ -354,8 +378,8 @@ export class PolicyEngine {
             }>;
           }
         )?.nftables ?? [];
-      for (const dir of ["ingress", "egress"] as const) {
-        if (!items.some((i) => i.chain?.name === names[dir])) continue;
+      for (const [dir, name] of Object.entries(names) as Array<[keyof KernelChains, string]>) {
+        if (!items.some((i) => i.chain?.name === name)) continue;
         const rs = items.filter((i) => i.rule?.chain === names[dir]).map((i) => i.rule!);
         const drops = rs.flatMap((r) => r.expr).find((e) => e.counter !== undefined)?.counter?.packets ?? 0;
         out[dir] = { rules: rs.length, drops };
@@ -363,6 +387,8 @@ export class PolicyEngine {
     };
     if (t.podNetns !== undefined) {
       read(await list(t.podNetns), { ingress: "pod_in", egress: "pod_out" });
+      if (t.hostVeth !== undefined)
+        read(await list(HOST), { nodeEgress: `${t.hostVeth}-out`, svc: `${t.hostVeth}-svc` });
     } else if (t.hostVeth !== undefined) {
       read(await list(HOST), { ingress: `${t.hostVeth}-in`, egress: `${t.hostVeth}-out` });
     }
@@ -373,6 +399,9 @@ export class PolicyEngine {
   async countDrops(): Promise<void> {
     for (const t of this.#targets.values()) {
       const k = await this.#kernelChains(t).catch(() => ({}) as KernelChains);
+      // An eni pod's egress is judged in its namespace and, for what it sends by its veth, on the node.
+      const nodeSide = (k.nodeEgress?.drops ?? 0) + (k.svc?.drops ?? 0);
+      if (k.egress !== undefined) k.egress = { ...k.egress, drops: k.egress.drops + nodeSide };
       for (const dir of ["ingress", "egress"] as const) {
         const c = k[dir];
         if (c !== undefined)

@@ -374,6 +374,26 @@ spec:
     ]);
     const w = await engineFor(0).view(xa.containerId);
     assert.deepEqual(w?.drift, ["ingress: the kernel's chain has 0 rules, the policies make 2"]);
+    // An eni pod's node side: z/e, on the other node, gets a veth to its node; what it sends by it
+    // to x/a (isolated, on node 0) is judged at the source (its svc chain). Emptied by hand: named.
+    const ze = PODS[5]!;
+    const zveth = "tcnpdoctor0";
+    await engineFor(1).attach({
+      containerId: ze.containerId,
+      namespace: ze.ns,
+      name: ze.name,
+      ips: [],
+      hostVeth: zveth,
+    });
+    const z = await engineFor(1).view(ze.containerId);
+    assert.deepEqual(z?.drift, []);
+    const svcRules = z !== undefined && !("error" in z.kernel) ? (z.kernel.svc?.rules ?? 0) : 0;
+    assert.ok(svcRules > 0, `z/e's svc chain judges x/a: ${JSON.stringify(z?.kernel)}`);
+    nsExec(nodes[1]!.name, ["nft", "flush", "chain", "inet", "tcnp_policy", `${zveth}-svc`]);
+    const z2 = await engineFor(1).view(ze.containerId);
+    assert.deepEqual(z2?.drift, [
+      `Services judged at the source (${zveth}-svc): the kernel's chain has 0 rules, the policies make ${svcRules}`,
+    ]);
     deletePolicies();
   });
 
