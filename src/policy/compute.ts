@@ -79,6 +79,9 @@ export function selects(sel: LabelSelector, labels: Readonly<Record<string, stri
 
 const PROTOCOLS: Readonly<Record<string, Protocol>> = { TCP: "tcp", UDP: "udp", SCTP: "sctp" };
 
+/** Every pod of the cluster as a peer: one object, so its selection is cached like a policy's peers. */
+const ANY_PEER: PolicyPeer = { namespaceSelector: {} };
+
 // A world's peer selections, each computed once however many pods the policy selects: by the
 // peer object (a policy's, kept as long as the policy is) and, for a peer without a namespace
 // selector, the policy's namespace.
@@ -170,7 +173,7 @@ function ruleClauses(
       const r = namedOnly(rule);
       const on = (p: Pod): PortMatch[] =>
         r.ports.map((x) => resolvePort(x, p)).filter((x): x is PortMatch => x !== undefined);
-      for (const g of namedGroups(peerPods({ namespaceSelector: {} }, ns, w), r, on)) add({ ips: g.ips }, g.ports);
+      for (const g of namedGroups(peerPods(ANY_PEER, ns, w), r, on)) add({ ips: g.ips }, g.ports);
     }
     return out;
   }
