@@ -23,8 +23,6 @@ export class SharedSets {
   readonly #kernel = new Map<string, SetDef>();
   /** The sets each user's chains name, as applied. */
   readonly #byUser = new Map<string, Set<string>>();
-  /** How many users name each set. */
-  readonly #users = new Map<string, number>();
 
   /** A namer for one user's next chains, and what it named. */
   namer(): { named: SetNamer; wanted: Map<string, SetDef> } {
@@ -56,9 +54,9 @@ export class SharedSets {
       before.push(`add set ${T} ${name} { type ${d.family === "ip" ? "ipv4_addr" : "ipv6_addr"}; }`);
       before.push(`add element ${T} ${name} { ${d.ips.join(", ")} }`);
     }
-    const had = this.#byUser.get(user) ?? new Set<string>();
-    // Named by this user alone: its last user lets it go.
-    const gone = [...had].filter((n) => !wanted.has(n) && (this.#users.get(n) ?? 0) <= 1);
+    const others = new Set<string>();
+    for (const [u, names] of this.#byUser) if (u !== user) for (const n of names) others.add(n);
+    const gone = [...(this.#byUser.get(user) ?? [])].filter((n) => !wanted.has(n) && !others.has(n));
     const after = gone.map((n) => `delete set ${T} ${n}`);
     return {
       before: before.length === 0 ? "" : before.join("\n") + "\n",
@@ -67,9 +65,6 @@ export class SharedSets {
       commit: () => {
         for (const [name, d] of wanted) this.#kernel.set(name, d);
         for (const n of gone) this.#kernel.delete(n);
-        for (const n of had) if (!wanted.has(n)) this.#users.set(n, (this.#users.get(n) ?? 1) - 1);
-        for (const n of wanted.keys()) if (!had.has(n)) this.#users.set(n, (this.#users.get(n) ?? 0) + 1);
-        for (const n of had) if (this.#users.get(n) === 0) this.#users.delete(n);
         if (wanted.size === 0) this.#byUser.delete(user);
         else this.#byUser.set(user, new Set(wanted.keys()));
       },
