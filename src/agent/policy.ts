@@ -330,7 +330,7 @@ export class PolicyEngine {
     const drift: string[] = [];
     // What each chain should hold: an eni pod's node side too (its egress by the veth, and the
     // remote servers' ingress judged here when the agent knows the cluster).
-    const expected: Array<[keyof KernelChains, string, number | undefined]> = [
+    const expected: Array<[keyof KernelChains, string, number]> = [
       ["ingress", "ingress", rules.ingress.length],
       ["egress", "egress", rules.egress.length],
     ];
@@ -364,9 +364,11 @@ export class PolicyEngine {
   }
 
   // The pod's chains as the kernel holds them: rule counts and the drop counter of each direction.
-  async #kernelChains(t: PolicyTarget): Promise<KernelChains> {
+  // `hostTable`: the node's table as read once for several pods (the metrics' pass).
+  async #kernelChains(t: PolicyTarget, hostTable?: () => Promise<unknown>): Promise<KernelChains> {
     const list = this.#o.list;
     if (list === undefined) return {};
+    const host = hostTable ?? (() => list(HOST));
     const out: KernelChains = {};
     const read = (json: unknown, names: Partial<Record<keyof KernelChains, string>>): void => {
       const items =
@@ -387,18 +389,21 @@ export class PolicyEngine {
     };
     if (t.podNetns !== undefined) {
       read(await list(t.podNetns), { ingress: "pod_in", egress: "pod_out" });
-      if (t.hostVeth !== undefined)
-        read(await list(HOST), { nodeEgress: `${t.hostVeth}-out`, svc: `${t.hostVeth}-svc` });
+      if (t.hostVeth !== undefined) read(await host(), { nodeEgress: `${t.hostVeth}-out`, svc: `${t.hostVeth}-svc` });
     } else if (t.hostVeth !== undefined) {
-      read(await list(HOST), { ingress: `${t.hostVeth}-in`, egress: `${t.hostVeth}-out` });
+      read(await host(), { ingress: `${t.hostVeth}-in`, egress: `${t.hostVeth}-out` });
     }
     return out;
   }
 
   /** Drops per pod, for the metrics (read from the kernel's counters). */
   async countDrops(): Promise<void> {
+    // The node's table once for the whole pass: every pod's chains on the node are in it.
+    let table: Promise<unknown> | undefined;
+    const list = this.#o.list;
+    const hostTable = (): Promise<unknown> => (table ??= list?.(HOST) ?? Promise.resolve(undefined));
     for (const t of this.#targets.values()) {
-      const k = await this.#kernelChains(t).catch(() => ({}) as KernelChains);
+      const k = await this.#kernelChains(t, hostTable).catch(() => ({}) as KernelChains);
       // An eni pod's egress is judged in its namespace and, for what it sends by its veth, on the node.
       const nodeSide = (k.nodeEgress?.drops ?? 0) + (k.svc?.drops ?? 0);
       if (k.egress !== undefined) k.egress = { ...k.egress, drops: k.egress.drops + nodeSide };

@@ -61,6 +61,8 @@ describe("NetworkPolicy truth tables: real API server, real nftables, real traff
   let cp: ControlPlane;
   const nodes: Array<{ name: string; path: string }> = [];
   const engines: PolicyEngine[] = [];
+  /** Each node's agent metrics (the drop counters). */
+  const metrics: Metrics[] = [];
   const servers: ChildProcess[] = [];
   const dirs: string[] = [];
 
@@ -74,7 +76,7 @@ describe("NetworkPolicy truth tables: real API server, real nftables, real traff
       access,
       kube: new Kube(nodeFetch({ caCert: cp.caFile }), access),
       log: nullLogger,
-      metrics: new Metrics(),
+      metrics: (metrics[i] = new Metrics()),
       dir,
       // The node's own namespace is this node's netns; a pod's, its path.
       nft: nftOn(i),
@@ -362,6 +364,13 @@ spec:
     assert.ok(
       !("error" in v.kernel) && (v.kernel.ingress?.drops ?? 0) > 0,
       "the probes from other pods were counted as drops",
+    );
+    // The metrics' pass reads the same counters: x/a's ingress drops, per pod.
+    await engineFor(0).countDrops();
+    const dropped = metrics[0]!.get("tcnp_agent_policy_dropped_packets", { pod: "x/a", direction: "ingress" }) ?? 0;
+    assert.ok(
+      !("error" in v.kernel) && dropped >= (v.kernel.ingress?.drops ?? 0) && dropped > 0,
+      `dropped-packets metric ${dropped}, kernel ${JSON.stringify(v.kernel)}`,
     );
     // Someone flushes the pod's chain by hand: the doctor names it.
     nsExec(nodes[0]!.name, [
