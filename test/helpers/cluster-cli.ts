@@ -103,6 +103,8 @@ async function main(argv: string[]): Promise<number> {
           });
       };
       takeSignals();
+      const nodes = Number(values.nodes);
+      if (!Number.isInteger(nodes) || nodes < 1) return (say("--nodes is a whole number of processes, 1 or more"), 2);
       for (const mode of values.modes!.split(",") as ClusterMode[]) {
         const c = await startLabCluster({ mode, dir: path.join(dir, `e2e-${mode}`), say });
         current = c;
@@ -112,7 +114,7 @@ async function main(argv: string[]): Promise<number> {
           rows.push(
             ...(await runE2e(c, suite, {
               reportDir: path.join(dir, `e2e-${mode}`, "report"),
-              nodes: Number(values.nodes),
+              nodes,
               say,
             })),
           );

@@ -61,13 +61,6 @@ export const SUITES = {
     ],
     skip: NOT_HERE,
   },
-  /** A quick NetworkPolicy sample, by hand (CI runs the whole set: `policy`). */
-  policyCi: {
-    focus: [
-      "\\[sig-network\\] NetworkPolicy \\[LinuxOnly\\] NetworkPolicy between server and client should (support a 'default-deny-ingress' policy|enforce policy to allow traffic only from a different namespace, based on NamespaceSelector|enforce policy based on PodSelector and NamespaceSelector|allow ingress access on one named port|allow egress access on one named port|enforce updated policy|enforce except clause while egress access to server in CIDR block|not allow access by TCP when a policy specifies only SCTP)",
-    ],
-    skip: NOT_HERE,
-  },
   /** The NetworkPolicy tests (issue 24's judge). */
   policy: { focus: ["\\[sig-network\\] NetworkPolicy"], skip: NOT_HERE },
   /** Everything of sig-network this lab can run, NetworkPolicy included. */
